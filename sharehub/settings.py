@@ -1,0 +1,132 @@
+"""One typed settings object for the whole hub.
+
+Resolution order (dlt's habit): environment variables (``SHAREHUB_`` prefix, ``__`` for
+nesting) win, then the git-ignored secrets file (``sharehub.secrets.toml`` or
+``$SHAREHUB_SECRETS_FILE``), then the config file (``sharehub.toml`` or
+``$SHAREHUB_CONFIG_FILE``), then the embedded defaults under ``./var/``.
+
+Embedded defaults: hub DB = SQLite file ``var/hub.db``; lake warehouse = ``var/lake``;
+Airflow home = ``var/airflow``. Setting ``SHAREHUB_S3__ENDPOINT`` and ``SHAREHUB_S3__BUCKET``
+moves the lake to S3/MinIO; setting ``SHAREHUB_DATABASE_URL`` moves the hub DB.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class S3Settings(BaseModel):
+    """Where the lake lives when it is on S3 / MinIO."""
+
+    endpoint: str | None = None  # e.g. http://minio:9000; None = AWS default endpoint
+    bucket: str | None = None
+    prefix: str = "warehouse"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    region: str = "us-east-1"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bucket)
+
+
+class Settings(BaseSettings):
+    """Settings of one hub instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHAREHUB_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    var_dir: Path = Field(default=Path("var"), description="root of everything the embedded hub writes")
+    database_url: str | None = Field(default=None, description="hub DB; default sqlite:///<var>/hub.db")
+    lake_dir: Path | None = Field(default=None, description="local warehouse; default <var>/lake")
+    s3: S3Settings = S3Settings()
+    airflow_home: Path | None = Field(default=None, description="default <var>/airflow")
+    connections: dict[str, str] = Field(
+        default_factory=dict,
+        description="department source connection refs -> SQLAlchemy URL, folder or s3:// prefix",
+    )
+    batch_size: int = Field(default=50_000, ge=100)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    working_days_deadline: int = 10
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets = Path(os.environ.get("SHAREHUB_SECRETS_FILE", "sharehub.secrets.toml"))
+        config = Path(os.environ.get("SHAREHUB_CONFIG_FILE", "sharehub.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=secrets),
+            TomlConfigSettingsSource(settings_cls, toml_file=config),
+        )
+
+    # ---- derived locations -------------------------------------------------------------
+    @property
+    def hub_db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'hub.db').resolve()}"
+
+    @property
+    def warehouse(self) -> str:
+        """Iceberg warehouse location: ``s3://bucket/prefix`` or ``file:///abs/path``."""
+        if self.s3.enabled:
+            return f"s3://{self.s3.bucket}/{self.s3.prefix.strip('/')}"
+        return (self.lake_dir or self.var_dir / "lake").resolve().as_uri()
+
+    @property
+    def airflow_dir(self) -> Path:
+        return (self.airflow_home or self.var_dir / "airflow").resolve()
+
+    @property
+    def reports_dir(self) -> Path:
+        return (self.var_dir / "reports").resolve()
+
+    def s3_options(self) -> dict[str, Any] | None:
+        """Plain S3 options for the lake and file connectors, None when the lake is local."""
+        if not self.s3.enabled:
+            return None
+        return {
+            "endpoint": self.s3.endpoint,
+            "access_key": self.s3.access_key.get_secret_value() if self.s3.access_key else None,
+            "secret_key": self.s3.secret_key.get_secret_value() if self.s3.secret_key else None,
+            "region": self.s3.region,
+        }
+
+    def connection(self, ref: str) -> str:
+        """Resolve a source's connection ref (case-insensitive), with a clear error when unknown."""
+        for key, value in self.connections.items():
+            if key.lower() == ref.lower():
+                return value
+        raise KeyError(
+            f"connection ref {ref!r} is not configured; set SHAREHUB_CONNECTIONS__{ref.upper()} "
+            "or add it under [connections] in sharehub.secrets.toml"
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()
