@@ -1,0 +1,177 @@
+"""The serving store (共享库): one indexed SQL table per published dataset in the hub DB.
+
+The lake is the system of record; these tables are derived from the curated snapshot so
+that lookups by primary key or subject are fast. Each run refreshes its table in one
+transaction: a full run replaces the contents, an incremental run upserts its rows. The
+table can always be rebuilt from the curated snapshot (``rebuild``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from catalog.model import DatasetSpec, FieldSpec
+
+SERVING_PREFIX = "srv_"
+META_COLUMNS = ("_run_id", "_updated_at")
+_CHUNK = 2_000
+
+
+def serving_table_name(code: str) -> str:
+    """SQL table name of a dataset's serving table."""
+    return SERVING_PREFIX + re.sub(r"[^a-z0-9]+", "_", code.lower()).strip("_")
+
+
+def _sql_type(f: FieldSpec) -> sa.types.TypeEngine[Any]:
+    ps = f.decimal_precision_scale()
+    if ps:
+        return sa.Numeric(ps[0], ps[1])
+    return {
+        "string": sa.Text(),
+        "integer": sa.BigInteger(),
+        "float": sa.Float(),
+        "boolean": sa.Boolean(),
+        "date": sa.Date(),
+        "timestamp": sa.DateTime(),
+    }[f.type]
+
+
+def serving_table(spec: DatasetSpec, metadata: sa.MetaData | None = None) -> sa.Table:
+    """The SQLAlchemy table for a dataset (key columns as bounded strings so every DB can index them)."""
+    md = metadata or sa.MetaData()
+    name = serving_table_name(spec.code)
+    keyish = set(spec.primary_key) | ({spec.subject.field} if spec.subject else set())
+    cols: list[sa.SchemaItem] = []
+    for f in spec.fields:
+        typ = sa.String(200) if (f.name in keyish and f.type == "string") else _sql_type(f)
+        cols.append(sa.Column(f.name, typ, nullable=f.name not in spec.primary_key))
+    cols.append(sa.Column("_run_id", sa.String(250), nullable=False))
+    cols.append(sa.Column("_updated_at", sa.DateTime(timezone=True), nullable=False))
+    cols.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=f"pk_{name}"))
+    if spec.subject and spec.subject.field not in spec.primary_key[:1]:
+        cols.append(sa.Index(f"ix_{name}_subject", spec.subject.field))
+    return sa.Table(name, md, *cols)
+
+
+def ensure_serving_table(engine: sa.Engine, spec: DatasetSpec) -> bool:
+    """Create the table, or recreate it when the declared fields changed. True when it is new/empty."""
+    table = serving_table(spec)
+    insp = sa.inspect(engine)
+    if insp.has_table(table.name):
+        existing = {c["name"] for c in insp.get_columns(table.name)}
+        if existing == {c.name for c in table.columns}:
+            return False
+        table.drop(engine)  # derived data: rebuilt from the curated snapshot by the caller
+    table.create(engine)
+    return True
+
+
+def _py_rows(batch: pa.RecordBatch | pa.Table, names: Sequence[str], run_id: str, now: dt.datetime) -> list[dict[str, Any]]:
+    cols = {n: batch.column(n).to_pylist() for n in names}
+    return [
+        {**{n: cols[n][i] for n in names}, "_run_id": run_id, "_updated_at": now} for i in range(batch.num_rows)
+    ]
+
+
+def _chunks(data: pa.Table | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    batches = data.to_batches(max_chunksize=_CHUNK) if isinstance(data, pa.Table) else data
+    for b in batches:
+        for off in range(0, b.num_rows, _CHUNK):
+            yield b.slice(off, _CHUNK)
+
+
+def _upsert_stmt(engine: sa.Engine, table: sa.Table, key: Sequence[str]) -> Any:
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+        )
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        s_stmt = sqlite_insert(table)
+        return s_stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={c.name: s_stmt.excluded[c.name] for c in table.columns if c.name not in key},
+        )
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as my_insert
+
+        m_stmt = my_insert(table)
+        return m_stmt.on_duplicate_key_update({c.name: m_stmt.inserted[c.name] for c in table.columns if c.name not in key})
+    raise NotImplementedError(f"serving upsert is not implemented for {dialect}")
+
+
+def refresh(
+    engine: sa.Engine,
+    spec: DatasetSpec,
+    data: pa.Table | Iterable[pa.RecordBatch],
+    *,
+    run_id: str,
+    replace: bool,
+) -> int:
+    """Write a run's published rows: replace the whole table (full run) or upsert them. One transaction."""
+    table = serving_table(spec)
+    names = [f.name for f in spec.fields]
+    now = dt.datetime.now(dt.UTC)
+    written = 0
+    stmt = table.insert() if replace else _upsert_stmt(engine, table, spec.primary_key)
+    with engine.begin() as conn:
+        if replace:
+            conn.execute(table.delete())
+        for chunk in _chunks(data):
+            rows = _py_rows(chunk, names, run_id, now)
+            if rows:
+                conn.execute(stmt, rows)
+                written += len(rows)
+    return written
+
+
+def _public(row: sa.Row[Any]) -> dict[str, Any]:
+    return {k: v for k, v in row._mapping.items() if k not in META_COLUMNS}
+
+
+def lookup_key(engine: sa.Engine, spec: DatasetSpec, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The record with this primary key, or None."""
+    table = serving_table(spec)
+    missing = [k for k in spec.primary_key if k not in key]
+    if missing:
+        raise ValueError(f"primary key field(s) missing: {', '.join(missing)}")
+    cond = sa.and_(*[table.c[k] == key[k] for k in spec.primary_key])
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(cond)).first()
+    return _public(row) if row else None
+
+
+def lookup_subject(
+    engine: sa.Engine, spec: DatasetSpec, subject: str, *, limit: int = 100, after: Sequence[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Records about one subject, ordered by primary key; ``after`` is the last key seen (cursor)."""
+    if spec.subject is None:
+        raise ValueError(f"dataset {spec.code} has no subject field")
+    table = serving_table(spec)
+    key_cols = [table.c[k] for k in spec.primary_key]
+    q = sa.select(table).where(table.c[spec.subject.field] == subject)
+    if after is not None:
+        q = q.where(sa.tuple_(*key_cols) > sa.tuple_(*[sa.literal(v) for v in after]))
+    q = q.order_by(*key_cols).limit(limit)
+    with engine.connect() as conn:
+        return [_public(r) for r in conn.execute(q)]
+
+
+def count(engine: sa.Engine, spec: DatasetSpec) -> int:
+    """Rows in the serving table (0 when it does not exist yet)."""
+    table = serving_table(spec)
+    if not sa.inspect(engine).has_table(table.name):
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
