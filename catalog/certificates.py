@@ -1,0 +1,201 @@
+"""Electronic certificates (电子证照) issued from certificate datasets.
+
+Identifiers follow the GB/T 36904 pattern::
+
+    1.2.156.3005.2.<type code>.<issuer code>.<serial>.<version>.<check>
+
+* ``type code``: the certificate type's code in the directory (证照类型代码);
+* ``issuer code``: the issuing department's unified social credit code (or its directory code);
+* ``serial``: an 8-digit number assigned per type at first issue and never reused;
+* ``version``: starts at 1 and goes up whenever a face field of the certificate changes;
+* ``check``: one character, ISO/IEC 7064 hybrid MOD 37,36 over the letters and digits of
+  everything before it (upper-cased, dots left out), from the alphabet ``0-9A-Z``.
+
+Status is derived from the source data at each sync: ``revoked`` when the status field holds
+one of the mapping's revoked values, ``expired`` when the validity end is before today,
+``valid`` otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from catalog import schema
+from catalog.model import CertificateMapping, DatasetSpec, DepartmentSpec
+
+OID_PREFIX = "1.2.156.3005.2"
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def mod37_36_check(text: str) -> str:
+    """ISO/IEC 7064 hybrid MOD 37,36 check character over the alphanumerics of ``text``."""
+    m = 36
+    p = m
+    for ch in text.upper():
+        if ch not in _ALNUM:
+            continue
+        p = (p + _ALNUM.index(ch)) % m or m
+        p = (2 * p) % (m + 1)
+    return _ALNUM[(m + 1 - p) % m]
+
+
+def certificate_identifier(type_code: str, issuer_code: str, serial: int, version: int) -> str:
+    """Build a GB/T 36904-style identifier with its check character."""
+    body = f"{OID_PREFIX}.{type_code}.{issuer_code}.{serial:08d}.{version}"
+    return f"{body}.{mod37_36_check(body)}"
+
+
+def identifier_is_well_formed(identifier: str) -> bool:
+    """True when the identifier has the pattern and its check character matches."""
+    body, _, check = identifier.rpartition(".")
+    return identifier.startswith(OID_PREFIX + ".") and len(check) == 1 and mod37_36_check(body) == check
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    """Counts of one issuing pass."""
+
+    issued: int = 0
+    reissued: int = 0  # face changed: new version
+    status_changed: int = 0
+    unchanged: int = 0
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    return v
+
+
+def _status(mapping: CertificateMapping, row: dict[str, Any], today: dt.date) -> str:
+    if mapping.status and row.get(mapping.status) in mapping.revoked_values:
+        return "revoked"
+    until = row.get(mapping.valid_until) if mapping.valid_until else None
+    if isinstance(until, dt.datetime):
+        until = until.date()
+    if isinstance(until, dt.date) and until < today:
+        return "expired"
+    return "valid"
+
+
+def _as_date(v: Any) -> dt.date | None:
+    if isinstance(v, dt.datetime):
+        return v.date()
+    return v if isinstance(v, dt.date) else None
+
+
+def issue(
+    engine: sa.Engine,
+    spec: DatasetSpec,
+    department: DepartmentSpec,
+    type_code: str,
+    rows: pa.Table,
+    *,
+    run_id: str,
+    today: dt.date | None = None,
+) -> IssueResult:
+    """Issue or update the certificates for the published rows of a certificate dataset."""
+    mapping = spec.certificate
+    if mapping is None:
+        raise ValueError(f"dataset {spec.code} has no certificate mapping")
+    if spec.subject is None:
+        raise ValueError(f"certificate dataset {spec.code} needs a subject field (the holder)")
+    today = today or dt.date.today()
+    issuer_code = department.credit_code or department.code
+    t = schema.certificates
+    now = dt.datetime.now(dt.UTC)
+    counts = {"issued": 0, "reissued": 0, "status_changed": 0, "unchanged": 0}
+    with engine.begin() as conn:
+        existing = {
+            r.record_key: r
+            for r in conn.execute(
+                sa.select(t.c.record_key, t.c.identifier, t.c.serial, t.c.version, t.c.face_sha256, t.c.status).where(
+                    t.c.type_code == type_code
+                )
+            )
+        }
+        next_serial = int(
+            conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.serial), 0)).where(t.c.type_code == type_code))
+            .scalar_one()
+        ) + 1
+        inserts: list[dict[str, Any]] = []
+        for row in rows.to_pylist():
+            record_key = "|".join(str(row[k]) for k in spec.primary_key)
+            face = {f: _jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
+            face_sha = hashlib.sha256(json.dumps(face, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+            status = _status(mapping, row, today)
+            values = {
+                "number": str(row[mapping.number]),
+                "holder_id": str(row[spec.subject.field]),
+                "holder_name": str(row[mapping.holder_name]),
+                "valid_from": _as_date(row.get(mapping.valid_from)),
+                "valid_until": _as_date(row.get(mapping.valid_until)) if mapping.valid_until else None,
+                "status": status,
+                "face": face,
+                "face_sha256": face_sha,
+                "updated_at": now,
+                "run_id": run_id,
+            }
+            old = existing.get(record_key)
+            if old is None:
+                serial = next_serial
+                next_serial += 1
+                ident = certificate_identifier(type_code, issuer_code, serial, 1)
+                inserts.append(
+                    {
+                        "identifier": ident,
+                        "type_code": type_code,
+                        "dataset_code": spec.code,
+                        "record_key": record_key,
+                        "issuer_code": issuer_code,
+                        "issuer_name": department.name,
+                        "serial": serial,
+                        "version": 1,
+                        "issued_at": now,
+                        **values,
+                    }
+                )
+                counts["issued"] += 1
+                continue
+            if old.face_sha256 != face_sha:
+                version = old.version + 1
+                values["identifier"] = certificate_identifier(type_code, issuer_code, old.serial, version)
+                values["version"] = version
+                counts["reissued"] += 1
+            elif old.status != status:
+                counts["status_changed"] += 1
+            else:
+                counts["unchanged"] += 1
+                continue
+            conn.execute(t.update().where(t.c.identifier == old.identifier).values(**values))
+        for off in range(0, len(inserts), 2000):
+            conn.execute(t.insert(), inserts[off : off + 2000])
+    return IssueResult(**counts)
+
+
+def certificates_of(engine: sa.Engine, holder_id: str, type_code: str | None = None) -> list[dict[str, Any]]:
+    """A holder's certificates, optionally of one type."""
+    t = schema.certificates
+    q = sa.select(t).where(t.c.holder_id == holder_id)
+    if type_code:
+        q = q.where(t.c.type_code == type_code)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.type_code, t.c.identifier))]
+
+
+def certificate(engine: sa.Engine, identifier: str) -> dict[str, Any] | None:
+    """One certificate by identifier."""
+    t = schema.certificates
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t).where(t.c.identifier == identifier)).first()
+    return dict(row._mapping) if row else None
