@@ -186,7 +186,12 @@ def issue(
 def certificates_of(engine: sa.Engine, holder_id: str, type_code: str | None = None) -> list[dict[str, Any]]:
     """A holder's certificates, optionally of one type."""
     t = schema.certificates
-    q = sa.select(t).where(t.c.holder_id == holder_id)
+    ct = schema.certificate_types
+    q = (
+        sa.select(t, ct.c.holder_kind, ct.c.name.label("type_name"))
+        .join(ct, ct.c.code == t.c.type_code)
+        .where(t.c.holder_id == holder_id)
+    )
     if type_code:
         q = q.where(t.c.type_code == type_code)
     with engine.connect() as conn:
@@ -196,6 +201,12 @@ def certificates_of(engine: sa.Engine, holder_id: str, type_code: str | None = N
 def certificate(engine: sa.Engine, identifier: str) -> dict[str, Any] | None:
     """One certificate by identifier."""
     t = schema.certificates
+    ct = schema.certificate_types
+    q = (
+        sa.select(t, ct.c.holder_kind, ct.c.name.label("type_name"))
+        .join(ct, ct.c.code == t.c.type_code)
+        .where(t.c.identifier == identifier)
+    )
     with engine.connect() as conn:
-        row = conn.execute(sa.select(t).where(t.c.identifier == identifier)).first()
+        row = conn.execute(q).first()
     return dict(row._mapping) if row else None

@@ -1,0 +1,93 @@
+"""The connector interface: the protocol, rejects, errors and the registry of connector kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SOURCE_COLUMN = "_source"
+ROW_COLUMN = "_row"
+EXTRA_COLUMN = "_extra"
+DEFAULT_BATCH_SIZE = 50_000
+
+
+class ConnectorError(Exception):
+    """A whole-source problem; the message names the file or table, the line and the cause."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One row (or one value) that could not be read or cast.
+
+    ``source`` is the file or table name, ``row`` the row's number in that source (see the
+    ``_row`` column), ``field`` the column concerned (``None`` for a whole-row problem),
+    ``value`` the offending text and ``reason`` a message for the department.
+    """
+
+    source: str
+    row: int
+    field: str | None
+    value: str | None
+    reason: str
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A department source that streams Arrow record batches with ``_source`` and ``_row`` columns."""
+
+    def read_batches(self) -> Iterator[pa.RecordBatch]:
+        """Stream the source as record batches (bounded memory)."""
+        ...
+
+    @property
+    def rejects(self) -> list[Reject]:
+        """Rows the connector could not read, filled during iteration."""
+        ...
+
+
+ConnectorFactory = Callable[..., Connector]
+_REGISTRY: dict[str, Callable[[], ConnectorFactory]] = {}
+
+
+def _sql() -> ConnectorFactory:
+    from connectors.sql import SqlConnector
+
+    return SqlConnector
+
+
+def _file() -> ConnectorFactory:
+    from connectors.files import FileConnector
+
+    return FileConnector
+
+
+_REGISTRY["sql"] = _sql
+_REGISTRY["file"] = _file
+
+
+def register_connector(kind: str, loader: Callable[[], ConnectorFactory]) -> None:
+    """Register a connector kind; ``loader`` returns the factory (imported lazily)."""
+    _REGISTRY[kind] = loader
+
+
+def connector_kinds() -> list[str]:
+    """The registered connector kinds, sorted."""
+    return sorted(_REGISTRY)
+
+
+def open_connector(kind: str, **options: Any) -> Connector:
+    """Build a connector of ``kind`` ("sql", "file", ...) from keyword options.
+
+    Raises ConnectorError for an unknown kind.
+    """
+    try:
+        loader = _REGISTRY[kind]
+    except KeyError:
+        raise ConnectorError(
+            f"unknown connector kind {kind!r}; known kinds: {', '.join(connector_kinds())}"
+        ) from None
+    return loader()(**options)

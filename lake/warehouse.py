@@ -1,0 +1,169 @@
+"""Open the lake: pyiceberg's SQL catalog in the hub DB, warehouse on a local folder or S3."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+from lake import properties as props
+from lake.errors import LakeError
+from lake.zones import ZONES
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from lake.tables import Lake
+
+logger = logging.getLogger(__name__)
+
+S3_CHECK_CONNECT_TIMEOUT_S = 5.0
+S3_CHECK_REQUEST_TIMEOUT_S = 10.0
+_DENIED = ("ACCESS_DENIED", "ACCESSDENIED", "INVALIDACCESSKEYID", "SIGNATURE", "403")
+
+
+def open_lake(
+    catalog_uri: str,
+    warehouse: str,
+    *,
+    s3: Mapping[str, str] | None = None,
+    name: str = "sharehub",
+) -> Lake:
+    """Open (and initialise if needed) the lake.
+
+    Args:
+        catalog_uri: SQLAlchemy URL of the hub DB holding the Iceberg SQL catalog
+            (``sqlite:////abs/path.db`` or ``postgresql+psycopg://...``).
+        warehouse: ``file:///abs/dir`` (or an absolute path) or ``s3://bucket/prefix``.
+        s3: for an S3 warehouse: ``endpoint``, ``access_key``, ``secret_key``, ``region``.
+        name: the catalog name (rows of several catalogs may share one DB).
+
+    Creates the catalog tables and the zone namespaces when missing. For S3, checks first that
+    the endpoint answers, the credentials work and the bucket exists (:class:`LakeError` if not).
+    """
+    from lake.tables import Lake
+
+    catalog_props = catalog_properties(catalog_uri, warehouse, s3=s3)
+    if warehouse.startswith("s3://") or warehouse.startswith("s3a://"):
+        check_s3_warehouse(warehouse, s3 or {})
+    elif catalog_props[props.CATALOG_WAREHOUSE].startswith("file://"):
+        Path(_file_path(catalog_props[props.CATALOG_WAREHOUSE])).mkdir(parents=True, exist_ok=True)
+    catalog = load_sql_catalog(name, catalog_props)
+    ensure_namespaces(catalog)
+    return Lake(catalog)
+
+
+def _file_path(uri: str) -> str:
+    return unquote(urlparse(uri).path)
+
+
+def catalog_properties(
+    catalog_uri: str, warehouse: str, *, s3: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """pyiceberg SqlCatalog properties (catalog + FileIO) for these settings."""
+    if warehouse.startswith("/"):
+        warehouse = Path(warehouse).as_uri()
+    scheme = urlparse(warehouse).scheme
+    if scheme not in ("file", "s3", "s3a"):
+        raise LakeError(f"unsupported warehouse {warehouse!r}: use file:///abs/dir or s3://bucket/prefix")
+    if scheme == "file" and not _file_path(warehouse).startswith("/"):
+        raise LakeError(f"the warehouse folder must be absolute: {warehouse!r}")
+    result = {
+        props.CATALOG_URI: catalog_uri,
+        props.CATALOG_WAREHOUSE: warehouse.rstrip("/"),
+        # we create the catalog tables ourselves, tolerating a concurrent creator
+        props.CATALOG_INIT_TABLES: "false",
+        props.CATALOG_POOL_PRE_PING: "true",
+    }
+    if scheme in ("s3", "s3a"):
+        s3 = s3 or {}
+        if s3.get("endpoint"):
+            result[props.S3_ENDPOINT] = s3["endpoint"]
+            # MinIO and most S3-compatible stores want path-style addressing
+            result[props.S3_FORCE_VIRTUAL_ADDRESSING] = "false"
+        if s3.get("access_key"):
+            result[props.S3_ACCESS_KEY_ID] = s3["access_key"]
+        if s3.get("secret_key"):
+            result[props.S3_SECRET_ACCESS_KEY] = s3["secret_key"]
+        # always set: without a region pyiceberg asks AWS where the bucket lives
+        result[props.S3_REGION] = s3.get("region") or props.DEFAULT_S3_REGION
+    return result
+
+
+def check_s3_warehouse(warehouse: str, s3: Mapping[str, str]) -> None:
+    """Raise a clear :class:`LakeError` unless the endpoint answers, the keys work and the bucket exists."""
+    from pyarrow import fs
+
+    bucket = urlparse(warehouse).netloc
+    endpoint = s3.get("endpoint") or "AWS S3"
+    kwargs: dict[str, object] = {
+        "region": s3.get("region") or props.DEFAULT_S3_REGION,
+        "connect_timeout": S3_CHECK_CONNECT_TIMEOUT_S,
+        "request_timeout": S3_CHECK_REQUEST_TIMEOUT_S,
+        "retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=2),
+    }
+    if s3.get("endpoint"):
+        kwargs["endpoint_override"] = s3["endpoint"]
+        kwargs["force_virtual_addressing"] = False
+    if s3.get("access_key"):
+        kwargs["access_key"] = s3["access_key"]
+        kwargs["secret_key"] = s3.get("secret_key", "")
+    try:
+        info = fs.S3FileSystem(**kwargs).get_file_info(bucket)
+    except OSError as exc:
+        text = str(exc)
+        upper = text.upper()
+        if any(
+            m in upper for m in ("ACCESS_DENIED", "ACCESSDENIED", "INVALIDACCESSKEYID", "SIGNATURE", "403")
+        ):
+            raise LakeError(
+                f"S3 credentials rejected by {endpoint} (access key {s3.get('access_key', '')!r}): {text}"
+            ) from exc
+        if "NETWORK_CONNECTION" in upper or "CONNECT" in upper:
+            raise LakeError(f"S3 endpoint {endpoint} unreachable: {text}") from exc
+        raise LakeError(f"S3 check of bucket {bucket!r} at {endpoint} failed: {text}") from exc
+    if info.type == fs.FileType.NotFound:
+        raise LakeError(f"bucket '{bucket}' does not exist at {endpoint}")
+
+
+def load_sql_catalog(name: str, catalog_props: Mapping[str, str]) -> SqlCatalog:
+    """Build the SqlCatalog and create its tables, tolerating another process doing the same."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        catalog = SqlCatalog(name, **catalog_props)
+    except DatabaseError as exc:
+        raise LakeError(f"cannot open the Iceberg catalog DB {_safe_url(catalog_props)}: {exc}") from exc
+    try:
+        catalog.create_tables()  # CREATE TABLE ... with checkfirst: a no-op once they exist
+    except DatabaseError as exc:
+        # Two processes creating the catalog tables at once: the loser sees "already exists"
+        # (SQLite) or a unique violation on pg_type (PostgreSQL). Both are harmless.
+        text = str(exc).lower()
+        if "already exists" not in text and "duplicate key" not in text and "unique" not in text:
+            raise LakeError(
+                f"cannot create the Iceberg catalog tables in {_safe_url(catalog_props)}: {exc}"
+            ) from exc
+        logger.debug("catalog tables created concurrently: %s", exc)
+    return catalog
+
+
+def ensure_namespaces(catalog: SqlCatalog) -> None:
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    for zone in ZONES:
+        with contextlib.suppress(NamespaceAlreadyExistsError):  # created by a concurrent process
+            catalog.create_namespace_if_not_exists(zone)
+
+
+def _safe_url(catalog_props: Mapping[str, str]) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(catalog_props[props.CATALOG_URI]).render_as_string(hide_password=True)
+    except Exception:
+        return "<catalog uri>"

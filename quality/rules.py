@@ -1,0 +1,151 @@
+"""Field and dataset rules that quality turns into a Great Expectations suite.
+
+The rules are plain frozen dataclasses so that the directory (or anything else) can build
+them from its own records without knowing Great Expectations.
+
+Column rule kinds and their ``params``:
+
+=============  ==========================================  =====================================
+kind           params                                      meaning
+=============  ==========================================  =====================================
+not_null       –                                           value is present
+unique         –                                           no two rows share the value
+citizen_id     –                                           GB 11643 18-digit ID, real birth date
+credit_code    –                                           GB 32100 unified social credit code
+mobile         –                                           mainland mobile, 11 digits
+enum           ``values``: list of allowed values          value is one of them
+range          ``min`` and/or ``max`` (inclusive)          numbers, or ISO dates / date(time)s
+regex          ``pattern``                                 value matches (``re.search``)
+max_length     ``max``: int                                string length at most ``max``
+not_future     –                                           date / timestamp not after today/now
+compare        ``op`` (< <= > >= == !=), ``other`` field   this field ``op`` the other field
+=============  ==========================================  =====================================
+
+Every rule but ``not_null`` skips null values: a missing value is only a not_null violation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+NOT_NULL = "not_null"
+UNIQUE = "unique"
+CITIZEN_ID = "citizen_id"
+CREDIT_CODE = "credit_code"
+MOBILE = "mobile"
+ENUM = "enum"
+RANGE = "range"
+REGEX = "regex"
+MAX_LENGTH = "max_length"
+NOT_FUTURE = "not_future"
+COMPARE = "compare"
+
+RULE_KINDS: frozenset[str] = frozenset(
+    {NOT_NULL, UNIQUE, CITIZEN_ID, CREDIT_CODE, MOBILE, ENUM, RANGE, REGEX, MAX_LENGTH, NOT_FUTURE, COMPARE}
+)
+COMPARE_OPS: frozenset[str] = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+#: rule names used in violations for the dataset-level checks
+PRIMARY_KEY = "primary_key"
+VOLUME_CHANGE = "volume_change"
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """One rule on one field.
+
+    e.g. ``ColumnRule("promised_days", "compare", {"op": "<=", "other": "legal_days"})``.
+    """
+
+    field: str
+    kind: str
+    params: Mapping[str, Any] = dc_field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULE_KINDS:
+            raise ValueError(f"unknown rule kind {self.kind!r} on field {self.field!r}")
+        p = self.params
+        if self.kind == ENUM:
+            values = p.get("values")
+            if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+                raise ValueError(f"enum rule on {self.field!r} needs a non-empty list 'values'")
+        elif self.kind == RANGE:
+            if p.get("min") is None and p.get("max") is None:
+                raise ValueError(f"range rule on {self.field!r} needs 'min' and/or 'max'")
+        elif self.kind == REGEX:
+            pattern = p.get("pattern")
+            if not isinstance(pattern, str):
+                raise ValueError(f"regex rule on {self.field!r} needs a string 'pattern'")
+            re.compile(pattern)
+        elif self.kind == MAX_LENGTH:
+            limit = p.get("max")
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+                raise ValueError(f"max_length rule on {self.field!r} needs a non-negative int 'max'")
+        elif self.kind == COMPARE:
+            if p.get("op") not in COMPARE_OPS:
+                raise ValueError(f"compare rule on {self.field!r} needs 'op' in {sorted(COMPARE_OPS)}")
+            if not isinstance(p.get("other"), str):
+                raise ValueError(f"compare rule on {self.field!r} needs the 'other' field name")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (see :meth:`from_dict`)."""
+        return {"field": self.field, "kind": self.kind, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnRule:
+        """Build a rule from ``{"field", "kind", "params"}``."""
+        return cls(field=str(data["field"]), kind=str(data["kind"]), params=dict(data.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class DatasetRules:
+    """All rules of one dataset.
+
+    ``key``: the primary key (possibly composite), checked for uniqueness when not empty.
+    ``max_volume_change``: allowed relative change of the row count against
+    ``previous_row_count`` (0.5 = ±50 %); the check runs only when both are set and the
+    previous count is positive.
+    """
+
+    key: Sequence[str] = ()
+    columns: Sequence[ColumnRule] = ()
+    max_volume_change: float | None = None
+    previous_row_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_volume_change is not None and self.max_volume_change < 0:
+            raise ValueError("max_volume_change must be >= 0")
+
+    def fields(self) -> list[str]:
+        """Every field the rules mention, in first-mention order."""
+        seen: dict[str, None] = dict.fromkeys(self.key)
+        for rule in self.columns:
+            seen.setdefault(rule.field)
+            if rule.kind == COMPARE:
+                seen.setdefault(str(rule.params["other"]))
+        return list(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (see :meth:`from_dict`)."""
+        return {
+            "key": list(self.key),
+            "columns": [r.to_dict() for r in self.columns],
+            "max_volume_change": self.max_volume_change,
+            "previous_row_count": self.previous_row_count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetRules:
+        """Build rules from the :meth:`to_dict` form."""
+        mvc = data.get("max_volume_change")
+        prev = data.get("previous_row_count")
+        return cls(
+            key=[str(k) for k in data.get("key") or []],
+            columns=[ColumnRule.from_dict(c) for c in data.get("columns") or []],
+            max_volume_change=None if mvc is None else float(mvc),
+            previous_row_count=None if prev is None else int(prev),
+        )

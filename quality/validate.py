@@ -1,0 +1,596 @@
+"""Validate an Arrow table against :class:`~quality.rules.DatasetRules` with Great Expectations.
+
+``validate`` builds a GX Core ExpectationSuite from the rules, runs it on the table (as a
+pandas dataframe batch of a shared ephemeral context) with result format COMPLETE and the
+row-id column as ``unexpected_index_column_names``, and turns each failing expectation's
+unexpected rows into per-row :class:`Violation` s. GX decides *which* rows break a rule; the
+messages (*why*) come from a pure-Python pass over those rows only, on the original Arrow
+values (so an int column with nulls still prints ``30``, not ``30.0``).
+
+``split`` then separates good rows from bad rows (with a ``_reasons`` JSON column), which is
+the quarantine / correction list that goes back to the department.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import operator
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quality import checksums
+from quality.rules import (
+    CITIZEN_ID,
+    COMPARE,
+    CREDIT_CODE,
+    ENUM,
+    MAX_LENGTH,
+    MOBILE,
+    NOT_FUTURE,
+    NOT_NULL,
+    PRIMARY_KEY,
+    RANGE,
+    REGEX,
+    UNIQUE,
+    VOLUME_CHANGE,
+    DatasetRules,
+)
+
+REASONS_COLUMN = "_reasons"
+#: sample bad rows kept per expectation in ``to_json`` / the report
+SAMPLE_ROWS = 20
+MOBILE_PATTERN = r"^1[3-9]\d{9}$"
+_STRING_RULES = frozenset({CITIZEN_ID, CREDIT_CODE, MOBILE, REGEX, MAX_LENGTH})
+_META_KEY = "sharehub_check"
+_MAX_VALUE_CHARS = 64
+_MAX_OTHER_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule on one row. ``field`` is None for row-less checks."""
+
+    field: str | None
+    rule: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "rule": self.rule, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """The outcome of one GX expectation of the suite."""
+
+    expectation_type: str
+    column: str | None
+    success: bool
+    unexpected_count: int
+    unexpected_percent: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""
+    sample_rows: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expectation_type": self.expectation_type,
+            "column": self.column,
+            "rule": self.rule,
+            "success": self.success,
+            "unexpected_count": self.unexpected_count,
+            "unexpected_percent": self.unexpected_percent,
+            "details": _jsonable(self.details),
+            "sample_rows": list(self.sample_rows),
+        }
+
+
+@dataclass
+class ValidationOutcome:
+    """Everything one validation found; ``to_json()`` is what gets stored per run."""
+
+    suite_name: str
+    success: bool
+    row_count: int
+    bad_row_count: int
+    violations: dict[int, list[Violation]]
+    expectations: list[ExpectationResult]
+    dataset_checks: dict[str, dict[str, Any]]
+    row_id: str = "_row"
+    #: True when the table had no row-id column and row ids are row positions
+    row_id_is_position: bool = False
+    #: the GX ``ExpectationSuiteValidationResult`` (its unexpected lists trimmed to SAMPLE_ROWS)
+    gx_result: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary: counts, expectations, dataset checks, sample bad rows and GX's result."""
+        sample_ids: dict[int, None] = {}
+        for exp in self.expectations:
+            sample_ids.update(dict.fromkeys(exp.sample_rows))
+        samples = [
+            {"row": rid, "violations": [v.to_dict() for v in self.violations.get(rid, [])]}
+            for rid in sorted(sample_ids)
+        ]
+        return {
+            "suite_name": self.suite_name,
+            "success": self.success,
+            "row_count": self.row_count,
+            "bad_row_count": self.bad_row_count,
+            "violation_count": sum(len(v) for v in self.violations.values()),
+            "row_id": self.row_id,
+            "expectations": [e.to_dict() for e in self.expectations],
+            "dataset_checks": _jsonable(self.dataset_checks),
+            "sample_violations": samples,
+            "gx_result": self.gx_result.describe_dict() if self.gx_result is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What one expectation of the suite stands for."""
+
+    rule: str
+    fields: tuple[str, ...]
+    params: Mapping[str, Any]
+    column: str | None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def validate(
+    table: pa.Table, rules: DatasetRules, *, row_id: str = "_row", suite_name: str
+) -> ValidationOutcome:
+    """Validate ``table`` with a GX suite built from ``rules``.
+
+    ``row_id`` names an integer column that identifies rows in the violations; when the
+    table has no such column, row positions (0-based) are used. Every field the rules
+    mention must exist in the table (``ValueError`` otherwise).
+    """
+    missing = [f for f in rules.fields() if f not in table.column_names]
+    if missing:
+        raise ValueError(f"fields not in the table: {', '.join(missing)}")
+    is_position = row_id not in table.column_names
+    ids = (
+        pa.array(range(table.num_rows), pa.int64())
+        if is_position
+        else pc.cast(table.column(row_id), pa.int64()).combine_chunks()
+    )
+    df, kinds = _to_pandas(table, rules, row_id, ids)
+    checks, expectations = _build_suite(rules, kinds)
+
+    import great_expectations as gx
+
+    from quality import _gx
+
+    suite = gx.ExpectationSuite(name=suite_name)
+    for exp in expectations:
+        suite.add_expectation(exp)
+    result_format = {
+        "result_format": "COMPLETE",
+        "unexpected_index_column_names": [row_id],
+        "return_unexpected_index_query": False,
+    }
+    with _gx.lock():
+        batch = _gx.batch_definition().get_batch(batch_parameters={"dataframe": df})
+        gx_result = batch.validate(suite, result_format=result_format)
+    del df
+
+    positions: dict[int, int] | None = None
+    violations: dict[int, list[Violation]] = defaultdict(list)
+    results: list[ExpectationResult] = []
+    dataset_checks: dict[str, dict[str, Any]] = {}
+    for res in gx_result.results:
+        config = res.expectation_config
+        check = checks[int(config.meta[_META_KEY])]
+        r = res.result or {}
+        bad_ids = [int(d[row_id]) for d in r.get("unexpected_index_list") or []]
+        details: dict[str, Any] = {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")}
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            details["exception"] = res.exception_info.get("exception_message")
+        if check.rule == VOLUME_CHANGE:
+            volume = _volume_check(rules, table.num_rows, bool(res.success))
+            dataset_checks[VOLUME_CHANGE] = volume
+            details.update(volume)
+        elif bad_ids:
+            if positions is None:
+                positions = {int(v): i for i, v in enumerate(ids.to_pylist())}
+            for rid, violation in _explain(check, table, bad_ids, positions):
+                violations[rid].append(violation)
+        results.append(
+            ExpectationResult(
+                expectation_type=config.type,
+                column=check.column,
+                success=bool(res.success),
+                unexpected_count=int(r.get("unexpected_count") or 0),
+                unexpected_percent=_float_or_none(r.get("unexpected_percent")),
+                details=details,
+                rule=check.rule,
+                sample_rows=tuple(bad_ids[:SAMPLE_ROWS]),
+            )
+        )
+        _trim(r)
+
+    return ValidationOutcome(
+        suite_name=suite_name,
+        success=bool(gx_result.success),
+        row_count=table.num_rows,
+        bad_row_count=len(violations),
+        violations=dict(violations),
+        expectations=results,
+        dataset_checks=dataset_checks,
+        row_id=row_id,
+        row_id_is_position=is_position,
+        gx_result=gx_result,
+    )
+
+
+def split(table: pa.Table, outcome: ValidationOutcome) -> tuple[pa.Table, pa.Table]:
+    """Split the validated ``table`` into (good rows, bad rows + ``_reasons``).
+
+    ``_reasons`` is a JSON list of ``{field, rule, message}`` per bad row.
+    """
+    if outcome.row_id_is_position:
+        ids = pa.array(range(table.num_rows), pa.int64())
+    else:
+        ids = pc.cast(table.column(outcome.row_id), pa.int64()).combine_chunks()
+    bad_set = pa.array(sorted(outcome.violations), pa.int64())
+    is_bad = pc.fill_null(pc.is_in(ids, value_set=bad_set), False)
+    good = table.filter(pc.invert(is_bad))
+    bad = table.filter(is_bad)
+    bad_ids = ids.filter(is_bad).to_pylist()
+    reasons = [
+        json.dumps([v.to_dict() for v in outcome.violations[int(i)]], ensure_ascii=False) for i in bad_ids
+    ]
+    return good, bad.append_column(REASONS_COLUMN, pa.array(reasons, pa.string()))
+
+
+# --------------------------------------------------------------------------- Arrow -> pandas
+
+# column kinds as the suite builder sees them
+_NUMBER = "number"
+_STRING = "string"
+_TEMPORAL = "temporal"  # datetime64[ns] (naive or tz-aware) in pandas
+_DATE_OBJ = "date_object"  # python dates (outside the datetime64[ns] range)
+_TS_OBJ = "timestamp_object"  # timestamps outside the datetime64[ns] range
+_OTHER = "other"
+
+
+@dataclass(frozen=True)
+class _Kind:
+    kind: str
+    tz: str | None = None
+
+
+def _to_pandas(
+    table: pa.Table, rules: DatasetRules, row_id: str, ids: pa.Array
+) -> tuple[Any, dict[str, _Kind]]:
+    """The columns the rules need, converted so that GX's pandas metrics stay vectorised.
+
+    Dates and timestamps become datetime64[ns] (when in range), decimals float64, and
+    columns under string rules (mobile numbers stored as integers) strings.
+    """
+    string_fields = {r.field for r in rules.columns if r.kind in _STRING_RULES}
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
+    kinds: dict[str, _Kind] = {}
+    for name in rules.fields():
+        col = table.column(name)
+        t = col.type
+        kind = _Kind(_OTHER)
+        if pa.types.is_timestamp(t) or pa.types.is_date(t):
+            tz = t.tz if pa.types.is_timestamp(t) else None
+            try:
+                col = pc.cast(col, pa.timestamp("ns", tz=tz))
+                kind = _Kind(_TEMPORAL, tz)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                kind = _Kind(_DATE_OBJ if pa.types.is_date(t) else _TS_OBJ, tz)
+        elif pa.types.is_decimal(t):
+            col = pc.cast(col, pa.float64(), safe=False)
+            kind = _Kind(_NUMBER)
+        elif pa.types.is_integer(t) or pa.types.is_floating(t):
+            kind = _Kind(_NUMBER)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            kind = _Kind(_STRING)
+        if name in string_fields and kind.kind != _STRING:
+            col = pc.cast(col, pa.string())
+            kind = _Kind(_STRING)
+        arrays[name] = col
+        kinds[name] = kind
+    arrays[row_id] = ids
+    return pa.table(arrays).to_pandas(), kinds
+
+
+# --------------------------------------------------------------------------- suite
+
+
+def _build_suite(rules: DatasetRules, kinds: Mapping[str, _Kind]) -> tuple[list[_Check], list[Any]]:
+    import importlib
+
+    gxe: Any = importlib.import_module("great_expectations.expectations")
+    from quality import _gx
+
+    custom = _gx.custom_expectations()
+    checks: list[_Check] = []
+    expectations: list[Any] = []
+
+    def add(check: _Check, cls: Any, **kwargs: Any) -> None:
+        expectations.append(cls(meta={_META_KEY: len(checks)}, **kwargs))
+        checks.append(check)
+
+    key = tuple(rules.key)
+    if len(key) == 1:
+        add(_Check(PRIMARY_KEY, key, {}, key[0]), gxe.ExpectColumnValuesToBeUnique, column=key[0])
+    elif len(key) > 1:
+        add(
+            _Check(PRIMARY_KEY, key, {}, ",".join(key)),
+            gxe.ExpectCompoundColumnsToBeUnique,
+            column_list=list(key),
+        )
+
+    seen: set[str] = set()
+    for rule in rules.columns:
+        marker = json.dumps([rule.field, rule.kind, _jsonable(dict(rule.params))], sort_keys=True)
+        if marker in seen or (rule.kind == UNIQUE and key == (rule.field,)):
+            continue
+        seen.add(marker)
+        f = rule.field
+        p = rule.params
+        check = _Check(rule.kind, (f,), p, f)
+        if rule.kind == NOT_NULL:
+            add(check, gxe.ExpectColumnValuesToNotBeNull, column=f)
+        elif rule.kind == UNIQUE:
+            add(check, gxe.ExpectColumnValuesToBeUnique, column=f)
+        elif rule.kind == CITIZEN_ID:
+            add(check, custom["citizen_id"], column=f)
+        elif rule.kind == CREDIT_CODE:
+            add(check, custom["credit_code"], column=f)
+        elif rule.kind == MOBILE:
+            add(check, gxe.ExpectColumnValuesToMatchRegex, column=f, regex=MOBILE_PATTERN)
+        elif rule.kind == REGEX:
+            add(check, gxe.ExpectColumnValuesToMatchRegex, column=f, regex=str(p["pattern"]))
+        elif rule.kind == ENUM:
+            add(check, gxe.ExpectColumnValuesToBeInSet, column=f, value_set=list(p["values"]))
+        elif rule.kind == MAX_LENGTH:
+            add(check, gxe.ExpectColumnValueLengthsToBeBetween, column=f, max_value=int(p["max"]))
+        elif rule.kind == RANGE:
+            lo = _bound(p.get("min"), kinds[f], f)
+            hi = _bound(p.get("max"), kinds[f], f)
+            add(check, gxe.ExpectColumnValuesToBeBetween, column=f, min_value=lo, max_value=hi)
+        elif rule.kind == NOT_FUTURE:
+            add(check, gxe.ExpectColumnValuesToBeBetween, column=f, max_value=_now_bound(kinds[f], f))
+        elif rule.kind == COMPARE:
+            other = str(p["other"])
+            check = _Check(COMPARE, (f, other), p, f)
+            op = str(p["op"])
+            pair = {"ignore_row_if": "either_value_is_missing"}
+            if op in (">", ">="):
+                add(
+                    check,
+                    gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+                    column_A=f,
+                    column_B=other,
+                    or_equal=op == ">=",
+                    **pair,
+                )
+            elif op in ("<", "<="):
+                add(
+                    check,
+                    gxe.ExpectColumnPairValuesAToBeGreaterThanB,
+                    column_A=other,
+                    column_B=f,
+                    or_equal=op == "<=",
+                    **pair,
+                )
+            elif op == "==":
+                add(check, gxe.ExpectColumnPairValuesToBeEqual, column_A=f, column_B=other, **pair)
+            else:
+                add(check, custom["not_equal"], column_A=f, column_B=other, **pair)
+
+    if rules.max_volume_change is not None and rules.previous_row_count:
+        prev = rules.previous_row_count
+        x = rules.max_volume_change
+        lo_rows = max(0, math.ceil(prev * (1 - x) - 1e-9))
+        hi_rows = math.floor(prev * (1 + x) + 1e-9)
+        add(
+            _Check(VOLUME_CHANGE, (), {}, None),
+            gxe.ExpectTableRowCountToBeBetween,
+            min_value=lo_rows,
+            max_value=hi_rows,
+        )
+    return checks, expectations
+
+
+def _bound(value: Any, kind: _Kind, name: str) -> Any:
+    """A range bound in the type GX compares the column with."""
+    if value is None:
+        return None
+    if kind.kind in (_TEMPORAL, _TS_OBJ):
+        if isinstance(value, str):
+            value = _dt.datetime.fromisoformat(value)
+        elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            value = _dt.datetime.combine(value, _dt.time())
+        if not isinstance(value, _dt.datetime):
+            raise ValueError(f"range bound {value!r} on {name} must be an ISO date or a date(time)")
+        if kind.tz is not None and value.tzinfo is None:
+            import pandas as pd
+
+            value = pd.Timestamp(value).tz_localize(kind.tz).to_pydatetime()
+        return value
+    if kind.kind == _DATE_OBJ:
+        if isinstance(value, str):
+            return _dt.date.fromisoformat(value[:10])
+        if isinstance(value, _dt.datetime):
+            return value.date()
+        return value
+    if kind.kind == _NUMBER:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError(f"range bound {value!r} on numeric field {name} must be a number")
+        return float(value) if isinstance(value, Decimal) else value
+    raise ValueError(f"range rule on {name} needs a number, date or timestamp column")
+
+
+def _now_bound(kind: _Kind, name: str) -> Any:
+    if kind.kind == _DATE_OBJ:
+        return _dt.date.today()
+    if kind.kind in (_TEMPORAL, _TS_OBJ):
+        if kind.tz is not None:
+            return _dt.datetime.now(_dt.UTC)
+        return _dt.datetime.now()
+    raise ValueError(f"not_future rule on {name} needs a date or timestamp column")
+
+
+def _volume_check(rules: DatasetRules, n: int, success: bool) -> dict[str, Any]:
+    prev = int(rules.previous_row_count or 0)
+    return {
+        "check": VOLUME_CHANGE,
+        "success": success,
+        "row_count": n,
+        "previous_row_count": prev,
+        "change": (n - prev) / prev if prev else None,
+        "max_volume_change": rules.max_volume_change,
+    }
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _explain(
+    check: _Check, table: pa.Table, bad_ids: Sequence[int], positions: Mapping[int, int]
+) -> Iterable[tuple[int, Violation]]:
+    """Say why each of ``bad_ids`` broke ``check`` (from the original Arrow values)."""
+    idx = pa.array([positions[i] for i in bad_ids], pa.int64())
+    values = {f: table.column(f).take(idx).to_pylist() for f in check.fields}
+    rule = check.rule
+    p = check.params
+    if rule in (PRIMARY_KEY, UNIQUE):
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        keys = list(zip(*(values[f] for f in check.fields), strict=True))
+        for rid, k in zip(bad_ids, keys, strict=True):
+            groups[k].append(rid)
+        label = ", ".join(check.fields)
+        for rid, k in zip(bad_ids, keys, strict=True):
+            others = _rows_text([r for r in groups[k] if r != rid])
+            if rule == PRIMARY_KEY:
+                msg = f"{label}: duplicate primary key ({others})"
+            else:
+                msg = f"{label}: {_fmt(k[0])} is not unique ({others})"
+            yield rid, Violation(check.column, rule, msg)
+        return
+
+    f = check.fields[0]
+    for n, (rid, v) in enumerate(zip(bad_ids, values[f], strict=True)):
+        if rule == NOT_NULL:
+            msg = "value is missing"
+        elif rule == CITIZEN_ID:
+            msg = checksums.citizen_id_problem(str(v)) or "is not a valid citizen ID"
+        elif rule == CREDIT_CODE:
+            msg = checksums.credit_code_problem(str(v)) or "is not a valid credit code"
+        elif rule == MOBILE:
+            msg = f"{_fmt(v)} is not an 11-digit mainland mobile number"
+        elif rule == REGEX:
+            msg = f"{_fmt(v)} does not match the pattern {p['pattern']}"
+        elif rule == ENUM:
+            allowed = ", ".join(_fmt(a) for a in list(p["values"])[:20])
+            msg = f"{_fmt(v)} is not one of the allowed values ({allowed})"
+        elif rule == MAX_LENGTH:
+            msg = f"length {len(str(v))} is over the maximum {p['max']}"
+        elif rule == RANGE:
+            msg = _range_message(v, p.get("min"), p.get("max"))
+        elif rule == NOT_FUTURE:
+            msg = f"{_fmt(v)} is in the future"
+        elif rule == COMPARE:
+            other = check.fields[1]
+            msg = f"{_fmt(v)} is not {p['op']} {other} ({_fmt(values[other][n])})"
+        else:  # pragma: no cover - every kind is handled above
+            msg = f"{_fmt(v)} breaks {rule}"
+        yield rid, Violation(f, rule, f"{f}: {msg}")
+
+
+def _range_message(v: Any, lo: Any, hi: Any) -> str:
+    def outside(op: Any, bound: Any) -> bool:
+        try:
+            return bound is not None and bool(op(v, _like(bound, v)))
+        except TypeError:
+            return False
+
+    if outside(operator.lt, lo):
+        return f"{_fmt(v)} is below the minimum {_fmt(lo)}"
+    if outside(operator.gt, hi):
+        return f"{_fmt(v)} is above the maximum {_fmt(hi)}"
+    return f"{_fmt(v)} is outside the range [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _like(bound: Any, v: Any) -> Any:
+    """``bound`` converted to the type of the Arrow value ``v`` for a Python comparison."""
+    if isinstance(v, _dt.datetime):
+        b = _dt.datetime.fromisoformat(bound) if isinstance(bound, str) else bound
+        if isinstance(b, _dt.date) and not isinstance(b, _dt.datetime):
+            b = _dt.datetime.combine(b, _dt.time())
+        if v.tzinfo is not None and b.tzinfo is None:
+            b = b.replace(tzinfo=v.tzinfo)
+        return b
+    if isinstance(v, _dt.date):
+        if isinstance(bound, str):
+            return _dt.date.fromisoformat(bound[:10])
+        return bound.date() if isinstance(bound, _dt.datetime) else bound
+    if isinstance(v, Decimal) and isinstance(bound, int | float):
+        return Decimal(str(bound))
+    return bound
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:_MAX_OTHER_ROWS])
+    more = f" and {len(rows) - _MAX_OTHER_ROWS} more" if len(rows) > _MAX_OTHER_ROWS else ""
+    return f"also on row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, _dt.datetime):
+        text = v.isoformat(sep=" ")
+    elif isinstance(v, _dt.date):
+        text = v.isoformat()
+    else:
+        text = str(v)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _float_or_none(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _trim(result: dict[str, Any]) -> None:
+    """Cut GX's complete unexpected lists down to samples so the stored result stays small."""
+    for k, v in list(result.items()):
+        if isinstance(v, list) and len(v) > SAMPLE_ROWS:
+            result[k] = v[:SAMPLE_ROWS]
+            result[f"{k}_truncated"] = True
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types for rule params / details (dates as ISO text, numpy scalars as Python)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        return _jsonable(item())
+    return str(value)

@@ -1,0 +1,249 @@
+"""The ``sharehub`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sharehub.settings import get_settings
+
+app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
+catalog_app = typer.Typer(help="the data directory (数据目录)", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+
+def _engine() -> Any:
+    from catalog import store
+
+    return store.engine_for(get_settings().hub_db_url)
+
+
+def _dump(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+# ---- catalog ------------------------------------------------------------------------------
+
+
+@catalog_app.command("publish")
+def catalog_publish(path: Annotated[Path, typer.Argument(help="a directory YAML file or a folder of them")]) -> None:
+    """Validate and publish department directory files (a changed dataset gets a new version)."""
+    from catalog.directory_file import DirectoryFileError, directory_files
+    from catalog.store import publish_path
+
+    files = directory_files(path)
+    if not files:
+        err.print(f"[red]no directory files at {path}[/red]")
+        raise typer.Exit(2)
+    engine = _engine()
+    failed = False
+    for f in files:
+        try:
+            changes = publish_path(engine, f)
+        except DirectoryFileError as exc:
+            failed = True
+            for p in exc.problems:
+                err.print(f"[red]error[/red] {p}")
+            continue
+        except ValueError as exc:
+            failed = True
+            err.print(f"[red]error[/red] {exc}")
+            continue
+        for c in changes:
+            console.print(f"{f.name}: {c.code} v{c.version} {c.action}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@catalog_app.command("list")
+def catalog_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List published datasets."""
+    from catalog import store
+
+    items = store.list_datasets(_engine())
+    rows = [
+        {
+            "code": d.spec.code,
+            "name": d.spec.name,
+            "department": d.department.name,
+            "share_type": d.spec.share.type.value,
+            "open": d.spec.open.open,
+            "grade": d.spec.grade.value,
+            "version": d.version,
+            "schedule": d.spec.schedule,
+        }
+        for d in items
+    ]
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("code", "name", "department", "share", "open", "grade", "ver", "schedule")
+    for r in rows:
+        t.add_row(r["code"], r["name"], r["department"], r["share_type"], str(r["open"]), r["grade"],
+                  str(r["version"]), str(r["schedule"]))
+    console.print(t)
+
+
+@catalog_app.command("show")
+def catalog_show(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one dataset's directory entry."""
+    from catalog import store
+
+    try:
+        d = store.get_dataset(_engine(), code)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(1) from None
+    doc = {"department": d.department.model_dump(mode="json"), "version": d.version,
+           "published_at": d.published_at, **d.spec.model_dump(mode="json", exclude_none=True)}
+    if as_json:
+        _dump(doc)
+        return
+    s = d.spec
+    console.print(f"[bold]{s.name}[/bold] ({s.code}) v{d.version} — {d.department.name}")
+    console.print(f"share: {s.share.type.value} {s.share.condition}  open: {s.open.open}  grade: {s.grade.value}")
+    console.print(f"primary key: {', '.join(s.primary_key)}  subject: {s.subject.field if s.subject else '-'}")
+    t = Table("field", "label", "type", "sensitivity", "rules")
+    for f in s.fields:
+        rules = ", ".join(k for k, v in f.rules.model_dump(exclude_none=True).items() if v not in (False, None))
+        t.add_row(f.name, f.label, f.type, f.sensitivity.value, rules)
+    console.print(t)
+
+
+@catalog_app.command("history")
+def catalog_history(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show every version of a dataset with what changed."""
+    from catalog import store
+
+    try:
+        entries = store.history(_engine(), code)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        _dump([e.__dict__ for e in entries])
+        return
+    for e in entries:
+        console.print(f"[bold]v{e.version}[/bold] {e.published_at:%Y-%m-%d %H:%M:%S} from {e.source_file}")
+        for c in e.changes:
+            console.print(f"  {c}", markup=False)
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+
+@app.command()
+def sync(code: str, full: Annotated[bool, typer.Option("--full", help="force a full resync")] = False) -> None:
+    """Run one dataset's sync in-process (the same code path as its DAG's tasks)."""
+    from sharehub import pipeline
+
+    try:
+        out = pipeline.sync(code, full=full)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(1) from None
+    except pipeline.SyncError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    _dump(out)
+
+
+def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Recent runs as JSON-able dicts (newest first)."""
+    from catalog import runs
+
+    out = []
+    for r in runs.recent_runs(_engine(), limit=limit, dataset_code=dataset):
+        dur = r["finished_at"] - r["started_at"] if r["finished_at"] else None
+        out.append({
+            "run_id": r["run_id"], "dataset": r["dataset_code"], "status": r["status"], "full": r["full"],
+            "trigger": r["trigger"], "started_at": r["started_at"].isoformat(),
+            "duration_s": round(dur.total_seconds(), 2) if dur else None,
+            "rows_read": r["rows_read"], "rows_published": r["rows_published"],
+            "rows_quarantined": r["rows_quarantined"], "pass_rate": r["pass_rate"],
+            "snapshot_id": r["snapshot_id"], "error": r["error"], "drift": r["drift"],
+        })
+    return out
+
+
+@app.command("runs")
+def runs_cmd(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+    dataset: Annotated[str | None, typer.Option(help="only this dataset")] = None,
+) -> None:
+    """Recent sync runs with counts, status and snapshot."""
+    rows = run_rows(limit, dataset)
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("dataset", "status", "read", "published", "quarantined", "pass", "snapshot", "seconds", "run id")
+    for r in rows:
+        t.add_row(r["dataset"], r["status"], str(r["rows_read"]), str(r["rows_published"]),
+                  str(r["rows_quarantined"]), f"{r['pass_rate']:.2%}" if r["pass_rate"] is not None else "-",
+                  str(r["snapshot_id"] or "-"), str(r["duration_s"]), r["run_id"])
+    console.print(t)
+
+
+@app.command()
+def quarantine(
+    code: str,
+    run_id: Annotated[str | None, typer.Option("--run", help="one run (default: the latest)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The correction list: a run's quarantined rows with the rule each broke."""
+    from sharehub.reports import quarantine_rows
+
+    rows = quarantine_rows(code, run_id)
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("source", "row", "reasons")
+    for r in rows:
+        t.add_row(str(r["source"]), str(r["row"]), "; ".join(x["message"] for x in r["reasons"]))
+    console.print(t)
+
+
+# ---- serve / demo -------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the directory and the read API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run("catalog.api:create_app", factory=True, host=host or s.api_host, port=port or s.api_port)
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after the summary")] = False,
+    scale: Annotated[float, typer.Option(help="sample data size factor")] = 1.0,
+    in_process: Annotated[bool, typer.Option("--in-process", help="run syncs in-process, not as DAG runs")] = False,
+) -> None:
+    """Generate the sample departments, publish their directories, sync each as an Airflow DAG run."""
+    from sharehub.demo_run import run_demo
+
+    ok = run_demo(scale=scale, in_process=in_process, console=console)
+    if not ok:
+        raise typer.Exit(1)
+    if not no_serve:
+        s = get_settings()
+        console.print(f"serving on http://{s.api_host}:{s.api_port} (docs at /docs); Ctrl-C to stop")
+        serve(None, None)
+
+
+if __name__ == "__main__":
+    app()

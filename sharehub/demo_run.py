@@ -1,0 +1,127 @@
+"""``sharehub demo``: sample departments -> directory -> one Airflow DAG run per dataset -> summary."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sharehub.settings import get_settings
+
+
+def _configure_sources(scale: float, console: Console) -> None:
+    from sharehub.demo import generate
+
+    s = get_settings()
+    out = (s.var_dir / "demo" / "sources").resolve()
+    with console.status(f"generating the sample departments' data under {out} ..."):
+        refs = generate(out, scale=scale)
+    for ref, location in refs.items():
+        # the Airflow task processes inherit the environment
+        os.environ.setdefault(f"SHAREHUB_CONNECTIONS__{ref.upper()}", location)
+    get_settings.cache_clear()
+    console.print(f"sample data: {', '.join(sorted(refs))} under {out}")
+
+
+def _publish(console: Console) -> list[str]:
+    from catalog import store
+    from catalog.directory_file import directory_files
+    from sharehub.demo import DIRECTORY_DIR
+
+    engine = store.engine_for(get_settings().hub_db_url)
+    codes: list[str] = []
+    for f in directory_files(DIRECTORY_DIR):
+        for change in store.publish_path(engine, f):
+            codes.append(change.code)
+            console.print(f"directory {f.name}: {change.code} v{change.version} {change.action}")
+    return codes
+
+
+def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Console) -> bool:
+    from catalog import runs, store
+    from sharehub.reports import quarantine_rows
+
+    s = get_settings()
+    engine = store.engine_for(s.hub_db_url)
+    t = Table("dataset", "department", "read", "published", "quarantined", "pass rate", "snapshot id", "seconds",
+              "status", title="sharehub demo: one sync run per dataset")
+    ok = True
+    for code in codes:
+        ds = store.get_dataset(engine, code)
+        run_id = results.get(code, {}).get("run_id")
+        run = runs.get_run(engine, run_id) if run_id else None
+        if run is None:
+            ok = False
+            t.add_row(code, ds.department.name, "-", "-", "-", "-", "-", "-", results.get(code, {}).get("error", "not run"))
+            continue
+        ok = ok and run["status"] == "success"
+        t.add_row(
+            f"{code} {ds.spec.name}", ds.department.name, str(run["rows_read"]), str(run["rows_published"]),
+            str(run["rows_quarantined"]),
+            f"{run['pass_rate']:.2%}" if run["pass_rate"] is not None else "-",
+            str(run["snapshot_id"] or "-"), f"{results[code]['seconds']:.1f}", run["status"],
+        )
+    console.print(t)
+    for code in codes:
+        run_id = results.get(code, {}).get("run_id")
+        if not run_id:
+            continue
+        bad = quarantine_rows(code, run_id)
+        if bad:
+            console.print(f"[bold]{code}[/bold]: {len(bad)} row(s) quarantined, e.g.")
+            for r in bad[:3]:
+                console.print(f"  {r['source']} row {r['row']}: " + "; ".join(x["message"] for x in r["reasons"]),
+                              markup=False)
+        err = results[code].get("error")
+        if err:
+            console.print(f"[red]{code}: {err}[/red]")
+    console.print(f"quality reports: {s.reports_dir}/<code>.html   runs: `sharehub runs`   "
+                  f"correction lists: `sharehub quarantine CODE`")
+    return ok
+
+
+def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console | None = None) -> bool:
+    """Run the whole demo pipeline; True when every dataset published."""
+    console = console or Console()
+    t_all = time.perf_counter()
+    _configure_sources(scale, console)
+    codes = _publish(console)
+    results: dict[str, dict[str, Any]] = {}
+    if not in_process:
+        from sharehub.airflow_env import ensure_airflow_db
+
+        with console.status("preparing the Airflow metadata DB (first time: about a minute) ..."):
+            ensure_airflow_db()
+    for i, code in enumerate(codes, 1):
+        t0 = time.perf_counter()
+        label = f"[{i}/{len(codes)}] {code}"
+        with console.status(f"{label}: {'sync' if in_process else 'Airflow DAG run'} (extract+land -> validate -> publish) ..."):
+            results[code] = _run_one(code, in_process)
+        results[code]["seconds"] = time.perf_counter() - t0
+        state = "ok" if not results[code].get("error") else "FAILED"
+        console.print(f"{label}: {state} in {results[code]['seconds']:.1f}s")
+    ok = _summary(codes, results, console)
+    console.print(f"pipeline finished in {time.perf_counter() - t_all:.0f}s")
+    return ok
+
+
+def _run_one(code: str, in_process: bool) -> dict[str, Any]:
+    if in_process:
+        from sharehub import pipeline
+
+        run_id = pipeline.new_run_id("demo")
+        try:
+            pipeline.sync(code, full=True, run_id=run_id)
+        except Exception as exc:
+            return {"run_id": run_id, "error": str(exc)}
+        return {"run_id": run_id}
+    from sharehub.airflow_env import run_dag
+
+    res = run_dag(code, full=True)
+    out: dict[str, Any] = {"run_id": res.run_id}
+    if res.state != "success":
+        out["error"] = f"DAG run {res.state}; log: {res.log_path}"
+    return out

@@ -1,0 +1,482 @@
+"""The sync pipeline: one run of one dataset, extract+land -> validate -> publish.
+
+These three functions are the Airflow tasks (see ``sharehub.dag_factory``) and also what
+``sharehub sync CODE`` runs in-process. They pass state through the hub DB (the run record)
+and the lake (the raw rows tagged with the run id), so each can run in its own process and be
+retried. A failure at any step leaves the last published state (curated snapshot, serving
+table, certificates, watermark, file ledger) untouched: those change only in ``publish``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from catalog import runs as run_store
+from catalog import serving, store
+from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
+from sharehub.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from lake import Lake
+
+log = logging.getLogger("sharehub.pipeline")
+
+RID = "_rid"  # the row's id within a run (0..n-1), unique across the run's files
+RUN_ID = "_run_id"
+SOURCE = "_source"
+ROW = "_row"
+EXTRA = "_extra"
+META = (RID, RUN_ID, SOURCE, ROW, EXTRA)
+
+
+class SyncError(RuntimeError):
+    """A run step failed; the message says which dataset, run and why."""
+
+
+class QualityBlocked(SyncError):
+    """The quality policy stopped the run before publishing."""
+
+
+@dataclass
+class Hub:
+    """The parts one pipeline step works with."""
+
+    settings: Settings
+    engine: sa.Engine
+    _lake: Lake | None = None
+
+    @property
+    def lake(self) -> Lake:
+        if self._lake is None:
+            from lake import open_lake
+
+            self._lake = open_lake(self.settings.hub_db_url, self.settings.warehouse, s3=self.settings.s3_options())
+        return self._lake
+
+
+def hub(settings: Settings | None = None) -> Hub:
+    """The hub for these settings (default: the process settings)."""
+    s = settings or get_settings()
+    return Hub(s, store.engine_for(s.hub_db_url))
+
+
+# ---- schemas ------------------------------------------------------------------------------
+
+
+def arrow_type(f: FieldSpec) -> pa.DataType:
+    """The Arrow type of a declared field."""
+    import pyarrow as pa
+
+    ps = f.decimal_precision_scale()
+    if ps:
+        return pa.decimal128(ps[0], ps[1])
+    return {
+        "string": pa.string(),
+        "integer": pa.int64(),
+        "float": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us"),
+    }[f.type]
+
+
+def declared_schema(spec: DatasetSpec) -> pa.Schema:
+    """The dataset's fields as an Arrow schema."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(f.name, arrow_type(f)) for f in spec.fields])
+
+
+def raw_schema(spec: DatasetSpec) -> pa.Schema:
+    """Schema of the raw zone: declared fields plus where each row came from."""
+    import pyarrow as pa
+
+    meta = [
+        pa.field(RID, pa.int64()),
+        pa.field(RUN_ID, pa.string()),
+        pa.field(SOURCE, pa.string()),
+        pa.field(ROW, pa.int64()),
+        pa.field(EXTRA, pa.string()),
+    ]
+    return pa.schema([*declared_schema(spec), *meta])
+
+
+def quarantine_schema() -> pa.Schema:
+    """Schema of the quarantine zone: the correction list sent back to the department."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(RUN_ID, pa.string()),
+            pa.field(RID, pa.int64()),
+            pa.field(SOURCE, pa.string()),
+            pa.field(ROW, pa.int64()),
+            pa.field("reasons", pa.string()),  # JSON list of {field, rule, message}
+            pa.field("record", pa.string()),  # JSON object of the row as received
+        ]
+    )
+
+
+def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
+    """Translate the directory's field rules into quality's plain rules."""
+    from quality.rules import ColumnRule, DatasetRules
+
+    cols: list[ColumnRule] = []
+    for f in spec.fields:
+        r = f.rules
+        for flag in ("not_null", "unique", "citizen_id", "credit_code", "mobile", "not_future"):
+            if getattr(r, flag):
+                cols.append(ColumnRule(f.name, flag))
+        if r.enum:
+            cols.append(ColumnRule(f.name, "enum", {"values": list(r.enum)}))
+        if r.range:
+            cols.append(ColumnRule(f.name, "range", r.range.model_dump(exclude_none=True)))
+        if r.regex:
+            cols.append(ColumnRule(f.name, "regex", {"pattern": r.regex}))
+        if r.max_length is not None:
+            cols.append(ColumnRule(f.name, "max_length", {"max": r.max_length}))
+        if r.compare:
+            cols.append(ColumnRule(f.name, "compare", {"op": r.compare.op, "other": r.compare.other}))
+    return DatasetRules(
+        key=list(spec.primary_key),
+        columns=cols,
+        max_volume_change=spec.quality.max_volume_change,
+        previous_row_count=previous_row_count,
+    )
+
+
+def _run_rows(h: Hub, code: str, run_id: str, zone: str) -> pa.Table:
+    from pyiceberg.expressions import EqualTo
+
+    return h.lake.read(zone, code, row_filter=EqualTo(RUN_ID, run_id))
+
+
+# ---- step 1: extract + land ---------------------------------------------------------------
+
+
+def _open_connector(h: Hub, spec: DatasetSpec, *, full: bool) -> tuple[Any, Any]:
+    """The connector for a dataset's source and the watermark it starts from."""
+    from connectors import open_connector
+
+    src = spec.source
+    location = h.settings.connection(src.connection)
+    if src.kind == "sql":
+        watermark = None if full or not src.cursor else run_store.from_json_value(run_store.get_watermark(h.engine, spec.code))
+        lookback = _parse_lookback(src.lookback)
+        columns = [f.source_name or f.name for f in spec.fields] if src.table else None
+        conn = open_connector(
+            "sql",
+            url=location,
+            table=src.table,
+            query=src.query,
+            columns=columns,
+            cursor=src.cursor,
+            watermark=watermark,
+            lookback=lookback,
+            batch_size=h.settings.batch_size,
+        )
+        return conn, watermark
+    seen = {} if full else run_store.ledger(h.engine, spec.code)
+    conn = open_connector(
+        "file",
+        location=location,
+        pattern=src.path,
+        format=src.format,
+        encoding=src.encoding,
+        sheet=src.sheet,
+        seen=seen,
+        s3=h.settings.s3_options() if location.startswith("s3://") else None,
+        batch_size=h.settings.batch_size,
+    )
+    return conn, None
+
+
+def _parse_lookback(text: str | None) -> dt.timedelta | None:
+    if not text:
+        return None
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    num, unit = text[:-1], text[-1]
+    if unit not in units or not num.isdigit():
+        raise SyncError(f"lookback {text!r} must look like 30m, 1h or 2d")
+    return dt.timedelta(**{units[unit]: int(num)})
+
+
+def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "airflow", settings: Settings | None = None) -> dict[str, Any]:
+    """Read the source and append what was read to the raw zone, tagged with the run id."""
+    import pyarrow as pa
+
+    from connectors import compare_schema, conform
+    from lake import RAW
+
+    t0 = time.perf_counter()
+    h = hub(settings)
+    ds = store.get_dataset(h.engine, code)
+    spec = ds.spec
+    run_store.start_run(h.engine, run_id, code, ds.version, full=full, trigger=trigger)
+    try:
+        connector, watermark = _open_connector(h, spec, full=full)
+        target = declared_schema(spec)
+        rschema = raw_schema(spec)
+        source_names = {f.name: f.source_name for f in spec.fields if f.source_name}
+        rejects: list[dict[str, Any]] = []
+        drift_seen: dict[str, Any] = {}
+        counter = {"rows": 0}
+
+        def batches() -> Any:
+            for batch in connector.read_batches():
+                source_cols = [n for n in batch.schema.names if n not in (SOURCE, ROW)]
+                if not drift_seen.get("checked"):
+                    drift_seen["checked"] = True
+                    typed = {n: batch.schema.field(n).type for n in source_cols}
+                    drift = compare_schema(typed, target, source_names=source_names)
+                    if not drift.empty:
+                        drift_seen["report"] = {
+                            "added": drift.added,
+                            "missing": drift.missing,
+                            "retyped": [list(x) for x in drift.retyped],
+                            "message": drift.describe(),
+                        }
+                        if spec.source.drift.value == "fail":
+                            raise SyncError(f"{code}: schema drift, policy is fail: {drift.describe()}")
+                        log.warning("%s: schema drift: %s", code, drift.describe())
+                conformed = conform(batch, target, source_names=source_names)
+                n = conformed.batch.num_rows
+                start = counter["rows"]
+                counter["rows"] += n
+                rids = pa.array(range(start, start + n), pa.int64())
+                for rj in conformed.rejects:
+                    rejects.append({"rid": None, "source": rj.source, "row": rj.row, "field": rj.field,
+                                    "value": rj.value, "reason": rj.reason})
+                out = conformed.batch
+                cols = {name: out.column(name) for name in out.schema.names}
+                cols[RID] = rids
+                cols[RUN_ID] = pa.array([run_id] * n, pa.string())
+                yield pa.RecordBatch.from_arrays([cols[f.name] for f in rschema], schema=rschema)
+
+        h.lake.ensure_table(RAW, code, rschema)
+        raw_snapshot = h.lake.append(RAW, code, batches(), run_id=run_id)
+        # rejects of a cast carry (source, row): give them the row's run id
+        if rejects and counter["rows"]:
+            located = _locate_rids(h, code, run_id, rejects)
+            rejects = located
+        for rj in getattr(connector, "rejects", []):
+            rejects.append({"rid": None, "source": rj.source, "row": rj.row, "field": rj.field,
+                            "value": rj.value, "reason": rj.reason})
+        run_store.add_rejects(h.engine, run_id, rejects)
+        files = [{"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])]
+        new_wm = getattr(connector, "new_watermark", None)
+        run_store.update_run(
+            h.engine,
+            run_id,
+            stage="validate",
+            status="landed",
+            rows_read=counter["rows"],
+            rows_rejected=len({(r["source"], r["row"]) for r in rejects}),
+            raw_snapshot_id=raw_snapshot,
+            watermark_before=run_store.as_json_value(watermark),
+            watermark_after=run_store.as_json_value(new_wm if new_wm is not None else watermark),
+            files=files,
+            drift=drift_seen.get("report"),
+        )
+        run_store.add_duration(h.engine, run_id, "extract_land", time.perf_counter() - t0)
+        return {"dataset": code, "run_id": run_id, "rows_read": counter["rows"], "raw_snapshot_id": raw_snapshot,
+                "rejects": len(rejects), "files": [f["name"] for f in files]}
+    except Exception as exc:
+        run_store.finish_run(h.engine, run_id, "failed", error=f"extract_land: {exc}")
+        raise
+
+
+def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from lake import RAW
+
+    table = _run_rows(h, code, run_id, RAW).select([RID, SOURCE, ROW])
+    index = {(s, r): rid for rid, s, r in zip(*(table.column(c).to_pylist() for c in (RID, SOURCE, ROW)), strict=True)}
+    return [{**rj, "rid": index.get((rj["source"], rj["row"]))} for rj in rejects]
+
+
+# ---- step 2: validate ---------------------------------------------------------------------
+
+
+def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dt.date | dt.datetime):
+            out[k] = v.isoformat()
+        elif v is None or isinstance(v, int | float | str | bool):
+            out[k] = v
+        else:
+            out[k] = str(v)
+    return out
+
+
+def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Check the run's landed rows; quarantine bad rows with their reasons; apply the policy."""
+    import pyarrow as pa
+
+    from lake import QUARANTINE, RAW
+    from quality import validate as gx_validate
+
+    t0 = time.perf_counter()
+    h = hub(settings)
+    run = run_store.get_run(h.engine, run_id)
+    spec = store.get_dataset(h.engine, code).spec
+    try:
+        table = _run_rows(h, code, run_id, RAW)
+        previous = run_store.last_successful_run(h.engine, code, full_only=True) if run["full"] else None
+        rules = quality_rules(spec, previous["rows_read"] if previous else None)
+        outcome = gx_validate(table, rules, row_id=RID, suite_name=f"{code}.suite")
+        reasons: dict[int, list[dict[str, Any]]] = {}
+        for rid, violations in outcome.violations.items():
+            reasons.setdefault(int(rid), []).extend(
+                {"field": v.field, "rule": v.rule, "message": v.message} for v in violations
+            )
+        unlanded: list[dict[str, Any]] = []
+        for rj in run_store.rejects_of(h.engine, run_id):
+            reason = {"field": rj["field"], "rule": "read", "message": rj["reason"]}
+            if rj["value"] is not None and rj["field"]:
+                reason["message"] = f"{rj['field']}: {rj['value']!r} {rj['reason']}"
+            if rj["rid"] is None:
+                unlanded.append({**rj, "reasons": [reason]})
+            else:
+                reasons.setdefault(int(rj["rid"]), []).append(reason)
+        bad_rids = sorted(reasons)
+        q_rows: list[dict[str, Any]] = []
+        if bad_rids:
+            bad = table.filter(pa.compute.is_in(table.column(RID), pa.array(bad_rids, pa.int64())))
+            names = [f.name for f in spec.fields] + [EXTRA]
+            for row in bad.to_pylist():
+                rid = int(row[RID])
+                q_rows.append({RUN_ID: run_id, RID: rid, SOURCE: row[SOURCE], ROW: row[ROW],
+                               "reasons": json.dumps(reasons[rid], ensure_ascii=False),
+                               "record": json.dumps(_jsonable_row({k: row[k] for k in names}), ensure_ascii=False)})
+        for rj in unlanded:
+            q_rows.append({RUN_ID: run_id, RID: None, SOURCE: rj["source"], ROW: rj["row"],
+                           "reasons": json.dumps(rj["reasons"], ensure_ascii=False),
+                           "record": json.dumps({"raw": rj["value"]}, ensure_ascii=False)})
+        qschema = quarantine_schema()
+        h.lake.ensure_table(QUARANTINE, code, qschema)
+        if q_rows:
+            h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
+        total = table.num_rows + len(unlanded)
+        n_bad = len(q_rows)
+        pass_rate = (total - n_bad) / total if total else 1.0
+        summary = outcome.to_json()
+        blocked_reason = None
+        volume = [c for c in outcome.dataset_checks if not c.get("success", True)] if outcome.dataset_checks else []
+        if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
+            blocked_reason = f"{n_bad} bad row(s) and the policy is block"
+        elif total and n_bad / total > spec.quality.max_bad_ratio:
+            blocked_reason = f"{n_bad / total:.1%} bad rows is above max_bad_ratio {spec.quality.max_bad_ratio:.1%}"
+        elif volume:
+            blocked_reason = "volume change check failed: " + "; ".join(str(c.get("message", c)) for c in volume)
+        run_store.update_run(h.engine, run_id, stage="publish", status="validated", rows_quarantined=n_bad,
+                             pass_rate=pass_rate, quality=summary)
+        run_store.add_duration(h.engine, run_id, "validate", time.perf_counter() - t0)
+        write_report(h, spec)
+        if blocked_reason:
+            raise QualityBlocked(f"{code}: run {run_id} blocked by quality: {blocked_reason}")
+        return {"dataset": code, "run_id": run_id, "rows": total, "quarantined": n_bad, "pass_rate": pass_rate}
+    except QualityBlocked as exc:
+        run_store.finish_run(h.engine, run_id, "blocked", error=str(exc))
+        raise
+    except Exception as exc:
+        run_store.finish_run(h.engine, run_id, "failed", error=f"validate: {exc}")
+        raise
+
+
+def write_report(h: Hub, spec: DatasetSpec) -> str:
+    """Render the dataset's HTML quality report from its stored run results; return its path."""
+    from quality import render_report
+
+    recent = [r for r in run_store.recent_runs(h.engine, limit=10, dataset_code=spec.code) if r.get("quality")]
+    runs = [
+        {**(r["quality"] or {}), "run_id": r["run_id"], "started_at": r["started_at"].isoformat(),
+         "rows_read": r["rows_read"], "rows_quarantined": r["rows_quarantined"], "status": r["status"]}
+        for r in recent
+    ]
+    html = render_report(spec.code, spec.name, runs)
+    h.settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = h.settings.reports_dir / f"{spec.code}.html"
+    path.write_text(html, encoding="utf-8")
+    return str(path)
+
+
+# ---- step 3: publish ----------------------------------------------------------------------
+
+
+def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Commit the good rows to curated (one snapshot), refresh serving and certificates, record the run."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from catalog import certificates
+    from lake import CURATED, QUARANTINE, RAW
+
+    t0 = time.perf_counter()
+    h = hub(settings)
+    run = run_store.get_run(h.engine, run_id)
+    ds = store.get_dataset(h.engine, code)
+    spec = ds.spec
+    if run["status"] != "validated":
+        raise SyncError(f"{code}: run {run_id} is {run['status']}, not validated; nothing to publish")
+    try:
+        table = _run_rows(h, code, run_id, RAW)
+        if h.lake.table_exists(QUARANTINE, code):
+            bad = _run_rows(h, code, run_id, QUARANTINE).column(RID).drop_null()
+            if len(bad):
+                table = table.filter(pc.invert(pc.is_in(table.column(RID), bad)))
+        good = table.select([f.name for f in spec.fields]).cast(declared_schema(spec))
+        h.lake.ensure_table(CURATED, code, declared_schema(spec), key=list(spec.primary_key))
+        if run["full"]:
+            result = h.lake.overwrite(code, good, run_id=run_id)
+        else:
+            result = h.lake.upsert(code, good, key=list(spec.primary_key), run_id=run_id)
+        snapshot = result.snapshot_id if result.snapshot_id is not None else h.lake.current_snapshot_id(CURATED, code)
+        fresh = serving.ensure_serving_table(h.engine, spec)
+        if fresh or run["full"]:
+            current: pa.Table | Any = h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else good
+            serving.refresh(h.engine, spec, current, run_id=run_id, replace=True)
+        else:
+            serving.refresh(h.engine, spec, good, run_id=run_id, replace=False)
+        issued: dict[str, Any] = {}
+        for ct in store.certificate_types_for(h.engine, code):
+            if spec.certificate and spec.certificate.type_code == ct["code"]:
+                rows = h.lake.read(CURATED, code, snapshot_id=snapshot) if (fresh or run["full"]) else good
+                res = certificates.issue(h.engine, spec, ds.department, ct["code"], rows, run_id=run_id)
+                issued[ct["code"]] = res.__dict__
+        with h.engine.begin() as conn:
+            if run["full"]:
+                run_store.reset_dataset_state(conn, code)
+            if spec.source.cursor and run["watermark_after"] is not None:
+                run_store.set_watermark(conn, code, run["watermark_after"], run_id)
+            run_store.record_files(conn, code, run["files"] or [], run_id)
+        run_store.add_duration(h.engine, run_id, "publish", time.perf_counter() - t0)
+        run_store.finish_run(h.engine, run_id, "success", rows_published=good.num_rows, snapshot_id=snapshot)
+        return {"dataset": code, "run_id": run_id, "published": good.num_rows, "snapshot_id": snapshot,
+                "inserted": result.inserted, "updated": result.updated, "certificates": issued}
+    except Exception as exc:
+        run_store.finish_run(h.engine, run_id, "failed", error=f"publish: {exc}")
+        raise
+
+
+def new_run_id(trigger: str = "cli") -> str:
+    """A run id like Airflow's: ``cli__2026-11-22T10:00:00.123456+00:00``."""
+    return f"{trigger}__{dt.datetime.now(dt.UTC).isoformat()}"
+
+
+def sync(code: str, *, full: bool = False, settings: Settings | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Run the three steps in-process (the same code path as the DAG tasks)."""
+    rid = run_id or new_run_id("cli")
+    out: dict[str, Any] = {"run_id": rid}
+    out["extract_land"] = extract_land(code, rid, full=full, trigger="cli", settings=settings)
+    out["validate"] = validate(code, rid, settings=settings)
+    out["publish"] = publish(code, rid, settings=settings)
+    return out
