@@ -55,6 +55,10 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.N
     return current, ".".join(path).replace(".[", "[")
 
 
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
 def _dataset_label(data: Any, loc: tuple[int | str, ...]) -> str:
     """'datasets[2] (SCJ-001)' style prefix so the department knows which dataset is meant."""
     if len(loc) >= 2 and loc[0] == "datasets" and isinstance(loc[1], int):
@@ -97,10 +101,10 @@ def load_directory_file(path: Path) -> DirectoryFile:
             line = node.start_mark.line + 1 if node is not None else None
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
-                field = ".".join(str(p) for p in loc).replace(".[", "[")
+                field = _loc_path(loc)
                 msg = "required field is missing"
             elif err["type"] == "extra_forbidden":
-                field = ".".join(str(p) for p in loc)
+                field = _loc_path(loc)
                 msg = "unknown field (check its spelling)"
             problems.append(DirectoryProblem(name, line, field + _dataset_label(data, loc), msg))
         raise DirectoryFileError(problems) from None

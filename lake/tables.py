@@ -112,7 +112,7 @@ class Lake:
         columns no longer declared stay (Iceberg keeps them; they read back as null for new rows).
         Incompatible changes (e.g. string -> int) raise :class:`LakeError`.
         """
-        from pyiceberg.exceptions import TableAlreadyExistsError
+        from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
 
         key = list(key or [])
         ident = self.table_name(zone, dataset_code)
@@ -131,8 +131,10 @@ class Lake:
                         with tx.update_schema() as update:
                             update.set_identifier_fields(*key)
                 return
-            except TableAlreadyExistsError:
-                pass  # a concurrent process created it: evolve below if needed
+            except (TableAlreadyExistsError, CommitFailedException):
+                # a concurrent process created it ("Table already exists"): evolve below if needed
+                if not self.catalog.table_exists(ident):
+                    raise
             except ValueError as exc:
                 raise LakeError(f"cannot create {ident}: {exc}") from exc
         self._evolve(ident, schema, key, table_props)

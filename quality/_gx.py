@@ -33,7 +33,7 @@ def lock() -> threading.RLock:
 @functools.cache
 def custom_expectations() -> dict[str, Any]:
     """Define (once) and return the custom expectation classes by rule name."""
-    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
     from great_expectations.expectations.expectation import ColumnMapExpectation, ColumnPairMapExpectation
     from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
         column_condition_partial,

@@ -170,16 +170,18 @@ def validate(
 
     from quality import _gx
 
-    suite = gx.ExpectationSuite(name=suite_name)
-    for exp in expectations:
-        suite.add_expectation(exp)
+    with _gx.lock():
+        batch_definition = _gx.batch_definition()  # the suite needs an active context
+        suite = gx.ExpectationSuite(name=suite_name)
+        for exp in expectations:
+            suite.add_expectation(exp)
     result_format = {
         "result_format": "COMPLETE",
         "unexpected_index_column_names": [row_id],
         "return_unexpected_index_query": False,
     }
     with _gx.lock():
-        batch = _gx.batch_definition().get_batch(batch_parameters={"dataframe": df})
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
         gx_result = batch.validate(suite, result_format=result_format)
     del df
 
@@ -187,7 +189,7 @@ def validate(
     violations: dict[int, list[Violation]] = defaultdict(list)
     results: list[ExpectationResult] = []
     dataset_checks: dict[str, dict[str, Any]] = {}
-    for res in gx_result.results:
+    for res in sorted(gx_result.results, key=lambda r: int(r.expectation_config.meta[_META_KEY])):
         config = res.expectation_config
         check = checks[int(config.meta[_META_KEY])]
         r = res.result or {}

@@ -60,6 +60,7 @@ class DagRunResult:
     log_path: Path
     returncode: int
     task_states: dict[str, str] = field(default_factory=dict)
+    detail: str = ""  # last error line of the log, on failure
 
     @property
     def ok(self) -> bool:
@@ -76,7 +77,8 @@ class DagRunResult:
             return None
         failed = [t for t, s in self.task_states.items() if s == "failed"] or self.failed_tasks
         what = f"task {', '.join(failed)} failed" if failed else f"airflow exited with {self.returncode}"
-        return f"DAG {self.dag_id} run {self.run_id or '?'}: {what}; see {self.log_path}"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"DAG {self.dag_id} run {self.run_id or '?'}: {what}{detail}; see {self.log_path}"
 
     def check(self) -> DagRunResult:
         """Return self, or raise :class:`DagRunFailed` with :attr:`error`."""
@@ -222,6 +224,16 @@ def ensure_airflow_db(settings: Settings | None = None, *, force: bool = False) 
 
 
 # ---- one DAG run ---------------------------------------------------------------------------
+def _last_error_line(log_path: Path) -> str:
+    last = ""
+    with contextlib.suppress(OSError), log_path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            text = line.strip()
+            if ("Exception: " in text or "Error: " in text) and not text.startswith("During handling"):
+                last = text
+    return last[:300]
+
+
 def _latest_run(db: Path, dag_id: str, after_id: int) -> tuple[str | None, str | None, dict[str, str]]:
     """(run_id, state, {task_id: state}) of the newest run of ``dag_id`` with id > after_id."""
     if not db.exists():
@@ -328,4 +340,5 @@ def run_dag(
         log_path=log_path,
         returncode=returncode,
         task_states=task_states,
+        detail="" if final == "success" else _last_error_line(log_path),
     )
