@@ -22,11 +22,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
 class ApiError(Exception):
     """An error the API reports with a stable code."""
 
-    def __init__(self, code: str, status: int, **params: Any) -> None:
-        self.code = code
+    def __init__(self, error_code: str, status: int, /, **params: Any) -> None:
+        self.code = error_code
         self.status = status
         self.params = params
-        super().__init__(code)
+        super().__init__(error_code)
 
 
 def error_body(exc: ApiError) -> dict[str, Any]:

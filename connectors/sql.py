@@ -177,8 +177,8 @@ class SqlConnector:
             if engine.dialect.name == "postgresql":
                 description = result.cursor.description if result.cursor is not None else None
                 for i, col in enumerate(description or []):
-                    if types[i] is None and isinstance(getattr(col, "type_code", None), int):
-                        types[i] = from_pg_oid(col.type_code, col.precision, col.scale)
+                    if types[i] is None and isinstance(col[1], int):
+                        types[i] = from_pg_oid(col[1], col[4], col[5])
             cursor_index = names.index(self.cursor) if self.cursor in names else None
             start = 1
             for rows in result.partitions(self.batch_size):

@@ -297,12 +297,12 @@ def _open_in_child(uri: str, wh: str) -> None:
 def test_concurrent_open_from_processes(tmp_path) -> None:
     uri, wh = f"sqlite:///{tmp_path / 'hub.db'}", (tmp_path / "lake").as_uri()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_open_in_child, args=(uri, wh)) for _ in range(3)]
+    procs = [ctx.Process(target=_open_in_child, args=(uri, wh)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert [p.exitcode for p in procs] == [0, 0]
     with open_lake(uri, wh) as lk:
         assert lk.table_exists(RAW, "shared")
 

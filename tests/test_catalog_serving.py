@@ -1,0 +1,187 @@
+"""Serving store, certificates and the read API on an embedded hub DB (no lake needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from catalog import certificates, serving, store
+from catalog.masking import mask
+from catalog.model import DirectoryFile
+
+DIRECTORY = {
+    "department": {"code": "SCJ", "name": "市场监督管理局", "credit_code": "11330100002482345X"},
+    "datasets": [
+        {
+            "code": "SCJ-LIC",
+            "name": "营业执照信息",
+            "share": {"type": "conditional", "condition": "办理业务需要"},
+            "primary_key": ["uscc"],
+            "subject": {"field": "uscc", "kind": "enterprise"},
+            "fields": [
+                {"name": "uscc", "label": "统一社会信用代码"},
+                {"name": "ent_name", "label": "企业名称"},
+                {"name": "legal_rep", "label": "法定代表人", "sensitivity": "sensitive", "mask": "name"},
+                {"name": "capital", "label": "注册资本", "type": "decimal(18,2)"},
+                {"name": "est_date", "label": "成立日期", "type": "date"},
+                {"name": "valid_until", "label": "营业期限至", "type": "date"},
+                {"name": "status", "label": "登记状态"},
+            ],
+            "source": {"kind": "sql", "connection": "x", "table": "t"},
+            "certificate": {
+                "type_code": "11100000000013127D001",
+                "number": "uscc",
+                "holder_name": "ent_name",
+                "valid_from": "est_date",
+                "valid_until": "valid_until",
+                "status": "status",
+                "revoked_values": ["吊销", "注销"],
+                "face": ["uscc", "ent_name", "legal_rep", "capital", "est_date"],
+            },
+        },
+        {
+            "code": "SECRET",
+            "name": "不予共享数据",
+            "share": {"type": "none", "legal_basis": "《某条例》第十条"},
+            "primary_key": ["k"],
+            "fields": [{"name": "k", "label": "键"}],
+            "source": {"kind": "sql", "connection": "x", "table": "t"},
+        },
+    ],
+    "certificate_types": [
+        {"code": "11100000000013127D001", "name": "营业执照", "holder_kind": "enterprise", "dataset": "SCJ-LIC"}
+    ],
+}
+USCC = ["91330100MA27XL0B5H", "91330106MA2CFP8M0B", "91330108MA2H2Y4X1U"]
+
+
+def licences(names: list[str], statuses: list[str]) -> pa.Table:
+    n = len(names)
+    return pa.table(
+        {
+            "uscc": USCC[:n],
+            "ent_name": names,
+            "legal_rep": ["张三丰", "李四", "王五"][:n],
+            "capital": pa.array([decimal.Decimal("100.00")] * n, pa.decimal128(18, 2)),
+            "est_date": [dt.date(2020, 1, 1)] * n,
+            "valid_until": [None, dt.date(2021, 1, 1), None][:n],
+            "status": statuses,
+        }
+    )
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> sa.Engine:
+    engine = store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
+    return engine
+
+
+def test_masking_rules() -> None:
+    assert mask("citizen_id", "11010519491231002X") == "1***************2X"
+    assert mask("mobile", "13812345678") == "138****5678"
+    assert mask("name", "欧阳娜娜") == "欧***"
+    assert mask("address", "浙江省杭州市西湖区文三路100号3幢") == "浙江省杭州市西湖区文********"
+    assert mask("name", None) is None
+
+
+def test_serving_replace_upsert_and_lookups(hub: sa.Engine) -> None:
+    spec = store.get_dataset(hub, "SCJ-LIC").spec
+    assert serving.ensure_serving_table(hub, spec) is True
+    assert serving.ensure_serving_table(hub, spec) is False
+    serving.refresh(hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True)
+    assert serving.count(hub, spec) == 3
+    serving.refresh(hub, spec, licences(["甲公司（新）"], ["吊销"]), run_id="r2", replace=False)
+    assert serving.count(hub, spec) == 3
+    row = serving.lookup_key(hub, spec, {"uscc": USCC[0]})
+    assert row is not None and row["ent_name"] == "甲公司（新）" and row["capital"] == decimal.Decimal("100.00")
+    assert serving.lookup_key(hub, spec, {"uscc": "nope"}) is None
+    assert [r["uscc"] for r in serving.lookup_subject(hub, spec, USCC[1])] == [USCC[1]]
+    indexes = {tuple(ix["column_names"]) for ix in sa.inspect(hub).get_indexes(serving.serving_table_name("SCJ-LIC"))}
+    pk = sa.inspect(hub).get_pk_constraint(serving.serving_table_name("SCJ-LIC"))
+    assert pk["constrained_columns"] == ["uscc"] or ("uscc",) in indexes
+
+
+def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
+    ds = store.get_dataset(hub, "SCJ-LIC")
+    code = "11100000000013127D001"
+    today = dt.date(2026, 11, 22)
+    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲", "乙", "丙"], ["存续", "存续", "注销"]),
+                             run_id="r1", today=today)
+    assert res.issued == 3
+    certs = {c["number"]: c for c in certificates.certificates_of(hub, USCC[0])}
+    c0 = certs[USCC[0]]
+    assert c0["identifier"].startswith(f"1.2.156.3005.2.{code}.11330100002482345X.00000001.1.")
+    assert certificates.identifier_is_well_formed(c0["identifier"])
+    assert not certificates.identifier_is_well_formed(c0["identifier"][:-1] + ("0" if c0["identifier"][-1] != "0" else "1"))
+    statuses = {c["number"]: c["status"] for c in (certificates.certificates_of(hub, u)[0] for u in USCC)}
+    assert statuses == {USCC[0]: "valid", USCC[1]: "expired", USCC[2]: "revoked"}
+    # a face change gives a new version of the same serial; a status change keeps the identifier
+    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲（更名）", "乙", "丙"], ["存续", "存续", "注销"]),
+                             run_id="r2", today=today)
+    assert (res.issued, res.reissued, res.unchanged) == (0, 1, 2)
+    (c0b,) = certificates.certificates_of(hub, USCC[0])
+    assert c0b["serial"] == c0["serial"] and c0b["version"] == 2
+    assert c0b["identifier"].split(".")[-2] == "2"
+    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲（更名）"], ["吊销"]), run_id="r3", today=today)
+    assert res.status_changed == 1
+    assert certificates.certificates_of(hub, USCC[0])[0]["status"] == "revoked"
+
+
+def test_mod37_36_known_value() -> None:
+    # ISO/IEC 7064 MOD 37,36 over "A12425GABC1234002" gives "M" (worked example in the standard family)
+    assert certificates.mod37_36_check("A12425GABC1234002") == "M"
+
+
+def test_read_api(hub: sa.Engine, tmp_path: Path) -> None:
+    from catalog.api import create_app
+    from sharehub.settings import Settings
+
+    spec = store.get_dataset(hub, "SCJ-LIC").spec
+    serving.ensure_serving_table(hub, spec)
+    serving.refresh(hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True)
+    ds = store.get_dataset(hub, "SCJ-LIC")
+    certificates.issue(hub, spec, ds.department, "11100000000013127D001", licences(["甲公司"], ["存续"]), run_id="r1")
+    client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}")))
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    listing = client.get("/api/v1/datasets", params={"q": "营业执照"}).json()
+    assert [d["code"] for d in listing["items"]] == ["SCJ-LIC"]
+    detail = client.get("/api/v1/datasets/SCJ-LIC").json()
+    assert detail["primary_key"] == ["uscc"] and detail["fields"][2]["mask"] == "name"
+    r = client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": USCC[0]})
+    assert r.status_code == 200
+    (item,) = r.json()["items"]
+    assert item == {"uscc": USCC[0], "ent_name": "甲公司", "legal_rep": "张**", "capital": "100.00",
+                    "est_date": "2020-01-01", "valid_until": None, "status": "存续"}
+    # a missing record and a filter on a non-key field
+    assert client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": "nope"}).json()["items"] == []
+    bad = client.get("/api/v1/datasets/SCJ-LIC/records", params={"ent_name": "甲公司"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "filter_not_allowed"
+    assert "不允许" in bad.json()["error"]["message_zh"]
+    assert client.get("/api/v1/datasets/NOPE").json()["error"]["code"] == "dataset_not_found"
+    refused = client.get("/api/v1/datasets/SECRET/records", params={"k": "1"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_shared"
+    certs = client.get(f"/api/v1/subjects/{USCC[0]}/certificates").json()["items"]
+    assert len(certs) == 1 and certs[0]["type_name"] == "营业执照" and certs[0]["holder_id"] == USCC[0]
+    one = client.get(f"/api/v1/certificates/{certs[0]['identifier']}").json()
+    assert one["status"] == "valid"
+    assert client.get("/api/v1/certificates/1.2.3").status_code == 404
+
+
+def test_subject_pagination(hub: sa.Engine, tmp_path: Path) -> None:
+    from catalog.api import create_app
+    from sharehub.settings import Settings
+
+    spec = store.get_dataset(hub, "SCJ-LIC").spec
+    serving.ensure_serving_table(hub, spec)
+    serving.refresh(hub, spec, licences(["甲", "乙", "丙"], ["存续"] * 3), run_id="r1", replace=True)
+    client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}")))
+    page = client.get("/api/v1/datasets/SCJ-LIC/records", params={"subject": USCC[1], "limit": 1}).json()
+    assert [i["uscc"] for i in page["items"]] == [USCC[1]] and page["next_cursor"] is None
+    assert client.get("/api/v1/datasets/SCJ-LIC/records", params={"cursor": "!!"}).status_code == 400
