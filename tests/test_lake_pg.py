@@ -18,7 +18,11 @@ def test_full_cycle_on_postgres(pg_url, tmp_path) -> None:
     engine = sa.create_engine(pg_url)
     try:
         with engine.connect() as c:
-            names = set(c.execute(sa.text("SELECT table_namespace || '.' || table_name FROM iceberg_tables")).scalars())
+            names = set(
+                c.execute(
+                    sa.text("SELECT table_namespace || '.' || table_name FROM iceberg_tables")
+                ).scalars()
+            )
     finally:
         engine.dispose()
     assert {"raw.scj_yyzz_001", "curated.ga_hj_001", "curated.cert"} <= names

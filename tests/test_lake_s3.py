@@ -13,7 +13,13 @@ pytestmark = pytest.mark.s3
 
 
 def _s3(ep, **over) -> dict:
-    return {"endpoint": ep.url, "access_key": ep.access_key, "secret_key": ep.secret_key, "region": ep.region, **over}
+    return {
+        "endpoint": ep.url,
+        "access_key": ep.access_key,
+        "secret_key": ep.secret_key,
+        "region": ep.region,
+        **over,
+    }
 
 
 def test_full_cycle_on_s3(s3_endpoint, tmp_path) -> None:
