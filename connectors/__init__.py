@@ -1,1 +1,18 @@
-"""connectors."""
+"""connectors: department sources -> Arrow record batches (SQL via SQLAlchemy, files).
+
+Light to import: the heavy modules (``connectors.sql``, ``connectors.files``,
+``connectors.conform``, ``connectors.drift``) are imported where they are used.
+"""
+
+from __future__ import annotations
+
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    Reject,
+    connector_kinds,
+    open_connector,
+    register_connector,
+)
+
+__all__ = ["Connector", "ConnectorError", "Reject", "connector_kinds", "open_connector", "register_connector"]

@@ -45,6 +45,4 @@ def strings_batch(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) 
     for row in rows:
         for i in range(width):
             cols[i].append(row[i] if i < len(row) else None)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(c, type=pa.string()) for c in cols], names=list(columns)
-    )
+    return pa.RecordBatch.from_arrays([pa.array(c, type=pa.string()) for c in cols], names=list(columns))

@@ -81,8 +81,13 @@ def read_xlsx(
             if extra:
                 found = width + len(values[width:]) - _trailing_nones(values[width:])
                 rejects.append(
-                    Reject(name, number, None, ",".join(v or "" for v in values),
-                           f"row {number}: expected {width} fields, found {found}")
+                    Reject(
+                        name,
+                        number,
+                        None,
+                        ",".join(v or "" for v in values),
+                        f"row {number}: expected {width} fields, found {found}",
+                    )
                 )
                 continue
             buffered.append(values[:width])

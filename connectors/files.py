@@ -22,7 +22,7 @@ FORMATS: tuple[str, ...] = ("csv", "xlsx", "jsonl", "parquet")
 # keys of the ``s3`` option
 S3_ENDPOINT = "endpoint"
 S3_ACCESS_KEY = "access_key"
-S3_SECRET_KEY = "secret_key"
+S3_SECRET_KEY = "secret_key"  # noqa: S105 - an option key, not a secret
 S3_REGION = "region"
 
 
@@ -83,7 +83,7 @@ class FileConnector:
         self,
         location: str,
         pattern: str,
-        format: FileFormat,  # noqa: A002 - the documented option name
+        format: FileFormat,
         *,
         encoding: str | None = None,
         sheet: str | None = None,
@@ -154,7 +154,10 @@ class FileConnector:
 
             with self._fs.open_input_stream(path) as stream:
                 yield from read_csv(
-                    stream, name=name, encoding=self.encoding, rejects=self._rejects,
+                    stream,
+                    name=name,
+                    encoding=self.encoding,
+                    rejects=self._rejects,
                     batch_size=self.batch_size,
                 )
         elif self.format == "jsonl":
@@ -162,7 +165,10 @@ class FileConnector:
 
             with self._fs.open_input_stream(path) as stream:
                 yield from read_jsonl(
-                    stream, name=name, encoding=self.encoding, rejects=self._rejects,
+                    stream,
+                    name=name,
+                    encoding=self.encoding,
+                    rejects=self._rejects,
                     batch_size=self.batch_size,
                 )
         elif self.format == "xlsx":

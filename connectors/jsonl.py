@@ -10,8 +10,8 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from connectors.base import ConnectorError, Reject
-from connectors.csv_reader import normalise_encoding
 from connectors.common import strings_batch, with_origin
+from connectors.csv_reader import normalise_encoding
 
 
 def value_text(value: Any) -> str | None:

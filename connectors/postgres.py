@@ -80,7 +80,9 @@ def copy_supported(engine: sa.Engine, plan: Plan) -> CopyLayout | None:
         return None
     with _connect(engine) as conn:
         try:
-            cur = conn.execute(psql.Composed([psql.SQL("SELECT * FROM ("), inner, psql.SQL(") AS q LIMIT 0")]))
+            cur = conn.execute(
+                psql.Composed([psql.SQL("SELECT * FROM ("), inner, psql.SQL(") AS q LIMIT 0")])
+            )
         except psycopg.Error:
             return None  # let the generic path report it through SQLAlchemy
         description = cur.description or []
@@ -107,6 +109,12 @@ class _CopyStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def is_empty(self) -> bool:
+        """Whether the COPY produced no data at all (pyarrow refuses an empty CSV)."""
+        if not self._buffer:
+            self._buffer = memoryview(bytes(self._copy.read()))
+        return not self._buffer
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if not self._buffer:
@@ -150,8 +158,11 @@ def copy_batches(
     with _connect(engine) as conn:
         try:
             with conn.cursor() as cur, cur.copy(statement) as copy:
+                stream = _CopyStream(copy)
+                if stream.is_empty():
+                    return
                 reader = pa_csv.open_csv(
-                    io.BufferedReader(_CopyStream(copy), buffer_size=_BLOCK),
+                    io.BufferedReader(stream, buffer_size=_BLOCK),
                     read_options=pa_csv.ReadOptions(column_names=keys, use_threads=False, block_size=_BLOCK),
                     parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                     convert_options=pa_csv.ConvertOptions(

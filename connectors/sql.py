@@ -190,11 +190,15 @@ class SqlConnector:
                     arrays.append(self._array(column, types[i], names[i], start))
                 batch = pa.RecordBatch.from_arrays(arrays, names=names)
                 if cursor_index is not None:
-                    self.note_cursor_max(max((v for v in values[cursor_index] if v is not None), default=None))
+                    self.note_cursor_max(
+                        max((v for v in values[cursor_index] if v is not None), default=None)
+                    )
                 yield with_origin(batch, self.source, ordinal_rows(start, batch.num_rows))
                 start += batch.num_rows
 
-    def _array(self, values: tuple[Any, ...], arrow_type: pa.DataType | None, name: str, start: int) -> pa.Array:
+    def _array(
+        self, values: tuple[Any, ...], arrow_type: pa.DataType | None, name: str, start: int
+    ) -> pa.Array:
         assert arrow_type is not None
         try:
             return to_array(values, arrow_type)

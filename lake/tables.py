@@ -339,7 +339,7 @@ class Lake:
         dataset_code: str,
         *,
         snapshot_id: int | None = None,
-        row_filter: str | None = None,
+        row_filter: str | BooleanExpression | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
         """Read the table (at ``snapshot_id`` for time travel) with the declared Arrow types."""
@@ -357,7 +357,11 @@ class Lake:
             yield restore(batch, declared)
 
     def _scan(
-        self, table: Table, snapshot_id: int | None, row_filter: str | None, columns: list[str] | None
+        self,
+        table: Table,
+        snapshot_id: int | None,
+        row_filter: str | BooleanExpression | None,
+        columns: list[str] | None,
     ) -> Any:
         from pyiceberg.expressions import AlwaysTrue
 

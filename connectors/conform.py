@@ -1,0 +1,268 @@
+"""Cast source batches to a dataset's declared schema, collecting a reject per bad value.
+
+Casting is vectorised (pyarrow.compute); when a column's cast fails, the column is bisected
+so only the failing values are cast one by one. A bad value becomes null in the output and a
+``Reject`` names its source, row, field and value; the row itself stays (quality decides).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import EXTRA_COLUMN, ROW_COLUMN, SOURCE_COLUMN, Reject
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+TRUE_WORDS = ("true", "t", "yes", "y", "1", "是", "对")
+FALSE_WORDS = ("false", "f", "no", "n", "0", "否", "错")
+_ORIGIN = (SOURCE_COLUMN, ROW_COLUMN, EXTRA_COLUMN)
+
+
+@dataclass(frozen=True)
+class Conformed:
+    """A batch cast to the target schema (+ ``_source``, ``_row``, ``_extra``) and its rejects."""
+
+    batch: pa.RecordBatch
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def type_label(arrow_type: pa.DataType) -> str:
+    """A short name for a declared type, as used in messages."""
+    if pa.types.is_decimal(arrow_type):
+        return f"decimal({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    return str(arrow_type)
+
+
+def _reason(target: pa.DataType) -> str:
+    if pa.types.is_integer(target):
+        return "not a valid integer"
+    if pa.types.is_floating(target):
+        return "not a valid number"
+    if pa.types.is_decimal(target):
+        return "not a valid decimal"
+    if pa.types.is_boolean(target):
+        return "not a valid boolean"
+    if pa.types.is_date(target):
+        return "not a valid date"
+    if pa.types.is_timestamp(target):
+        return "not a valid timestamp"
+    return f"not a valid {target}"
+
+
+def _decimal_reason(text: str, target: pa.Decimal128Type) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return "not a valid decimal"
+    if not value.is_finite():
+        return "not a valid decimal"
+    return f"does not fit {type_label(target)}"
+
+
+def _parse_date(text: str) -> dt.date | None:
+    """Dates the vectorised formats miss: ISO datetimes at midnight."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.date() if value.time() == dt.time(0) else None
+
+
+def _parse_timestamp(text: str, target: pa.TimestampType) -> dt.datetime | None:
+    """Timestamps pyarrow's ISO parser refuses: offsets for naive targets, "/" separators, YYYYMMDD."""
+    candidate = text.replace("/", "-")
+    if len(candidate) == 8 and candidate.isdigit():
+        candidate = f"{candidate[:4]}-{candidate[4:6]}-{candidate[6:]}"
+    try:
+        value = dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if target.tz is None and value.tzinfo is not None:
+        return value.replace(tzinfo=None)  # a naive target keeps the wall-clock time
+    if target.tz is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _bisect_cast(
+    array: pa.Array, caster: Callable[[pa.Array], pa.Array], target: pa.DataType
+) -> tuple[pa.Array, list[int]]:
+    """Cast ``array``; when that fails, split it until only the failing single values remain."""
+    pieces: list[pa.Array] = []
+    bad: list[int] = []
+
+    def go(offset: int, part: pa.Array) -> None:
+        try:
+            pieces.append(caster(part))
+            return
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            if len(part) == 1:
+                pieces.append(pa.nulls(1, target))
+                bad.append(offset)
+                return
+        mid = len(part) // 2
+        go(offset, part.slice(0, mid))
+        go(offset + mid, part.slice(mid))
+
+    go(0, array)
+    return pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0], bad
+
+
+def _mask_indices(mask: pa.Array) -> list[int]:
+    import numpy as np
+
+    flags = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return [int(i) for i in np.flatnonzero(flags)]
+
+
+def _patch(array: pa.Array, fixes: dict[int, Any], target: pa.DataType) -> pa.Array:
+    if not fixes:
+        return array
+    mask = [False] * len(array)
+    for i in fixes:
+        mask[i] = True
+    replacements = pa.array([fixes[i] for i in sorted(fixes)], type=target)
+    return pc.replace_with_mask(array, pa.array(mask), replacements)
+
+
+def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    """Cast trimmed text to ``target``; returns the array and {index: reason} of bad values."""
+    text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    if pa.types.is_string(target) or pa.types.is_large_string(target):
+        return text.cast(target), {}
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    if pa.types.is_boolean(target):
+        lower = pc.utf8_lower(text)
+        is_true = pc.is_in(lower, value_set=pa.array(TRUE_WORDS))
+        is_false = pc.is_in(lower, value_set=pa.array(FALSE_WORDS))
+        out = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+        bad = pc.and_(pc.is_valid(text), pc.invert(pc.or_(is_true, is_false)))
+        return out, dict.fromkeys(_mask_indices(bad), _reason(target))
+    if pa.types.is_date(target):
+        parsed = [pc.strptime(text, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS]
+        out = pc.coalesce(*parsed).cast(target)
+        bad_idx = _mask_indices(pc.and_(pc.is_valid(text), pc.is_null(out)))
+        fixes, reasons = {}, {}
+        for i in bad_idx:
+            value = _parse_date(str(text[i].as_py()))
+            if value is None:
+                reasons[i] = _reason(target)
+            else:
+                fixes[i] = value
+        return _patch(out, fixes, target), reasons
+    out, bad_idx = _bisect_cast(text, lambda a: pc.cast(a, target), target)
+    fixes, reasons = {}, {}
+    for i in bad_idx:
+        value_text = str(text[i].as_py())
+        if isinstance(target, pa.TimestampType):
+            stamp = _parse_timestamp(value_text, target)
+            if stamp is not None:
+                fixes[i] = stamp
+                continue
+        if isinstance(target, pa.Decimal128Type):
+            reasons[i] = _decimal_reason(value_text, target)
+        else:
+            reasons[i] = _reason(target)
+    return _patch(out, fixes, target), reasons
+
+
+def _cast_typed(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    if column.type == target:
+        return column, {}
+    try:
+        return pc.cast(column, target), {}
+    except pa.ArrowNotImplementedError:
+        reason = f"cannot convert {column.type} to {type_label(target)}"
+        return pa.nulls(len(column), target), dict.fromkeys(_mask_indices(pc.is_valid(column)), reason)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    out, bad_idx = _bisect_cast(column, lambda a: pc.cast(a, target), target)
+    return out, dict.fromkeys(bad_idx, _reason(target))
+
+
+def cast_column(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    """Cast one column to ``target``: bad values become null, returned as {index: reason}."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return _cast_strings(column, target)
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), target), {}
+    return _cast_typed(column, target)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _extra_json(batch: pa.RecordBatch, extras: list[str]) -> pa.Array:
+    if not extras:
+        return pa.nulls(batch.num_rows, pa.string())
+    rows = batch.select(extras).to_pylist()
+    return pa.array([json.dumps(row, ensure_ascii=False, default=str) for row in rows], type=pa.string())
+
+
+def conform(
+    batch: pa.RecordBatch,
+    target: pa.Schema,
+    *,
+    source_names: Mapping[str, str] | None = None,
+) -> Conformed:
+    """Cast ``batch`` to the declared ``target`` schema.
+
+    ``source_names`` maps a target field to its source column when the names differ. The output
+    holds the target fields, then ``_source``, ``_row`` and ``_extra`` (a JSON object of source
+    columns not declared, null when there are none). Declared columns missing from the source
+    are all null. Text is stripped of surrounding whitespace; an empty string is null for
+    non-string targets. Each value that cannot be cast is null in the output and reported as a
+    ``Reject`` (the row stays).
+    """
+    names = batch.schema.names
+    n = batch.num_rows
+    mapping = dict(source_names or {})
+    sources = (
+        batch.column(SOURCE_COLUMN) if SOURCE_COLUMN in names else pa.repeat(pa.scalar("", pa.string()), n)
+    )
+    rows = batch.column(ROW_COLUMN) if ROW_COLUMN in names else pa.array(range(1, n + 1), pa.int64())
+    used: set[str] = set()
+    arrays: list[pa.Array] = []
+    rejects: list[Reject] = []
+    for target_field in target:
+        source_name = mapping.get(target_field.name, target_field.name)
+        if source_name not in names:
+            arrays.append(pa.nulls(n, target_field.type))
+            continue
+        used.add(source_name)
+        column = batch.column(source_name)
+        out, bad = cast_column(column, target_field.type)
+        arrays.append(out)
+        for i in sorted(bad):
+            rejects.append(
+                Reject(
+                    source=str(sources[i].as_py()),
+                    row=int(rows[i].as_py()),
+                    field=target_field.name,
+                    value=_text(column[i].as_py()),
+                    reason=bad[i],
+                )
+            )
+    extras = [c for c in names if c not in used and c not in _ORIGIN]
+    arrays += [sources.cast(pa.string()), rows.cast(pa.int64()), _extra_json(batch, extras)]
+    fields = [f.with_nullable(True) for f in target] + [
+        pa.field(SOURCE_COLUMN, pa.string()),
+        pa.field(ROW_COLUMN, pa.int64()),
+        pa.field(EXTRA_COLUMN, pa.string()),
+    ]
+    out_batch = pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=target.metadata))
+    return Conformed(out_batch, rejects)
