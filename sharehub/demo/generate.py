@@ -18,7 +18,7 @@ import re
 import sqlite3
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ from sharehub.demo.people import (
     REFERENCE_TIME,
     Enterprise,
     Person,
-    add_years,
     make_enterprises,
     make_people,
 )
+from sharehub.demo.service_items import SERVICE_ITEMS
 
 BAD_SHARE = 0.01
 BASE_ROWS = {"licences": 5000, "residents": 5000, "social_insurance": 4000, "debtors": 1000, "guides": 300}
@@ -76,7 +76,9 @@ class Defect:
     dataset: str
     key: str  # primary key values joined by "|"
     field: str
-    rule: str  # not_null | unique | citizen_id | credit_code | mobile | enum | range | regex | not_future | compare | cast
+    # not_null | primary_key | citizen_id | credit_code | mobile | enum | range | regex | not_future
+    # | compare | cast
+    rule: str
     value: str | None
     reason: str
 
@@ -114,8 +116,8 @@ def _ts(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _future(rng: random.Random, d: dt.date) -> dt.date:
-    return d.replace(year=FUTURE_YEAR, day=min(d.day, 28)) if rng.random() < 2 else d
+def _future(d: dt.date) -> dt.date:
+    return d.replace(year=FUTURE_YEAR, day=min(d.day, 28))
 
 
 def _reason(field: str, rule: str, detail: str) -> str:
@@ -125,8 +127,10 @@ def _reason(field: str, rule: str, detail: str) -> str:
 # ----------------------------------------------------------------------------- 市场监管: licences
 
 
-def _licences(rng: random.Random, ents: list[Enterprise]) -> tuple[list[dict[str, Any]], list[Defect], set[int]]:
-    rows = [
+def _licences(
+    rng: random.Random, ents: list[Enterprise]
+) -> tuple[list[dict[str, Any]], list[Defect], set[int]]:
+    rows: list[dict[str, Any]] = [
         {
             "uscc": e.uscc,
             "ent_name": e.name,
@@ -143,7 +147,15 @@ def _licences(rng: random.Random, ents: list[Enterprise]) -> tuple[list[dict[str
         }
         for e in ents
     ]
-    kinds = ("credit_code_check", "credit_code_letter", "name_null", "est_future", "status_enum", "capital_negative", "duplicate")
+    kinds = (
+        "credit_code_check",
+        "credit_code_letter",
+        "name_null",
+        "est_future",
+        "status_enum",
+        "capital_negative",
+        "duplicate",
+    )
     pick = _Picker(rng, len(rows))
     defects: list[Defect] = []
     for kind in _slots(len(rows), kinds):
@@ -153,32 +165,46 @@ def _licences(rng: random.Random, ents: list[Enterprise]) -> tuple[list[dict[str
         r = rows[i]
         if kind == "credit_code_check":
             r["uscc"] = ids.credit_code_wrong_check(r["uscc"], rng)
-            defects.append(_d_(SCJ_CODE, r["uscc"], "uscc", "credit_code", r["uscc"], credit_code_problem(r["uscc"])))
+            defects.append(
+                _d_(SCJ_CODE, r["uscc"], "uscc", "credit_code", r["uscc"], credit_code_problem(r["uscc"]))
+            )
         elif kind == "credit_code_letter":
             r["uscc"] = ids.credit_code_bad_letter(r["uscc"])
-            defects.append(_d_(SCJ_CODE, r["uscc"], "uscc", "credit_code", r["uscc"], credit_code_problem(r["uscc"])))
+            defects.append(
+                _d_(SCJ_CODE, r["uscc"], "uscc", "credit_code", r["uscc"], credit_code_problem(r["uscc"]))
+            )
         elif kind == "name_null":
             r["ent_name"] = None
             defects.append(_d_(SCJ_CODE, r["uscc"], "ent_name", "not_null", None, "value is missing"))
         elif kind == "est_future":
-            r["est_date"] = _future(rng, dt.date.fromisoformat(r["est_date"])).isoformat()
-            defects.append(_d_(SCJ_CODE, r["uscc"], "est_date", "not_future", r["est_date"], "date is in the future"))
+            r["est_date"] = _future(dt.date.fromisoformat(r["est_date"])).isoformat()
+            defects.append(
+                _d_(SCJ_CODE, r["uscc"], "est_date", "not_future", r["est_date"], "date is in the future")
+            )
         elif kind == "status_enum":
             r["status"] = rng.choice(("停业", "歇业中", "正常"))
-            defects.append(_d_(SCJ_CODE, r["uscc"], "status", "enum", r["status"], "value is not in the allowed list"))
+            defects.append(
+                _d_(SCJ_CODE, r["uscc"], "status", "enum", r["status"], "value is not in the allowed list")
+            )
         elif kind == "capital_negative":
             r["reg_capital"] = f"-{r['reg_capital']}"
-            defects.append(_d_(SCJ_CODE, r["uscc"], "reg_capital", "range", r["reg_capital"], "value is below min 0"))
+            defects.append(
+                _d_(SCJ_CODE, r["uscc"], "reg_capital", "range", r["reg_capital"], "value is below min 0")
+            )
         elif kind == "duplicate":
             j = pick.take()
             if j is None:
                 break
             # the source system exported the same enterprise twice, with a later change stamp
             dup = dict(r)
-            dup["updated_at"] = _ts(dt.datetime.fromisoformat(r["updated_at"]) + dt.timedelta(minutes=rng.randint(1, 90)))
+            dup["updated_at"] = _ts(
+                dt.datetime.fromisoformat(r["updated_at"]) + dt.timedelta(minutes=rng.randint(1, 90))
+            )
             rows[j] = dup
             for _ in (i, j):
-                defects.append(_d_(SCJ_CODE, r["uscc"], "uscc", "unique", r["uscc"], "duplicate primary key"))
+                defects.append(
+                    _d_(SCJ_CODE, r["uscc"], "uscc", "primary_key", r["uscc"], "duplicate primary key")
+                )
     return rows, defects, pick._used
 
 
@@ -189,8 +215,10 @@ def _d_(dataset: str, key: str, field: str, rule: str, value: str | None, detail
 # ----------------------------------------------------------------------------- 公安: residents
 
 
-def _residents(rng: random.Random, people: list[Person]) -> tuple[list[dict[str, Any]], list[Defect], set[int], int]:
-    rows = [
+def _residents(
+    rng: random.Random, people: list[Person]
+) -> tuple[list[dict[str, Any]], list[Defect], set[int], int]:
+    rows: list[dict[str, Any]] = [
         {
             "id_no": p.id_no,
             "name": p.name,
@@ -217,36 +245,52 @@ def _residents(rng: random.Random, people: list[Person]) -> tuple[list[dict[str,
         r = rows[i]
         if kind == "id_check":
             r["id_no"] = ids.citizen_id_wrong_check(r["id_no"], rng)
-            defects.append(_d_(GAJ_CODE, r["id_no"], "id_no", "citizen_id", r["id_no"], citizen_id_problem(r["id_no"])))
+            defects.append(
+                _d_(GAJ_CODE, r["id_no"], "id_no", "citizen_id", r["id_no"], citizen_id_problem(r["id_no"]))
+            )
         elif kind == "id_birth":
             new = r["id_no"]
             while new in seen_ids:
-                new = ids.citizen_id_impossible_birth(r["id_no"][:6], int(r["id_no"][6:10]), rng, int(r["id_no"][14:17]))
+                new = ids.citizen_id_impossible_birth(
+                    r["id_no"][:6], int(r["id_no"][6:10]), rng, int(r["id_no"][14:17])
+                )
             seen_ids.add(new)
             r["id_no"] = new
             defects.append(_d_(GAJ_CODE, new, "id_no", "citizen_id", new, citizen_id_problem(new)))
         elif kind == "mobile":
             m = r["mobile"]
             r["mobile"] = rng.choice((m[:-1], m[:3] + " " + m[3:], "0571-" + m[3:11], "12" + m[2:]))
-            defects.append(_d_(GAJ_CODE, r["id_no"], "mobile", "mobile", r["mobile"], "not an 11-digit mobile number"))
+            defects.append(
+                _d_(GAJ_CODE, r["id_no"], "mobile", "mobile", r["mobile"], "not an 11-digit mobile number")
+            )
         elif kind == "name_null":
             r["name"] = None
             defects.append(_d_(GAJ_CODE, r["id_no"], "name", "not_null", None, "value is missing"))
         elif kind == "gender_enum":
             r["gender"] = rng.choice(("未知", "M", "男性"))
-            defects.append(_d_(GAJ_CODE, r["id_no"], "gender", "enum", r["gender"], "value is not in the allowed list"))
+            defects.append(
+                _d_(GAJ_CODE, r["id_no"], "gender", "enum", r["gender"], "value is not in the allowed list")
+            )
         elif kind == "birth_future":
-            r["birth_date"] = _future(rng, dt.date.fromisoformat(r["birth_date"])).isoformat()
-            defects.append(_d_(GAJ_CODE, r["id_no"], "birth_date", "not_future", r["birth_date"], "date is in the future"))
+            r["birth_date"] = _future(dt.date.fromisoformat(r["birth_date"])).isoformat()
+            defects.append(
+                _d_(
+                    GAJ_CODE, r["id_no"], "birth_date", "not_future", r["birth_date"], "date is in the future"
+                )
+            )
         elif kind == "duplicate":
             # the copy stays in the same file, so it is a duplicate within one batch
-            lo, hi = (0, split) if i < split else (split, len(rows))
-            j = pick.take(lambda k, lo=lo, hi=hi: lo <= k < hi)  # type: ignore[misc]
+            def same_file(k: int, first: bool = i < split) -> bool:
+                return (k < split) == first
+
+            j = pick.take(same_file)
             if j is None:
                 break
             rows[j] = dict(r)
             for _ in (i, j):
-                defects.append(_d_(GAJ_CODE, r["id_no"], "id_no", "unique", r["id_no"], "duplicate primary key"))
+                defects.append(
+                    _d_(GAJ_CODE, r["id_no"], "id_no", "primary_key", r["id_no"], "duplicate primary key")
+                )
     # one value the connector cannot cast: 30 February (the ID number itself stays valid)
     k = pick.take()
     if k is not None:
@@ -269,7 +313,11 @@ def _social_insurance(
         if len(rows) >= n:
             break
         employer = rng.choice(employers).uscc
-        types = [t for t, share in zip(INSURANCE_TYPES, (1.0, 0.85, 0.8, 0.95), strict=True) if rng.random() < share]
+        types = [
+            t
+            for t, share in zip(INSURANCE_TYPES, (1.0, 0.85, 0.8, 0.95), strict=True)
+            if rng.random() < share
+        ]
         months = rng.randint(3, 6)
         base = f"{rng.randint(4812, 24930)}.00"
         status = rng.choices(("正常缴费", "暂停", "终止"), weights=(96, 3, 1))[0]
@@ -307,22 +355,35 @@ def _social_insurance(
         touched.add(r["id_no"])
         if kind == "id_check":
             r["id_no"] = ids.citizen_id_wrong_check(r["id_no"], rng)
-            defects.append(_d_(RSJ_CODE, key(r), "id_no", "citizen_id", r["id_no"], citizen_id_problem(r["id_no"])))
+            defects.append(
+                _d_(RSJ_CODE, key(r), "id_no", "citizen_id", r["id_no"], citizen_id_problem(r["id_no"]))
+            )
         elif kind == "uscc_check":
             r["employer_uscc"] = ids.credit_code_wrong_check(r["employer_uscc"], rng)
             problem = credit_code_problem(r["employer_uscc"])
             defects.append(_d_(RSJ_CODE, key(r), "employer_uscc", "credit_code", r["employer_uscc"], problem))
         elif kind == "period":
             r["period"] = f"{r['period'][:4]}{int(r['period'][4:]) + 12:02d}"  # 202601 -> 202613 ...
-            defects.append(_d_(RSJ_CODE, key(r), "period", "regex", r["period"], f"does not match {PERIOD_RE}"))
+            defects.append(
+                _d_(RSJ_CODE, key(r), "period", "regex", r["period"], f"does not match {PERIOD_RE}")
+            )
         elif kind == "insurance_enum":
             r["insurance_type"] = "城乡居民基本养老保险"
             defects.append(
-                _d_(RSJ_CODE, key(r), "insurance_type", "enum", r["insurance_type"], "value is not in the allowed list")
+                _d_(
+                    RSJ_CODE,
+                    key(r),
+                    "insurance_type",
+                    "enum",
+                    r["insurance_type"],
+                    "value is not in the allowed list",
+                )
             )
         elif kind == "base_negative":
             r["base"] = f"-{r['base']}"
-            defects.append(_d_(RSJ_CODE, key(r), "base", "range", r["base"], f"value is below min {BASE_MIN}"))
+            defects.append(
+                _d_(RSJ_CODE, key(r), "base", "range", r["base"], f"value is below min {BASE_MIN}")
+            )
         elif kind == "name_null":
             r["name"] = None
             defects.append(_d_(RSJ_CODE, key(r), "name", "not_null", None, "value is missing"))
@@ -333,7 +394,16 @@ def _social_insurance(
             touched.add(rows[j]["id_no"])
             rows[j] = dict(r)  # the same contribution posted twice
             for _ in (i, j):
-                defects.append(_d_(RSJ_CODE, key(r), "id_no,insurance_type,period", "unique", key(r), "duplicate primary key"))
+                defects.append(
+                    _d_(
+                        RSJ_CODE,
+                        key(r),
+                        "id_no,insurance_type,period",
+                        "primary_key",
+                        key(r),
+                        "duplicate primary key",
+                    )
+                )
     return rows, defects
 
 
@@ -359,13 +429,17 @@ def _debtors(
         year = rng.choice((2019, 2020, 2021, 2022, 2023, 2024, 2024, 2025, 2025, 2026))
         intermediate = rng.random() < 0.06
         d = names.district(rng)
-        court_code, court = ("浙01", "浙江省杭州市中级人民法院") if intermediate else (d.court_code, _court(d))
+        court_code, court = (
+            ("浙01", "浙江省杭州市中级人民法院") if intermediate else (d.court_code, _court(d))
+        )
         case_no = f"（{year}）{court_code}执{'恢' if rng.random() < 0.05 else ''}{rng.randint(1, 9999)}号"
         if case_no in seen:
             continue
         seen.add(case_no)
         filed = dt.date(year, 1, 1) + dt.timedelta(days=rng.randint(0, 364))
-        published = min(filed + dt.timedelta(days=rng.randint(30, 240)), REFERENCE_DATE - dt.timedelta(days=1))
+        published = min(
+            filed + dt.timedelta(days=rng.randint(30, 240)), REFERENCE_DATE - dt.timedelta(days=1)
+        )
         if rng.random() < 0.7 or not ents:
             p = rng.choice(adults)
             name, kind, ident = p.name, "自然人", p.id_no
@@ -399,21 +473,63 @@ def _debtors(
                 break
             rows[j] = {**rows[j], "case_no": r["case_no"]}  # two cases published under one number
             for _ in (i, j):
-                defects.append(_d_(FY_CODE, r["case_no"], "case_no", "unique", r["case_no"], "duplicate primary key"))
+                defects.append(
+                    _d_(
+                        FY_CODE, r["case_no"], "case_no", "primary_key", r["case_no"], "duplicate primary key"
+                    )
+                )
         elif kind == "id_format":
             ident = r["id_or_uscc"]
             # an old 15-digit ID (or a credit code cut short): fails the format rule
-            r["id_or_uscc"] = ident[:6] + ident[8:14] + ident[14:17] if len(ident) == 18 and ident.isdigit() else ident[:15]
-            defects.append(_d_(FY_CODE, r["case_no"], "id_or_uscc", "regex", r["id_or_uscc"], f"does not match {ID_OR_USCC_RE}"))
+            r["id_or_uscc"] = (
+                ident[:6] + ident[8:14] + ident[14:17] if len(ident) == 18 and ident.isdigit() else ident[:15]
+            )
+            defects.append(
+                _d_(
+                    FY_CODE,
+                    r["case_no"],
+                    "id_or_uscc",
+                    "regex",
+                    r["id_or_uscc"],
+                    f"does not match {ID_OR_USCC_RE}",
+                )
+            )
         elif kind == "publish_future":
-            r["publish_date"] = _future(rng, dt.date.fromisoformat(r["publish_date"])).isoformat()
-            defects.append(_d_(FY_CODE, r["case_no"], "publish_date", "not_future", r["publish_date"], "date is in the future"))
+            r["publish_date"] = _future(dt.date.fromisoformat(r["publish_date"])).isoformat()
+            defects.append(
+                _d_(
+                    FY_CODE,
+                    r["case_no"],
+                    "publish_date",
+                    "not_future",
+                    r["publish_date"],
+                    "date is in the future",
+                )
+            )
         elif kind == "performance_enum":
             r["performance"] = "履行中"
-            defects.append(_d_(FY_CODE, r["case_no"], "performance", "enum", r["performance"], "value is not in the allowed list"))
+            defects.append(
+                _d_(
+                    FY_CODE,
+                    r["case_no"],
+                    "performance",
+                    "enum",
+                    r["performance"],
+                    "value is not in the allowed list",
+                )
+            )
         elif kind == "kind_enum":
             r["debtor_kind"] = "个体工商户"
-            defects.append(_d_(FY_CODE, r["case_no"], "debtor_kind", "enum", r["debtor_kind"], "value is not in the allowed list"))
+            defects.append(
+                _d_(
+                    FY_CODE,
+                    r["case_no"],
+                    "debtor_kind",
+                    "enum",
+                    r["debtor_kind"],
+                    "value is not in the allowed list",
+                )
+            )
         elif kind == "name_null":
             r["debtor_name"] = None
             defects.append(_d_(FY_CODE, r["case_no"], "debtor_name", "not_null", None, "value is missing"))
@@ -427,88 +543,8 @@ def _court(d: names.District) -> str:
 # ----------------------------------------------------------------------------- 审改办: service guides
 
 
-@dataclass(frozen=True)
-class _Item:
-    basic_code: str  # 12-digit 基本编码
-    name: str
-    agency: str  # "{d}" is replaced by the district name
-    legal_days: int
-    promised_days: int
-    fee: str
-    online_level: str
-    conditions: str
-    materials: str
-    process: str
-
-
-_STD_PROCESS = "1.申请人通过浙里办或窗口提交申请；2.受理；3.审查；4.决定；5.送达（可选择邮寄或自取）"
-_ITEMS: tuple[_Item, ...] = (
-    _Item("000101001000", "企业设立登记", "杭州市{d}市场监督管理局", 15, 1, "不收费", "四级",
-          "申请人名称符合规定，住所、经营范围等登记事项符合法律法规要求", "1.公司登记（备案）申请书；2.公司章程；3.股东主体资格证明；4.法定代表人、董事、监事和经理的任职文件；5.住所使用证明", _STD_PROCESS),
-    _Item("000101002000", "企业变更登记", "杭州市{d}市场监督管理局", 15, 1, "不收费", "四级",
-          "已依法登记的企业，登记事项发生变更", "1.变更登记申请书；2.变更决议或决定；3.修改后的章程或章程修正案", _STD_PROCESS),
-    _Item("000101003000", "企业注销登记", "杭州市{d}市场监督管理局", 15, 3, "不收费", "四级",
-          "企业已完成清算，债权债务已清理完毕", "1.注销登记申请书；2.清算报告；3.依法作出解散的决议或决定", _STD_PROCESS),
-    _Item("000101004000", "个体工商户注册登记", "杭州市{d}市场监督管理局", 15, 1, "不收费", "四级",
-          "有经营能力的公民，经营场所符合要求", "1.个体工商户登记（备案）申请书；2.经营者身份证明；3.经营场所使用证明", _STD_PROCESS),
-    _Item("000101005000", "食品经营许可", "杭州市{d}市场监督管理局", 20, 5, "不收费", "三级",
-          "具有与经营的食品品种、数量相适应的经营场所和设备设施", "1.食品经营许可申请书；2.营业执照；3.与食品经营相适应的主要设备设施布局、操作流程等文件；4.食品安全管理制度", _STD_PROCESS),
-    _Item("000101006000", "药品零售企业经营许可", "杭州市{d}市场监督管理局", 30, 15, "不收费", "三级",
-          "具有依法经过资格认定的药师或者其他药学技术人员", "1.药品经营许可证申请表；2.营业执照；3.执业药师资格证明；4.经营场所平面图", _STD_PROCESS),
-    _Item("000102001000", "居民身份证申领", "杭州市公安局{d}分局", 60, 20, "收费", "二级",
-          "具有本市常住户口的中国公民", "1.居民户口簿；2.符合标准的相片（可现场采集）", "1.窗口采集指纹和相片；2.审核；3.制证；4.领取或邮寄"),
-    _Item("000102002000", "居民身份证换领", "杭州市公安局{d}分局", 60, 20, "收费", "三级",
-          "居民身份证有效期满或登记项目变更", "1.原居民身份证；2.居民户口簿", "1.申请（可在浙里办预约）；2.采集；3.制证；4.领取或邮寄"),
-    _Item("000102003000", "户口迁入（投靠）", "杭州市公安局{d}分局", 20, 5, "不收费", "三级",
-          "符合本市户籍准入条件的配偶、子女、父母投靠", "1.户口迁移申请表；2.居民户口簿；3.亲属关系证明；4.合法稳定住所证明", _STD_PROCESS),
-    _Item("000102004000", "出生登记", "杭州市公安局{d}分局", 10, 1, "不收费", "四级",
-          "新生儿出生后一个月内由监护人申报", "1.出生医学证明；2.父母的居民户口簿、居民身份证；3.结婚证", _STD_PROCESS),
-    _Item("000102005000", "临时身份证明开具", "杭州市公安局{d}分局", 5, 0, "不收费", "四级",
-          "居民身份证丢失或正在办理中，临时需要身份证明", "1.申请人本人到场或浙里办在线申请", "1.在线申请；2.即时出具电子证明"),
-    _Item("000103001000", "失业保险金申领", "杭州市{d}人力资源和社会保障局", 20, 3, "不收费", "四级",
-          "非因本人意愿中断就业，已办理失业登记并有求职要求，失业前缴纳失业保险费满一年", "1.居民身份证或社会保障卡；2.解除或终止劳动关系证明（可通过数据共享获取）", _STD_PROCESS),
-    _Item("000103002000", "社会保障卡申领", "杭州市{d}人力资源和社会保障局", 30, 10, "不收费", "四级",
-          "参加本市社会保险的人员", "1.居民身份证；2.符合标准的电子相片", "1.浙里办在线申请；2.制卡；3.邮寄或网点领取"),
-    _Item("000103003000", "职工基本养老保险参保登记", "杭州市{d}人力资源和社会保障局", 15, 1, "不收费", "四级",
-          "与用人单位建立劳动关系的职工", "1.参保登记表；2.劳动合同（可通过数据共享获取）", _STD_PROCESS),
-    _Item("000103004000", "工伤认定", "杭州市{d}人力资源和社会保障局", 60, 30, "不收费", "三级",
-          "职工发生事故伤害或被诊断为职业病，在规定时限内提出申请", "1.工伤认定申请表；2.劳动关系证明；3.医疗诊断证明或职业病诊断证明书", _STD_PROCESS),
-    _Item("000103005000", "就业创业证申领", "杭州市{d}人力资源和社会保障局", 10, 1, "不收费", "四级",
-          "法定劳动年龄内、有劳动能力和就业要求的人员", "1.居民身份证", _STD_PROCESS),
-    _Item("000104001000", "结婚登记", "杭州市{d}民政局", 1, 0, "不收费", "二级",
-          "男女双方自愿结婚，达到法定婚龄，双方均无配偶", "1.双方居民户口簿（可通过数据共享免于提交）；2.双方居民身份证；3.双方近期半身免冠合影照片", "1.浙里办预约；2.现场登记；3.当场颁证"),
-    _Item("000104002000", "最低生活保障审核确认", "杭州市{d}民政局", 30, 15, "不收费", "三级",
-          "共同生活的家庭成员人均收入低于当地最低生活保障标准", "1.低保申请书；2.家庭成员居民身份证；3.家庭收入和财产状况声明", _STD_PROCESS),
-    _Item("000104003000", "社会团体成立登记", "杭州市{d}民政局", 60, 20, "不收费", "三级",
-          "有50个以上的个人会员或者30个以上的单位会员，有规范的名称和相应的组织机构", "1.登记申请书；2.业务主管单位批准文件；3.验资报告；4.章程草案", _STD_PROCESS),
-    _Item("000105001000", "医疗机构执业登记", "杭州市{d}卫生健康局", 45, 20, "不收费", "三级",
-          "按照设置审批要求完成建设，符合医疗机构基本标准", "1.医疗机构执业登记申请书；2.设置医疗机构批准书；3.医疗机构用房产权证明或使用证明", _STD_PROCESS),
-    _Item("000105002000", "公共场所卫生许可", "杭州市{d}卫生健康局", 20, 5, "不收费", "四级",
-          "公共场所的选址、设计和卫生设施符合卫生标准和要求", "1.卫生许可申请表；2.营业执照；3.卫生管理制度", _STD_PROCESS),
-    _Item("000106001000", "建筑工程施工许可", "杭州市{d}住房和城乡建设局", 7, 3, "不收费", "四级",
-          "已办理用地批准手续，已取得规划许可证，施工企业已确定", "1.施工许可申请表；2.建设工程规划许可证；3.中标通知书或直接发包批准手续", _STD_PROCESS),
-    _Item("000106002000", "商品房预售许可", "杭州市{d}住房和城乡建设局", 10, 5, "不收费", "三级",
-          "已交付全部土地使用权出让金，取得土地使用权证书，持有建设工程规划许可证和施工许可证", "1.预售许可申请表；2.土地使用权证书；3.建设工程规划许可证；4.施工许可证", _STD_PROCESS),
-    _Item("000107001000", "道路货物运输经营许可", "杭州市{d}交通运输局", 20, 5, "不收费", "三级",
-          "有与其经营业务相适应并经检测合格的车辆，有符合规定条件的驾驶人员", "1.道路货物运输经营申请表；2.负责人身份证明；3.驾驶人员的从业资格证", _STD_PROCESS),
-    _Item("000107002000", "出租汽车驾驶员从业资格证核发", "杭州市{d}交通运输局", 20, 10, "不收费", "二级",
-          "取得相应准驾车型机动车驾驶证并具有3年以上驾驶经历", "1.申请表；2.机动车驾驶证；3.无重大以上交通责任事故记录证明", _STD_PROCESS),
-    _Item("000108001000", "民办学校设立审批", "杭州市{d}教育局", 90, 60, "不收费", "二级",
-          "有与办学规模相适应的校舍、师资和办学经费", "1.设立申请书；2.办学章程；3.资产来源证明；4.校舍使用证明", _STD_PROCESS),
-    _Item("000108002000", "义务教育阶段入学登记", "杭州市{d}教育局", 30, 10, "不收费", "四级",
-          "适龄儿童、少年", "1.居民户口簿（可通过数据共享获取）；2.房产证明或居住证明", "1.浙里办报名；2.审核；3.公布录取结果"),
-    _Item("000109001000", "城镇污水排入排水管网许可", "杭州市{d}住房和城乡建设局", 20, 5, "不收费", "三级",
-          "排水户的排水设施符合国家和地方有关标准", "1.排水许可申请表；2.排水户内部排水管网平面图；3.排水水质检测报告", _STD_PROCESS),
-    _Item("000110001000", "不动产登记资料查询", "杭州市{d}自然资源和规划局", 5, 0, "收费", "四级",
-          "权利人、利害关系人依法查询", "1.查询申请书；2.申请人身份证明", "1.浙里办在线查询；2.即时出具查询结果"),
-    _Item("000110002000", "国有建设用地使用权首次登记", "杭州市{d}自然资源和规划局", 30, 5, "收费", "三级",
-          "依法取得国有建设用地使用权", "1.不动产登记申请书；2.土地出让合同；3.土地出让价款缴纳凭证", _STD_PROCESS),
-)
-_LEVELS = ("一级", "二级", "三级", "四级")
-
-
 def _guides(rng: random.Random, n: int) -> tuple[list[dict[str, Any]], list[Defect]]:
-    combos = [(d, item) for d in names.DISTRICTS for item in _ITEMS]
+    combos = [(d, item) for d in names.DISTRICTS for item in SERVICE_ITEMS]
     rng.shuffle(combos)
     rows: list[dict[str, Any]] = []
     for d, item in combos[:n]:
@@ -541,15 +577,23 @@ def _guides(rng: random.Random, n: int) -> tuple[list[dict[str, Any]], list[Defe
         if kind == "compare":
             r["promised_days"] = r["legal_days"] + rng.randint(1, 10)
             defects.append(
-                _d_(SGB_CODE, r["item_code"], "promised_days", "compare", str(r["promised_days"]),
-                    f"promised_days {r['promised_days']} is not <= legal_days {r['legal_days']}")
+                _d_(
+                    SGB_CODE,
+                    r["item_code"],
+                    "promised_days",
+                    "compare",
+                    str(r["promised_days"]),
+                    f"promised_days {r['promised_days']} is not <= legal_days {r['legal_days']}",
+                )
             )
         elif kind == "materials_null":
             r["materials"] = None
             defects.append(_d_(SGB_CODE, r["item_code"], "materials", "not_null", None, "value is missing"))
         elif kind == "legal_days_range":
             r["legal_days"] = 400
-            defects.append(_d_(SGB_CODE, r["item_code"], "legal_days", "range", "400", "value is above max 365"))
+            defects.append(
+                _d_(SGB_CODE, r["item_code"], "legal_days", "range", "400", "value is above max 365")
+            )
     return rows, defects
 
 
@@ -578,7 +622,8 @@ def _write_sqlite(path: Path, rows: list[dict[str, Any]]) -> None:
             )"""
         )
         con.executemany(
-            "INSERT INTO business_licence VALUES (:uscc, :ent_name, :ent_type, :legal_rep, :reg_capital, :est_date,"
+            "INSERT INTO business_licence VALUES (:uscc, :ent_name, :ent_type, :legal_rep, :reg_capital,"
+            " :est_date,"
             " :valid_until, :reg_authority, :address, :business_scope, :status, :updated_at)",
             rows,
         )
@@ -607,7 +652,11 @@ def _write_xlsx(path: Path, rows: list[dict[str, Any]]) -> None:
     wb.properties.created = fixed
     wb.properties.modified = fixed
     ws = wb.create_sheet(XLSX_SHEET)
-    columns = list(rows[0]) if rows else ["id_no", "name", "insurance_type", "period", "base", "employer_uscc", "status"]
+    columns = (
+        list(rows[0])
+        if rows
+        else ["id_no", "name", "insurance_type", "period", "base", "employer_uscc", "status"]
+    )
     ws.append(columns)
     for r in rows:
         ws.append([float(r[c]) if c == "base" and r[c] is not None else r[c] for c in columns])
@@ -680,12 +729,15 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float = 1.0) -> dict
     if scale <= 0:
         raise ValueError("scale must be positive")
     out = Path(out_dir).resolve()
-    drops = {ref: out / folder for ref, folder in (("gaj_drop", "gaj"), ("rsj_drop", "rsj"), ("fy_drop", "fy"), ("sgb_drop", "sgb"))}
+    drops = {
+        ref: out / folder
+        for ref, folder in (("gaj_drop", "gaj"), ("rsj_drop", "rsj"), ("fy_drop", "fy"), ("sgb_drop", "sgb"))
+    }
     for folder in drops.values():
         folder.mkdir(parents=True, exist_ok=True)
 
     def rng(part: str) -> random.Random:
-        return random.Random(f"sharehub-demo:{seed}:{part}")
+        return random.Random(f"sharehub-demo:{seed}:{part}")  # noqa: S311 - reproducible demo data, not secrets
 
     people = make_people(rng("people"), _rows("residents", scale))
     ents = make_enterprises(rng("enterprises"), _rows("licences", scale), people)
@@ -695,7 +747,9 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float = 1.0) -> dict
     clean_people = [p for i, p in enumerate(people) if i not in res_bad]
     clean_ents = [e for i, e in enumerate(ents) if i not in lic_bad]
     employers = [e for e in clean_ents if e.status in ("存续", "在业")] or clean_ents
-    si_rows, si_defects = _social_insurance(rng("social_insurance"), _rows("social_insurance", scale), clean_people, employers)
+    si_rows, si_defects = _social_insurance(
+        rng("social_insurance"), _rows("social_insurance", scale), clean_people, employers
+    )
     fy_rows, fy_defects = _debtors(rng("debtors"), _rows("debtors", scale), clean_people, clean_ents)
     sg_rows, sg_defects = _guides(rng("guides"), _rows("guides", scale))
 
@@ -734,11 +788,10 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float = 1.0) -> dict
             for code, (rows, defects) in datasets.items()
         },
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     return {
         "scj_db": f"sqlite:///{out / 'scj.db'}",
         **{ref: str(folder) for ref, folder in drops.items()},
     }
-
-
-__all__ = ["REFERENCE_DATE", "Defect", "add_years", "generate", "replace"]

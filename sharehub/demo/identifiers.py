@@ -40,7 +40,9 @@ def citizen_id_impossible_birth(area: str, year: int, rng: random.Random, seq: i
 
 def org_code(body8: str) -> str:
     """GB 11714 organisation code: 8 characters plus the MOD 11 check character."""
-    total = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True))
+    total = sum(
+        (int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True)
+    )
     check = 11 - total % 11
     return body8 + ("X" if check == 10 else "0" if check == 11 else str(check))
 
@@ -68,4 +70,3 @@ def credit_code_bad_letter(value: str) -> str:
         if value[i] == "1":
             return value[:i] + "I" + value[i + 1 :]
     return value[:8] + "O" + value[9:]
-

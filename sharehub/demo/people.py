@@ -43,7 +43,11 @@ class Person:
 
     def age(self, on: dt.date = REFERENCE_DATE) -> int:
         """Age in whole years on ``on``."""
-        return on.year - self.birth_date.year - ((on.month, on.day) < (self.birth_date.month, self.birth_date.day))
+        return (
+            on.year
+            - self.birth_date.year
+            - ((on.month, on.day) < (self.birth_date.month, self.birth_date.day))
+        )
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,13 @@ class Enterprise:
     updated_at: dt.datetime
 
 
-_AGE_BANDS: tuple[tuple[int, int, int], ...] = ((0, 15, 14), (16, 25, 11), (26, 45, 32), (46, 60, 23), (61, 92, 20))
+_AGE_BANDS: tuple[tuple[int, int, int], ...] = (
+    (0, 15, 14),
+    (16, 25, 11),
+    (26, 45, 32),
+    (46, 60, 23),
+    (61, 92, 20),
+)
 
 
 def make_people(rng: random.Random, n: int) -> list[Person]:
@@ -138,7 +148,10 @@ def make_enterprises(rng: random.Random, n: int, people: list[Person]) -> list[E
             name = f"杭州市{d.name}{names.brand(rng)}{word}{suffix}"
         elif ent_type == "有限合伙企业":
             word = "股权投资"
-            scope = "一般项目：股权投资；以私募基金从事股权投资、投资管理、资产管理等活动（须在中国证券投资基金业协会完成登记备案后方可从事经营活动）"
+            scope = (
+                "一般项目：股权投资；以私募基金从事股权投资、投资管理、资产管理等活动"
+                "（须在中国证券投资基金业协会完成登记备案后方可从事经营活动）"
+            )
             name = f"{prefix}{names.brand(rng)}{word}{suffix}"
         else:
             name = f"{prefix}{names.brand(rng)}{word}{suffix}"
