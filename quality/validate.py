@@ -179,6 +179,9 @@ def validate(
         "result_format": "COMPLETE",
         "unexpected_index_column_names": [row_id],
         "return_unexpected_index_query": False,
+        # with the row id as the dataframe's named index this makes GX return the ids as one
+        # list instead of looking every unexpected row up (which costs ~70 µs a row)
+        "exclude_unexpected_values": True,
     }
     with _gx.lock():
         batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
@@ -193,7 +196,7 @@ def validate(
         config = res.expectation_config
         check = checks[int(config.meta[_META_KEY])]
         r = res.result or {}
-        bad_ids = [int(d[row_id]) for d in r.get("unexpected_index_list") or []]
+        bad_ids = _unexpected_ids(r.get("unexpected_index_list"), row_id)
         details: dict[str, Any] = {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")}
         if res.exception_info and res.exception_info.get("raised_exception"):
             details["exception"] = res.exception_info.get("exception_message")
@@ -305,8 +308,10 @@ def _to_pandas(
             kind = _Kind(_STRING)
         arrays[name] = col
         kinds[name] = kind
-    arrays[row_id] = ids
-    return pa.table(arrays).to_pandas(), kinds
+    df = pa.table(arrays).to_pandas()
+    df.index = ids.to_pandas()
+    df.index.name = row_id
+    return df, kinds
 
 
 # --------------------------------------------------------------------------- suite
@@ -566,6 +571,18 @@ def _fmt(v: Any) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _unexpected_ids(index_list: Any, row_id: str) -> list[int]:
+    """Row ids out of GX's ``unexpected_index_list`` (``[{row_id: [ids]}]`` or one dict per row)."""
+    ids: list[int] = []
+    for item in index_list or []:
+        value = item[row_id] if isinstance(item, Mapping) else item
+        if isinstance(value, list | tuple):
+            ids.extend(int(v) for v in value)
+        else:
+            ids.append(int(value))
+    return ids
 
 
 def _float_or_none(v: Any) -> float | None:

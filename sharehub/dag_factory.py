@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,7 +65,8 @@ def curated_table(spec: DagSpec) -> str:
     """The Iceberg identifier of the dataset's curated table (derived from the code if unset)."""
     if spec.curated_table:
         return spec.curated_table
-    return "curated." + "".join(c if c.isalnum() else "_" for c in spec.code.lower())
+    # same rule as lake.tables.normalise_code (not imported: lake pulls in pyiceberg/pyarrow)
+    return "curated." + re.sub(r"[^a-z0-9_]+", "_", spec.code.strip().lower()).strip("_")
 
 
 def asset_uri(table: str) -> str:
@@ -153,11 +155,23 @@ def _retries() -> int:
     return int(raw) if raw.strip() else DEFAULT_RETRIES
 
 
+def check_schedule(schedule: str | None) -> None:
+    """Raise ValueError for a schedule Airflow would reject only later, at serialization."""
+    if schedule is None or schedule in ("@once", "@continuous"):
+        return
+    from airflow.utils.dates import cron_presets
+    from croniter import croniter
+
+    if not croniter.is_valid(cron_presets.get(schedule, schedule)):
+        raise ValueError(f"invalid schedule {schedule!r}: not a cron expression or Airflow preset")
+
+
 def build_dag(spec: DagSpec) -> DAG:
     """The sync DAG of one dataset: ``extract_land >> validate >> publish``.
 
     The Airflow ``run_id`` is the sync run id; the ``full`` param forces a full resync.
     """
+    check_schedule(spec.schedule)
     default_args: dict[str, Any] = {
         "owner": spec.department_code or "sharehub",
         "retries": _retries(),

@@ -52,10 +52,13 @@ def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Cons
     for code in codes:
         ds = store.get_dataset(engine, code)
         run_id = results.get(code, {}).get("run_id")
-        run = runs.get_run(engine, run_id) if run_id else None
+        try:
+            run = runs.get_run(engine, run_id) if run_id else None
+        except KeyError:
+            run = None
         if run is None:
             ok = False
-            t.add_row(code, ds.department.name, "-", "-", "-", "-", "-", "-", results.get(code, {}).get("error", "not run"))
+            t.add_row(code, ds.department.name, "-", "-", "-", "-", "-", "-", "failed")
             continue
         ok = ok and run["status"] == "success"
         t.add_row(

@@ -213,7 +213,8 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
     """Read the source and append what was read to the raw zone, tagged with the run id."""
     import pyarrow as pa
 
-    from connectors import compare_schema, conform
+    from connectors.conform import conform
+    from connectors.drift import compare_schema
     from lake import RAW
 
     t0 = time.perf_counter()
@@ -235,8 +236,10 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
                 source_cols = [n for n in batch.schema.names if n not in (SOURCE, ROW)]
                 if not drift_seen.get("checked"):
                     drift_seen["checked"] = True
-                    typed = {n: batch.schema.field(n).type for n in source_cols}
-                    drift = compare_schema(typed, target, source_names=source_names)
+                    # only typed sources (SQL, Parquet) can be "retyped"; text drops arrive as strings
+                    typed_source = spec.source.kind == "sql" or spec.source.format == "parquet"
+                    cols: Any = {n: batch.schema.field(n).type for n in source_cols} if typed_source else source_cols
+                    drift = compare_schema(cols, target, source_names=source_names)
                     if not drift.empty:
                         drift_seen["report"] = {
                             "added": drift.added,
@@ -245,8 +248,8 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
                             "message": drift.describe(),
                         }
                         if spec.source.drift.value == "fail":
-                            raise SyncError(f"{code}: schema drift, policy is fail: {drift.describe()}")
-                        log.warning("%s: schema drift: %s", code, drift.describe())
+                            raise SyncError(f"{code}: {drift.describe()} (the dataset's drift policy is fail)")
+                        log.warning("%s: %s", code, drift.describe())
                 conformed = conform(batch, target, source_names=source_names)
                 n = conformed.batch.num_rows
                 start = counter["rows"]

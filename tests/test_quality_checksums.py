@@ -1,0 +1,70 @@
+"""quality.checksums: GB 11643 citizen IDs, GB 32100 credit codes, mobiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from quality.checksums import (
+    CITIZEN_ID_CHECK,
+    CREDIT_CODE_ALPHABET,
+    citizen_id_check_char,
+    citizen_id_problem,
+    credit_code_check_char,
+    credit_code_problem,
+    is_citizen_id,
+    is_credit_code,
+    is_mobile,
+)
+
+VALID_IDS = ["11010519491231002X", "440524188001010014", "11010119900307803X"]
+VALID_CODES = ["91350100M000100Y43"]
+
+
+@pytest.mark.parametrize("value", VALID_IDS)
+def test_known_valid_citizen_ids(value):
+    assert is_citizen_id(value)
+    assert citizen_id_problem(value) is None
+
+
+@pytest.mark.parametrize("value", VALID_CODES)
+def test_known_valid_credit_codes(value):
+    assert credit_code_check_char(value[:17]) == value[17]
+    assert is_credit_code(value)
+
+
+def test_every_wrong_citizen_id_check_char_is_named():
+    body = "11010519491231002"
+    assert citizen_id_check_char(body) == "X"
+    for wrong in CITIZEN_ID_CHECK.replace("X", ""):
+        assert citizen_id_problem(body + wrong) == f"check character is {wrong}, expected X"
+
+
+def test_every_wrong_credit_code_check_char_is_named():
+    body = "91350100M000100Y4"
+    assert credit_code_check_char(body) == "3"
+    for wrong in CREDIT_CODE_ALPHABET.replace("3", ""):
+        assert credit_code_problem(body + wrong) == f"check character is {wrong}, expected 3"
+
+
+@pytest.mark.parametrize("birth", ["19490230", "19491301", "20230229", "19490000"])
+def test_impossible_birth_date(birth):
+    body = "110105" + birth + "002"
+    value = body + citizen_id_check_char(body)
+    assert citizen_id_problem(value) == f"birth date {birth} is not a real date"
+
+
+@pytest.mark.parametrize("value", ["", "1101051949123100", "01010519491231002X", "11010519491231002x"])
+def test_malformed_citizen_ids(value):
+    assert citizen_id_problem(value) == "must be 17 digits followed by a digit or X"
+
+
+@pytest.mark.parametrize("value", ["91350100M000100Y4", "91350100M000100I43", "9135010OM000100Y43"])
+def test_malformed_credit_codes(value):
+    assert credit_code_problem(value) == "must be 18 characters of the GB 32100 alphabet (no I, O, S, V, Z)"
+
+
+def test_mobile():
+    assert is_mobile("13800138000")
+    assert not is_mobile("12800138000")
+    assert not is_mobile("1380013800")
+    assert not is_mobile("+8613800138000")
