@@ -45,7 +45,10 @@ def synthetic_specs(n: int = 200) -> list[DagSpec]:
     for i in range(n):
         dept, dept_name = DEPARTMENTS[i % len(DEPARTMENTS)]
         code = f"{dept}-DS{i:04d}-001"
-        fields = [(f"f{j:02d}", f"信息项{j:02d}", ["string", "date", "int", "decimal"][j % 4]) for j in range(8 + i % 8)]
+        fields = [
+            (f"f{j:02d}", f"信息项{j:02d}", ["string", "date", "int", "decimal"][j % 4])
+            for j in range(8 + i % 8)
+        ]
         specs.append(
             DagSpec(
                 code=code,

@@ -69,7 +69,13 @@ def _decimal_reason(text: str, target: pa.Decimal128Type) -> str:
 
 
 def _parse_date(text: str) -> dt.date | None:
-    """Dates the vectorised formats miss: ISO datetimes at midnight."""
+    """Dates the vectorised formats miss: unpadded Y/M/D (2020/1/5), ISO datetimes at midnight."""
+    parts = text.replace("/", "-").split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[0]) == 4:
+        try:
+            return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+        except ValueError:
+            return None
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -137,9 +143,10 @@ def _patch(array: pa.Array, fixes: dict[int, Any], target: pa.DataType) -> pa.Ar
 def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
     """Cast trimmed text to ``target``; returns the array and {index: reason} of bad values."""
     text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    # an empty cell is a missing value (CSV and Excel cannot tell them apart), for text too
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     if pa.types.is_string(target) or pa.types.is_large_string(target):
         return text.cast(target), {}
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     if pa.types.is_boolean(target):
         lower = pc.utf8_lower(text)
         is_true = pc.is_in(lower, value_set=pa.array(TRUE_WORDS))
@@ -148,7 +155,13 @@ def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict
         bad = pc.and_(pc.is_valid(text), pc.invert(pc.or_(is_true, is_false)))
         return out, dict.fromkeys(_mask_indices(bad), _reason(target))
     if pa.types.is_date(target):
-        parsed = [pc.strptime(text, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS]
+        # strptime normalises impossible dates (1979-02-30 -> 1979-03-02): keep a parse only when
+        # formatting it back gives the same text; anything else goes to the strict per-row parser
+        parsed = []
+        for f in DATE_FORMATS:
+            p = pc.strptime(text, format=f, unit="s", error_is_null=True)
+            same = pc.equal(pc.strftime(p, format=f), text)
+            parsed.append(pc.if_else(same, p, pa.scalar(None, p.type)))
         out = pc.coalesce(*parsed).cast(target)
         bad_idx = _mask_indices(pc.and_(pc.is_valid(text), pc.is_null(out)))
         fixes, reasons = {}, {}
@@ -224,8 +237,8 @@ def conform(
     ``source_names`` maps a target field to its source column when the names differ. The output
     holds the target fields, then ``_source``, ``_row`` and ``_extra`` (a JSON object of source
     columns not declared, null when there are none). Declared columns missing from the source
-    are all null. Text is stripped of surrounding whitespace; an empty string is null for
-    non-string targets. Each value that cannot be cast is null in the output and reported as a
+    are all null. Text is stripped of surrounding whitespace; an empty string is null
+    (for every target type). Each value that cannot be cast is null in the output and reported as a
     ``Reject`` (the row stays).
     """
     names = batch.schema.names

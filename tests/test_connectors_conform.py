@@ -52,7 +52,7 @@ def test_conform_casts_and_rejects():
     assert out.schema.names == [*TARGET.names, "_source", "_row", "_extra"]
     assert out.schema.types[: len(TARGET)] == TARGET.types
     assert out.column("credit_code").to_pylist() == ["91110000100000000A", "x", "y"]
-    assert out.column("name").to_pylist() == ["某某公司", "", None]
+    assert out.column("name").to_pylist() == ["某某公司", None, None]  # an empty cell is missing
     assert out.column("staff").to_pylist() == [12, None, None]
     assert out.column("capital").to_pylist() == [Decimal("1000.50"), None, None]
     assert out.column("ratio").to_pylist() == [0.5, 1000.0, None]
@@ -142,3 +142,11 @@ def test_compare_schema_typed_retyped():
     assert drift.describe() == "schema drift: retyped columns: id (declared int64, found string)"
     assert compare_schema({"id": pa.int32()}, pa.schema([("id", pa.int64())])).empty
     assert Drift().describe() == "no schema drift"
+
+
+def test_impossible_dates_are_rejected_not_normalised():
+    from connectors.conform import cast_column
+
+    out, bad = cast_column(pa.array(["1979-02-30", "2020/1/5", "20200105", "2023-13-01"]), pa.date32())
+    assert out.to_pylist() == [None, dt.date(2020, 1, 5), dt.date(2020, 1, 5), None]
+    assert bad == {0: "not a valid date", 3: "not a valid date"}

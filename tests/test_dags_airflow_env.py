@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_airflow_environ_content(tmp_path):
     settings = Settings(var_dir=tmp_path / "var")
-    env = airflow_environ(settings, base={"PATH": "/usr/bin", "SHAREHUB_BATCH_SIZE": "1000", "AIRFLOW__X__Y": "1"})
+    env = airflow_environ(
+        settings, base={"PATH": "/usr/bin", "SHAREHUB_BATCH_SIZE": "1000", "AIRFLOW__X__Y": "1"}
+    )
     home = (tmp_path / "var" / "airflow").resolve()
     assert env["AIRFLOW_HOME"] == str(home)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")
@@ -40,7 +42,9 @@ def test_airflow_environ_content(tmp_path):
 
 def test_airflow_environ_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("SHAREHUB_DAGS_FOLDER", str(tmp_path / "mydags"))
-    settings = Settings(var_dir=tmp_path, database_url="postgresql+psycopg://hub@db/hub", airflow_home=tmp_path / "af")
+    settings = Settings(
+        var_dir=tmp_path, database_url="postgresql+psycopg://hub@db/hub", airflow_home=tmp_path / "af"
+    )
     env = airflow_environ(settings)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str((tmp_path / "mydags").resolve())
     assert env["AIRFLOW_HOME"] == str((tmp_path / "af").resolve())
@@ -54,14 +58,26 @@ def test_dag_id_for():
 
 
 def test_dag_run_result_error_names_the_failed_task(tmp_path):
-    ok = DagRunResult("sync__A", "success", "manual__1", 1.0, tmp_path / "a.log", 0, {"extract_land": "success"})
+    ok = DagRunResult(
+        "sync__A", "success", "manual__1", 1.0, tmp_path / "a.log", 0, {"extract_land": "success"}
+    )
     assert ok.error is None and ok.check() is ok
     bad = DagRunResult(
-        "sync__A", "failed", "manual__1", 1.0, tmp_path / "a.log", 1,
-        {"extract_land": "success", "validate": "failed", "publish": "upstream_failed"}, detail="Blocked: x",
+        "sync__A",
+        "failed",
+        "manual__1",
+        1.0,
+        tmp_path / "a.log",
+        1,
+        {"extract_land": "success", "validate": "failed", "publish": "upstream_failed"},
+        detail="Blocked: x",
     )
     assert bad.failed_tasks == ["validate", "publish"]
-    assert "task validate failed" in bad.error and str(tmp_path / "a.log") in bad.error and "Blocked: x" in bad.error
+    assert (
+        "task validate failed" in bad.error
+        and str(tmp_path / "a.log") in bad.error
+        and "Blocked: x" in bad.error
+    )
     with pytest.raises(DagRunFailed, match="task validate failed"):
         bad.check()
 
@@ -133,11 +149,13 @@ def airflow_home(tmp_path_factory):
 
 @pytest.fixture
 def stub_pipeline_env(airflow_home, monkeypatch, tmp_path):
-    root, settings = airflow_home
+    _root, settings = airflow_home
     (tmp_path / "stub_pipeline_run.py").write_text(STUB_PIPELINE, encoding="utf-8")
     (tmp_path / "stub_specs_run.py").write_text(STUB_SPECS, encoding="utf-8")
     calls = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in [str(tmp_path), os.environ.get("PYTHONPATH")] if p))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in [str(tmp_path), os.environ.get("PYTHONPATH")] if p)
+    )
     monkeypatch.setenv("SHAREHUB_PIPELINE_MODULE", "stub_pipeline_run")
     monkeypatch.setenv("SHAREHUB_DAGSPECS_LOADER", "stub_specs_run:load_dag_specs")
     monkeypatch.setenv("STUB_PIPELINE_LOG", str(calls))
@@ -145,7 +163,9 @@ def stub_pipeline_env(airflow_home, monkeypatch, tmp_path):
 
 
 def _calls(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    )
 
 
 @pytest.mark.airflow
@@ -168,7 +188,12 @@ def test_run_dag_runs_the_three_tasks_in_order(stub_pipeline_env):
     second = run_dag("sync__SCJ-YYZZ-001", settings=settings)  # full defaults to False
     assert second.ok, second.error
     assert second.run_id != result.run_id
-    assert _calls(calls)[3] == {"step": "extract_land", "code": "SCJ-YYZZ-001", "run_id": second.run_id, "full": False}
+    assert _calls(calls)[3] == {
+        "step": "extract_land",
+        "code": "SCJ-YYZZ-001",
+        "run_id": second.run_id,
+        "full": False,
+    }
 
 
 @pytest.mark.airflow
@@ -178,7 +203,11 @@ def test_run_dag_failure_names_the_task_and_log(stub_pipeline_env, monkeypatch):
     monkeypatch.setenv("STUB_FAIL_STEP", "validate")
     result = run_dag("SCJ-YYZZ-001", settings=settings)
     assert result.state == "failed"
-    assert result.task_states == {"extract_land": "success", "validate": "failed", "publish": "upstream_failed"}
+    assert result.task_states == {
+        "extract_land": "success",
+        "validate": "failed",
+        "publish": "upstream_failed",
+    }
     assert "task validate failed" in result.error
     assert "blocked by quality (stub)" in result.error
     assert str(result.log_path) in result.error

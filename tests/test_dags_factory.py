@@ -24,7 +24,11 @@ def make_spec(**overrides) -> DagSpec:
         share_type="conditional",
         schedule="0 2 * * *",
         summary="企业营业执照登记信息 | 每日同步",
-        fields=[("uscc", "统一社会信用代码", "string"), ("name", "企业名称", "string"), ("est_date", "成立日期", "date")],
+        fields=[
+            ("uscc", "统一社会信用代码", "string"),
+            ("name", "企业名称", "string"),
+            ("est_date", "成立日期", "date"),
+        ],
         curated_table="curated.scj_yyzz_001",
         version=3,
     )
@@ -89,7 +93,15 @@ def test_manual_dag_has_no_schedule():
 
 def test_doc_md_comes_from_the_directory():
     doc = build_dag(make_spec()).doc_md
-    for text in ("营业执照", "SCJ-YYZZ-001", "市场监督管理局", "有条件共享", "统一社会信用代码", "成立日期", "`uscc`"):
+    for text in (
+        "营业执照",
+        "SCJ-YYZZ-001",
+        "市场监督管理局",
+        "有条件共享",
+        "统一社会信用代码",
+        "成立日期",
+        "`uscc`",
+    ):
         assert text in doc
     assert "企业营业执照登记信息 \\| 每日同步" in doc  # a pipe in the summary must not break the table
     assert "| 字段 | 名称 | 类型 |" in doc

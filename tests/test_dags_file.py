@@ -21,8 +21,8 @@ STUB_SPECS = textwrap.dedent(
 
     def load_dag_specs():
         return [
-            DagSpec(code="SCJ-YYZZ-001", name="营业执照", department_code="SCJ", department_name="市场监督管理局",
-                    share_type="conditional", schedule="@daily",
+            DagSpec(code="SCJ-YYZZ-001", name="营业执照", department_code="SCJ",
+                    department_name="市场监督管理局", share_type="conditional", schedule="@daily",
                     fields=[("uscc", "统一社会信用代码", "string")]),
             DagSpec(code="GAJ-HJ-002", name="户籍", department_code="GAJ", department_name="公安局",
                     share_type="unconditional", schedule=None),
@@ -60,7 +60,11 @@ print(json.dumps({
 def _import_dag_file(env: dict) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE, str(DAG_FILE), ",".join(HEAVY)],
-        env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -99,8 +103,9 @@ BAG_PROBE = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1], safe_mode=True)
+scj = bag.dags.get("sync__SCJ-YYZZ-001")
 print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()},
-                  "tags": sorted(bag.dags["sync__SCJ-YYZZ-001"].tags) if "sync__SCJ-YYZZ-001" in bag.dags else []}))
+                  "tags": sorted(scj.tags) if scj else []}))
 """
 
 
@@ -108,7 +113,11 @@ print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag
 def test_dagbag_parses_the_dags_folder(stub_env):
     proc = subprocess.run(
         [sys.executable, "-c", BAG_PROBE, str(DAG_FILE.parent)],
-        env=stub_env, capture_output=True, text=True, timeout=300, cwd=REPO,
+        env=stub_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
