@@ -48,24 +48,26 @@ def custom_expectations() -> dict[str, Any]:
         ColumnPairMapMetricProvider,
     )
 
-    from quality.checksums import is_citizen_id, is_credit_code
+    from quality._fast_checks import citizen_id_mask, credit_code_mask
 
     def _as_str_valid(column: Any, check: Any) -> Any:
-        return column.map(lambda v: isinstance(v, str) and check(v)).astype(bool)
+        import pandas as pd
+
+        return pd.Series(check(column), index=column.index)
 
     class ColumnValuesSharehubCitizenId(ColumnMapMetricProvider):
         condition_metric_name = CITIZEN_ID_METRIC
 
         @column_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
         def _pandas(cls, column: Any, **kwargs: Any) -> Any:
-            return _as_str_valid(column, is_citizen_id)
+            return _as_str_valid(column, citizen_id_mask)
 
     class ColumnValuesSharehubCreditCode(ColumnMapMetricProvider):
         condition_metric_name = CREDIT_CODE_METRIC
 
         @column_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
         def _pandas(cls, column: Any, **kwargs: Any) -> Any:
-            return _as_str_valid(column, is_credit_code)
+            return _as_str_valid(column, credit_code_mask)
 
     class ColumnPairValuesSharehubNotEqual(ColumnPairMapMetricProvider):
         condition_metric_name = NOT_EQUAL_METRIC

@@ -42,7 +42,9 @@ class SyncError(RuntimeError):
 
 
 class QualityBlocked(SyncError):
-    """The quality policy stopped the run before publishing."""
+    """The quality policy stopped the run before publishing (retrying would not change the data)."""
+
+    retryable = False
 
 
 @dataclass
@@ -342,8 +344,15 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 {"field": v.field, "rule": v.rule, "message": v.message} for v in violations
             )
         unlanded: list[dict[str, Any]] = []
-        for rj in run_store.rejects_of(h.engine, run_id):
-            reason = {"field": rj["field"], "rule": "read", "message": rj["reason"]}
+        rejects = run_store.rejects_of(h.engine, run_id)
+        # a value that could not be cast is null now: its not_null/other findings only repeat the cast reject
+        cast_failed = {(int(rj["rid"]), rj["field"]) for rj in rejects if rj["rid"] is not None and rj["field"]}
+        for rid in list(reasons):
+            reasons[rid] = [r for r in reasons[rid] if (rid, r["field"]) not in cast_failed]
+            if not reasons[rid]:
+                del reasons[rid]
+        for rj in rejects:
+            reason = {"field": rj["field"], "rule": "cast" if rj["field"] else "read", "message": rj["reason"]}
             if rj["value"] is not None and rj["field"]:
                 reason["message"] = f"{rj['field']}: {rj['value']!r} {rj['reason']}"
             if rj["rid"] is None:

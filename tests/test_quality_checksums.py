@@ -68,3 +68,30 @@ def test_mobile():
     assert not is_mobile("12800138000")
     assert not is_mobile("1380013800")
     assert not is_mobile("+8613800138000")
+
+
+def test_vectorised_checks_agree_with_the_per_value_functions():
+    import random
+
+    from quality._fast_checks import citizen_id_mask, credit_code_mask
+
+    rng = random.Random(7)
+    ids, codes = [], []
+    for _ in range(3000):
+        body = f"{rng.randint(100000, 999999)}{rng.randint(1800, 2099)}{rng.randint(0, 13):02d}"
+        body += f"{rng.randint(0, 32):02d}{rng.randint(0, 999):03d}"
+        ids.append(body + rng.choice([citizen_id_check_char(body), *"0123456789X"]))
+        cbody = "".join(rng.choice(CREDIT_CODE_ALPHABET) for _ in range(17))
+        codes.append(cbody + rng.choice([credit_code_check_char(cbody), *CREDIT_CODE_ALPHABET]))
+    ids += [
+        "",
+        "x",
+        "11010519491231002x",
+        "中文中文中文中文中文中文中文中文中文",
+        None,
+        "20000229" * 2 + "12",
+    ]
+    codes += ["", "91350100M000100Y4I", "中文", None]
+    assert citizen_id_mask(ids).tolist() == [isinstance(v, str) and is_citizen_id(v) for v in ids]
+    assert credit_code_mask(codes).tolist() == [isinstance(v, str) and is_credit_code(v) for v in codes]
+    assert sum(citizen_id_mask(ids)) > 300
