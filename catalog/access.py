@@ -76,8 +76,24 @@ def decide(caller: Caller, spec: DatasetSpec) -> Decision:
 
 def certificate_view(c: dict[str, Any]) -> dict[str, Any]:
     """A certificate record as the API shows it."""
-    keys = ("identifier", "type_code", "type_name", "holder_kind", "number", "holder_id", "holder_name", "issuer_code", "issuer_name",
-            "valid_from", "valid_until", "status", "version", "face", "issued_at", "updated_at")
+    keys = (
+        "identifier",
+        "type_code",
+        "type_name",
+        "holder_kind",
+        "number",
+        "holder_id",
+        "holder_name",
+        "issuer_code",
+        "issuer_name",
+        "valid_from",
+        "valid_until",
+        "status",
+        "version",
+        "face",
+        "issued_at",
+        "updated_at",
+    )
     out = {k: _jsonable(c.get(k)) for k in keys}
     if c.get("holder_kind") == "person":  # a citizen ID is personal data
         out["holder_id"] = mask("citizen_id", out["holder_id"])

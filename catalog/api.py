@@ -58,16 +58,27 @@ def _entry(d: store.PublishedDataset, engine: sa.Engine, *, detail: bool) -> dic
         out["primary_key"] = s.primary_key
         out["subject_field"] = s.subject.field if s.subject else None
         out["fields"] = [
-            {"name": f.name, "label": f.label, "type": f.type, "sensitivity": f.sensitivity.value,
-             "mask": f.mask.value if f.mask else None, "description": f.description}
+            {
+                "name": f.name,
+                "label": f.label,
+                "type": f.type,
+                "sensitivity": f.sensitivity.value,
+                "mask": f.mask.value if f.mask else None,
+                "description": f.description,
+            }
             for f in s.fields
         ]
         last = run_store.last_successful_run(engine, s.code)
         out["freshness"] = (
-            {"last_published_at": last["finished_at"], "snapshot_id": last["snapshot_id"],
-             "rows_published": last["rows_published"], "pass_rate": last["pass_rate"],
-             "rows_quarantined": last["rows_quarantined"]}
-            if last else None
+            {
+                "last_published_at": last["finished_at"],
+                "snapshot_id": last["snapshot_id"],
+                "rows_published": last["rows_published"],
+                "pass_rate": last["pass_rate"],
+                "rows_quarantined": last["rows_quarantined"],
+            }
+            if last
+            else None
         )
     return out
 
@@ -106,7 +117,7 @@ def create_app(settings: Any = None) -> FastAPI:
     app = FastAPI(
         title="sharehub access API",
         version="1",
-        description="Government data sharing hub: data directory, shared records and electronic certificates.",
+        description="Government data sharing hub: directory, shared records, electronic certificates.",
     )
     app.state.engine = store.engine_for(s.hub_db_url)
 
@@ -134,7 +145,9 @@ def create_app(settings: Any = None) -> FastAPI:
             if share_type and d.spec.share.type.value != share_type:
                 continue
             if q:
-                hay = " ".join([d.spec.code, d.spec.name, d.spec.summary, *[f.label for f in d.spec.fields]]).lower()
+                hay = " ".join(
+                    [d.spec.code, d.spec.name, d.spec.summary, *[f.label for f in d.spec.fields]]
+                ).lower()
                 if q.lower() not in hay:
                     continue
             items.append(_entry(d, engine, detail=False))
@@ -150,7 +163,9 @@ def create_app(settings: Any = None) -> FastAPI:
         request: Request,
         engine: EngineDep,
         caller: CallerDep,
-        subject: Annotated[str | None, Query(description="citizen ID or credit code the records are about")] = None,
+        subject: Annotated[
+            str | None, Query(description="citizen ID or credit code the records are about")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> dict[str, Any]:
@@ -158,7 +173,9 @@ def create_app(settings: Any = None) -> FastAPI:
         spec = d.spec
         decision = access.decide(caller, spec)
         key_filters = {k: v for k, v in request.query_params.items() if k in spec.primary_key}
-        unknown = [k for k in request.query_params if k not in {*spec.primary_key, "subject", "limit", "cursor"}]
+        unknown = [
+            k for k in request.query_params if k not in {*spec.primary_key, "subject", "limit", "cursor"}
+        ]
         if unknown:
             raise ApiError("filter_not_allowed", 400, field=unknown[0])
         if key_filters:

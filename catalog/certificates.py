@@ -119,20 +119,26 @@ def issue(
         existing = {
             r.record_key: r
             for r in conn.execute(
-                sa.select(t.c.record_key, t.c.identifier, t.c.serial, t.c.version, t.c.face_sha256, t.c.status).where(
-                    t.c.type_code == type_code
-                )
+                sa.select(
+                    t.c.record_key, t.c.identifier, t.c.serial, t.c.version, t.c.face_sha256, t.c.status
+                ).where(t.c.type_code == type_code)
             )
         }
-        next_serial = int(
-            conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.serial), 0)).where(t.c.type_code == type_code))
-            .scalar_one()
-        ) + 1
+        next_serial = (
+            int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(t.c.serial), 0)).where(t.c.type_code == type_code)
+                ).scalar_one()
+            )
+            + 1
+        )
         inserts: list[dict[str, Any]] = []
         for row in rows.to_pylist():
             record_key = "|".join(str(row[k]) for k in spec.primary_key)
             face = {f: _jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
-            face_sha = hashlib.sha256(json.dumps(face, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+            face_sha = hashlib.sha256(
+                json.dumps(face, sort_keys=True, ensure_ascii=False).encode()
+            ).hexdigest()
             status = _status(mapping, row, today)
             values = {
                 "number": str(row[mapping.number]),

@@ -90,7 +90,9 @@ def load_directory_file(path: Path) -> DirectoryFile:
         problem = getattr(exc, "problem", None) or str(exc)
         raise DirectoryFileError([DirectoryProblem(name, line, "", f"YAML syntax: {problem}")]) from None
     if not isinstance(data, dict):
-        raise DirectoryFileError([DirectoryProblem(name, 1, "", "expected a mapping with department and datasets")])
+        raise DirectoryFileError(
+            [DirectoryProblem(name, 1, "", "expected a mapping with department and datasets")]
+        )
     try:
         return DirectoryFile.model_validate(data)
     except ValidationError as exc:

@@ -8,8 +8,10 @@ from typing import Any
 MESSAGES: dict[str, tuple[str, str]] = {
     "dataset_not_found": ("dataset {code} is not in the directory", "目录中没有信息资源 {code}"),
     "not_shared": ("dataset {code} is not shared (share type none)", "信息资源 {code} 不予共享"),
-    "filter_not_allowed": ("filter on {field} is not allowed: only key fields and subject",
-                           "不允许按 {field} 查询：只能按主键或主体查询"),
+    "filter_not_allowed": (
+        "filter on {field} is not allowed: only key fields and subject",
+        "不允许按 {field} 查询：只能按主键或主体查询",
+    ),
     "incomplete_key": ("give every primary key field: {fields}", "请提供全部主键字段：{fields}"),
     "filter_required": ("give the primary key ({fields}) or a subject", "请提供主键（{fields}）或主体"),
     "no_subject": ("dataset {code} has no subject field", "信息资源 {code} 没有主体字段"),
@@ -32,4 +34,6 @@ class ApiError(Exception):
 def error_body(exc: ApiError) -> dict[str, Any]:
     """The JSON body: ``{"error": {"code", "message", "message_zh"}}``."""
     en, zh = MESSAGES.get(exc.code, (exc.code, exc.code))
-    return {"error": {"code": exc.code, "message": en.format(**exc.params), "message_zh": zh.format(**exc.params)}}
+    return {
+        "error": {"code": exc.code, "message": en.format(**exc.params), "message_zh": zh.format(**exc.params)}
+    }

@@ -5,7 +5,7 @@
 | citizen_id  | first 1 and last 2 characters  | 110105194912310021 -> 1***************21 |
 | mobile      | first 3 and last 4 digits      | 13812345678 -> 138****5678               |
 | name        | the first character            | 张三丰 -> 张**                            |
-| address     | all but the last 8 characters  | 浙江省杭州市西湖区文三路100号3幢 -> 浙江省杭州市西湖区******** |
+| address     | all but the last 8 characters  | 西湖区文三路100号3幢 -> 西湖区文******** |
 | full        | nothing                        | anything -> ****                         |
 """
 

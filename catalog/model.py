@@ -252,7 +252,7 @@ class DatasetSpec(_Strict):
     fields: list[FieldSpec]
     source: SourceSpec
     schedule: str | None = "@daily"  # cron or an Airflow preset; None = manual only
-    quality: QualitySpec = QualitySpec()
+    quality: QualitySpec = Field(default_factory=lambda: QualitySpec.model_validate({}))
     certificate: CertificateMapping | None = None
     tags: list[str] = Field(default_factory=list)
 

@@ -37,7 +37,9 @@ def start_run(
     }
     with engine.begin() as conn:
         conn.execute(schema.run_rejects.delete().where(schema.run_rejects.c.run_id == run_id))
-        if conn.execute(sa.select(schema.sync_runs.c.run_id).where(schema.sync_runs.c.run_id == run_id)).first():
+        if conn.execute(
+            sa.select(schema.sync_runs.c.run_id).where(schema.sync_runs.c.run_id == run_id)
+        ).first():
             conn.execute(schema.sync_runs.update().where(schema.sync_runs.c.run_id == run_id).values(**row))
         else:
             conn.execute(schema.sync_runs.insert().values(run_id=run_id, **row))
@@ -57,7 +59,9 @@ def add_duration(engine: sa.Engine, run_id: str, stage: str, seconds: float) -> 
     update_run(engine, run_id, durations=durations)
 
 
-def finish_run(engine: sa.Engine, run_id: str, status: str, *, error: str | None = None, **values: Any) -> None:
+def finish_run(
+    engine: sa.Engine, run_id: str, status: str, *, error: str | None = None, **values: Any
+) -> None:
     """Close a run with its final status."""
     update_run(engine, run_id, status=status, stage="done", finished_at=utcnow(), error=error, **values)
 
@@ -71,7 +75,9 @@ def get_run(engine: sa.Engine, run_id: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def recent_runs(engine: sa.Engine, *, limit: int = 20, dataset_code: str | None = None) -> list[dict[str, Any]]:
+def recent_runs(
+    engine: sa.Engine, *, limit: int = 20, dataset_code: str | None = None
+) -> list[dict[str, Any]]:
     """Most recent runs first."""
     q = sa.select(schema.sync_runs).order_by(schema.sync_runs.c.started_at.desc()).limit(limit)
     if dataset_code:
@@ -80,7 +86,9 @@ def recent_runs(engine: sa.Engine, *, limit: int = 20, dataset_code: str | None 
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def last_successful_run(engine: sa.Engine, dataset_code: str, *, full_only: bool = False) -> dict[str, Any] | None:
+def last_successful_run(
+    engine: sa.Engine, dataset_code: str, *, full_only: bool = False
+) -> dict[str, Any] | None:
     """The latest run of a dataset that published."""
     q = (
         sa.select(schema.sync_runs)
@@ -108,7 +116,9 @@ def rejects_of(engine: sa.Engine, run_id: str) -> list[dict[str, Any]]:
     """The connector rejects of a run."""
     t = schema.run_rejects
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.id))]
+        return [
+            dict(r._mapping) for r in conn.execute(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.id))
+        ]
 
 
 def get_watermark(engine: sa.Engine, dataset_code: str) -> Any:
@@ -123,17 +133,24 @@ def set_watermark(conn: sa.Connection, dataset_code: str, value: Any, run_id: st
     """Store the watermark (inside the caller's transaction)."""
     t = schema.watermarks
     conn.execute(t.delete().where(t.c.dataset_code == dataset_code))
-    conn.execute(t.insert().values(dataset_code=dataset_code, value=value, run_id=run_id, updated_at=utcnow()))
+    conn.execute(
+        t.insert().values(dataset_code=dataset_code, value=value, run_id=run_id, updated_at=utcnow())
+    )
 
 
 def ledger(engine: sa.Engine, dataset_code: str) -> dict[str, str]:
     """Files already taken for a dataset: name -> sha256."""
     t = schema.file_ledger
     with engine.connect() as conn:
-        return {r.file_name: r.checksum for r in conn.execute(sa.select(t).where(t.c.dataset_code == dataset_code))}
+        return {
+            r.file_name: r.checksum
+            for r in conn.execute(sa.select(t).where(t.c.dataset_code == dataset_code))
+        }
 
 
-def record_files(conn: sa.Connection, dataset_code: str, files: Iterable[dict[str, Any]], run_id: str) -> None:
+def record_files(
+    conn: sa.Connection, dataset_code: str, files: Iterable[dict[str, Any]], run_id: str
+) -> None:
     """Add taken files to the ledger (inside the caller's transaction)."""
     t = schema.file_ledger
     now = utcnow()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.schema import SchemaItem
 
 from catalog.model import DatasetSpec, FieldSpec
 
@@ -32,14 +33,15 @@ def _sql_type(f: FieldSpec) -> sa.types.TypeEngine[Any]:
     ps = f.decimal_precision_scale()
     if ps:
         return sa.Numeric(ps[0], ps[1])
-    return {
+    types: dict[str, sa.types.TypeEngine[Any]] = {
         "string": sa.Text(),
         "integer": sa.BigInteger(),
         "float": sa.Float(),
         "boolean": sa.Boolean(),
         "date": sa.Date(),
         "timestamp": sa.DateTime(),
-    }[f.type]
+    }
+    return types[f.type]
 
 
 def serving_table(spec: DatasetSpec, metadata: sa.MetaData | None = None) -> sa.Table:
@@ -47,7 +49,7 @@ def serving_table(spec: DatasetSpec, metadata: sa.MetaData | None = None) -> sa.
     md = metadata or sa.MetaData()
     name = serving_table_name(spec.code)
     keyish = set(spec.primary_key) | ({spec.subject.field} if spec.subject else set())
-    cols: list[sa.SchemaItem] = []
+    cols: list[SchemaItem] = []
     for f in spec.fields:
         typ = sa.String(200) if (f.name in keyish and f.type == "string") else _sql_type(f)
         cols.append(sa.Column(f.name, typ, nullable=f.name not in spec.primary_key))
@@ -72,10 +74,13 @@ def ensure_serving_table(engine: sa.Engine, spec: DatasetSpec) -> bool:
     return True
 
 
-def _py_rows(batch: pa.RecordBatch | pa.Table, names: Sequence[str], run_id: str, now: dt.datetime) -> list[dict[str, Any]]:
+def _py_rows(
+    batch: pa.RecordBatch | pa.Table, names: Sequence[str], run_id: str, now: dt.datetime
+) -> list[dict[str, Any]]:
     cols = {n: batch.column(n).to_pylist() for n in names}
     return [
-        {**{n: cols[n][i] for n in names}, "_run_id": run_id, "_updated_at": now} for i in range(batch.num_rows)
+        {**{n: cols[n][i] for n in names}, "_run_id": run_id, "_updated_at": now}
+        for i in range(batch.num_rows)
     ]
 
 
@@ -93,7 +98,8 @@ def _upsert_stmt(engine: sa.Engine, table: sa.Table, key: Sequence[str]) -> Any:
 
         stmt = pg_insert(table)
         return stmt.on_conflict_do_update(
-            index_elements=list(key), set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+            index_elements=list(key),
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key},
         )
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -107,7 +113,9 @@ def _upsert_stmt(engine: sa.Engine, table: sa.Table, key: Sequence[str]) -> Any:
         from sqlalchemy.dialects.mysql import insert as my_insert
 
         m_stmt = my_insert(table)
-        return m_stmt.on_duplicate_key_update({c.name: m_stmt.inserted[c.name] for c in table.columns if c.name not in key})
+        return m_stmt.on_duplicate_key_update(
+            {c.name: m_stmt.inserted[c.name] for c in table.columns if c.name not in key}
+        )
     raise NotImplementedError(f"serving upsert is not implemented for {dialect}")
 
 
@@ -153,7 +161,12 @@ def lookup_key(engine: sa.Engine, spec: DatasetSpec, key: dict[str, Any]) -> dic
 
 
 def lookup_subject(
-    engine: sa.Engine, spec: DatasetSpec, subject: str, *, limit: int = 100, after: Sequence[Any] | None = None
+    engine: sa.Engine,
+    spec: DatasetSpec,
+    subject: str,
+    *,
+    limit: int = 100,
+    after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Records about one subject, ordered by primary key; ``after`` is the last key seen (cursor)."""
     if spec.subject is None:

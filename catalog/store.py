@@ -75,10 +75,19 @@ def publish(engine: sa.Engine, directory: DirectoryFile, *, source_file: str) ->
     dept = directory.department
     changes: list[PublishChange] = []
     with engine.begin() as conn:
-        dept_row = {"name": dept.name, "credit_code": dept.credit_code, "contact": dept.contact, "updated_at": now}
-        exists = conn.execute(sa.select(schema.departments.c.code).where(schema.departments.c.code == dept.code))
+        dept_row = {
+            "name": dept.name,
+            "credit_code": dept.credit_code,
+            "contact": dept.contact,
+            "updated_at": now,
+        }
+        exists = conn.execute(
+            sa.select(schema.departments.c.code).where(schema.departments.c.code == dept.code)
+        )
         if exists.first():
-            conn.execute(schema.departments.update().where(schema.departments.c.code == dept.code).values(**dept_row))
+            conn.execute(
+                schema.departments.update().where(schema.departments.c.code == dept.code).values(**dept_row)
+            )
         else:
             conn.execute(schema.departments.insert().values(code=dept.code, **dept_row))
         for ds in directory.datasets:
@@ -226,7 +235,8 @@ def diff_specs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             changes.append(f"- {key}: {json.dumps(a[key], ensure_ascii=False)}")
         elif a[key] != b[key]:
             changes.append(
-                f"~ {key}: {json.dumps(a[key], ensure_ascii=False)} -> {json.dumps(b[key], ensure_ascii=False)}"
+                f"~ {key}: {json.dumps(a[key], ensure_ascii=False)} -> "
+                f"{json.dumps(b[key], ensure_ascii=False)}"
             )
     return changes
 

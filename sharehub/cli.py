@@ -34,7 +34,9 @@ def _dump(data: Any) -> None:
 
 
 @catalog_app.command("publish")
-def catalog_publish(path: Annotated[Path, typer.Argument(help="a directory YAML file or a folder of them")]) -> None:
+def catalog_publish(
+    path: Annotated[Path, typer.Argument(help="a directory YAML file or a folder of them")],
+) -> None:
     """Validate and publish department directory files (a changed dataset gets a new version)."""
     from catalog.directory_file import DirectoryFileError, directory_files
     from catalog.store import publish_path
@@ -87,8 +89,16 @@ def catalog_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         return
     t = Table("code", "name", "department", "share", "open", "grade", "ver", "schedule")
     for r in rows:
-        t.add_row(r["code"], r["name"], r["department"], r["share_type"], str(r["open"]), r["grade"],
-                  str(r["version"]), str(r["schedule"]))
+        t.add_row(
+            str(r["code"]),
+            str(r["name"]),
+            str(r["department"]),
+            str(r["share_type"]),
+            str(r["open"]),
+            str(r["grade"]),
+            str(r["version"]),
+            str(r["schedule"]),
+        )
     console.print(t)
 
 
@@ -102,18 +112,28 @@ def catalog_show(code: str, as_json: Annotated[bool, typer.Option("--json")] = F
     except KeyError as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(1) from None
-    doc = {"department": d.department.model_dump(mode="json"), "version": d.version,
-           "published_at": d.published_at, **d.spec.model_dump(mode="json", exclude_none=True)}
+    doc = {
+        "department": d.department.model_dump(mode="json"),
+        "version": d.version,
+        "published_at": d.published_at,
+        **d.spec.model_dump(mode="json", exclude_none=True),
+    }
     if as_json:
         _dump(doc)
         return
     s = d.spec
     console.print(f"[bold]{s.name}[/bold] ({s.code}) v{d.version} — {d.department.name}")
-    console.print(f"share: {s.share.type.value} {s.share.condition}  open: {s.open.open}  grade: {s.grade.value}")
-    console.print(f"primary key: {', '.join(s.primary_key)}  subject: {s.subject.field if s.subject else '-'}")
+    console.print(
+        f"share: {s.share.type.value} {s.share.condition}  open: {s.open.open}  grade: {s.grade.value}"
+    )
+    console.print(
+        f"primary key: {', '.join(s.primary_key)}  subject: {s.subject.field if s.subject else '-'}"
+    )
     t = Table("field", "label", "type", "sensitivity", "rules")
     for f in s.fields:
-        rules = ", ".join(k for k, v in f.rules.model_dump(exclude_none=True).items() if v not in (False, None))
+        rules = ", ".join(
+            k for k, v in f.rules.model_dump(exclude_none=True).items() if v not in (False, None)
+        )
         t.add_row(f.name, f.label, f.type, f.sensitivity.value, rules)
     console.print(t)
 
@@ -141,7 +161,9 @@ def catalog_history(code: str, as_json: Annotated[bool, typer.Option("--json")] 
 
 
 @app.command()
-def sync(code: str, full: Annotated[bool, typer.Option("--full", help="force a full resync")] = False) -> None:
+def sync(
+    code: str, full: Annotated[bool, typer.Option("--full", help="force a full resync")] = False
+) -> None:
     """Run one dataset's sync in-process (the same code path as its DAG's tasks)."""
     from sharehub import pipeline
 
@@ -163,14 +185,24 @@ def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
     out = []
     for r in runs.recent_runs(_engine(), limit=limit, dataset_code=dataset):
         dur = r["finished_at"] - r["started_at"] if r["finished_at"] else None
-        out.append({
-            "run_id": r["run_id"], "dataset": r["dataset_code"], "status": r["status"], "full": r["full"],
-            "trigger": r["trigger"], "started_at": r["started_at"].isoformat(),
-            "duration_s": round(dur.total_seconds(), 2) if dur else None,
-            "rows_read": r["rows_read"], "rows_published": r["rows_published"],
-            "rows_quarantined": r["rows_quarantined"], "pass_rate": r["pass_rate"],
-            "snapshot_id": r["snapshot_id"], "error": r["error"], "drift": r["drift"],
-        })
+        out.append(
+            {
+                "run_id": r["run_id"],
+                "dataset": r["dataset_code"],
+                "status": r["status"],
+                "full": r["full"],
+                "trigger": r["trigger"],
+                "started_at": r["started_at"].isoformat(),
+                "duration_s": round(dur.total_seconds(), 2) if dur else None,
+                "rows_read": r["rows_read"],
+                "rows_published": r["rows_published"],
+                "rows_quarantined": r["rows_quarantined"],
+                "pass_rate": r["pass_rate"],
+                "snapshot_id": r["snapshot_id"],
+                "error": r["error"],
+                "drift": r["drift"],
+            }
+        )
     return out
 
 
@@ -185,11 +217,21 @@ def runs_cmd(
     if as_json:
         _dump(rows)
         return
-    t = Table("dataset", "status", "read", "published", "quarantined", "pass", "snapshot", "seconds", "run id")
+    t = Table(
+        "dataset", "status", "read", "published", "quarantined", "pass", "snapshot", "seconds", "run id"
+    )
     for r in rows:
-        t.add_row(r["dataset"], r["status"], str(r["rows_read"]), str(r["rows_published"]),
-                  str(r["rows_quarantined"]), f"{r['pass_rate']:.2%}" if r["pass_rate"] is not None else "-",
-                  str(r["snapshot_id"] or "-"), str(r["duration_s"]), r["run_id"])
+        t.add_row(
+            r["dataset"],
+            r["status"],
+            str(r["rows_read"]),
+            str(r["rows_published"]),
+            str(r["rows_quarantined"]),
+            f"{r['pass_rate']:.2%}" if r["pass_rate"] is not None else "-",
+            str(r["snapshot_id"] or "-"),
+            str(r["duration_s"]),
+            r["run_id"],
+        )
     console.print(t)
 
 
@@ -231,7 +273,9 @@ def serve(
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after the summary")] = False,
     scale: Annotated[float, typer.Option(help="sample data size factor")] = 1.0,
-    in_process: Annotated[bool, typer.Option("--in-process", help="run syncs in-process, not as DAG runs")] = False,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="run syncs in-process, not as DAG runs")
+    ] = False,
 ) -> None:
     """Generate the sample departments, publish their directories, sync each as an Airflow DAG run."""
     from sharehub.demo_run import run_demo

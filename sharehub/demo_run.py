@@ -46,8 +46,18 @@ def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Cons
 
     s = get_settings()
     engine = store.engine_for(s.hub_db_url)
-    t = Table("dataset", "department", "read", "published", "quarantined", "pass rate", "snapshot id", "seconds",
-              "status", title="sharehub demo: one sync run per dataset")
+    t = Table(
+        "dataset",
+        "department",
+        "read",
+        "published",
+        "quarantined",
+        "pass rate",
+        "snapshot id",
+        "seconds",
+        "status",
+        title="sharehub demo: one sync run per dataset",
+    )
     ok = True
     for code in codes:
         ds = store.get_dataset(engine, code)
@@ -62,10 +72,15 @@ def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Cons
             continue
         ok = ok and run["status"] == "success"
         t.add_row(
-            f"{code} {ds.spec.name}", ds.department.name, str(run["rows_read"]), str(run["rows_published"]),
+            f"{code} {ds.spec.name}",
+            ds.department.name,
+            str(run["rows_read"]),
+            str(run["rows_published"]),
             str(run["rows_quarantined"]),
             f"{run['pass_rate']:.2%}" if run["pass_rate"] is not None else "-",
-            str(run["snapshot_id"] or "-"), f"{results[code]['seconds']:.1f}", run["status"],
+            str(run["snapshot_id"] or "-"),
+            f"{results[code]['seconds']:.1f}",
+            run["status"],
         )
     console.print(t)
     for code in codes:
@@ -76,13 +91,17 @@ def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Cons
         if bad:
             console.print(f"[bold]{code}[/bold]: {len(bad)} row(s) quarantined, e.g.")
             for r in bad[:3]:
-                console.print(f"  {r['source']} row {r['row']}: " + "; ".join(x["message"] for x in r["reasons"]),
-                              markup=False)
+                console.print(
+                    f"  {r['source']} row {r['row']}: " + "; ".join(x["message"] for x in r["reasons"]),
+                    markup=False,
+                )
         err = results[code].get("error")
         if err:
             console.print(f"[red]{code}: {err}[/red]")
-    console.print(f"quality reports: {s.reports_dir}/<code>.html   runs: `sharehub runs`   "
-                  f"correction lists: `sharehub quarantine CODE`")
+    console.print(
+        f"quality reports: {s.reports_dir}/<code>.html   runs: `sharehub runs`   "
+        f"correction lists: `sharehub quarantine CODE`"
+    )
     return ok
 
 
@@ -101,7 +120,10 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
     for i, code in enumerate(codes, 1):
         t0 = time.perf_counter()
         label = f"[{i}/{len(codes)}] {code}"
-        with console.status(f"{label}: {'sync' if in_process else 'Airflow DAG run'} (extract+land -> validate -> publish) ..."):
+        with console.status(
+            f"{label}: {'sync' if in_process else 'Airflow DAG run'} "
+            "(extract+land -> validate -> publish) ..."
+        ):
             results[code] = _run_one(code, in_process)
         results[code]["seconds"] = time.perf_counter() - t0
         state = "ok" if not results[code].get("error") else "FAILED"

@@ -60,7 +60,9 @@ class Hub:
         if self._lake is None:
             from lake import open_lake
 
-            self._lake = open_lake(self.settings.hub_db_url, self.settings.warehouse, s3=self.settings.s3_options())
+            self._lake = open_lake(
+                self.settings.hub_db_url, self.settings.warehouse, s3=self.settings.s3_options()
+            )
         return self._lake
 
 
@@ -155,10 +157,15 @@ def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
     )
 
 
-def _run_rows(h: Hub, code: str, run_id: str, zone: str) -> pa.Table:
+def run_filter(run_id: str) -> Any:
+    """Iceberg row filter for the rows of one run."""
     from pyiceberg.expressions import EqualTo
 
-    return h.lake.read(zone, code, row_filter=EqualTo(RUN_ID, run_id))
+    return EqualTo(RUN_ID, run_id)  # type: ignore[call-arg,arg-type]
+
+
+def _run_rows(h: Hub, code: str, run_id: str, zone: str) -> pa.Table:
+    return h.lake.read(zone, code, row_filter=run_filter(run_id))
 
 
 # ---- step 1: extract + land ---------------------------------------------------------------
@@ -171,7 +178,11 @@ def _open_connector(h: Hub, spec: DatasetSpec, *, full: bool) -> tuple[Any, Any]
     src = spec.source
     location = h.settings.connection(src.connection)
     if src.kind == "sql":
-        watermark = None if full or not src.cursor else run_store.from_json_value(run_store.get_watermark(h.engine, spec.code))
+        watermark = (
+            None
+            if full or not src.cursor
+            else run_store.from_json_value(run_store.get_watermark(h.engine, spec.code))
+        )
         lookback = _parse_lookback(src.lookback)
         columns = [f.source_name or f.name for f in spec.fields] if src.table else None
         conn = open_connector(
@@ -211,7 +222,9 @@ def _parse_lookback(text: str | None) -> dt.timedelta | None:
     return dt.timedelta(**{units[unit]: int(num)})
 
 
-def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "airflow", settings: Settings | None = None) -> dict[str, Any]:
+def extract_land(
+    code: str, run_id: str, *, full: bool = False, trigger: str = "airflow", settings: Settings | None = None
+) -> dict[str, Any]:
     """Read the source and append what was read to the raw zone, tagged with the run id."""
     import pyarrow as pa
 
@@ -240,7 +253,9 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
                     drift_seen["checked"] = True
                     # only typed sources (SQL, Parquet) can be "retyped"; text drops arrive as strings
                     typed_source = spec.source.kind == "sql" or spec.source.format == "parquet"
-                    cols: Any = {n: batch.schema.field(n).type for n in source_cols} if typed_source else source_cols
+                    cols: Any = (
+                        {n: batch.schema.field(n).type for n in source_cols} if typed_source else source_cols
+                    )
                     drift = compare_schema(cols, target, source_names=source_names)
                     if not drift.empty:
                         drift_seen["report"] = {
@@ -250,7 +265,9 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
                             "message": drift.describe(),
                         }
                         if spec.source.drift.value == "fail":
-                            raise SyncError(f"{code}: {drift.describe()} (the dataset's drift policy is fail)")
+                            raise SyncError(
+                                f"{code}: {drift.describe()} (the dataset's drift policy is fail)"
+                            )
                         log.warning("%s: %s", code, drift.describe())
                 conformed = conform(batch, target, source_names=source_names)
                 n = conformed.batch.num_rows
@@ -258,8 +275,16 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
                 counter["rows"] += n
                 rids = pa.array(range(start, start + n), pa.int64())
                 for rj in conformed.rejects:
-                    rejects.append({"rid": None, "source": rj.source, "row": rj.row, "field": rj.field,
-                                    "value": rj.value, "reason": rj.reason})
+                    rejects.append(
+                        {
+                            "rid": None,
+                            "source": rj.source,
+                            "row": rj.row,
+                            "field": rj.field,
+                            "value": rj.value,
+                            "reason": rj.reason,
+                        }
+                    )
                 out = conformed.batch
                 cols = {name: out.column(name) for name in out.schema.names}
                 cols[RID] = rids
@@ -273,10 +298,20 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
             located = _locate_rids(h, code, run_id, rejects)
             rejects = located
         for rj in getattr(connector, "rejects", []):
-            rejects.append({"rid": None, "source": rj.source, "row": rj.row, "field": rj.field,
-                            "value": rj.value, "reason": rj.reason})
+            rejects.append(
+                {
+                    "rid": None,
+                    "source": rj.source,
+                    "row": rj.row,
+                    "field": rj.field,
+                    "value": rj.value,
+                    "reason": rj.reason,
+                }
+            )
         run_store.add_rejects(h.engine, run_id, rejects)
-        files = [{"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])]
+        files = [
+            {"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])
+        ]
         new_wm = getattr(connector, "new_watermark", None)
         run_store.update_run(
             h.engine,
@@ -292,8 +327,14 @@ def extract_land(code: str, run_id: str, *, full: bool = False, trigger: str = "
             drift=drift_seen.get("report"),
         )
         run_store.add_duration(h.engine, run_id, "extract_land", time.perf_counter() - t0)
-        return {"dataset": code, "run_id": run_id, "rows_read": counter["rows"], "raw_snapshot_id": raw_snapshot,
-                "rejects": len(rejects), "files": [f["name"] for f in files]}
+        return {
+            "dataset": code,
+            "run_id": run_id,
+            "rows_read": counter["rows"],
+            "raw_snapshot_id": raw_snapshot,
+            "rejects": len(rejects),
+            "files": [f["name"] for f in files],
+        }
     except Exception as exc:
         run_store.finish_run(h.engine, run_id, "failed", error=f"extract_land: {exc}")
         raise
@@ -303,7 +344,10 @@ def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) 
     from lake import RAW
 
     table = _run_rows(h, code, run_id, RAW).select([RID, SOURCE, ROW])
-    index = {(s, r): rid for rid, s, r in zip(*(table.column(c).to_pylist() for c in (RID, SOURCE, ROW)), strict=True)}
+    index = {
+        (s, r): rid
+        for rid, s, r in zip(*(table.column(c).to_pylist() for c in (RID, SOURCE, ROW)), strict=True)
+    }
     return [{**rj, "rid": index.get((rj["source"], rj["row"]))} for rj in rejects]
 
 
@@ -311,7 +355,7 @@ def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) 
 
 
 def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in row.items():
         if isinstance(v, dt.date | dt.datetime):
             out[k] = v.isoformat()
@@ -346,13 +390,19 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         unlanded: list[dict[str, Any]] = []
         rejects = run_store.rejects_of(h.engine, run_id)
         # a value that could not be cast is null now: its not_null/other findings only repeat the cast reject
-        cast_failed = {(int(rj["rid"]), rj["field"]) for rj in rejects if rj["rid"] is not None and rj["field"]}
+        cast_failed = {
+            (int(rj["rid"]), rj["field"]) for rj in rejects if rj["rid"] is not None and rj["field"]
+        }
         for rid in list(reasons):
             reasons[rid] = [r for r in reasons[rid] if (rid, r["field"]) not in cast_failed]
             if not reasons[rid]:
                 del reasons[rid]
         for rj in rejects:
-            reason = {"field": rj["field"], "rule": "cast" if rj["field"] else "read", "message": rj["reason"]}
+            reason = {
+                "field": rj["field"],
+                "rule": "cast" if rj["field"] else "read",
+                "message": rj["reason"],
+            }
             if rj["value"] is not None and rj["field"]:
                 reason["message"] = f"{rj['field']}: {rj['value']!r} {rj['reason']}"
             if rj["rid"] is None:
@@ -366,13 +416,27 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             names = [f.name for f in spec.fields] + [EXTRA]
             for row in bad.to_pylist():
                 rid = int(row[RID])
-                q_rows.append({RUN_ID: run_id, RID: rid, SOURCE: row[SOURCE], ROW: row[ROW],
-                               "reasons": json.dumps(reasons[rid], ensure_ascii=False),
-                               "record": json.dumps(_jsonable_row({k: row[k] for k in names}), ensure_ascii=False)})
+                q_rows.append(
+                    {
+                        RUN_ID: run_id,
+                        RID: rid,
+                        SOURCE: row[SOURCE],
+                        ROW: row[ROW],
+                        "reasons": json.dumps(reasons[rid], ensure_ascii=False),
+                        "record": json.dumps(_jsonable_row({k: row[k] for k in names}), ensure_ascii=False),
+                    }
+                )
         for rj in unlanded:
-            q_rows.append({RUN_ID: run_id, RID: None, SOURCE: rj["source"], ROW: rj["row"],
-                           "reasons": json.dumps(rj["reasons"], ensure_ascii=False),
-                           "record": json.dumps({"raw": rj["value"]}, ensure_ascii=False)})
+            q_rows.append(
+                {
+                    RUN_ID: run_id,
+                    RID: None,
+                    SOURCE: rj["source"],
+                    ROW: rj["row"],
+                    "reasons": json.dumps(rj["reasons"], ensure_ascii=False),
+                    "record": json.dumps({"raw": rj["value"]}, ensure_ascii=False),
+                }
+            )
         qschema = quarantine_schema()
         h.lake.ensure_table(QUARANTINE, code, qschema)
         if q_rows:
@@ -382,20 +446,39 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
         blocked_reason = None
-        volume = [c for c in outcome.dataset_checks if not c.get("success", True)] if outcome.dataset_checks else []
+        volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
         if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
             blocked_reason = f"{n_bad} bad row(s) and the policy is block"
         elif total and n_bad / total > spec.quality.max_bad_ratio:
-            blocked_reason = f"{n_bad / total:.1%} bad rows is above max_bad_ratio {spec.quality.max_bad_ratio:.1%}"
+            blocked_reason = (
+                f"{n_bad / total:.1%} bad rows is above max_bad_ratio {spec.quality.max_bad_ratio:.1%}"
+            )
         elif volume:
-            blocked_reason = "volume change check failed: " + "; ".join(str(c.get("message", c)) for c in volume)
-        run_store.update_run(h.engine, run_id, stage="publish", status="validated", rows_quarantined=n_bad,
-                             pass_rate=pass_rate, quality=summary)
+            blocked_reason = "; ".join(
+                f"row count changed from {c['previous_row_count']} to {c['row_count']} "
+                f"(more than the allowed {c['max_volume_change']:.0%})"
+                for c in volume
+            )
+        run_store.update_run(
+            h.engine,
+            run_id,
+            stage="publish",
+            status="validated",
+            rows_quarantined=n_bad,
+            pass_rate=pass_rate,
+            quality=summary,
+        )
         run_store.add_duration(h.engine, run_id, "validate", time.perf_counter() - t0)
         write_report(h, spec)
         if blocked_reason:
             raise QualityBlocked(f"{code}: run {run_id} blocked by quality: {blocked_reason}")
-        return {"dataset": code, "run_id": run_id, "rows": total, "quarantined": n_bad, "pass_rate": pass_rate}
+        return {
+            "dataset": code,
+            "run_id": run_id,
+            "rows": total,
+            "quarantined": n_bad,
+            "pass_rate": pass_rate,
+        }
     except QualityBlocked as exc:
         run_store.finish_run(h.engine, run_id, "blocked", error=str(exc))
         raise
@@ -408,10 +491,18 @@ def write_report(h: Hub, spec: DatasetSpec) -> str:
     """Render the dataset's HTML quality report from its stored run results; return its path."""
     from quality import render_report
 
-    recent = [r for r in run_store.recent_runs(h.engine, limit=10, dataset_code=spec.code) if r.get("quality")]
+    recent = [
+        r for r in run_store.recent_runs(h.engine, limit=10, dataset_code=spec.code) if r.get("quality")
+    ]
     runs = [
-        {**(r["quality"] or {}), "run_id": r["run_id"], "started_at": r["started_at"].isoformat(),
-         "rows_read": r["rows_read"], "rows_quarantined": r["rows_quarantined"], "status": r["status"]}
+        {
+            **(r["quality"] or {}),
+            "run_id": r["run_id"],
+            "started_at": r["started_at"].isoformat(),
+            "rows_read": r["rows_read"],
+            "rows_quarantined": r["rows_quarantined"],
+            "status": r["status"],
+        }
         for r in recent
     ]
     html = render_report(spec.code, spec.name, runs)
@@ -426,7 +517,6 @@ def write_report(h: Hub, spec: DatasetSpec) -> str:
 
 def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Commit the good rows to curated (one snapshot), refresh serving and certificates, record the run."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     from catalog import certificates
@@ -451,10 +541,16 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             result = h.lake.overwrite(code, good, run_id=run_id)
         else:
             result = h.lake.upsert(code, good, key=list(spec.primary_key), run_id=run_id)
-        snapshot = result.snapshot_id if result.snapshot_id is not None else h.lake.current_snapshot_id(CURATED, code)
+        snapshot = (
+            result.snapshot_id
+            if result.snapshot_id is not None
+            else h.lake.current_snapshot_id(CURATED, code)
+        )
         fresh = serving.ensure_serving_table(h.engine, spec)
         if fresh or run["full"]:
-            current: pa.Table | Any = h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else good
+            current: pa.Table | Any = (
+                h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else good
+            )
             serving.refresh(h.engine, spec, current, run_id=run_id, replace=True)
         else:
             serving.refresh(h.engine, spec, good, run_id=run_id, replace=False)
@@ -472,8 +568,15 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             run_store.record_files(conn, code, run["files"] or [], run_id)
         run_store.add_duration(h.engine, run_id, "publish", time.perf_counter() - t0)
         run_store.finish_run(h.engine, run_id, "success", rows_published=good.num_rows, snapshot_id=snapshot)
-        return {"dataset": code, "run_id": run_id, "published": good.num_rows, "snapshot_id": snapshot,
-                "inserted": result.inserted, "updated": result.updated, "certificates": issued}
+        return {
+            "dataset": code,
+            "run_id": run_id,
+            "published": good.num_rows,
+            "snapshot_id": snapshot,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "certificates": issued,
+        }
     except Exception as exc:
         run_store.finish_run(h.engine, run_id, "failed", error=f"publish: {exc}")
         raise
@@ -484,7 +587,9 @@ def new_run_id(trigger: str = "cli") -> str:
     return f"{trigger}__{dt.datetime.now(dt.UTC).isoformat()}"
 
 
-def sync(code: str, *, full: bool = False, settings: Settings | None = None, run_id: str | None = None) -> dict[str, Any]:
+def sync(
+    code: str, *, full: bool = False, settings: Settings | None = None, run_id: str | None = None
+) -> dict[str, Any]:
     """Run the three steps in-process (the same code path as the DAG tasks)."""
     rid = run_id or new_run_id("cli")
     out: dict[str, Any] = {"run_id": rid}

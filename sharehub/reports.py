@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from catalog import runs as run_store
-from sharehub.pipeline import RUN_ID, hub
+from sharehub.pipeline import hub, run_filter
 from sharehub.settings import Settings
 
 
-def quarantine_rows(code: str, run_id: str | None = None, *, settings: Settings | None = None) -> list[dict[str, Any]]:
+def quarantine_rows(
+    code: str, run_id: str | None = None, *, settings: Settings | None = None
+) -> list[dict[str, Any]]:
     """The quarantined rows of one run (default: the dataset's latest run), ordered by source and row."""
-    from pyiceberg.expressions import EqualTo
-
     from lake import QUARANTINE
 
     h = hub(settings)
@@ -24,9 +24,14 @@ def quarantine_rows(code: str, run_id: str | None = None, *, settings: Settings 
         run_id = str(recent[0]["run_id"])
     if not h.lake.table_exists(QUARANTINE, code):
         return []
-    table = h.lake.read(QUARANTINE, code, row_filter=EqualTo(RUN_ID, run_id))
+    table = h.lake.read(QUARANTINE, code, row_filter=run_filter(run_id))
     rows = [
-        {"source": r["_source"], "row": r["_row"], "reasons": json.loads(r["reasons"]), "record": json.loads(r["record"])}
+        {
+            "source": r["_source"],
+            "row": r["_row"],
+            "reasons": json.loads(r["reasons"]),
+            "record": json.loads(r["record"]),
+        }
         for r in table.to_pylist()
     ]
     return sorted(rows, key=lambda r: (str(r["source"]), r["row"] or 0))

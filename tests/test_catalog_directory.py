@@ -70,13 +70,17 @@ def test_conditional_share_needs_condition(tmp_path: Path) -> None:
     text = GOOD.replace("condition: 办理业务需要", "condition: ''")
     with pytest.raises(DirectoryFileError) as exc:
         load_directory_file(write(tmp_path, text))
-    assert str(exc.value).endswith(":8: datasets[0].share (dataset TEST-001): a conditional share needs a condition (共享条件)")
+    assert str(exc.value).endswith(
+        ":8: datasets[0].share (dataset TEST-001): a conditional share needs a condition (共享条件)"
+    )
 
 
 def test_keys_must_name_declared_fields(tmp_path: Path) -> None:
     with pytest.raises(DirectoryFileError) as exc:
         load_directory_file(write(tmp_path, GOOD.replace("[uscc]", "[nope]")))
-    assert str(exc.value).endswith(":5: datasets[0] (dataset TEST-001): primary_key names unknown field 'nope'")
+    assert str(exc.value).endswith(
+        ":5: datasets[0] (dataset TEST-001): primary_key names unknown field 'nope'"
+    )
 
 
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
@@ -92,7 +96,12 @@ def test_publish_versions_and_history(tmp_path: Path) -> None:
     p = write(tmp_path, GOOD)
     assert [c.action for c in store.publish_path(engine, p)] == ["created"]
     assert [c.action for c in store.publish_path(engine, p)] == ["unchanged"]
-    write(tmp_path, GOOD.replace("label: 企业名称}", "label: 企业名称（全称）}").replace("grade: important", "grade: core"))
+    write(
+        tmp_path,
+        GOOD.replace("label: 企业名称}", "label: 企业名称（全称）}").replace(
+            "grade: important", "grade: core"
+        ),
+    )
     (change,) = store.publish_path(engine, p)
     assert (change.action, change.version) == ("updated", 2)
     ds = store.get_dataset(engine, "TEST-001")

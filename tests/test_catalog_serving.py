@@ -55,7 +55,12 @@ DIRECTORY = {
         },
     ],
     "certificate_types": [
-        {"code": "11100000000013127D001", "name": "营业执照", "holder_kind": "enterprise", "dataset": "SCJ-LIC"}
+        {
+            "code": "11100000000013127D001",
+            "name": "营业执照",
+            "holder_kind": "enterprise",
+            "dataset": "SCJ-LIC",
+        }
     ],
 }
 USCC = ["91330100MA27XL0B5H", "91330106MA2CFP8M0B", "91330108MA2H2Y4X1U"]
@@ -95,15 +100,21 @@ def test_serving_replace_upsert_and_lookups(hub: sa.Engine) -> None:
     spec = store.get_dataset(hub, "SCJ-LIC").spec
     assert serving.ensure_serving_table(hub, spec) is True
     assert serving.ensure_serving_table(hub, spec) is False
-    serving.refresh(hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True)
+    serving.refresh(
+        hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True
+    )
     assert serving.count(hub, spec) == 3
     serving.refresh(hub, spec, licences(["甲公司（新）"], ["吊销"]), run_id="r2", replace=False)
     assert serving.count(hub, spec) == 3
     row = serving.lookup_key(hub, spec, {"uscc": USCC[0]})
-    assert row is not None and row["ent_name"] == "甲公司（新）" and row["capital"] == decimal.Decimal("100.00")
+    assert (
+        row is not None and row["ent_name"] == "甲公司（新）" and row["capital"] == decimal.Decimal("100.00")
+    )
     assert serving.lookup_key(hub, spec, {"uscc": "nope"}) is None
     assert [r["uscc"] for r in serving.lookup_subject(hub, spec, USCC[1])] == [USCC[1]]
-    indexes = {tuple(ix["column_names"]) for ix in sa.inspect(hub).get_indexes(serving.serving_table_name("SCJ-LIC"))}
+    indexes = {
+        tuple(ix["column_names"]) for ix in sa.inspect(hub).get_indexes(serving.serving_table_name("SCJ-LIC"))
+    }
     pk = sa.inspect(hub).get_pk_constraint(serving.serving_table_name("SCJ-LIC"))
     assert pk["constrained_columns"] == ["uscc"] or ("uscc",) in indexes
 
@@ -112,24 +123,42 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
     ds = store.get_dataset(hub, "SCJ-LIC")
     code = "11100000000013127D001"
     today = dt.date(2026, 11, 22)
-    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲", "乙", "丙"], ["存续", "存续", "注销"]),
-                             run_id="r1", today=today)
+    res = certificates.issue(
+        hub,
+        ds.spec,
+        ds.department,
+        code,
+        licences(["甲", "乙", "丙"], ["存续", "存续", "注销"]),
+        run_id="r1",
+        today=today,
+    )
     assert res.issued == 3
     certs = {c["number"]: c for c in certificates.certificates_of(hub, USCC[0])}
     c0 = certs[USCC[0]]
     assert c0["identifier"].startswith(f"1.2.156.3005.2.{code}.11330100002482345X.00000001.1.")
     assert certificates.identifier_is_well_formed(c0["identifier"])
-    assert not certificates.identifier_is_well_formed(c0["identifier"][:-1] + ("0" if c0["identifier"][-1] != "0" else "1"))
+    assert not certificates.identifier_is_well_formed(
+        c0["identifier"][:-1] + ("0" if c0["identifier"][-1] != "0" else "1")
+    )
     statuses = {c["number"]: c["status"] for c in (certificates.certificates_of(hub, u)[0] for u in USCC)}
     assert statuses == {USCC[0]: "valid", USCC[1]: "expired", USCC[2]: "revoked"}
     # a face change gives a new version of the same serial; a status change keeps the identifier
-    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲（更名）", "乙", "丙"], ["存续", "存续", "注销"]),
-                             run_id="r2", today=today)
+    res = certificates.issue(
+        hub,
+        ds.spec,
+        ds.department,
+        code,
+        licences(["甲（更名）", "乙", "丙"], ["存续", "存续", "注销"]),
+        run_id="r2",
+        today=today,
+    )
     assert (res.issued, res.reissued, res.unchanged) == (0, 1, 2)
     (c0b,) = certificates.certificates_of(hub, USCC[0])
     assert c0b["serial"] == c0["serial"] and c0b["version"] == 2
     assert c0b["identifier"].split(".")[-2] == "2"
-    res = certificates.issue(hub, ds.spec, ds.department, code, licences(["甲（更名）"], ["吊销"]), run_id="r3", today=today)
+    res = certificates.issue(
+        hub, ds.spec, ds.department, code, licences(["甲（更名）"], ["吊销"]), run_id="r3", today=today
+    )
     assert res.status_changed == 1
     assert certificates.certificates_of(hub, USCC[0])[0]["status"] == "revoked"
 
@@ -145,9 +174,13 @@ def test_read_api(hub: sa.Engine, tmp_path: Path) -> None:
 
     spec = store.get_dataset(hub, "SCJ-LIC").spec
     serving.ensure_serving_table(hub, spec)
-    serving.refresh(hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True)
+    serving.refresh(
+        hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True
+    )
     ds = store.get_dataset(hub, "SCJ-LIC")
-    certificates.issue(hub, spec, ds.department, "11100000000013127D001", licences(["甲公司"], ["存续"]), run_id="r1")
+    certificates.issue(
+        hub, spec, ds.department, "11100000000013127D001", licences(["甲公司"], ["存续"]), run_id="r1"
+    )
     client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}")))
     assert client.get("/api/v1/health").json() == {"status": "ok"}
     listing = client.get("/api/v1/datasets", params={"q": "营业执照"}).json()
@@ -157,8 +190,15 @@ def test_read_api(hub: sa.Engine, tmp_path: Path) -> None:
     r = client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": USCC[0]})
     assert r.status_code == 200
     (item,) = r.json()["items"]
-    assert item == {"uscc": USCC[0], "ent_name": "甲公司", "legal_rep": "张**", "capital": "100.00",
-                    "est_date": "2020-01-01", "valid_until": None, "status": "存续"}
+    assert item == {
+        "uscc": USCC[0],
+        "ent_name": "甲公司",
+        "legal_rep": "张**",
+        "capital": "100.00",
+        "est_date": "2020-01-01",
+        "valid_until": None,
+        "status": "存续",
+    }
     # a missing record and a filter on a non-key field
     assert client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": "nope"}).json()["items"] == []
     bad = client.get("/api/v1/datasets/SCJ-LIC/records", params={"ent_name": "甲公司"})
