@@ -146,13 +146,20 @@ class _Check:
 
 
 def validate(
-    table: pa.Table, rules: DatasetRules, *, row_id: str = "_row", suite_name: str
+    table: pa.Table,
+    rules: DatasetRules,
+    *,
+    row_id: str = "_row",
+    suite_name: str,
+    row_label: str | None = None,
 ) -> ValidationOutcome:
     """Validate ``table`` with a GX suite built from ``rules``.
 
     ``row_id`` names an integer column that identifies rows in the violations; when the
     table has no such column, row positions (0-based) are used. Every field the rules
-    mention must exist in the table (``ValueError`` otherwise).
+    mention must exist in the table (``ValueError`` otherwise). ``row_label`` optionally names
+    a text column that messages use to point at other rows (e.g. "also on row 57" when the
+    row id is an internal number but the department knows the file's line numbers).
     """
     missing = [f for f in rules.fields() if f not in table.column_names]
     if missing:
@@ -207,7 +214,8 @@ def validate(
         elif bad_ids:
             if positions is None:
                 positions = {int(v): i for i, v in enumerate(ids.to_pylist())}
-            for rid, violation in _explain(check, table, bad_ids, positions):
+            labels = table.column(row_label).to_pylist() if row_label else None
+            for rid, violation in _explain(check, table, bad_ids, positions, labels):
                 violations[rid].append(violation)
         results.append(
             ExpectationResult(
@@ -469,7 +477,11 @@ def _volume_check(rules: DatasetRules, n: int, success: bool) -> dict[str, Any]:
 
 
 def _explain(
-    check: _Check, table: pa.Table, bad_ids: Sequence[int], positions: Mapping[int, int]
+    check: _Check,
+    table: pa.Table,
+    bad_ids: Sequence[int],
+    positions: Mapping[int, int],
+    labels: Sequence[Any] | None = None,
 ) -> Iterable[tuple[int, Violation]]:
     """Say why each of ``bad_ids`` broke ``check`` (from the original Arrow values)."""
     idx = pa.array([positions[i] for i in bad_ids], pa.int64())
@@ -483,7 +495,9 @@ def _explain(
             groups[k].append(rid)
         label = ", ".join(check.fields)
         for rid, k in zip(bad_ids, keys, strict=True):
-            others = _rows_text([r for r in groups[k] if r != rid])
+            others = _rows_text(
+                [r if labels is None else labels[positions[r]] for r in groups[k] if r != rid]
+            )
             if rule == PRIMARY_KEY:
                 msg = f"{label}: duplicate primary key ({others})"
             else:
@@ -552,7 +566,7 @@ def _like(bound: Any, v: Any) -> Any:
     return bound
 
 
-def _rows_text(rows: Sequence[int]) -> str:
+def _rows_text(rows: Sequence[Any]) -> str:
     shown = ", ".join(str(r) for r in rows[:_MAX_OTHER_ROWS])
     more = f" and {len(rows) - _MAX_OTHER_ROWS} more" if len(rows) > _MAX_OTHER_ROWS else ""
     return f"also on row{'s' if len(rows) > 1 else ''} {shown}{more}"

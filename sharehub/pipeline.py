@@ -366,6 +366,17 @@ def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _row_labels(table: pa.Table) -> pa.ChunkedArray:
+    """How messages name other rows: the source line, plus the file when the run read several."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = pc.cast(table.column(ROW), pa.string())
+    if len(pc.unique(table.column(SOURCE))) <= 1:
+        return rows
+    return pc.binary_join_element_wise(rows, table.column(SOURCE), " of ")
+
+
 def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Check the run's landed rows; quarantine bad rows with their reasons; apply the policy."""
     import pyarrow as pa
@@ -381,7 +392,9 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         table = _run_rows(h, code, run_id, RAW)
         previous = run_store.last_successful_run(h.engine, code, full_only=True) if run["full"] else None
         rules = quality_rules(spec, previous["rows_read"] if previous else None)
-        outcome = gx_validate(table, rules, row_id=RID, suite_name=f"{code}.suite")
+        labelled = table.append_column("_label", _row_labels(table))
+        outcome = gx_validate(labelled, rules, row_id=RID, suite_name=f"{code}.suite", row_label="_label")
+        del labelled
         reasons: dict[int, list[dict[str, Any]]] = {}
         for rid, violations in outcome.violations.items():
             reasons.setdefault(int(rid), []).extend(
