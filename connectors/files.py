@@ -142,6 +142,8 @@ class FileConnector:
             if self.seen.get(name) == checksum:
                 self.skipped.append(name)
                 continue
+            if self._fs.get_file_info(path).size == 0:  # every format: a 0-byte drop is a failed export
+                raise ConnectorError(f"{name}: file is empty")
             rows = 0
             for batch in self._read_file(name, path):
                 rows += batch.num_rows

@@ -164,6 +164,9 @@ def airflow_environ(
         env["SHAREHUB_DATABASE_URL"] = settings.database_url
     if settings.lake_dir is not None:
         env["SHAREHUB_LAKE_DIR"] = str(settings.lake_dir.resolve())
+    # the settings object may carry connections from a secrets file or the caller: the tasks need them
+    for ref, location in settings.connections.items():
+        env[f"SHAREHUB_CONNECTIONS__{ref.upper()}"] = location
     return env
 
 

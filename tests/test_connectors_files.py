@@ -281,3 +281,13 @@ def test_files_under_an_s3_prefix(s3_endpoint, tmp_path):
     assert list(again.read_batches()) == [] and again.skipped == ["a.csv", "b.csv"]
     parquet = FileConnector(f"s3://{bucket}/drops/2024", "*.parquet", "parquet", s3=s3)
     assert read_all(parquet).column("n").to_pylist() == [1, 2]
+
+
+@pytest.mark.parametrize("fmt,name", [("jsonl", "e.jsonl"), ("xlsx", "e.xlsx"), ("parquet", "e.parquet")])
+def test_empty_file_is_an_error_in_every_format(tmp_path, fmt, name):
+    from connectors.base import ConnectorError
+    from connectors.files import FileConnector
+
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ConnectorError, match=f"^{name}: file is empty$"):
+        list(FileConnector(str(tmp_path), "e.*", fmt).read_batches())
