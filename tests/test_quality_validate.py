@@ -411,7 +411,9 @@ def test_row_label_names_other_rows_in_messages():
     from quality import validate as run_validate
     from quality.rules import DatasetRules
 
-    table = pa.table({"_rid": [0, 1, 2], "k": ["a", "b", "a"], "where": ["7 of x.csv", "8 of x.csv", "3 of y.csv"]})
+    table = pa.table(
+        {"_rid": [0, 1, 2], "k": ["a", "b", "a"], "where": ["7 of x.csv", "8 of x.csv", "3 of y.csv"]}
+    )
     out = run_validate(table, DatasetRules(key=["k"]), row_id="_rid", suite_name="t", row_label="where")
     assert [v.message for v in out.violations[0]] == ["k: duplicate primary key (also on row 3 of y.csv)"]
     assert [v.message for v in out.violations[2]] == ["k: duplicate primary key (also on row 7 of x.csv)"]

@@ -42,8 +42,14 @@ def hub_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         store.publish_path(engine, f)
     results = {code: pipeline.sync(code) for code in (SCJ, GAJ, RSJ, FY, SGB)}
     manifest = json.loads((base / "sources" / "manifest.json").read_text(encoding="utf-8"))
-    yield {"base": base, "refs": refs, "settings": settings, "engine": engine, "results": results,
-           "manifest": manifest}
+    yield {
+        "base": base,
+        "refs": refs,
+        "settings": settings,
+        "engine": engine,
+        "results": results,
+        "manifest": manifest,
+    }
     mp.undo()
     get_settings.cache_clear()
 
@@ -143,11 +149,17 @@ def test_incremental_sql_sync_and_time_travel(hub_env: dict[str, Any]) -> None:
     with sqlite3.connect(db) as conn:
         (wm,) = conn.execute("SELECT max(updated_at) FROM business_licence").fetchone()
         later = (dt.datetime.fromisoformat(wm) + dt.timedelta(hours=1)).isoformat(sep=" ")
-        uscc = [r[0] for r in conn.execute(
-            "SELECT uscc FROM business_licence WHERE status = '存续' ORDER BY uscc LIMIT 200")]
+        uscc = [
+            r[0]
+            for r in conn.execute(
+                "SELECT uscc FROM business_licence WHERE status = '存续' ORDER BY uscc LIMIT 200"
+            )
+        ]
         good = [u for u in uscc if serving.lookup_key(engine, spec, {"uscc": u})][:2]
-        conn.executemany("UPDATE business_licence SET ent_name = ent_name || '（更名）', updated_at = ? "
-                         "WHERE uscc = ?", [(later, u) for u in good])
+        conn.executemany(
+            "UPDATE business_licence SET ent_name = ent_name || '（更名）', updated_at = ? WHERE uscc = ?",
+            [(later, u) for u in good],
+        )
     out = pipeline.sync(SCJ)
     run = runs.get_run(engine, out["run_id"])
     assert run["status"] == "success"
@@ -192,7 +204,7 @@ def test_failed_run_leaves_published_state_intact(hub_env: dict[str, Any]) -> No
     count_before = serving.count(engine, spec)
     (folder / "dishonest_debtors_20261120.jsonl").write_bytes(b"")  # an empty drop
     try:
-        with pytest.raises(Exception, match="dishonest_debtors_20261120.jsonl: file is empty"):
+        with pytest.raises(Exception, match=r"dishonest_debtors_20261120\.jsonl: file is empty"):
             pipeline.sync(FY)
     finally:
         (folder / "dishonest_debtors_20261120.jsonl").unlink()
@@ -207,7 +219,11 @@ def test_block_policy_publishes_nothing(hub_env: dict[str, Any], tmp_path: Path)
     from sharehub.demo import DIRECTORY_DIR
 
     engine = hub_env["engine"]
-    text = (DIRECTORY_DIR / "sgb.yaml").read_text(encoding="utf-8").replace("policy: quarantine", "policy: block")
+    text = (
+        (DIRECTORY_DIR / "sgb.yaml")
+        .read_text(encoding="utf-8")
+        .replace("policy: quarantine", "policy: block")
+    )
     (tmp_path / "sgb.yaml").write_text(text, encoding="utf-8")
     (change,) = store.publish_path(engine, tmp_path / "sgb.yaml")
     assert change.action == "updated"
@@ -244,5 +260,6 @@ def test_cli_runs_json(hub_env: dict[str, Any]) -> None:
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert rows and all(r["dataset"] == SCJ for r in rows)
-    assert {"run_id", "status", "rows_read", "rows_published", "rows_quarantined", "snapshot_id"} <= set(rows[0])
-
+    assert {"run_id", "status", "rows_read", "rows_published", "rows_quarantined", "snapshot_id"} <= set(
+        rows[0]
+    )
