@@ -53,7 +53,7 @@ def catalog_publish(
         except DirectoryFileError as exc:
             failed = True
             for p in exc.problems:
-                err.print(f"[red]error[/red] {p}")
+                err.print(f"[red]error[/red] {p}", soft_wrap=True, markup=True, highlight=False)
             continue
         except ValueError as exc:
             failed = True

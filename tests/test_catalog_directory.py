@@ -139,7 +139,7 @@ def test_cli_publish_list_show_history(tmp_path: Path, monkeypatch: pytest.Monke
     bad = write(tmp_path, GOOD.replace("kind: enterprise", "kind: company"), "bad.yaml")
     res = runner.invoke(app, ["catalog", "publish", str(bad)])
     assert res.exit_code == 1
-    assert "bad.yaml:11: datasets[0].subject.kind" in res.output.replace("\n", "")
+    assert "bad.yaml:11: datasets[0].subject.kind" in " ".join(res.output.split())
     res = runner.invoke(app, ["catalog", "history", "TEST-001", "--json"])
     assert json.loads(res.output)[0]["changes"] == ["created"]
     get_settings.cache_clear()
