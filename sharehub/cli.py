@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sharehub.settings import get_settings
@@ -53,7 +54,7 @@ def catalog_publish(
         except DirectoryFileError as exc:
             failed = True
             for p in exc.problems:
-                err.print(f"[red]error[/red] {p}", soft_wrap=True, markup=True, highlight=False)
+                err.print(f"[red]error[/red] {escape(str(p))}", soft_wrap=True, highlight=False)
             continue
         except ValueError as exc:
             failed = True
