@@ -17,7 +17,7 @@ from sharehub.settings import get_settings
 app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
 catalog_app = typer.Typer(help="the data directory (数据目录)", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # logs and CI pipes: no 80-column squeeze
 err = Console(stderr=True)
 
 
