@@ -8,11 +8,10 @@ access-control layer replaces :func:`current_caller` (tokens) and extends :func:
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.certificates import jsonable
 from catalog.errors import ApiError
 from catalog.masking import mask
 from catalog.model import DatasetSpec, Sensitivity, ShareType
@@ -37,14 +36,6 @@ def require_caller(caller: Caller) -> None:
     return None
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dt.datetime | dt.date):
-        return v.isoformat()
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    return v
-
-
 @dataclass(frozen=True)
 class Decision:
     """What the caller may see of a dataset: which fields, which of them masked."""
@@ -56,7 +47,7 @@ class Decision:
         """Drop fields not allowed, mask the masked ones."""
         out = {}
         for name in self.fields:
-            value = _jsonable(row.get(name))
+            value = jsonable(row.get(name))
             kind = self.masked.get(name)
             out[name] = mask(kind, value) if kind and isinstance(value, str) else value
         return out
@@ -94,7 +85,7 @@ def certificate_view(c: dict[str, Any]) -> dict[str, Any]:
         "issued_at",
         "updated_at",
     )
-    out = {k: _jsonable(c.get(k)) for k in keys}
+    out = {k: jsonable(c.get(k)) for k in keys}
     if c.get("holder_kind") == "person":  # a citizen ID is personal data
         out["holder_id"] = mask("citizen_id", out["holder_id"])
     return out

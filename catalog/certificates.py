@@ -69,7 +69,8 @@ class IssueResult:
     unchanged: int = 0
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """Dates as ISO text and decimals as strings; other values unchanged."""
     if isinstance(v, dt.datetime | dt.date):
         return v.isoformat()
     if isinstance(v, decimal.Decimal):
@@ -135,7 +136,7 @@ def issue(
         inserts: list[dict[str, Any]] = []
         for row in rows.to_pylist():
             record_key = "|".join(str(row[k]) for k in spec.primary_key)
-            face = {f: _jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
+            face = {f: jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
             face_sha = hashlib.sha256(
                 json.dumps(face, sort_keys=True, ensure_ascii=False).encode()
             ).hexdigest()

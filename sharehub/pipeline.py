@@ -274,17 +274,7 @@ def extract_land(
                 start = counter["rows"]
                 counter["rows"] += n
                 rids = pa.array(range(start, start + n), pa.int64())
-                for rj in conformed.rejects:
-                    rejects.append(
-                        {
-                            "rid": None,
-                            "source": rj.source,
-                            "row": rj.row,
-                            "field": rj.field,
-                            "value": rj.value,
-                            "reason": rj.reason,
-                        }
-                    )
+                rejects.extend(_reject_record(rj) for rj in conformed.rejects)
                 out = conformed.batch
                 cols = {name: out.column(name) for name in out.schema.names}
                 cols[RID] = rids
@@ -295,19 +285,9 @@ def extract_land(
         raw_snapshot = h.lake.append(RAW, code, batches(), run_id=run_id)
         # rejects of a cast carry (source, row): give them the row's run id
         if rejects and counter["rows"]:
-            located = _locate_rids(h, code, run_id, rejects)
-            rejects = located
-        for rj in getattr(connector, "rejects", []):
-            rejects.append(
-                {
-                    "rid": None,
-                    "source": rj.source,
-                    "row": rj.row,
-                    "field": rj.field,
-                    "value": rj.value,
-                    "reason": rj.reason,
-                }
-            )
+            rejects = _locate_rids(h, code, run_id, rejects)
+        # rows the connector could not read at all never landed: they have no run row id
+        rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         run_store.add_rejects(h.engine, run_id, rejects)
         files = [
             {"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])
@@ -338,6 +318,18 @@ def extract_land(
     except Exception as exc:
         run_store.finish_run(h.engine, run_id, "failed", error=f"extract_land: {exc}")
         raise
+
+
+def _reject_record(rj: Any) -> dict[str, Any]:
+    """A connector Reject as a hub_run_rejects row (its run row id filled in later, if it landed)."""
+    return {
+        "rid": None,
+        "source": rj.source,
+        "row": rj.row,
+        "field": rj.field,
+        "value": rj.value,
+        "reason": rj.reason,
+    }
 
 
 def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
