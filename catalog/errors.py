@@ -18,6 +18,82 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_filter": ("value of {field} has the wrong type", "{field} 的取值类型不正确"),
     "bad_cursor": ("cursor is not valid", "分页游标无效"),
     "certificate_not_found": ("certificate {identifier} not found", "未找到电子证照 {identifier}"),
+    # ---- authentication ---------------------------------------------------------------
+    "not_authenticated": ("a bearer token is required", "需要提供访问令牌（Bearer）"),
+    "invalid_token": ("the access token is not valid: {why}", "访问令牌无效：{why}"),
+    "token_expired": ("the access token has expired", "访问令牌已过期"),
+    "app_disabled": ("app {app_id} is disabled", "应用 {app_id} 已停用"),
+    "forbidden_role": ("this call needs the role {role}", "此操作需要 {role} 角色"),
+    "wrong_party": ("this call is for {party} only", "此操作仅限{party}调用"),
+    "wrong_department": (
+        "dataset {code} belongs to another department",
+        "信息资源 {code} 属于其他部门",
+    ),
+    # ---- purpose and sharing rules ----------------------------------------------------
+    "purpose_required": (
+        "personal data needs the headers X-End-User-Id and X-Case-Number",
+        "调用个人数据须提供 X-End-User-Id 和 X-Case-Number 请求头（使用人与办件编号）",
+    ),
+    "no_grant": ("app has no grant for dataset {code}", "应用未获得信息资源 {code} 的授权"),
+    "application_pending": (
+        "the application for dataset {code} is waiting for the owner's decision",
+        "信息资源 {code} 的共享申请正在等待审核",
+    ),
+    "application_refused": (
+        "the application for dataset {code} was refused: {reason}",
+        "信息资源 {code} 的共享申请未获批准：{reason}",
+    ),
+    "grant_expired": ("the grant for dataset {code} has expired", "信息资源 {code} 的授权已过期"),
+    "grant_revoked": ("the grant for dataset {code} was revoked", "信息资源 {code} 的授权已撤销"),
+    "rate_limited": (
+        "rate limit of {limit} calls per minute reached; retry after {retry_after} s",
+        "超过每分钟 {limit} 次的调用限制，请 {retry_after} 秒后重试",
+    ),
+    "not_open": ("dataset {code} is not open data", "信息资源 {code} 不属于开放数据"),
+    # ---- applications and grants --------------------------------------------------------
+    "application_not_found": ("application {id} not found", "未找到共享申请 {id}"),
+    "grant_not_found": ("grant {id} not found", "未找到授权 {id}"),
+    "unknown_field": ("dataset {code} has no field {field}", "信息资源 {code} 没有信息项 {field}"),
+    "not_sensitive": (
+        "field {field} is not sensitive; only sensitive fields can be asked in clear",
+        "信息项 {field} 不是敏感字段，无需申请明文",
+    ),
+    "clear_not_requested": (
+        "field {field} must also be in fields",
+        "明文字段 {field} 必须包含在申请字段中",
+    ),
+    "fields_required": ("ask for at least one field", "请至少申请一个信息项"),
+    "purpose_missing": ("purpose and legal basis are required", "请填写用途和依据"),
+    "already_pending": (
+        "app {app_id} already has a pending application ({id}) for {code}",
+        "应用 {app_id} 对 {code} 已有待审核的申请（{id}）",
+    ),
+    "already_decided": ("application {id} is already {status}", "共享申请 {id} 已处理（{status}）"),
+    "reason_required": ("a refusal needs a reason", "不予批准必须说明理由"),
+    "fields_not_requested": (
+        "field {field} was not asked for in the application",
+        "信息项 {field} 不在申请范围内",
+    ),
+    "grant_not_active": ("grant {id} is already {status}", "授权 {id} 已{status}"),
+    "bad_date": ("{field} must be a future date", "{field} 必须是将来的日期"),
+    # ---- certificates -------------------------------------------------------------------
+    "copy_not_allowed": (
+        "a copy needs a reason and an expiry within {max_days} days",
+        "加注件须注明用途，且有效期不超过 {max_days} 天",
+    ),
+    "bad_document": ("the document to verify is not well formed: {why}", "待验证的文件格式不正确：{why}"),
+    # ---- registry -----------------------------------------------------------------------
+    "department_not_found": ("department {code} is not in the directory", "目录中没有部门 {code}"),
+    "app_not_found": ("app {app_id} not found", "未找到应用 {app_id}"),
+    "app_name_taken": ("an app called {name} already exists", "已存在名为 {name} 的应用"),
+    "staff_exists": ("staff account {username} already exists", "工作人员账号 {username} 已存在"),
+    "staff_not_found": ("staff account {username} not found", "未找到工作人员账号 {username}"),
+    "unknown_role": ("unknown role {role}", "未知角色 {role}"),
+    "weak_password": ("the password needs at least 12 characters", "密码至少需要 12 个字符"),
+    "audit_unavailable": (
+        "the audit log could not be written; nothing was served",
+        "审计日志写入失败，本次未返回数据",
+    ),
 }
 
 

@@ -143,5 +143,138 @@ certificates = sa.Table(
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
+    # Ed25519 signature over the canonical JSON of catalog.signing.certificate_document(row)
+    sa.Column("signature", sa.String(200)),
+    sa.Column("signing_kid", sa.String(64)),
     sa.UniqueConstraint("type_code", "record_key", name="uq_cert_type_record"),
+)
+
+# ---- access control: parties, applications, grants, keys, audit ------------------------
+
+apps = sa.Table(
+    "hub_apps",
+    metadata,
+    sa.Column("app_id", sa.String(64), primary_key=True),  # the OAuth2 client_id
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("department_code", sa.ForeignKey("hub_departments.code"), nullable=False, index=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),  # active|disabled
+    sa.Column("secret_hash", sa.String(128), nullable=False),  # sha256 of a 256-bit random secret
+    sa.Column("secret_generation", sa.Integer, nullable=False),  # +1 per rotation; tokens carry it
+    sa.Column("secret_rotated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+staff = sa.Table(
+    "hub_staff",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("department_code", sa.ForeignKey("hub_departments.code"), index=True),  # None = hub-wide
+    sa.Column("roles", sa.JSON, nullable=False),  # subset of publisher|approver|auditor|admin
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id
+    sa.Column("status", sa.String(16), nullable=False),  # active|disabled
+    sa.Column("password_generation", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+applications = sa.Table(
+    "hub_applications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.ForeignKey("hub_apps.app_id"), nullable=False, index=True),
+    sa.Column("dataset_code", sa.String(64), nullable=False, index=True),
+    sa.Column("department_code", sa.String(32), nullable=False, index=True),  # the owner who decides
+    sa.Column("dataset_version", sa.Integer, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),  # requested fields
+    sa.Column("clear_fields", sa.JSON, nullable=False),  # sensitive fields requested unmasked
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("legal_basis", sa.Text, nullable=False),
+    sa.Column("requested_until", sa.Date),  # how long the app asks to keep access
+    sa.Column("status", sa.String(16), nullable=False),  # pending|approved|refused|withdrawn
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline", sa.Date, nullable=False),  # last working day for the decision
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decided_by", sa.String(64)),  # staff username, or "auto" for unconditional data
+    sa.Column("reason", sa.Text),  # required for a refusal
+    sa.Column("grant_id", sa.Integer),
+)
+
+grants = sa.Table(
+    "hub_grants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.ForeignKey("hub_apps.app_id"), nullable=False),
+    sa.Column("dataset_code", sa.String(64), nullable=False),
+    sa.Column("application_id", sa.Integer, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),  # granted fields (all others are dropped)
+    sa.Column("clear_fields", sa.JSON, nullable=False),  # sensitive fields shown unmasked
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_until", sa.DateTime(timezone=True)),  # None = until revoked
+    sa.Column("rate_limit", sa.Integer, nullable=False),  # requests per minute
+    sa.Column("status", sa.String(16), nullable=False),  # active|revoked
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_by", sa.String(64)),
+    sa.Column("revoke_reason", sa.Text),
+    sa.Index("ix_grants_app_dataset", "app_id", "dataset_code"),
+)
+
+signing_keys = sa.Table(
+    "hub_signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),  # token|certificate
+    sa.Column("public_key", sa.String(100), nullable=False),  # raw Ed25519 key, base64url (JWK "x")
+    sa.Column("status", sa.String(16), nullable=False),  # active|retired
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True)),
+)
+
+certificate_copies = sa.Table(
+    "hub_certificate_copies",  # 加注件: an issued copy with the reason for use and an expiry
+    metadata,
+    sa.Column("copy_id", sa.String(64), primary_key=True),
+    sa.Column("identifier", sa.String(200), nullable=False, index=True),
+    sa.Column("app_id", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("end_user", sa.String(100)),
+    sa.Column("case_number", sa.String(100)),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),  # the signed copy as handed out
+)
+
+audit = sa.Table(
+    "hub_audit",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("actor_kind", sa.String(16), nullable=False),  # app|staff|anonymous
+    sa.Column("app_id", sa.String(64), index=True),
+    sa.Column("staff", sa.String(64)),
+    sa.Column("end_user", sa.String(100)),
+    sa.Column("case_number", sa.String(100)),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("dataset_code", sa.String(64), index=True),
+    sa.Column("certificate_id", sa.String(200)),
+    sa.Column("subject", sa.String(64)),
+    sa.Column("fields", sa.JSON),  # fields returned (after dropping)
+    sa.Column("decision", sa.String(8), nullable=False),  # allow|deny
+    sa.Column("reason", sa.String(64)),  # the stable error code of a refusal
+    sa.Column("status", sa.Integer, nullable=False),  # HTTP status
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(
+    "hub_audit_head",  # one row: the chain's last seq and hash; locked by each appending batch
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )

@@ -12,6 +12,7 @@ moves the lake to S3/MinIO; setting ``SHAREHUB_DATABASE_URL`` moves the hub DB.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -62,7 +63,21 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=50_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    working_days_deadline: int = 10
+    # ---- access control (issue 3) -------------------------------------------------------
+    working_days_deadline: int = Field(default=10, ge=1, description="days a department has to decide")
+    holidays: list[dt.date] = Field(
+        default_factory=list, description="public holidays skipped by the deadline (法定节假日)"
+    )
+    extra_workdays: list[dt.date] = Field(
+        default_factory=list, description="weekend days that are working days (调休上班日)"
+    )
+    keys_dir: Path | None = Field(default=None, description="private signing keys; default <var>/keys")
+    token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    token_audience: str = "sharehub-api"
+    token_issuer: str = "sharehub"
+    default_rate_limit: int = Field(default=600, ge=1, description="requests per minute per grant")
+    redis_url: str | None = Field(default=None, description="shared rate-limit counters; None = per process")
+    audit_batch_max: int = Field(default=256, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def airflow_dir(self) -> Path:
         return (self.airflow_home or self.var_dir / "airflow").resolve()
+
+    @property
+    def signing_keys_dir(self) -> Path:
+        return (self.keys_dir or self.var_dir / "keys").resolve()
 
     @property
     def reports_dir(self) -> Path:
