@@ -23,13 +23,16 @@ import decimal
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from catalog import schema
 from catalog.model import CertificateMapping, DatasetSpec, DepartmentSpec
+
+if TYPE_CHECKING:
+    from catalog.keys import SigningKey
 
 OID_PREFIX = "1.2.156.3005.2"
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -59,6 +62,10 @@ def identifier_is_well_formed(identifier: str) -> bool:
     return identifier.startswith(OID_PREFIX + ".") and len(check) == 1 and mod37_36_check(body) == check
 
 
+# columns of the signed document (catalog.signing) that a status-only update also rewrites
+_SIGNED_COLUMNS = ("number", "holder_id", "holder_name", "valid_from", "valid_until")
+
+
 @dataclass(frozen=True)
 class IssueResult:
     """Counts of one issuing pass."""
@@ -76,6 +83,11 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, decimal.Decimal):
         return str(v)
     return v
+
+
+def face_digest(face: dict[str, Any]) -> str:
+    """The ``face_sha256`` recorded with a certificate: SHA-256 hex of its face as sorted JSON."""
+    return hashlib.sha256(json.dumps(face, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def _status(mapping: CertificateMapping, row: dict[str, Any], today: dt.date) -> str:
@@ -104,8 +116,18 @@ def issue(
     *,
     run_id: str,
     today: dt.date | None = None,
+    signer: SigningKey | None = None,
 ) -> IssueResult:
-    """Issue or update the certificates for the published rows of a certificate dataset."""
+    """Issue or update the certificates for the published rows of a certificate dataset.
+
+    With a ``signer`` (the hub's active certificate key) every new or re-issued certificate
+    is signed over its row as stored (``catalog.signing``). A pure status change keeps the
+    signature, as the status is not signed; when other signed columns changed without a
+    face change, the certificate is signed again (or its signature dropped without a signer)
+    so that a stored signature always matches its row.
+    """
+    if signer is not None:
+        from catalog.signing import sign_certificate
     mapping = spec.certificate
     if mapping is None:
         raise ValueError(f"dataset {spec.code} has no certificate mapping")
@@ -121,7 +143,16 @@ def issue(
             r.record_key: r
             for r in conn.execute(
                 sa.select(
-                    t.c.record_key, t.c.identifier, t.c.serial, t.c.version, t.c.face_sha256, t.c.status
+                    t.c.record_key,
+                    t.c.identifier,
+                    t.c.serial,
+                    t.c.version,
+                    t.c.face_sha256,
+                    t.c.status,
+                    *(t.c[name] for name in _SIGNED_COLUMNS),
+                    t.c.issuer_code,
+                    t.c.issuer_name,
+                    t.c.signing_kid,
                 ).where(t.c.type_code == type_code)
             )
         }
@@ -137,9 +168,7 @@ def issue(
         for row in rows.to_pylist():
             record_key = "|".join(str(row[k]) for k in spec.primary_key)
             face = {f: jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
-            face_sha = hashlib.sha256(
-                json.dumps(face, sort_keys=True, ensure_ascii=False).encode()
-            ).hexdigest()
+            face_sha = face_digest(face)
             status = _status(mapping, row, today)
             values = {
                 "number": str(row[mapping.number]),
@@ -158,20 +187,21 @@ def issue(
                 serial = next_serial
                 next_serial += 1
                 ident = certificate_identifier(type_code, issuer_code, serial, 1)
-                inserts.append(
-                    {
-                        "identifier": ident,
-                        "type_code": type_code,
-                        "dataset_code": spec.code,
-                        "record_key": record_key,
-                        "issuer_code": issuer_code,
-                        "issuer_name": department.name,
-                        "serial": serial,
-                        "version": 1,
-                        "issued_at": now,
-                        **values,
-                    }
-                )
+                new = {
+                    "identifier": ident,
+                    "type_code": type_code,
+                    "dataset_code": spec.code,
+                    "record_key": record_key,
+                    "issuer_code": issuer_code,
+                    "issuer_name": department.name,
+                    "serial": serial,
+                    "version": 1,
+                    "issued_at": now,
+                    **values,
+                }
+                if signer is not None:
+                    new["signature"], new["signing_kid"] = sign_certificate(signer, new)
+                inserts.append(new)
                 counts["issued"] += 1
                 continue
             if old.face_sha256 != face_sha:
@@ -179,11 +209,28 @@ def issue(
                 values["identifier"] = certificate_identifier(type_code, issuer_code, old.serial, version)
                 values["version"] = version
                 counts["reissued"] += 1
+                resign = True
             elif old.status != status:
                 counts["status_changed"] += 1
+                resign = any(values[name] != old._mapping[name] for name in _SIGNED_COLUMNS) or (
+                    signer is not None and old.signing_kid is None
+                )
             else:
                 counts["unchanged"] += 1
                 continue
+            if resign:
+                stored = {
+                    "type_code": type_code,
+                    "issuer_code": old.issuer_code,
+                    "issuer_name": old.issuer_name,
+                    "identifier": old.identifier,
+                    "version": old.version,
+                    **values,
+                }
+                if signer is not None:
+                    values["signature"], values["signing_kid"] = sign_certificate(signer, stored)
+                else:
+                    values["signature"] = values["signing_kid"] = None
             conn.execute(t.update().where(t.c.identifier == old.identifier).values(**values))
         for off in range(0, len(inserts), 2000):
             conn.execute(t.insert(), inserts[off : off + 2000])

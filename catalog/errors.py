@@ -81,6 +81,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "a copy needs a reason and an expiry within {max_days} days",
         "加注件须注明用途，且有效期不超过 {max_days} 天",
     ),
+    "copy_needs_full_grant": (
+        "a copy of {identifier} needs a grant that shows the whole certificate",
+        "开具 {identifier} 的加注件需要获得完整证照信息的授权",
+    ),
+    "certificate_not_valid": (
+        "certificate {identifier} is {status}; no copy can be made",
+        "电子证照 {identifier} 状态为 {status}，不能开具加注件",
+    ),
     "bad_document": ("the document to verify is not well formed: {why}", "待验证的文件格式不正确：{why}"),
     # ---- registry -----------------------------------------------------------------------
     "department_not_found": ("department {code} is not in the directory", "目录中没有部门 {code}"),
@@ -90,6 +98,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "staff_not_found": ("staff account {username} not found", "未找到工作人员账号 {username}"),
     "unknown_role": ("unknown role {role}", "未知角色 {role}"),
     "weak_password": ("the password needs at least 12 characters", "密码至少需要 12 个字符"),
+    "roles_required": ("give at least one role of {roles}", "请至少指定一个角色：{roles}"),
+    "hub_wide_role": (
+        "an account without a department must be admin, or auditor only",
+        "不属于任何部门的账号只能是管理员，或仅为审计员",
+    ),
+    "bad_rate_limit": ("rate limit must be at least 1 call per minute", "调用频率限制至少为每分钟 1 次"),
     "audit_unavailable": (
         "the audit log could not be written; nothing was served",
         "审计日志写入失败，本次未返回数据",
@@ -104,6 +118,7 @@ class ApiError(Exception):
         self.code = error_code
         self.status = status
         self.params = params
+        self.headers: dict[str, str] = {}
         super().__init__(error_code)
 
 

@@ -12,11 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sharehub import cli_access, cli_audit
 from sharehub.settings import get_settings
 
 app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
 catalog_app = typer.Typer(help="the data directory (数据目录)", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(cli_access.apps_app, name="apps")
+app.add_typer(cli_access.staff_app, name="staff")
+app.add_typer(cli_access.applications_app, name="applications")
+app.add_typer(cli_access.grants_app, name="grants")
+app.add_typer(cli_access.keys_app, name="keys")
+app.add_typer(cli_audit.app, name="audit")
 console = Console(width=None if sys.stdout.isatty() else 160)  # logs and CI pipes: no 80-column squeeze
 err = Console(stderr=True)
 

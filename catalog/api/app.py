@@ -1,0 +1,175 @@
+"""The FastAPI application factory and the audit middleware."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog import store
+from catalog.api import (
+    routes_applications,
+    routes_audit,
+    routes_auth,
+    routes_certificates,
+    routes_directory,
+    routes_records,
+)
+from catalog.api.context import CallAudit, Hub
+from catalog.api.models import Health
+from catalog.errors import ApiError, error_body
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_UNAUDITED = {"/api/v1/health"}
+
+
+def _build_hub(settings: Any) -> Hub:
+    from catalog.audit import AuditWriter
+    from catalog.keys import KeyStore
+    from catalog.ratelimit import open_rate_limiter
+    from catalog.workdays import Calendar
+
+    engine = store.engine_for(settings.hub_db_url)
+    return Hub(
+        settings=settings,
+        engine=engine,
+        keys=KeyStore(engine, settings.signing_keys_dir),
+        limiter=open_rate_limiter(settings.redis_url),
+        audit=AuditWriter(engine, batch_max=settings.audit_batch_max),
+        calendar=Calendar.from_settings(settings),
+    )
+
+
+def create_app(settings: Any = None) -> FastAPI:
+    """The FastAPI application (uvicorn factory: ``catalog.api:create_app``)."""
+    from sharehub.settings import get_settings
+
+    hub = _build_hub(settings or get_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        hub.audit.close()
+
+    app = FastAPI(
+        title="sharehub access API",
+        version="1",
+        description=(
+            "Government data sharing hub: directory, shared records, subject view (一人一档/一企一档), "
+            "electronic certificates (电子证照), applications and grants, audit. Apps authenticate with "
+            "OAuth2 client credentials at `POST /api/v1/token`; calls on personal data carry "
+            "`X-End-User-Id` and `X-Case-Number`. Errors have a stable `code` and English and "
+            "Chinese messages."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        call: CallAudit | None = getattr(request.state, "call", None)
+        if call is not None and call.reason is None:
+            call.reason = exc.code
+        return JSONResponse(status_code=exc.status, content=error_body(exc), headers=exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        call: CallAudit | None = getattr(request.state, "call", None)
+        if call is not None:
+            call.reason = "invalid_request"
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        call: CallAudit | None = getattr(request.state, "call", None)
+        if call is not None:
+            call.reason = f"http_{exc.status_code}"
+        return await http_exception_handler(request, exc)
+
+    @app.middleware("http")
+    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        if not path.startswith("/api/v1") or path in _UNAUDITED:
+            return await call_next(request)
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        call = CallAudit()
+        request.state.call = call
+        at = dt.datetime.now(dt.UTC)
+        try:
+            response = await call_next(request)
+        except Exception:
+            await _write_audit(hub, call, request, request_id, at, 500, "internal_error")
+            raise
+        try:
+            await _write_audit(hub, call, request, request_id, at, response.status_code, None)
+        except Exception:
+            body = error_body(ApiError("audit_unavailable", 503))
+            return JSONResponse(status_code=503, content=body, headers={"X-Request-Id": request_id})
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    @app.get("/api/v1/health", tags=["meta"], response_model=Health)
+    def health() -> dict[str, Any]:
+        import sqlalchemy as sa
+
+        with hub.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok"}
+
+    for module in (
+        routes_auth,
+        routes_directory,
+        routes_records,
+        routes_certificates,
+        routes_applications,
+        routes_audit,
+    ):
+        app.include_router(module.router)
+    app.include_router(routes_auth.well_known)
+    return app
+
+
+async def _write_audit(
+    hub: Hub,
+    call: CallAudit,
+    request: Request,
+    request_id: str,
+    at: dt.datetime,
+    status: int,
+    reason: str | None,
+) -> None:
+    from catalog.audit import AuditRecord
+
+    p = call.principal
+    rec = AuditRecord(
+        at=at,
+        request_id=request_id,
+        actor_kind=p.kind,
+        method=request.method,
+        path=request.url.path[:500],
+        action=call.action,
+        decision="allow" if status < 400 else "deny",
+        status=status,
+        row_count=call.row_count if status < 400 else 0,
+        app_id=p.app_id,
+        staff=p.username,
+        end_user=p.end_user,
+        case_number=p.case_number,
+        dataset_code=call.dataset_code,
+        certificate_id=call.certificate_id,
+        subject=call.subject,
+        fields=call.fields if status < 400 else None,
+        reason=reason or call.reason,
+    )
+    await anyio.to_thread.run_sync(hub.audit.write, rec)

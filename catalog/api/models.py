@@ -1,0 +1,301 @@
+"""Response and request bodies of the access API (they make the OpenAPI document complete)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Out):
+    code: str = Field(description="stable error code; clients branch on it")
+    message: str
+    message_zh: str
+
+
+class ErrorBody(_Out):
+    error: ErrorDetail
+
+
+class TokenResponse(_Out):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_in: int = Field(description="seconds until the token expires")
+
+
+class TokenError(_Out):
+    """RFC 6749 §5.2 error body (OAuth2 clients expect this shape at the token endpoint)."""
+
+    error: str
+    error_description: str
+    error_description_zh: str
+
+
+class DepartmentRef(_Out):
+    code: str
+    name: str
+
+
+class FieldOut(_Out):
+    name: str
+    label: str
+    type: str
+    sensitivity: str
+    mask: str | None
+    description: str
+
+
+class Freshness(_Out):
+    last_published_at: dt.datetime | None
+    snapshot_id: int | None
+    rows_published: int | None
+    pass_rate: float | None
+    rows_quarantined: int | None
+
+
+class QualityRun(_Out):
+    run_id: str
+    status: str
+    started_at: dt.datetime
+    rows_read: int | None
+    rows_published: int | None
+    rows_quarantined: int | None
+    pass_rate: float | None
+
+
+class DatasetEntry(_Out):
+    code: str
+    name: str
+    summary: str
+    department: DepartmentRef
+    share: dict[str, Any]
+    open: dict[str, Any]
+    grade: str
+    update_cycle: str
+    format: str
+    version: int
+    subject_kind: str | None
+    personal_data: bool = Field(description="calls need X-End-User-Id and X-Case-Number")
+
+
+class DatasetDetail(DatasetEntry):
+    primary_key: list[str]
+    subject_field: str | None
+    fields: list[FieldOut]
+    freshness: Freshness | None
+    quality_record: list[QualityRun] = Field(description="the latest sync runs, newest first")
+    certificate_types: list[str]
+
+
+class DatasetList(_Out):
+    items: list[DatasetEntry]
+    count: int
+
+
+class RecordsPage(_Out):
+    dataset: str
+    fields: list[str] = Field(description="fields returned (granted); others are dropped")
+    masked: list[str] = Field(description="returned fields shown masked")
+    items: list[dict[str, Any]]
+    count: int
+    next_cursor: str | None
+
+
+class CertificateOut(_Out):
+    identifier: str
+    type_code: str
+    type_name: str
+    holder_kind: str
+    number: str
+    holder_id: str
+    holder_name: str
+    issuer_code: str
+    issuer_name: str
+    valid_from: str | None
+    valid_until: str | None
+    status: str
+    version: int
+    face: dict[str, Any]
+    issued_at: str
+    updated_at: str
+    complete: bool = Field(description="true when nothing was dropped or masked for this caller")
+    signed: dict[str, Any] | None = Field(
+        description="the signed document {certificate, signature}; only when complete"
+    )
+
+
+class CertificateList(_Out):
+    items: list[CertificateOut]
+    count: int
+
+
+class SubjectDataset(_Out):
+    code: str
+    name: str
+    department: DepartmentRef
+    fields: list[str]
+    masked: list[str]
+    items: list[dict[str, Any]]
+    count: int
+    truncated: bool
+
+
+class SubjectView(_Out):
+    subject: str
+    datasets: list[SubjectDataset]
+    certificates: list[CertificateOut]
+
+
+class VerifyOut(_Out):
+    valid: bool
+    identifier: str | None
+    status: str | None
+    checks: dict[str, bool]
+    problems: list[str]
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document: dict[str, Any] | None = Field(
+        default=None, description="a signed certificate or signed copy as the hub handed it out"
+    )
+    qr: str | None = Field(default=None, description="the QR payload of a copy (SH1.…)")
+
+
+class CopyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=2, max_length=500, description="用途: why the copy is made")
+    valid_days: int = Field(default=30, ge=1, le=90)
+
+
+class CopyOut(_Out):
+    copy_id: str
+    document: dict[str, Any]
+    qr: str
+    expires_at: dt.datetime
+
+
+class ApplicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str = Field(min_length=1, max_length=64)
+    fields: list[str] | None = Field(default=None, description="fields asked for; omitted = all")
+    clear_fields: list[str] = Field(default_factory=list, description="sensitive fields asked unmasked")
+    purpose: str = Field(max_length=2000)
+    legal_basis: str = Field(max_length=2000)
+    requested_until: dt.date | None = None
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "refuse"]
+    reason: str = Field(default="", max_length=2000)
+    fields: list[str] | None = None
+    clear_fields: list[str] | None = None
+    valid_until: dt.date | None = None
+    rate_limit: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ApplicationOut(_Out):
+    id: int
+    app_id: str
+    dataset_code: str
+    department_code: str
+    dataset_version: int
+    fields: list[str]
+    clear_fields: list[str]
+    purpose: str
+    legal_basis: str
+    requested_until: dt.date | None
+    status: str
+    submitted_at: dt.datetime
+    deadline: dt.date
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    reason: str | None
+    grant_id: int | None
+    overdue: bool
+
+
+class ApplicationList(_Out):
+    items: list[ApplicationOut]
+    count: int
+
+
+class GrantOut(_Out):
+    id: int
+    app_id: str
+    dataset_code: str
+    application_id: int
+    fields: list[str]
+    clear_fields: list[str]
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    rate_limit: int
+    status: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class GrantList(_Out):
+    items: list[GrantOut]
+    count: int
+
+
+class AuditOut(_Out):
+    seq: int
+    at: dt.datetime
+    request_id: str
+    actor_kind: str
+    app_id: str | None
+    staff: str | None
+    end_user: str | None
+    case_number: str | None
+    method: str
+    path: str
+    action: str
+    dataset_code: str | None
+    certificate_id: str | None
+    subject: str | None
+    fields: list[str] | None
+    decision: str
+    reason: str | None
+    status: int
+    row_count: int
+    prev_hash: str
+    hash: str
+
+
+class AuditList(_Out):
+    items: list[AuditOut]
+    count: int
+    next_after: int | None = Field(description="pass as `after` for the next page")
+
+
+class Jwk(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    use: str
+    alg: str
+
+
+class Jwks(_Out):
+    keys: list[Jwk]
+
+
+class Health(_Out):
+    status: Literal["ok"]

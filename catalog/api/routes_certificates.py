@@ -1,0 +1,175 @@
+"""Electronic certificates (电子证照): list, fetch, verify, annotated copies (加注件)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query
+
+from catalog import certificate_verify, certificates, schema, signing
+from catalog.access import Principal, check_purpose
+from catalog.api import cert_views
+from catalog.api.context import AppPrincipal, CallDep, Hub, HubDep, limit
+from catalog.api.errors_doc import errors
+from catalog.api.models import CertificateList, CertificateOut, CopyOut, CopyRequest, VerifyOut, VerifyRequest
+from catalog.errors import ApiError
+
+router = APIRouter(prefix="/api/v1", tags=["certificates"])
+
+_IDENT = Path(min_length=10, max_length=200, description="GB/T 36904 identifier 1.2.156.3005.2.…")
+
+
+def _visible_row(
+    hub: Hub, call: Any, principal: Principal, identifier: str
+) -> tuple[dict[str, Any], cert_views.TypeAccess]:
+    """The certificate if the app may see it; 404 both when missing and when not visible."""
+    call.certificate_id = identifier
+    type_code = cert_views.type_of(identifier)
+    ta = cert_views.type_access(hub, principal).get(type_code or "")
+    if ta is None:
+        call.reason = "no_grant" if type_code else "certificate_not_found"
+        raise ApiError("certificate_not_found", 404, identifier=identifier)
+    call.dataset_code = ta.dataset.spec.code
+    check_purpose(principal, ta.dataset.spec)
+    limit(hub, f"grant:{ta.grant.id}", ta.grant.rate_limit)
+    row = certificates.certificate(hub.engine, identifier)
+    if row is None:
+        raise ApiError("certificate_not_found", 404, identifier=identifier)
+    call.subject = str(row["holder_id"])
+    return row, ta
+
+
+@router.get(
+    "/subjects/{subject_id}/certificates",
+    response_model=CertificateList,
+    responses=errors(400, 401, 403, 429),
+    summary="A holder's certificates, optionally of one type",
+)
+def subject_certificates(
+    subject_id: Annotated[str, Path(min_length=1, max_length=32)],
+    hub: HubDep,
+    call: CallDep,
+    principal: AppPrincipal,
+    type: Annotated[
+        str | None, Query(max_length=32, description="certificate type code (证照类型代码)")
+    ] = None,
+) -> dict[str, Any]:
+    call.action = "certificates.list"
+    call.subject = subject_id
+    items = cert_views.visible_certificates(hub, principal, subject_id, type)
+    call.row_count = len(items)
+    call.fields = sorted({f"face.{k}" for c in items for k in c["face"]})
+    return {"items": items, "count": len(items)}
+
+
+@router.get(
+    "/certificates/{identifier}",
+    response_model=CertificateOut,
+    responses=errors(400, 401, 403, 404, 429),
+    summary="One certificate by identifier",
+)
+def certificate(
+    identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep, principal: AppPrincipal
+) -> dict[str, Any]:
+    call.action = "certificates.get"
+    row, ta = _visible_row(hub, call, principal, identifier)
+    out = cert_views.view(row, ta)
+    call.fields = [f"face.{k}" for k in out["face"]]
+    call.row_count = 1
+    return out
+
+
+@router.get(
+    "/certificates/{identifier}/verify",
+    response_model=VerifyOut,
+    summary="Verify a certificate held by the hub (public)",
+)
+def verify_identifier(identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep) -> dict[str, Any]:
+    """Signature over the stored content, current status (valid / revoked / expired) and the
+    validity period. Anyone may call it; it says nothing about the holder."""
+    call.action = "certificates.verify"
+    call.certificate_id = identifier
+    result = certificate_verify.verify_identifier(hub.engine, hub.keys, identifier)
+    call.row_count = 1
+    return result.to_json()
+
+
+@router.post(
+    "/certificates/verify",
+    response_model=VerifyOut,
+    responses=errors(400),
+    summary="Verify a handed-out certificate, copy or QR payload (public)",
+)
+def verify_document(body: VerifyRequest, hub: HubDep, call: CallDep) -> dict[str, Any]:
+    """Give ``document`` (a signed certificate or signed copy as the hub handed it out) or
+    ``qr`` (the payload of a copy's QR code). Checks the signature against the hub's keys,
+    that the content matches the hub's record, the status, and the copy's expiry."""
+    call.action = "certificates.verify"
+    if (body.document is None) == (body.qr is None):
+        raise ApiError("bad_document", 400, why="give exactly one of document or qr")
+    if body.qr is not None:
+        result = certificate_verify.verify_qr(hub.engine, hub.keys, body.qr)
+    else:
+        assert body.document is not None
+        result = certificate_verify.verify_document(hub.engine, hub.keys, body.document)
+    call.certificate_id = result.identifier
+    call.row_count = 1
+    return result.to_json()
+
+
+@router.post(
+    "/certificates/{identifier}/copies",
+    response_model=CopyOut,
+    status_code=201,
+    responses=errors(400, 401, 403, 404, 429),
+    summary="Issue an annotated copy (加注件) with the reason for use and an expiry",
+)
+def make_copy(
+    identifier: Annotated[str, _IDENT], body: CopyRequest, hub: HubDep, call: CallDep, principal: AppPrincipal
+) -> dict[str, Any]:
+    """A signed copy for one case: it names the app, the reason, the end user and case, and
+    expires after ``valid_days``. Its QR payload can be checked offline with the JWKS. Needs a
+    grant that shows the whole certificate (nothing dropped or masked)."""
+    call.action = "certificates.copy"
+    row, ta = _visible_row(hub, call, principal, identifier)
+    if not cert_views.view(row, ta)["complete"]:
+        raise ApiError("copy_needs_full_grant", 403, identifier=identifier)
+    if row["status"] != "valid":
+        raise ApiError("certificate_not_valid", 409, identifier=identifier, status=row["status"])
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    expires_at = now + dt.timedelta(days=body.valid_days)
+    copy_id = "cp-" + secrets.token_hex(8)
+    key = hub.keys.active("certificate")
+    document = signing.make_copy(
+        key,
+        row,
+        copy_id=copy_id,
+        app_id=principal.app_id or "",
+        app_name=principal.app_name or "",
+        reason=body.reason,
+        end_user=principal.end_user,
+        case_number=principal.case_number,
+        issued_at=now,
+        expires_at=expires_at,
+    )
+    qr = signing.qr_payload(key, row, copy_id=copy_id, expires_at=expires_at)
+    with hub.engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.certificate_copies).values(
+                copy_id=copy_id,
+                identifier=identifier,
+                app_id=principal.app_id,
+                reason=body.reason,
+                end_user=principal.end_user,
+                case_number=principal.case_number,
+                issued_at=now,
+                expires_at=expires_at,
+                document=document,
+            )
+        )
+    call.fields = [f"face.{k}" for k in row.get("face") or {}]
+    call.row_count = 1
+    return {"copy_id": copy_id, "document": document, "qr": qr, "expires_at": expires_at}

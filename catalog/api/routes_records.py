@@ -1,0 +1,176 @@
+"""Shared records: by primary key or subject, and the subject view (一人一档 / 一企一档)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from catalog import access, applications, serving
+from catalog.api import cert_views
+from catalog.api.context import AppPrincipal, CallDep, HubDep, dataset_access
+from catalog.api.errors_doc import errors
+from catalog.api.models import RecordsPage, SubjectView
+from catalog.errors import ApiError
+from catalog.model import DatasetSpec, ShareType
+
+router = APIRouter(prefix="/api/v1", tags=["records"])
+
+SUBJECT_LIMIT = 100  # records per dataset in the subject view
+_SUBJECT = Path(
+    min_length=1, max_length=32, description="citizen ID (公民身份号码) or credit code (统一社会信用代码)"
+)
+
+
+def _encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(spec: DatasetSpec, cursor: str) -> list[Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("bad_cursor", 400) from None
+    if not isinstance(value, list) or len(value) != len(spec.primary_key):
+        raise ApiError("bad_cursor", 400)
+    return [
+        _coerce_key(spec, k, str(v)) if v is not None else None
+        for k, v in zip(spec.primary_key, value, strict=True)
+    ]
+
+
+def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
+    f = spec.field(name)
+    try:
+        if f.type == "integer":
+            return int(raw)
+        if f.type == "date":
+            return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError("bad_filter", 400, field=name) from None
+    return raw
+
+
+@router.get(
+    "/datasets/{code}/records",
+    response_model=RecordsPage,
+    responses=errors(400, 401, 403, 404, 429),
+    summary="Records by primary key or by subject",
+)
+def records(
+    code: str,
+    request: Request,
+    hub: HubDep,
+    call: CallDep,
+    principal: AppPrincipal,
+    subject: Annotated[
+        str | None, Query(max_length=32, description="citizen ID or credit code the records are about")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=1000, description="next_cursor of the previous page")
+    ] = None,
+) -> dict[str, Any]:
+    """Filters are the primary key fields (all of them, as query parameters named after the
+    fields) or ``subject``; nothing else. Fields the grant does not cover are dropped, sensitive
+    fields granted masked are masked. A record that does not exist and one the app may not see
+    give the same answer."""
+    call.action = "records.lookup"
+    d, decision = dataset_access(hub, call, principal, code)
+    spec = d.spec
+    call.fields = decision.fields
+    allowed = {*spec.primary_key, "subject", "limit", "cursor"}
+    unknown = [k for k in request.query_params if k not in allowed]
+    if unknown:
+        raise ApiError("filter_not_allowed", 400, field=unknown[0])
+    key_filters = {k: v for k, v in request.query_params.items() if k in spec.primary_key}
+    page: dict[str, Any] = {
+        "dataset": spec.code,
+        "fields": decision.fields,
+        "masked": sorted(decision.masked),
+    }
+    if key_filters:
+        if set(key_filters) != set(spec.primary_key):
+            raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
+        key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
+        row = serving.lookup_key(hub.engine, spec, key)
+        if row and spec.subject:
+            call.subject = str(row.get(spec.subject.field))
+        items = [decision.shape(row)] if row else []
+        call.row_count = len(items)
+        return {**page, "items": items, "count": len(items), "next_cursor": None}
+    if subject is None:
+        raise ApiError("filter_required", 400, fields=",".join([*spec.primary_key, "subject"]))
+    if spec.subject is None:
+        raise ApiError("no_subject", 400, code=code)
+    call.subject = subject
+    after = _decode_cursor(spec, cursor) if cursor else None
+    rows = serving.lookup_subject(hub.engine, spec, subject, limit=limit + 1, after=after)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor([rows[-1][k] for k in spec.primary_key])
+    items = [decision.shape(r) for r in rows]
+    call.row_count = len(items)
+    return {**page, "items": items, "count": len(items), "next_cursor": next_cursor}
+
+
+@router.get(
+    "/subjects/{subject_id}",
+    response_model=SubjectView,
+    responses=errors(400, 401, 403, 429),
+    summary="Everything about one citizen or enterprise the app may see (一人一档 / 一企一档)",
+)
+def subject_view(
+    subject_id: Annotated[str, _SUBJECT], hub: HubDep, call: CallDep, principal: AppPrincipal
+) -> dict[str, Any]:
+    """Records from every dataset the app holds an active grant on, and the certificates of
+    the types it may see, in one call. Datasets the app may not see are left out silently.
+    Always needs the purpose headers: a dossier about a subject is personal data."""
+    call.action = "subject.view"
+    call.subject = subject_id
+    if not principal.has_purpose:
+        raise ApiError("purpose_required", 400)
+    assert principal.app_id is not None
+    out: list[dict[str, Any]] = []
+    returned: list[str] = []
+    total = 0
+    for grant in applications.list_grants(hub.engine, app_id=principal.app_id, active_only=True):
+        try:
+            d = hub.dataset(grant.dataset_code)
+        except ApiError:
+            continue
+        spec = d.spec
+        if spec.subject is None or spec.share.type is ShareType.NONE:
+            continue
+        from catalog.api.context import limit as rate_limit
+
+        rate_limit(hub, f"grant:{grant.id}", grant.rate_limit)
+        decision = access.grant_decision(spec, grant.fields, grant.clear_fields)
+        rows = serving.lookup_subject(hub.engine, spec, subject_id, limit=SUBJECT_LIMIT + 1)
+        truncated = len(rows) > SUBJECT_LIMIT
+        items = [decision.shape(r) for r in rows[:SUBJECT_LIMIT]]
+        if not items:
+            continue
+        total += len(items)
+        returned += [f"{spec.code}.{f}" for f in decision.fields]
+        out.append(
+            {
+                "code": spec.code,
+                "name": spec.name,
+                "department": {"code": d.department.code, "name": d.department.name},
+                "fields": decision.fields,
+                "masked": sorted(decision.masked),
+                "items": items,
+                "count": len(items),
+                "truncated": truncated,
+            }
+        )
+    certs = cert_views.visible_certificates(hub, principal, subject_id)
+    total += len(certs)
+    call.fields = returned
+    call.row_count = total
+    return {"subject": subject_id, "datasets": out, "certificates": certs}

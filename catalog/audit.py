@@ -1,0 +1,555 @@
+"""The tamper-evident access log: one hash-chained record per API call, allowed or refused.
+
+Every record carries ``seq`` (1, 2, 3, … with no gaps), ``prev_hash`` (the ``hash`` of the record
+before it, :data:`GENESIS` for seq 1) and its own ``hash``. ``hub_audit_head`` holds one row
+(``id`` = 1) with the last seq and hash; every appending transaction locks it first, so appends
+from many threads, worker processes and replicas on one database form ONE chain.
+
+Hash of a record (what an outside auditor re-implements)
+-------------------------------------------------------
+``hash = lowercase hex SHA-256 of  ASCII(prev_hash) || UTF-8(canonical JSON)``
+
+* ``prev_hash``: the 64 lowercase hex characters of the previous record's hash (64 × ``"0"`` for
+  seq 1), with nothing in between it and the JSON.
+* canonical JSON: one object with exactly these 19 keys, sorted by key (all keys are ASCII):
+  ``action, actor_kind, app_id, at, case_number, certificate_id, dataset_code, decision,
+  end_user, fields, method, path, reason, request_id, row_count, seq, staff, status, subject``.
+  No whitespace at all (separators ``,`` and ``:``); non-ASCII characters are written as
+  themselves (UTF-8), not ``\\u`` escapes; the usual JSON escapes for ``"``, ``\\`` and control
+  characters (``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\f``, else ``\\u00xx`` in lowercase hex).
+  Absent values are ``null``. ``seq``, ``status`` and ``row_count`` are JSON integers;
+  ``fields`` is ``null`` or an array of strings in stored order; ``at`` is the UTC time as
+  ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits, literal ``Z``).
+  This is Python's ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+Example: ``sha256(b"000…000" + '{"action":"dataset.query",…,"seq":1,…}'.encode())``.
+
+Before hashing, :func:`append` normalises a record to what the database stores: ``at`` in UTC,
+strings cut to their column's length, NUL characters written as ``\\x00`` and unencodable
+surrogates as ``\\udxxx`` escapes — so the hash always covers exactly the stored values.
+
+What verify finds: any changed field (the hash no longer matches), a removed record (a gap in
+seq) or tail (the head says more), a reordered pair (a record whose content hashes correctly at
+another position), a record rewritten together with its hash (the next record's ``prev_hash``
+breaks) and rows outside the head. A chain rewritten from some point to the end *and* its head
+is only caught against an outside copy of the head: publish ``last_seq``/``last_hash`` from
+:class:`VerifyReport` (``sharehub audit verify`` prints them) to somewhere the DB admin cannot
+write. ``at`` is not required to increase: replicas' clocks differ a little.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from catalog import schema
+
+GENESIS = "0" * 64
+HEAD_ID = 1
+ACTOR_KINDS = frozenset({"app", "staff", "anonymous"})
+DECISIONS = frozenset({"allow", "deny"})
+
+# how far back verify looks for the partner of a record that hashes wrong (a reorder), and after
+# how many such records it stops looking: a mass edit then costs one hash per row, not 2 × window
+_REORDER_WINDOW = 32
+_REORDER_SEARCH_LIMIT = 10_000
+
+
+@dataclass
+class AuditRecord:
+    """One call as the API saw it: who, for what purpose, what was asked, what was decided."""
+
+    at: dt.datetime
+    request_id: str
+    actor_kind: str  # app|staff|anonymous
+    method: str
+    path: str
+    action: str
+    decision: str  # allow|deny
+    status: int  # HTTP status sent
+    row_count: int = 0
+    app_id: str | None = None
+    staff: str | None = None
+    end_user: str | None = None
+    case_number: str | None = None
+    dataset_code: str | None = None
+    certificate_id: str | None = None
+    subject: str | None = None
+    fields: list[str] | None = None  # fields returned (after dropping)
+    reason: str | None = None  # the stable error code of a refusal
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditRecord))
+_STR_FIELDS = tuple(
+    f.name for f in dataclasses.fields(AuditRecord) if f.name not in {"at", "status", "row_count", "fields"}
+)
+
+
+class AuditError(Exception):
+    """The audit record could not be made durable; the call must not be answered with data."""
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`; each problem names the record(s) by seq."""
+
+    ok: bool
+    checked: int
+    problems: list[str]
+    last_seq: int = 0  # the verified tip: keep a copy outside the DB to catch a rewritten tail
+    last_hash: str = GENESIS
+
+
+# ---- hashing -------------------------------------------------------------------------------
+
+
+def _iso_utc(at: dt.datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("audit time must be timezone-aware")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(seq: int, rec: AuditRecord) -> str:
+    """The canonical JSON text of a record at position ``seq`` (see the module docstring)."""
+    doc: dict[str, Any] = {name: getattr(rec, name) for name in _FIELD_NAMES}
+    doc["at"] = _iso_utc(rec.at)
+    doc["fields"] = None if rec.fields is None else list(rec.fields)
+    doc["seq"] = seq
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(prev_hash: str, seq: int, rec: AuditRecord) -> str:
+    """SHA-256 hex over ``prev_hash`` followed by the canonical JSON of ``seq`` and the record."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(seq, rec).encode("utf-8")).hexdigest()
+
+
+def _clean_text(value: str, limit: int | None) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8: either
+    # would fail the whole batch, so both become visible escapes instead
+    text = value.replace("\x00", "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit] if limit is not None else text
+
+
+def _column_length(name: str) -> int | None:
+    return getattr(schema.audit.c[name].type, "length", None)
+
+
+_LENGTHS = {name: _column_length(name) for name in _STR_FIELDS}
+
+
+def normalise(rec: AuditRecord) -> AuditRecord:
+    """The record as it will be stored (UTC time, cleaned strings); ValueError when malformed."""
+    if not isinstance(rec.at, dt.datetime) or rec.at.tzinfo is None:
+        raise ValueError("audit record: at must be a timezone-aware datetime")
+    if rec.actor_kind not in ACTOR_KINDS:
+        raise ValueError(
+            f"audit record: actor_kind must be one of {sorted(ACTOR_KINDS)}, not {rec.actor_kind!r}"
+        )
+    if rec.decision not in DECISIONS:
+        raise ValueError(f"audit record: decision must be allow or deny, not {rec.decision!r}")
+    for name in ("status", "row_count"):
+        value = getattr(rec, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"audit record: {name} must be an int")
+    changes: dict[str, Any] = {"at": rec.at.astimezone(dt.UTC)}
+    for name in _STR_FIELDS:
+        value = getattr(rec, name)
+        if value is None:
+            if name in {"request_id", "method", "path", "action"}:
+                raise ValueError(f"audit record: {name} is required")
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"audit record: {name} must be a string")
+        changes[name] = _clean_text(value, _LENGTHS[name])
+    if rec.fields is not None:
+        if isinstance(rec.fields, str) or not all(isinstance(f, str) for f in rec.fields):
+            raise ValueError("audit record: fields must be a list of strings")
+        changes["fields"] = [_clean_text(f, None) for f in rec.fields]
+    return dataclasses.replace(rec, **changes)
+
+
+# ---- appending -----------------------------------------------------------------------------
+
+
+def _ensure_head(engine: sa.Engine) -> None:
+    """Create the head row of an empty log; a concurrent creator winning the race is fine."""
+    try:
+        with engine.begin() as conn:
+            if conn.execute(sa.select(schema.audit_head.c.id)).first() is not None:
+                return
+            if conn.execute(sa.select(schema.audit.c.seq).limit(1)).first() is not None:
+                raise AuditError("the audit head row is missing while the log has records; run verify")
+            conn.execute(schema.audit_head.insert().values(id=HEAD_ID, seq=0, hash=GENESIS))
+    except sa.exc.IntegrityError:
+        pass
+
+
+def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
+    """Append records as one transaction on the chain; returns their seqs once committed.
+
+    The head row is locked first (an UPDATE on every dialect: it takes SQLite's write lock at
+    the start of the transaction and PostgreSQL's row lock), so concurrent appenders in any
+    number of processes queue on it and each sees the head the previous one committed.
+    """
+    if not records:
+        return []
+    clean = [normalise(r) for r in records]
+    head = schema.audit_head
+    for _attempt in range(3):
+        with engine.begin() as conn:
+            locked = conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=head.c.seq)).rowcount
+            if locked:
+                return _append_locked(conn, clean)
+        _ensure_head(engine)
+    raise AuditError("could not create the audit head row")
+
+
+def _append_locked(conn: sa.Connection, clean: list[AuditRecord]) -> list[int]:
+    head = schema.audit_head
+    row = conn.execute(sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID).with_for_update()).one()
+    seq, prev = int(row.seq), str(row.hash)
+    rows = []
+    seqs = []
+    for rec in clean:
+        seq += 1
+        digest = record_hash(prev, seq, rec)
+        rows.append(
+            {**{n: getattr(rec, n) for n in _FIELD_NAMES}, "seq": seq, "prev_hash": prev, "hash": digest}
+        )
+        seqs.append(seq)
+        prev = digest
+    conn.execute(schema.audit.insert(), rows)
+    conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=seq, hash=prev))
+    return seqs
+
+
+class _Pending:
+    __slots__ = ("done", "error", "rec", "seq")
+
+    def __init__(self, rec: AuditRecord) -> None:
+        self.rec = rec
+        self.done = threading.Event()
+        self.seq: int | None = None
+        self.error: AuditError | None = None
+
+
+class AuditWriter:
+    """Group commit: callers of :meth:`write` in many threads share one transaction per batch.
+
+    One background thread takes everything pending (up to ``batch_max``, waiting ``linger_s`` for
+    more once the first arrives), appends it in one :func:`append`, then wakes each caller with its
+    seq. ``write`` returns only after the commit. Make one writer per process (after any fork).
+    """
+
+    def __init__(self, engine: sa.Engine, *, batch_max: int = 256, linger_s: float = 0.002) -> None:
+        """Start the writer thread on ``engine``."""
+        if batch_max < 1:
+            raise ValueError("batch_max must be at least 1")
+        self._engine = engine
+        self._batch_max = batch_max
+        self._linger_s = max(linger_s, 0.0)
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, rec: AuditRecord, timeout: float = 10.0) -> int:
+        """Append one record and return its seq once committed; AuditError when that failed."""
+        try:
+            item = _Pending(normalise(rec))
+        except ValueError as exc:
+            raise AuditError(str(exc)) from exc
+        with self._cond:
+            if self._closing:
+                raise AuditError("the audit writer is closed")
+            self._pending.append(item)
+            if len(self._pending) == 1 or len(self._pending) >= self._batch_max:
+                self._cond.notify()
+        if not item.done.wait(timeout):
+            with self._cond:
+                if any(p is item for p in self._pending):
+                    self._pending.remove(item)  # never started: it will not be written
+                    raise AuditError(f"audit write timed out after {timeout} s (not written)")
+            if not item.done.is_set():
+                # being committed right now: it may still land, as the record of a refused call
+                raise AuditError(f"audit write timed out after {timeout} s")
+        if item.error is not None:
+            raise item.error
+        assert item.seq is not None
+        return item.seq
+
+    def close(self) -> None:
+        """Write everything pending, then stop the thread. Later writes raise AuditError."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def __enter__(self) -> AuditWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            if not self._pending:
+                return None  # closing and drained
+            if self._linger_s and not self._closing:
+                deadline = time.monotonic() + self._linger_s
+                while len(self._pending) < self._batch_max and not self._closing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            seqs = append(self._engine, [p.rec for p in batch])
+            for p, seq in zip(batch, seqs, strict=True):
+                p.seq = seq
+        except Exception as exc:
+            if len(batch) > 1:
+                # one bad record must not sink the others: try each alone
+                for p in batch:
+                    self._commit([p])
+                return
+            error = AuditError(f"audit append failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            batch[0].error = error
+        for p in batch:
+            p.done.set()
+
+
+# ---- verifying -----------------------------------------------------------------------------
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands timestamps back naive; they were stored as UTC
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _record_of(row: Any) -> AuditRecord:
+    values = {n: getattr(row, n) for n in _FIELD_NAMES}
+    values["at"] = _as_utc(row.at)
+    values["fields"] = None if row.fields is None else list(row.fields)
+    return AuditRecord(**values)
+
+
+@dataclass
+class _Suspect:
+    """A record whose hash does not match its content at its own seq."""
+
+    seq: int
+    rec: AuditRecord
+    prev_hash: str
+    hash: str
+    belongs_at: int | None = None  # the seq whose place its content fits
+    reported: bool = False
+
+
+def _belongs(x: _Suspect, y: _Suspect) -> bool:
+    """Whether x's content belongs at y's position: its whole row moved, or only its content."""
+    return (
+        record_hash(x.prev_hash, y.seq, x.rec) == x.hash or record_hash(y.prev_hash, y.seq, x.rec) == y.hash
+    )
+
+
+def _seq_range(first: int, last: int) -> str:
+    return f"seq {first}" if first == last else f"seq {first}-{last}"
+
+
+class _Checker:
+    """Walks the log in seq order holding one batch plus a small window of suspects."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[int, str]] = []
+        self.checked = 0
+        self.last_seq = 0
+        self.last_hash = GENESIS
+        self.last_ok = True
+        self.window: OrderedDict[int, _Suspect] = OrderedDict()
+        self.searched = 0
+
+    def add(self, seq: int, text: str) -> None:
+        self.problems.append((seq, text))
+
+    def row(self, row: Any) -> None:
+        seq, prev_hash, stored = int(row.seq), str(row.prev_hash), str(row.hash)
+        rec = _record_of(row)
+        content_ok = record_hash(prev_hash, seq, rec) == stored
+        gap = seq != self.last_seq + 1
+        if gap:
+            missing = _seq_range(self.last_seq + 1, seq - 1)
+            if self.last_seq == 0:
+                self.add(self.last_seq + 1, f"{missing}: removed (the log starts at seq {seq})")
+            else:
+                self.add(self.last_seq + 1, f"{missing}: removed (chain jumps from {self.last_seq} to {seq})")
+        if not content_ok:
+            self.suspect(_Suspect(seq, rec, prev_hash, stored))
+        elif not gap and self.last_ok and prev_hash != self.last_hash:
+            if seq == 1:
+                self.add(seq, "seq 1: prev_hash is not the genesis hash")
+            else:
+                self.add(
+                    seq,
+                    f"seq {seq}: prev_hash does not match the hash of seq {seq - 1} "
+                    f"(seq {seq - 1} was rewritten with a new hash, or a record was inserted)",
+                )
+        self.checked += 1
+        self.last_seq, self.last_hash, self.last_ok = seq, stored, content_ok
+
+    def suspect(self, new: _Suspect) -> None:
+        if self.searched < _REORDER_SEARCH_LIMIT:
+            self.searched += 1
+            for old in reversed(self.window.values()):
+                if new.belongs_at is None and _belongs(new, old):
+                    new.belongs_at = old.seq
+                if old.belongs_at is None and _belongs(old, new):
+                    old.belongs_at = new.seq
+        self.window[new.seq] = new
+        while len(self.window) > _REORDER_WINDOW:
+            self.settle(self.window.popitem(last=False)[1])
+
+    def settle(self, s: _Suspect) -> None:
+        # every partner of s arrived while s was in the window, so its matches are complete
+        if s.reported:
+            return
+        partner = self.window.get(s.belongs_at) if s.belongs_at is not None else None
+        if partner is not None and partner.belongs_at == s.seq:
+            partner.reported = True
+            self.add(s.seq, f"seq {s.seq} and {partner.seq}: reordered (each holds the other's record)")
+        elif s.belongs_at is not None:
+            self.add(s.seq, f"seq {s.seq}: reordered (holds the record that belongs at seq {s.belongs_at})")
+        else:
+            self.add(s.seq, f"seq {s.seq}: changed (hash does not match its content)")
+
+    def finish(self) -> None:
+        while self.window:
+            self.settle(self.window.popitem(last=False)[1])
+
+
+def _rows(conn: sa.Connection, upto: int | None, batch: int) -> Iterator[Any]:
+    """The log in seq order, ``batch`` rows per query (keyset paging: bounded memory)."""
+    after = 0
+    while True:
+        stmt = sa.select(schema.audit).where(schema.audit.c.seq > after)
+        if upto is not None:
+            stmt = stmt.where(schema.audit.c.seq <= upto)
+        rows = conn.execute(stmt.order_by(schema.audit.c.seq).limit(batch)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = int(rows[-1].seq)
+
+
+def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
+    """Check the whole chain and the head; every problem names the record it is about.
+
+    Records appended while verify runs are not checked (it checks up to the head it read first).
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    head_t, log = schema.audit_head, schema.audit
+    c = _Checker()
+    with engine.connect() as conn:
+        head = conn.execute(sa.select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == HEAD_ID)).first()
+        head_seq = None if head is None else int(head.seq)
+        for row in _rows(conn, head_seq, batch):
+            c.row(row)
+        c.finish()
+        if head is None:
+            if c.checked:
+                c.add(c.last_seq + 1, f"head row is missing (the log has {c.checked} records)")
+        elif head_seq is not None and head_seq > c.last_seq:
+            c.add(c.last_seq + 1, f"tail removed: head says last seq {head_seq}, log ends at {c.last_seq}")
+        elif head.hash != c.last_hash and c.last_ok:
+            c.add(
+                c.last_seq, f"seq {c.last_seq}: hash does not match the head (the last record was rewritten)"
+            )
+        if head is not None:
+            # max first, then the head: a concurrent append commits both together, so a row past
+            # the head we read afterwards was not written by an append
+            top = conn.execute(sa.select(sa.func.max(log.c.seq))).scalar()
+            now_head = conn.execute(sa.select(head_t.c.seq).where(head_t.c.id == HEAD_ID)).scalar()
+            if top is not None and now_head is not None and int(top) > int(now_head):
+                extra = conn.execute(sa.select(sa.func.count()).where(log.c.seq > now_head)).scalar()
+                c.add(
+                    int(now_head) + 1,
+                    f"{extra} record(s) after the head (head says last seq {now_head}, log has seq {top}): "
+                    "not appended through the chain",
+                )
+    problems = [text for _seq, text in sorted(c.problems, key=lambda p: p[0])]
+    return VerifyReport(
+        ok=not problems, checked=c.checked, problems=problems, last_seq=c.last_seq, last_hash=c.last_hash
+    )
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def query(
+    engine: sa.Engine,
+    *,
+    app_id: str | None = None,
+    dataset_codes: Collection[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    after_seq: int | None = None,
+    limit: int = 100,
+    decision: str | None = None,
+) -> list[dict[str, Any]]:
+    """Records in ascending seq (page on with ``after_seq`` = the last seq seen).
+
+    ``since`` is inclusive, ``until`` exclusive. ``dataset_codes`` limits to those datasets (a
+    department's view); an empty collection matches nothing.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    log = schema.audit
+    stmt = sa.select(log)
+    if app_id is not None:
+        stmt = stmt.where(log.c.app_id == app_id)
+    if dataset_codes is not None:
+        codes = sorted(set(dataset_codes))
+        if not codes:
+            return []
+        stmt = stmt.where(log.c.dataset_code.in_(codes))
+    # SQLite compares stored text: bind the instant in UTC, as it was stored
+    if since is not None:
+        stmt = stmt.where(log.c.at >= _as_utc(since))
+    if until is not None:
+        stmt = stmt.where(log.c.at < _as_utc(until))
+    if after_seq is not None:
+        stmt = stmt.where(log.c.seq > after_seq)
+    if decision is not None:
+        stmt = stmt.where(log.c.decision == decision)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(log.c.seq).limit(limit)).all()
+    out = []
+    for row in rows:
+        d = dict(row._mapping)
+        d["at"] = _as_utc(row.at)
+        out.append(d)
+    return out
