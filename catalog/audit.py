@@ -184,13 +184,17 @@ def normalise(rec: AuditRecord) -> AuditRecord:
 
 def _ensure_head(engine: sa.Engine) -> None:
     """Create the head row of an empty log; a concurrent creator winning the race is fine."""
+    head, log = schema.audit_head, schema.audit
+    # one INSERT … SELECT: on SQLite it starts as a write (so it waits for the lock instead of
+    # failing to upgrade a read), and it cannot re-create the head of a log that has records
+    genesis = sa.select(
+        sa.literal(HEAD_ID, sa.Integer), sa.literal(0, sa.BigInteger), sa.literal(GENESIS, sa.String)
+    ).where(~sa.select(head.c.id).exists(), ~sa.select(log.c.seq).exists())
     try:
         with engine.begin() as conn:
-            if conn.execute(sa.select(schema.audit_head.c.id)).first() is not None:
-                return
-            if conn.execute(sa.select(schema.audit.c.seq).limit(1)).first() is not None:
+            conn.execute(head.insert().from_select(["id", "seq", "hash"], genesis))
+            if conn.execute(sa.select(head.c.id)).first() is None:
                 raise AuditError("the audit head row is missing while the log has records; run verify")
-            conn.execute(schema.audit_head.insert().values(id=HEAD_ID, seq=0, hash=GENESIS))
     except sa.exc.IntegrityError:
         pass
 

@@ -54,14 +54,13 @@ class VerifyResult:
     superseded_by: str | None = None  # the current identifier when a newer version exists
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict for the API."""
+        """A JSON-able dict for the API: valid, identifier, status, checks, problems."""
         return {
             "valid": self.valid,
             "identifier": self.identifier,
             "status": self.status,
             "checks": dict(self.checks),
             "problems": list(self.problems),
-            "superseded_by": self.superseded_by,
         }
 
 
@@ -215,7 +214,9 @@ def verify_document(
     return out.result(ident, row["status"])
 
 
-def verify_qr(engine: sa.Engine, keys: KeyStore, payload: str, *, now: dt.datetime | None = None) -> VerifyResult:
+def verify_qr(
+    engine: sa.Engine, keys: KeyStore, payload: str, *, now: dt.datetime | None = None
+) -> VerifyResult:
     """Verify a QR payload (``SH1....``): signature, the record it names, status and expiry.
 
     Raises ``ApiError("bad_document")`` when the text is not a sharehub QR payload at all.

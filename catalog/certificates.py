@@ -237,6 +237,29 @@ def issue(
     return IssueResult(**counts)
 
 
+def sign_missing(engine: sa.Engine, signer: SigningKey, *, batch: int = 500) -> int:
+    """Sign every stored certificate that has no signature yet (issued before signing); the count."""
+    from catalog.signing import sign_certificate
+
+    t = schema.certificates
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(t).where(t.c.signature.is_(None)).order_by(t.c.identifier).limit(batch)
+            ).all()
+            for row in rows:
+                signature, kid = sign_certificate(signer, dict(row._mapping))
+                conn.execute(
+                    t.update()
+                    .where(t.c.identifier == row.identifier, t.c.signature.is_(None))
+                    .values(signature=signature, signing_kid=kid)
+                )
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
 def certificates_of(engine: sa.Engine, holder_id: str, type_code: str | None = None) -> list[dict[str, Any]]:
     """A holder's certificates, optionally of one type."""
     t = schema.certificates

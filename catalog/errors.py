@@ -49,6 +49,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "rate limit of {limit} calls per minute reached; retry after {retry_after} s",
         "超过每分钟 {limit} 次的调用限制，请 {retry_after} 秒后重试",
     ),
+    "rate_limit_unavailable": (
+        "the rate limiter is unavailable; nothing was served, try again later",
+        "调用频率控制服务不可用，本次未返回数据，请稍后重试",
+    ),
     "not_open": ("dataset {code} is not open data", "信息资源 {code} 不属于开放数据"),
     # ---- applications and grants --------------------------------------------------------
     "application_not_found": ("application {id} not found", "未找到共享申请 {id}"),

@@ -104,11 +104,28 @@ class KeyStore:
         _check_purpose(purpose)
         row = self._newest_active(purpose)
         if row is None:
-            self._create(purpose, dt.datetime.now(dt.UTC), retire_others=False)
-            # Re-read rather than use our own key: two processes making the first key at once
-            # both insert (kids differ, so nothing fails) and then agree on the newest one.
+            now = dt.datetime.now(dt.UTC)
+            self._create(purpose, now, retire_others=False)
+            # Re-read rather than use our own key: processes making the first key at once all
+            # insert (kids differ, so nothing fails), then keep the newest and retire the rest.
+            # Each racer retires after its own insert, so the last one sees every insert and
+            # one active key remains; what a retired racer key signed meanwhile still verifies.
             row = self._newest_active(purpose)
             assert row is not None
+            t = schema.signing_keys
+            with self.engine.begin() as conn:
+                conn.execute(
+                    t.update()
+                    .where(t.c.purpose == purpose, t.c.status == "active")
+                    # strictly older in the order of _newest_active: never a key we did not see
+                    .where(
+                        sa.or_(
+                            t.c.created_at < row.created_at,
+                            sa.and_(t.c.created_at == row.created_at, t.c.kid < row.kid),
+                        )
+                    )
+                    .values(status="retired", retired_at=now)
+                )
         return self._load(row.kid, row.purpose, row.public_key)
 
     def rotate(self, purpose: str, *, now: dt.datetime | None = None) -> SigningKey:

@@ -264,7 +264,11 @@ class RedisRateLimiter:
         return self._client
 
     def hit(self, key: str, limit: int, *, period_s: float = 60.0, now: float | None = None) -> RateResult:
-        """Count one request on ``key`` (``now``: epoch seconds for tests; default Redis ``TIME``)."""
+        """Count one request on ``key``.
+
+        ``now`` (epoch seconds) is for tests; by default the script uses Redis ``TIME``. Keys
+        still expire by the server's clock, ``backlog`` after the (possibly injected) now.
+        """
         import redis
 
         period_us, q, r = _emission(limit, period_s)

@@ -42,7 +42,16 @@ DOCUMENT_FIELDS = (
     "version",
     "face",
 )
-ANNOTATION_FIELDS = ("copy_id", "app_id", "app_name", "reason", "end_user", "case_number", "issued_at", "expires_at")
+ANNOTATION_FIELDS = (
+    "copy_id",
+    "app_id",
+    "app_name",
+    "reason",
+    "end_user",
+    "case_number",
+    "issued_at",
+    "expires_at",
+)
 
 
 def certificate_document(row: Mapping[str, Any]) -> dict[str, Any]:

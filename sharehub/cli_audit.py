@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sharehub.settings import get_settings
@@ -75,7 +76,9 @@ def verify_cmd(
 def list_cmd(
     app_id: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
     dataset: Annotated[list[str] | None, typer.Option(help="only this dataset (repeatable)")] = None,
-    since: Annotated[str | None, typer.Option(help="from this ISO time (UTC if no offset), inclusive")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="from this ISO time (UTC if no offset), inclusive")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="before this ISO time, exclusive")] = None,
     decision: Annotated[str | None, typer.Option(help="allow or deny")] = None,
     after: Annotated[int | None, typer.Option(help="only records after this seq (paging)")] = None,
@@ -104,7 +107,7 @@ def list_cmd(
     for r in rows:
         caller = r["app_id"] or (f"staff:{r['staff']}" if r["staff"] else r["actor_kind"])
         decided = r["decision"] if r["reason"] is None else f"{r['decision']} ({r['reason']})"
-        t.add_row(
+        cells = [
             str(r["seq"]),
             r["at"].strftime("%Y-%m-%d %H:%M:%S"),
             caller,
@@ -114,5 +117,6 @@ def list_cmd(
             r["dataset_code"] or r["certificate_id"] or "-",
             decided,
             str(r["row_count"]),
-        )
+        ]
+        t.add_row(*(escape(c) for c in cells))  # the values come from callers: never markup
     console.print(t)

@@ -525,6 +525,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
     import pyarrow.compute as pc
 
     from catalog import certificates
+    from catalog.keys import KeyStore
     from lake import CURATED, QUARANTINE, RAW
 
     t0 = time.perf_counter()
@@ -563,7 +564,10 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
         for ct in store.certificate_types_for(h.engine, code):
             if spec.certificate and spec.certificate.type_code == ct["code"]:
                 rows = h.lake.read(CURATED, code, snapshot_id=snapshot) if (fresh or run["full"]) else good
-                res = certificates.issue(h.engine, spec, ds.department, ct["code"], rows, run_id=run_id)
+                signer = KeyStore(h.engine, h.settings.signing_keys_dir).active("certificate")
+                res = certificates.issue(
+                    h.engine, spec, ds.department, ct["code"], rows, run_id=run_id, signer=signer
+                )
                 issued[ct["code"]] = res.__dict__
         with h.engine.begin() as conn:
             if run["full"]:

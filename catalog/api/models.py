@@ -223,7 +223,8 @@ class ApplicationOut(_Out):
     decided_by: str | None
     reason: str | None
     grant_id: int | None
-    overdue: bool
+    overdue: bool = Field(description="pending and past its deadline")
+    late: bool = Field(description="decided (or withdrawn) after its deadline")
 
 
 class ApplicationList(_Out):

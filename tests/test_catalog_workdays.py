@@ -1,0 +1,94 @@
+"""Working-day calendar: weekends, public holidays, 调休 days, deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from catalog.workdays import Calendar
+from sharehub.settings import Settings
+
+D = dt.date.fromisoformat
+
+# National Day 2025: 1–8 October off; Sunday 28 September and Saturday 11 October worked (调休).
+NATIONAL_DAY_2025 = Calendar(
+    holidays=frozenset(D(f"2025-10-0{i}") for i in range(1, 9)),
+    extra_workdays=frozenset({D("2025-09-28"), D("2025-10-11")}),
+)
+
+
+def test_plain_week() -> None:
+    cal = Calendar()
+    assert cal.is_working_day(D("2025-09-26"))  # Friday
+    assert not cal.is_working_day(D("2025-09-27"))  # Saturday
+    assert not cal.is_working_day(D("2025-09-28"))  # Sunday
+    assert cal.is_working_day(D("2025-09-29"))  # Monday
+
+
+def test_holidays_and_extra_workdays() -> None:
+    cal = NATIONAL_DAY_2025
+    assert not cal.is_working_day(D("2025-10-01"))  # Wednesday, holiday
+    assert not cal.is_working_day(D("2025-10-08"))  # Wednesday, holiday
+    assert cal.is_working_day(D("2025-09-28"))  # Sunday, 调休上班
+    assert cal.is_working_day(D("2025-10-11"))  # Saturday, 调休上班
+    assert not cal.is_working_day(D("2025-10-12"))  # plain Sunday
+    both = Calendar(holidays=frozenset({D("2025-10-11")}), extra_workdays=frozenset({D("2025-10-11")}))
+    assert both.is_working_day(D("2025-10-11"))  # an extra working day wins
+
+
+def test_start_never_counts_friday_to_monday() -> None:
+    cal = Calendar()
+    assert cal.add_working_days(D("2025-09-26"), 1) == D("2025-09-29")  # Friday -> Monday
+    assert cal.add_working_days(D("2025-09-27"), 1) == D("2025-09-29")  # Saturday -> Monday
+    assert cal.add_working_days(D("2025-09-29"), 1) == D("2025-09-30")  # Monday -> Tuesday
+    assert cal.add_working_days(D("2025-09-26"), 5) == D("2025-10-03")  # a full week across a weekend
+    assert cal.add_working_days(D("2025-09-26"), 10) == D("2025-10-10")
+
+
+def test_deadline_across_national_day() -> None:
+    cal = NATIONAL_DAY_2025
+    # Friday + 1 lands on the 调休 Sunday
+    assert cal.add_working_days(D("2025-09-26"), 1) == D("2025-09-28")
+    # 30 Sep, 9, 10, 11 (Sat, worked), 13, 14, 15, 16, 17, 20 Oct
+    assert cal.add_working_days(D("2025-09-29"), 10) == D("2025-10-20")
+    assert cal.add_working_days(D("2025-09-30"), 1) == D("2025-10-09")  # the week off is skipped
+
+
+def test_working_days_between_half_open() -> None:
+    cal = NATIONAL_DAY_2025
+    assert cal.working_days_between(D("2025-09-26"), D("2025-09-29")) == 2  # Sun (调休) and Mon
+    assert cal.working_days_between(D("2025-09-29"), D("2025-09-29")) == 0
+    assert cal.working_days_between(D("2025-09-29"), D("2025-09-26")) == 0
+    assert cal.working_days_between(D("2025-09-30"), D("2025-10-08")) == 0
+    assert Calendar().working_days_between(D("2025-09-26"), D("2025-09-29")) == 1  # (Fri, Mon]
+
+
+@pytest.mark.parametrize("cal", [Calendar(), NATIONAL_DAY_2025])
+def test_add_and_between_agree(cal: Calendar) -> None:
+    start = D("2025-09-20")
+    for offset in range(30):
+        s = start + dt.timedelta(days=offset)
+        for n in (1, 2, 5, 10):
+            deadline = cal.add_working_days(s, n)
+            assert cal.is_working_day(deadline)
+            assert cal.working_days_between(s, deadline) == n
+            assert cal.working_days_between(s, deadline - dt.timedelta(days=1)) == n - 1
+
+
+def test_n_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Calendar().add_working_days(D("2025-09-26"), 0)
+
+
+def test_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(holidays=[D("2025-10-01")], extra_workdays=[D("2025-10-11")])
+    cal = Calendar.from_settings(settings)
+    assert cal == Calendar(frozenset({D("2025-10-01")}), frozenset({D("2025-10-11")}))
+
+    monkeypatch.setenv("SHAREHUB_HOLIDAYS", json.dumps(["2025-10-01", "2025-10-02"]))
+    monkeypatch.setenv("SHAREHUB_EXTRA_WORKDAYS", json.dumps(["2025-09-28"]))
+    from_env = Calendar.from_settings(Settings())
+    assert from_env.holidays == frozenset({D("2025-10-01"), D("2025-10-02")})
+    assert from_env.add_working_days(D("2025-09-26"), 1) == D("2025-09-28")
