@@ -202,9 +202,10 @@ def _ensure_head(engine: sa.Engine) -> None:
 def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
     """Append records as one transaction on the chain; returns their seqs once committed.
 
-    The head row is locked first (an UPDATE on every dialect: it takes SQLite's write lock at
-    the start of the transaction and PostgreSQL's row lock), so concurrent appenders in any
-    number of processes queue on it and each sees the head the previous one committed.
+    The head row is locked first — ``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite, which has no
+    row locks, a no-op UPDATE of the head as the first statement takes the database write lock —
+    so concurrent appenders in any number of processes queue on it and each sees the head the
+    previous one committed.
     """
     if not records:
         return []
@@ -212,17 +213,18 @@ def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
     head = schema.audit_head
     for _attempt in range(3):
         with engine.begin() as conn:
-            locked = conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=head.c.seq)).rowcount
-            if locked:
-                return _append_locked(conn, clean)
+            if conn.dialect.name == "sqlite":
+                conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=head.c.seq))
+            row = conn.execute(
+                sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID).with_for_update()
+            ).first()
+            if row is not None:
+                return _append_locked(conn, int(row.seq), str(row.hash), clean)
         _ensure_head(engine)
     raise AuditError("could not create the audit head row")
 
 
-def _append_locked(conn: sa.Connection, clean: list[AuditRecord]) -> list[int]:
-    head = schema.audit_head
-    row = conn.execute(sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID).with_for_update()).one()
-    seq, prev = int(row.seq), str(row.hash)
+def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRecord]) -> list[int]:
     rows = []
     seqs = []
     for rec in clean:
@@ -234,6 +236,7 @@ def _append_locked(conn: sa.Connection, clean: list[AuditRecord]) -> list[int]:
         seqs.append(seq)
         prev = digest
     conn.execute(schema.audit.insert(), rows)
+    head = schema.audit_head
     conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=seq, hash=prev))
     return seqs
 

@@ -118,6 +118,11 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
 
+def _iso_short(value: dt.datetime) -> str:
+    _iso(value)  # the same check for a naive value
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def make_copy(
     key: SigningKey,
     row: Mapping[str, Any],
@@ -161,7 +166,8 @@ def qr_payload(
 
     Format ``SH1.<claims>.<kid>.<sig>``: ``claims`` is the base64url of the canonical JSON of
     ``{"id": identifier, "v": version, "n": number, "hn": masked holder name, "fh": SHA-256
-    hex of the canonical face, "c": copy id, "exp": expiry ISO 8601}`` (``c`` left out when
+    hex of the canonical face, "c": copy id, "exp": expiry ISO 8601 UTC to the second
+    with ``Z``}`` (``c`` left out when
     there is no copy); ``sig`` is the base64url Ed25519 signature, by the certificate key
     ``kid``, over the ASCII text ``SH1.<claims>.<kid>`` (so a QR signature can never pass
     for a document signature, and the kid cannot be swapped).
@@ -173,7 +179,7 @@ def qr_payload(
         "n": str(row["number"]),
         "hn": mask_holder_name(str(row["holder_name"])),
         "fh": canonical_face_sha256(dict(row["face"])),
-        "exp": _iso(expires_at),
+        "exp": _iso_short(expires_at),
     }
     if copy_id is not None:
         claims["c"] = copy_id

@@ -162,7 +162,7 @@ def apps_enable(client_id: str) -> None:
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
 
 
 @staff_app.command("create")
@@ -215,21 +215,13 @@ def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     """Staff accounts."""
     from catalog import staff
 
-    rows = [
-        {
-            "username": u.username,
-            "department": u.department_code,
-            "roles": sorted(u.roles),
-            "status": u.status,
-        }
-        for u in staff.list_staff(_engine())
-    ]
+    users = staff.list_staff(_engine())
     if as_json:
-        _dump(rows)
+        _dump([u.to_json() for u in users])
         return
     t = Table("username", "department", "roles", "status")
-    for r in rows:
-        t.add_row(r["username"], r["department"] or "(hub-wide)", ", ".join(r["roles"]), r["status"])
+    for u in users:
+        t.add_row(u.username, u.department_code or "(hub-wide)", ", ".join(sorted(u.roles)), u.status)
     console.print(t)
 
 

@@ -130,7 +130,33 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
         console.print(f"{label}: {state} in {results[code]['seconds']:.1f}s")
     ok = _summary(codes, results, console)
     console.print(f"pipeline finished in {time.perf_counter() - t_all:.0f}s")
+    if ok:
+        _access(console)
     return ok
+
+
+def _access(console: Console) -> None:
+    """Register the sample apps, make their applications, print calls that work."""
+    from catalog import store
+    from sharehub.demo_access import curl_lines, setup_access
+
+    s = get_settings()
+    engine = store.engine_for(s.hub_db_url)
+    access = setup_access(engine, s)
+    console.print("\n[bold]access control[/bold]: two service apps and their applications")
+    for name, (cid, _secret) in access.credentials.items():
+        console.print(f"  app {name}: client_id {cid} (secret below, shown once)")
+    for a in access.applications:
+        console.print(
+            f"  application {a['id']}: {a['app_id']} -> {a['dataset_code']}: {a['status']} "
+            f"(decided by {a['decided_by']}, deadline {a['deadline']})"
+        )
+    console.print(
+        f"\n[bold]try it[/bold] (serve first: `make demo` does; tokens live {s.token_ttl_seconds}s):"
+    )
+    base = f"http://{s.api_host}:{s.api_port}"
+    for line in curl_lines(access, base):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_one(code: str, in_process: bool) -> dict[str, Any]:

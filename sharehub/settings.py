@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     )
     keys_dir: Path | None = Field(default=None, description="private signing keys; default <var>/keys")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
-    token_audience: str = "sharehub-api"
-    token_issuer: str = "sharehub"
+    token_audience: str = "sharehub-api"  # noqa: S105 (a JWT aud value)
+    token_issuer: str = "sharehub"  # noqa: S105 (a JWT iss value)
     default_rate_limit: int = Field(default=600, ge=1, description="requests per minute per grant")
     redis_url: str | None = Field(default=None, description="shared rate-limit counters; None = per process")
     audit_batch_max: int = Field(default=256, ge=1)

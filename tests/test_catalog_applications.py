@@ -103,6 +103,13 @@ def decide(engine: sa.Engine, application_id: int, staff: StaffUser, **kw: Any) 
     return ap.decide(engine, application_id, staff, **args)
 
 
+def grant_of(engine: sa.Engine, application: ap.Application) -> ap.Grant:
+    assert application.grant_id is not None
+    grant = ap.get_grant(engine, application.grant_id)
+    assert grant is not None
+    return grant
+
+
 def raises(code: str, status: int, fn: Callable[[], object]) -> ApiError:
     with pytest.raises(ApiError) as exc:
         fn()
@@ -120,7 +127,7 @@ def test_unconditional_is_granted_at_once(engine: sa.Engine, app_id: str) -> Non
     assert a.decided_at == T0 == a.submitted_at and not a.overdue and not a.late
     assert a.fields == ["item_code", "item_name"]  # stored in the dataset's order
     assert a.department_code == "SGB" and a.dataset_version == 1
-    g = ap.get_grant(engine, a.grant_id)
+    g = grant_of(engine, a)
     assert g is not None and g.application_id == a.id
     assert (g.app_id, g.dataset_code, g.fields, g.clear_fields) == (app_id, SGB, a.fields, [])
     assert g.valid_from == T0 and g.status == "active" and g.rate_limit == RATE
@@ -133,7 +140,7 @@ def test_unconditional_is_granted_at_once(engine: sa.Engine, app_id: str) -> Non
 
 def test_unconditional_without_end_date_runs_until_revoked(engine: sa.Engine, app_id: str) -> None:
     a = submit(engine, app_id, RSJ, fields=["id_no", "insurance_type"])
-    g = ap.get_grant(engine, a.grant_id)
+    g = grant_of(engine, a)
     assert g is not None and g.valid_until is None and g.clear_fields == []
     assert g.active_at(T0 + dt.timedelta(days=3650))
 
@@ -273,7 +280,7 @@ def test_approve_as_requested(engine: sa.Engine, app_id: str) -> None:
     )
     d = decide(engine, a.id, GAJ_APPROVER, reason="同意")
     assert d.status == "approved" and d.reason == "同意" and d.grant_id is not None
-    g = ap.get_grant(engine, d.grant_id)
+    g = grant_of(engine, d)
     assert g is not None
     assert g.fields == ["id_no", "name", "gender", "mobile"] and g.clear_fields == ["id_no", "name"]
     assert g.valid_until == ap.end_of_day_utc(D("2026-06-30")) and g.rate_limit == RATE
@@ -306,7 +313,7 @@ def test_approve_may_narrow(engine: sa.Engine, app_id: str) -> None:
         valid_until=D("2025-12-31"),
         rate_limit=60,
     )
-    g = ap.get_grant(engine, d.grant_id)
+    g = grant_of(engine, d)
     assert g is not None
     assert (g.fields, g.clear_fields, g.rate_limit) == (["id_no", "name", "gender"], ["name"], 60)
     assert g.valid_until == ap.end_of_day_utc(D("2025-12-31"))
@@ -315,7 +322,7 @@ def test_approve_may_narrow(engine: sa.Engine, app_id: str) -> None:
 def test_narrowed_fields_cut_the_default_clear_fields(engine: sa.Engine, app_id: str) -> None:
     a = submit(engine, app_id, GAJ, fields=["id_no", "name", "gender"], clear_fields=["id_no", "name"])
     d = decide(engine, a.id, GAJ_APPROVER, fields=["name", "gender"])
-    g = ap.get_grant(engine, d.grant_id)
+    g = grant_of(engine, d)
     assert g is not None and g.fields == ["name", "gender"] and g.clear_fields == ["name"]
 
 
@@ -527,7 +534,7 @@ def test_pg_round_trip(pg_engine: sa.Engine) -> None:
     app_id = apps.register_app(engine, "审批系统", "SCJGJ", now=T0)[0].app_id
     auto = submit(engine, app_id, SGB, requested_until=D("2026-01-31"))
     assert auto.status == "approved" and auto.submitted_at == T0
-    g = ap.get_grant(engine, auto.grant_id)
+    g = grant_of(engine, auto)
     assert g is not None and g.valid_until == ap.end_of_day_utc(D("2026-01-31"))
     a = submit(engine, app_id, GAJ, fields=["id_no", "name", "gender"], clear_fields=["name"])
     assert (a.status, a.deadline) == ("pending", DEADLINE)

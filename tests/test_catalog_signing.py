@@ -355,7 +355,7 @@ def test_document_signed_with_a_wrong_key_fails(signed: Hub) -> None:
         sign_certificate(token_key, row)
     # wrong algorithm, garbage value
     doc = _handed_out(signed, USCC[0])
-    for sig_block in ({**doc["signature"], "alg": "none"}, {**doc["signature"], "value": "!!"}, "x"):
+    for sig_block in ({**doc["signature"], "alg": "none"}, {**doc["signature"], "value": "!!"}, {}):
         res = verify_document(signed.engine, signed.keys, {**doc, "signature": sig_block}, now=NOW)
         assert res.problems == ["bad_signature"]
 
@@ -377,7 +377,9 @@ def test_bad_document_shapes(signed: Hub) -> None:
         [],
         {"certificate": doc["certificate"]},
         {"signature": doc["signature"]},
+        {**doc, "signature": "x"},
         {**doc, "annotation": 1},
+        {**doc, "annotation": {"expires_at": "tomorrow"}},
     ):
         with pytest.raises(ApiError) as err:
             verify_document(signed.engine, signed.keys, bad, now=NOW)
@@ -456,12 +458,12 @@ def _qr(hub: Hub, uscc: str = USCC[0], days: int = 30) -> str:
 def test_qr_round_trip(signed: Hub) -> None:
     payload = _qr(signed)
     prefix, claims_b64, kid, sig = payload.split(".")
-    assert prefix == "SH1" and kid == signed.keys.active("certificate").kid and len(payload) < 400
+    assert prefix == "SH1" and kid == signed.keys.active("certificate").kid and len(payload) < 450
     claims = parse_qr(signed.keys, payload)
     row = signed.row(USCC[0])
     assert claims == {
         "id": row["identifier"], "v": 1, "n": USCC[0], "hn": "甲*", "fh": claims["fh"], "c": "cp-0001",
-        "exp": "2026-12-22T04:00:00+00:00",
+        "exp": "2026-12-22T04:00:00Z",
     }  # fmt: skip
     assert base64.urlsafe_b64decode(claims_b64 + "==") == canonical_json(claims)
     res = verify_qr(signed.engine, signed.keys, payload, now=NOW)
@@ -539,8 +541,10 @@ def test_sign_and_verify_on_postgres(pg_url: str, tmp_path: Path) -> None:
     assert verify_document(hub.engine, hub.keys, _handed_out(hub, USCC[0]), now=NOW).valid
     assert verify_document(hub.engine, hub.keys, json.loads(json.dumps(_copy(hub, USCC[0]))), now=NOW).valid
     assert verify_qr(hub.engine, hub.keys, _qr(hub), now=NOW).valid
-    hub.issue(licences(["甲公司"], ["存续"], [dt.date(2030, 1, 1)]), signer=key, run_id="r2")
-    assert verify_identifier(hub.engine, hub.keys, ident, today=TODAY).valid  # unchanged: not re-read
+    # status and a signed column change together: re-signed; the dates come back as dates
+    hub.issue(licences(["甲公司"], ["吊销"], [dt.date(2030, 1, 1)]), signer=key, run_id="r2")
+    res = verify_identifier(hub.engine, hub.keys, ident, today=TODAY)
+    assert res.problems == ["revoked"] and res.checks["signature"]
     assert verify_identifier(hub.engine, hub.keys, hub.row(USCC[2])["identifier"], today=TODAY).problems == [
         "revoked"
     ]

@@ -30,7 +30,7 @@ def test_directory_dir_is_the_repo_folder():
 
 def test_all_directory_files_validate():
     files = load_all()
-    assert set(files) == {"scjgj.yaml", "gaj.yaml", "rsj.yaml", "fy.yaml", "sgb.yaml"}
+    assert set(files) == {"scjgj.yaml", "gaj.yaml", "rsj.yaml", "fy.yaml", "sgb.yaml", "zgj.yaml"}
     datasets = {d.code: d for f in files.values() for d in f.datasets}
     assert set(datasets) == set(EXPECTED)
     for code, (ref, share, grade) in EXPECTED.items():
