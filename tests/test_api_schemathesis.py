@@ -80,7 +80,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,  # CI runs are reproducible; widen locally with a profile if wanted
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case, auth_headers: dict[str, str]) -> None:
     case.call_and_validate(headers=auth_headers or None, checks=CHECKS)

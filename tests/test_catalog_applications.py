@@ -329,6 +329,7 @@ def test_narrowed_fields_cut_the_default_clear_fields(engine: sa.Engine, app_id:
 def test_new_grant_supersedes_the_active_one(engine: sa.Engine, app_id: str) -> None:
     first = submit(engine, app_id, RSJ, fields=["id_no", "insurance_type"])
     old_id = first.grant_id
+    assert old_id is not None
     wider = submit(engine, app_id, RSJ, fields=["id_no", "name", "insurance_type"], clear_fields=["name"])
     assert ap.access_state(engine, app_id, RSJ, now=T0).kind == "granted"  # the old grant still serves
     when = T0 + dt.timedelta(hours=5)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from catalog import certificates, serving, store
 from catalog.masking import mask
@@ -166,62 +165,3 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
 def test_mod37_36_known_value() -> None:
     # ISO/IEC 7064 MOD 37,36 over "A12425GABC1234002" gives "M" (worked example in the standard family)
     assert certificates.mod37_36_check("A12425GABC1234002") == "M"
-
-
-def test_read_api(hub: sa.Engine, tmp_path: Path) -> None:
-    from catalog.api import create_app
-    from sharehub.settings import Settings
-
-    spec = store.get_dataset(hub, "SCJ-LIC").spec
-    serving.ensure_serving_table(hub, spec)
-    serving.refresh(
-        hub, spec, licences(["甲公司", "乙公司", "丙公司"], ["存续"] * 3), run_id="r1", replace=True
-    )
-    ds = store.get_dataset(hub, "SCJ-LIC")
-    certificates.issue(
-        hub, spec, ds.department, "11100000000013127D001", licences(["甲公司"], ["存续"]), run_id="r1"
-    )
-    client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}")))
-    assert client.get("/api/v1/health").json() == {"status": "ok"}
-    listing = client.get("/api/v1/datasets", params={"q": "营业执照"}).json()
-    assert [d["code"] for d in listing["items"]] == ["SCJ-LIC"]
-    detail = client.get("/api/v1/datasets/SCJ-LIC").json()
-    assert detail["primary_key"] == ["uscc"] and detail["fields"][2]["mask"] == "name"
-    r = client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": USCC[0]})
-    assert r.status_code == 200
-    (item,) = r.json()["items"]
-    assert item == {
-        "uscc": USCC[0],
-        "ent_name": "甲公司",
-        "legal_rep": "张**",
-        "capital": "100.00",
-        "est_date": "2020-01-01",
-        "valid_until": None,
-        "status": "存续",
-    }
-    # a missing record and a filter on a non-key field
-    assert client.get("/api/v1/datasets/SCJ-LIC/records", params={"uscc": "nope"}).json()["items"] == []
-    bad = client.get("/api/v1/datasets/SCJ-LIC/records", params={"ent_name": "甲公司"})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "filter_not_allowed"
-    assert "不允许" in bad.json()["error"]["message_zh"]
-    assert client.get("/api/v1/datasets/NOPE").json()["error"]["code"] == "dataset_not_found"
-    refused = client.get("/api/v1/datasets/SECRET/records", params={"k": "1"})
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_shared"
-    certs = client.get(f"/api/v1/subjects/{USCC[0]}/certificates").json()["items"]
-    assert len(certs) == 1 and certs[0]["type_name"] == "营业执照" and certs[0]["holder_id"] == USCC[0]
-    one = client.get(f"/api/v1/certificates/{certs[0]['identifier']}").json()
-    assert one["status"] == "valid"
-    assert client.get("/api/v1/certificates/1.2.3").status_code == 404
-
-
-def test_subject_pagination(hub: sa.Engine, tmp_path: Path) -> None:
-    from catalog.api import create_app
-    from sharehub.settings import Settings
-
-    spec = store.get_dataset(hub, "SCJ-LIC").spec
-    serving.ensure_serving_table(hub, spec)
-    serving.refresh(hub, spec, licences(["甲", "乙", "丙"], ["存续"] * 3), run_id="r1", replace=True)
-    client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}")))
-    page = client.get("/api/v1/datasets/SCJ-LIC/records", params={"subject": USCC[1], "limit": 1}).json()
-    assert [i["uscc"] for i in page["items"]] == [USCC[1]] and page["next_cursor"] is None
-    assert client.get("/api/v1/datasets/SCJ-LIC/records", params={"cursor": "!!"}).status_code == 400

@@ -125,18 +125,44 @@ def _some_key(engine: Any, spec: Any) -> str:
         return str(conn.execute(sa.select(table.c[spec.primary_key[0]]).limit(1)).scalar_one())
 
 
-def test_read_api_on_synced_hub(hub_env: dict[str, Any]) -> None:
+def test_demo_access_calls_work_on_synced_hub(hub_env: dict[str, Any]) -> None:
+    """What `make demo` prints: the apps, their grants, and calls that work as printed."""
     from catalog.api import create_app
+    from sharehub import demo_access
 
     engine = hub_env["engine"]
-    spec = store.get_dataset(engine, GAJ).spec
-    key = _some_key(engine, spec)
+    access = demo_access.setup_access(engine, hub_env["settings"])
+    assert [a["status"] for a in access.applications] == ["approved", "approved"]
+    assert [a["decided_by"] for a in access.applications] == ["auto", demo_access.APPROVER]
+    again = demo_access.setup_access(engine, hub_env["settings"])  # a second demo run is fine
+    assert [a["id"] for a in again.applications] == [a["id"] for a in access.applications]
     client = TestClient(create_app(hub_env["settings"]))
-    detail = client.get(f"/api/v1/datasets/{GAJ}").json()
-    assert detail["freshness"]["snapshot_id"] == run_of(hub_env, GAJ)["snapshot_id"]
-    (item,) = client.get(f"/api/v1/datasets/{GAJ}/records", params={"id_no": key}).json()["items"]
-    assert item["id_no"] == key[0] + "*" * 15 + key[-2:]  # sensitive: masked by its field rule
-    assert len(item["name"]) >= 2 and item["name"][1:] == "*" * (len(item["name"]) - 1)
+    tokens = {}
+    for name, (cid, secret) in again.credentials.items():
+        r = client.post(
+            "/api/v1/token",
+            data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+        )
+        assert r.status_code == 200, r.text
+        tokens[name] = r.json()["access_token"]
+    assert len(again.calls) >= 7
+    bodies = {}
+    for call in again.calls:
+        headers = {"Authorization": f"Bearer {tokens[call.app]}"} if call.app else {}
+        if call.purpose:
+            headers |= {"X-End-User-Id": demo_access.END_USER, "X-Case-Number": demo_access.CASE_NUMBER}
+        r = client.request(call.method, call.path, params=call.params, headers=headers)
+        assert r.status_code == 200, (call.title, r.text)
+        bodies[call.path] = r.json()
+    (person,) = bodies[f"/api/v1/datasets/{GAJ}/records"]["items"]
+    key = person["id_no"]
+    assert "*" in key and len(key) == 18  # conditional grant approved with the default: masked
+    assert bodies[f"/api/v1/datasets/{FY}/records"]["count"] == 1
+    verify = [b for p, b in bodies.items() if p.endswith("/verify")]
+    assert verify and verify[0]["checks"]["signature"] is True
+    lines = demo_access.curl_lines(again, "http://127.0.0.1:8000")
+    assert any("grant_type=client_credentials" in line for line in lines)
+    assert sum(line.startswith("curl") for line in lines) == len(again.calls) + 1
 
 
 def test_incremental_sql_sync_and_time_travel(hub_env: dict[str, Any]) -> None:
