@@ -154,7 +154,7 @@ def verify_token(
     iat = _int_claim(payload, "iat")
     nbf = _int_claim(payload, "nbf") if "nbf" in payload else iat
     t = _now(now).timestamp()
-    if False:
+    if exp <= t - leeway_s:
         raise TokenError("expired", "the token has expired")
     if nbf > t + leeway_s or iat > t + leeway_s:
         raise TokenError("not_yet_valid", "the token is not valid yet")

@@ -75,6 +75,14 @@ def api_schema(app: FastAPI) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.fixture(autouse=True)
+def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
+    # schemathesis 4.32's fixture-based loader reads and rewrites ``Function._nodeid``, which
+    # pytest 9.2 no longer has (node ids became structured); give it one. Remove once fixed.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+
+
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

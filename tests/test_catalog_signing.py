@@ -190,13 +190,15 @@ def test_issue_signs_every_certificate(signed: Hub) -> None:
     }  # fmt: skip
     assert "status" not in doc and doc["valid_from"] == "2020-01-01" and doc["version"] == 1
     assert doc["face"] == {
-        "uscc": USCC[0], "ent_name": "甲公司", "legal_rep": "张三丰", "capital": "100.00", "est_date": "2020-01-01",
+        "uscc": USCC[0], "ent_name": "甲公司", "legal_rep": "张三丰", "capital": "100.00",
+        "est_date": "2020-01-01",
     }  # fmt: skip
     ok = verify_identifier(signed.engine, signed.keys, doc["identifier"], today=TODAY)
     assert ok.valid and ok.status == "valid" and ok.problems == []
     assert ok.checks == {"signature": True, "matches_record": True, "status": True, "validity_period": True}
     assert ok.to_json() == {
-        "valid": True, "identifier": doc["identifier"], "status": "valid", "checks": ok.checks, "problems": [],
+        "valid": True, "identifier": doc["identifier"], "status": "valid", "checks": ok.checks,
+        "problems": [],
     }  # fmt: skip
 
 
@@ -457,7 +459,7 @@ def _qr(hub: Hub, uscc: str = USCC[0], days: int = 30) -> str:
 
 def test_qr_round_trip(signed: Hub) -> None:
     payload = _qr(signed)
-    prefix, claims_b64, kid, sig = payload.split(".")
+    prefix, claims_b64, kid, _sig = payload.split(".")
     assert prefix == "SH1" and kid == signed.keys.active("certificate").kid and len(payload) < 450
     claims = parse_qr(signed.keys, payload)
     row = signed.row(USCC[0])
