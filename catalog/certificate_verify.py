@@ -54,13 +54,14 @@ class VerifyResult:
     superseded_by: str | None = None  # the current identifier when a newer version exists
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict for the API: valid, identifier, status, checks, problems."""
+        """A JSON-able dict for the API: valid, identifier, status, checks, problems, superseded_by."""
         return {
             "valid": self.valid,
             "identifier": self.identifier,
             "status": self.status,
             "checks": dict(self.checks),
             "problems": list(self.problems),
+            "superseded_by": self.superseded_by,
         }
 
 

@@ -248,7 +248,9 @@ certificate_copies = sa.Table(
 audit = sa.Table(
     "hub_audit",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column(
+        "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("actor_kind", sa.String(16), nullable=False),  # app|staff|anonymous

@@ -413,3 +413,15 @@ def keys_rotate(purpose: Annotated[str, typer.Argument(help="token or certificat
     s = get_settings()
     key = KeyStore(_engine(), s.signing_keys_dir).rotate(purpose)
     console.print(f"new {purpose} key {key.kid}")
+
+
+@keys_app.command("sign-missing")
+def keys_sign_missing() -> None:
+    """Sign certificates issued before signing existed (with the active certificate key)."""
+    from catalog import certificates
+    from catalog.keys import KeyStore
+
+    s = get_settings()
+    engine = _engine()
+    n = certificates.sign_missing(engine, KeyStore(engine, s.signing_keys_dir).active("certificate"))
+    console.print(f"signed {n} certificate(s)")

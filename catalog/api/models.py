@@ -157,6 +157,7 @@ class VerifyOut(_Out):
     status: str | None
     checks: dict[str, bool]
     problems: list[str]
+    superseded_by: str | None = Field(default=None, description="the newer version's identifier, if any")
 
 
 class VerifyRequest(BaseModel):
