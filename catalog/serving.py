@@ -74,6 +74,19 @@ def ensure_serving_table(engine: sa.Engine, spec: DatasetSpec) -> bool:
     return True
 
 
+def create_if_missing(engine: sa.Engine, spec: DatasetSpec) -> None:
+    """An empty serving table for a newly published dataset (lookups answer "nothing" before
+    the first sync instead of failing); an existing table is left for the next sync to refresh."""
+    serving_table(spec).create(engine, checkfirst=True)
+
+
+def is_empty(engine: sa.Engine, spec: DatasetSpec) -> bool:
+    """True when the serving table holds no row (cheap: one row at most is read)."""
+    table = serving_table(spec)
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
 def _py_rows(
     batch: pa.RecordBatch | pa.Table, names: Sequence[str], run_id: str, now: dt.datetime
 ) -> list[dict[str, Any]]:

@@ -152,6 +152,10 @@ def publish(engine: sa.Engine, directory: DirectoryFile, *, source_file: str) ->
                 conn.execute(table.update().where(table.c.code == ct.code).values(**ct_row))
             else:
                 conn.execute(table.insert().values(code=ct.code, **ct_row))
+    from catalog import serving
+
+    for ds in directory.datasets:
+        serving.create_if_missing(engine, ds)
     return changes
 
 

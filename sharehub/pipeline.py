@@ -552,7 +552,8 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             if result.snapshot_id is not None
             else h.lake.current_snapshot_id(CURATED, code)
         )
-        fresh = serving.ensure_serving_table(h.engine, spec)
+        # new, recreated, or still the empty table the directory publish made: fill it whole
+        fresh = serving.ensure_serving_table(h.engine, spec) or serving.is_empty(h.engine, spec)
         if fresh or run["full"]:
             current: pa.Table | Any = (
                 h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else good

@@ -393,7 +393,7 @@ def test_certificates_are_hidden_without_grant_and_signed_with_one(hub: ApiHub) 
     cert = hub.client.get(f"/api/v1/certificates/{real}", headers=hub.as_app("企业开办")).json()
     assert cert["complete"] is True and cert["signed"]["signature"]["alg"] == "EdDSA"
     assert cert["face"]["legal_rep"] == "张三丰"
-    ok = hub.client.post("/api/v1/certificates/verify", json={"document": cert["signed"]}).json()
+    ok = hub.client.post("/api/v1/verify", json={"document": cert["signed"]}).json()
     assert ok["valid"] is True, ok
     changed = {
         **cert["signed"],
@@ -402,7 +402,7 @@ def test_certificates_are_hidden_without_grant_and_signed_with_one(hub: ApiHub) 
             "face": {**cert["signed"]["certificate"]["face"], "capital": "999.00"},
         },
     }
-    bad = hub.client.post("/api/v1/certificates/verify", json={"document": changed}).json()
+    bad = hub.client.post("/api/v1/verify", json={"document": changed}).json()
     assert bad["valid"] is False and bad["problems"]
     assert hub.client.get(f"/api/v1/certificates/{real}/verify").json()["valid"] is True
     # a revoked licence fails verification even with a good signature
@@ -444,16 +444,11 @@ def test_annotated_copy_and_qr(hub: ApiHub) -> None:
     copy = r.json()
     ann = copy["document"]["annotation"]
     assert ann["reason"] == "办理企业开办" and ann["case_number"] == "QYKB-2026-000123"
-    assert (
-        hub.client.post("/api/v1/certificates/verify", json={"document": copy["document"]}).json()["valid"]
-        is True
-    )
-    assert hub.client.post("/api/v1/certificates/verify", json={"qr": copy["qr"]}).json()["valid"] is True
+    assert hub.client.post("/api/v1/verify", json={"document": copy["document"]}).json()["valid"] is True
+    assert hub.client.post("/api/v1/verify", json={"qr": copy["qr"]}).json()["valid"] is True
     tampered = copy["qr"][:-2] + ("AA" if not copy["qr"].endswith("AA") else "BB")
-    assert hub.client.post("/api/v1/certificates/verify", json={"qr": tampered}).json()["valid"] is False
-    both = hub.client.post(
-        "/api/v1/certificates/verify", json={"qr": copy["qr"], "document": copy["document"]}
-    )
+    assert hub.client.post("/api/v1/verify", json={"qr": tampered}).json()["valid"] is False
+    both = hub.client.post("/api/v1/verify", json={"qr": copy["qr"], "document": copy["document"]})
     assert both.status_code == 400 and both.json()["error"]["code"] == "bad_document"
 
 

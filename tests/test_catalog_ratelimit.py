@@ -58,7 +58,8 @@ def redis_limiter() -> Iterator[RedisRateLimiter]:
 def limiter(request: pytest.FixtureRequest) -> RateLimiter:
     if request.param == "memory":
         return MemoryRateLimiter()
-    return request.getfixturevalue("redis_limiter")
+    redis_limiter: RateLimiter = request.getfixturevalue("redis_limiter")
+    return redis_limiter
 
 
 # ---- behaviour, both backends ------------------------------------------------------------
@@ -233,7 +234,9 @@ def test_redis_uses_the_server_clock(redis_limiter: RedisRateLimiter) -> None:
     third = redis_limiter.hit("k", 2, period_s=3600)
     assert first.allowed and second.allowed and not third.allowed
     assert 1 <= third.retry_after <= 1800
-    tat_us = int(redis_limiter.client.get(redis_limiter.prefix + "k").split()[0])
+    state = redis_limiter.client.get(redis_limiter.prefix + "k")
+    assert isinstance(state, bytes)
+    tat_us = int(state.split()[0])
     server_s, server_us = redis_limiter.client.time()
     server_now_us = server_s * 1_000_000 + server_us
     # two hits of 1800 s each from (about) the server's now, not from some other clock
@@ -250,7 +253,7 @@ def test_redis_reloads_a_flushed_script(redis_limiter: RedisRateLimiter) -> None
     assert not redis_limiter.hit("k", 2, now=T0).allowed
 
 
-def _process_worker(url: str, prefix: str, start: threading.Barrier, out: multiprocessing.Queue) -> None:
+def _process_worker(url: str, prefix: str, start: threading.Barrier, out: multiprocessing.Queue[int]) -> None:
     limiter = RedisRateLimiter(url, prefix=prefix)
     start.wait()
     out.put(sum(limiter.hit("shared", 100, now=T0).allowed for _ in range(150)))

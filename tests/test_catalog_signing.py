@@ -198,7 +198,7 @@ def test_issue_signs_every_certificate(signed: Hub) -> None:
     assert ok.checks == {"signature": True, "matches_record": True, "status": True, "validity_period": True}
     assert ok.to_json() == {
         "valid": True, "identifier": doc["identifier"], "status": "valid", "checks": ok.checks,
-        "problems": [],
+        "problems": [], "superseded_by": None,
     }  # fmt: skip
 
 

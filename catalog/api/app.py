@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,7 +34,6 @@ _UNAUDITED = {"/api/v1/health"}
 
 
 def _build_hub(settings: Any) -> Hub:
-    from catalog.audit import AuditWriter
     from catalog.keys import KeyStore
     from catalog.ratelimit import open_rate_limiter
     from catalog.workdays import Calendar
@@ -45,8 +44,8 @@ def _build_hub(settings: Any) -> Hub:
         engine=engine,
         keys=KeyStore(engine, settings.signing_keys_dir),
         limiter=open_rate_limiter(settings.redis_url),
-        audit=AuditWriter(engine, batch_max=settings.audit_batch_max),
         calendar=Calendar.from_settings(settings),
+        audit_batch_max=settings.audit_batch_max,
     )
 
 
@@ -59,7 +58,7 @@ def create_app(settings: Any = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        hub.audit.close()
+        hub.close()
 
     app = FastAPI(
         title="sharehub access API",
@@ -91,10 +90,21 @@ def create_app(settings: Any = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's own refusals (unknown path, wrong method, unreadable body) in our error shape."""
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            err = ApiError("route_not_found", 404, path=request.url.path[:200])
+        elif exc.status_code == 405:
+            err = ApiError("method_not_allowed", 405, method=request.method)
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        elif exc.status_code == 400:
+            err = ApiError("bad_body", 400, why=str(exc.detail))
+        else:
+            err = ApiError("http_error", exc.status_code, why=str(exc.detail))
         call: CallAudit | None = getattr(request.state, "call", None)
         if call is not None:
-            call.reason = f"http_{exc.status_code}"
-        return await http_exception_handler(request, exc)
+            call.reason = err.code
+        return JSONResponse(status_code=err.status, content=error_body(err), headers=headers or None)
 
     @app.middleware("http")
     async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -138,6 +148,19 @@ def create_app(settings: Any = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(routes_auth.well_known)
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method any route of this path answers (Starlette names only the first route's)."""
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def _write_audit(

@@ -8,6 +8,7 @@ written by the audit middleware before the response leaves.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,9 +37,28 @@ class Hub:
     engine: sa.Engine
     keys: KeyStore
     limiter: RateLimiter
-    audit: AuditWriter
     calendar: Calendar
+    audit_batch_max: int = 256
     _datasets: dict[str, tuple[float, store.PublishedDataset]] = field(default_factory=dict)
+    _audit: AuditWriter | None = None
+    _audit_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def audit(self) -> AuditWriter:
+        """The process's audit writer, started on first use (and again after a shutdown)."""
+        with self._audit_lock:
+            if self._audit is None:
+                from catalog.audit import AuditWriter
+
+                self._audit = AuditWriter(self.engine, batch_max=self.audit_batch_max)
+            return self._audit
+
+    def close(self) -> None:
+        """Flush and stop the audit writer (the app's shutdown)."""
+        with self._audit_lock:
+            writer, self._audit = self._audit, None
+        if writer is not None:
+            writer.close()
 
     def dataset(self, code: str) -> store.PublishedDataset:
         """A published dataset (cached for a few seconds: the directory changes rarely)."""
@@ -213,7 +233,12 @@ def dataset_access(
 
 def limit(hub: Hub, key: str, per_minute: int) -> None:
     """Count one call against a rate limit; 429 with Retry-After when it is used up."""
-    result = hub.limiter.hit(key, per_minute)
+    from catalog.ratelimit import RateLimiterUnavailable
+
+    try:
+        result = hub.limiter.hit(key, per_minute)
+    except RateLimiterUnavailable:
+        raise ApiError("rate_limit_unavailable", 503) from None
     if not result.allowed:
         err = ApiError("rate_limited", 429, limit=per_minute, retry_after=result.retry_after)
         err.headers = {"Retry-After": str(max(1, result.retry_after))}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from catalog import applications
 from catalog.access import Principal
@@ -23,6 +23,8 @@ from catalog.api.models import (
 from catalog.errors import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["applications"])
+
+Id = Annotated[int, Path(ge=1, le=2_147_483_647)]  # the ids are 32-bit integers in every database
 
 
 def _own_or_covered(principal: Principal, app_id: str, department_code: str) -> bool:
@@ -75,7 +77,7 @@ def create_application(
 @router.get(
     "/applications",
     response_model=ApplicationList,
-    responses=errors(401),
+    responses=errors(401, 403),
     summary="Applications: an app's own, or those a department must decide",
 )
 def list_applications(
@@ -101,11 +103,11 @@ def list_applications(
 @router.get(
     "/applications/{application_id}",
     response_model=ApplicationOut,
-    responses=errors(401, 404),
+    responses=errors(401, 403, 404),
     summary="One application",
 )
 def get_application(
-    application_id: int, hub: HubDep, call: CallDep, principal: AnyPrincipal
+    application_id: Id, hub: HubDep, call: CallDep, principal: AnyPrincipal
 ) -> dict[str, Any]:
     call.action = "applications.get"
     a = _application(hub, principal, application_id)
@@ -121,7 +123,7 @@ def get_application(
     summary="Approve or refuse an application (the owning department's approver)",
 )
 def decide(
-    application_id: int, body: DecisionIn, hub: HubDep, call: CallDep, principal: StaffPrincipal
+    application_id: Id, body: DecisionIn, hub: HubDep, call: CallDep, principal: StaffPrincipal
 ) -> dict[str, Any]:
     """Approval may narrow the fields, the clear-text fields and the expiry, and set the rate
     limit; a refusal needs a reason."""
@@ -151,7 +153,7 @@ def decide(
     responses=errors(401, 403, 404, 409),
     summary="Withdraw a pending application (the app)",
 )
-def withdraw(application_id: int, hub: HubDep, call: CallDep, principal: AppPrincipal) -> dict[str, Any]:
+def withdraw(application_id: Id, hub: HubDep, call: CallDep, principal: AppPrincipal) -> dict[str, Any]:
     call.action = "applications.withdraw"
     a = _application(hub, principal, application_id)
     call.dataset_code = a.dataset_code
@@ -164,7 +166,7 @@ def withdraw(application_id: int, hub: HubDep, call: CallDep, principal: AppPrin
 @router.get(
     "/grants",
     response_model=GrantList,
-    responses=errors(401),
+    responses=errors(401, 403),
     summary="Grants: an app's own, or a department's",
 )
 def list_grants(
@@ -191,7 +193,7 @@ def list_grants(
     summary="Revoke a grant (the owning department's approver, or the app giving it up)",
 )
 def revoke(
-    grant_id: int, body: RevokeIn, hub: HubDep, call: CallDep, principal: AnyPrincipal
+    grant_id: Id, body: RevokeIn, hub: HubDep, call: CallDep, principal: AnyPrincipal
 ) -> dict[str, Any]:
     call.action = "grants.revoke"
     g = applications.get_grant(hub.engine, grant_id)

@@ -15,8 +15,21 @@ from catalog.errors import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
+_ISO = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
 
-@router.get("/audit", response_model=AuditList, responses=errors(401, 403), summary="The access log")
+
+def _time(name: str, value: str | None) -> dt.datetime | None:
+    """An ISO 8601 time; a time without zone is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError("bad_filter", 400, field=name) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+@router.get("/audit", response_model=AuditList, responses=errors(400, 401, 403), summary="The access log")
 def list_audit(
     hub: HubDep,
     call: CallDep,
@@ -24,9 +37,13 @@ def list_audit(
     dataset: Annotated[str | None, Query(max_length=64)] = None,
     app: Annotated[str | None, Query(max_length=64, description="staff only: one app's calls")] = None,
     decision: Annotated[Literal["allow", "deny"] | None, Query()] = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    after: Annotated[int | None, Query(ge=0, description="next_after of the previous page")] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, pattern=_ISO, description="ISO 8601 time, inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, pattern=_ISO, description="ISO 8601 time, exclusive")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="next_after of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """An app sees only its own calls. A department auditor sees every call on the
@@ -52,8 +69,8 @@ def list_audit(
         hub.engine,
         app_id=app_id,
         dataset_codes=codes,
-        since=since,
-        until=until,
+        since=_time("since", since),
+        until=_time("until", until),
         after_seq=after,
         limit=limit,
         decision=decision,

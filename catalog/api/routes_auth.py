@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from catalog import apps, staff, tokens
 from catalog.access import Principal
-from catalog.api.context import CallDep, HubDep
+from catalog.api.context import CallDep, HubDep, limit
+from catalog.api.errors_doc import errors
 from catalog.api.models import Jwks, TokenError, TokenResponse
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -31,18 +32,15 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
         "grant_type 须为 client_credentials（应用）或 password（工作人员）",
     ),
     "invalid_request": (400, "missing credentials", "缺少认证信息"),
-    "slow_down": (429, "too many attempts; retry later", "尝试次数过多，请稍后再试"),
 }
 
 
-def _token_error(call: Any, code: str, *, retry_after: int | None = None) -> JSONResponse:
+def _token_error(call: Any, code: str) -> JSONResponse:
     status, en, zh = _ERRORS[code]
     call.reason = code
     headers = {"Cache-Control": "no-store"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="sharehub"'
-    if retry_after:
-        headers["Retry-After"] = str(retry_after)
     body = {"error": code, "error_description": en, "error_description_zh": zh}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
@@ -61,19 +59,23 @@ def _basic(request: Request) -> tuple[str, str] | None:
 @router.post(
     "/token",
     response_model=TokenResponse,
-    responses={400: {"model": TokenError}, 401: {"model": TokenError}, 429: {"model": TokenError}},
+    responses={
+        400: {"model": TokenError},
+        401: {"model": TokenError},
+        **errors(429),
+    },
     summary="Get an access token",
 )
 def token(
     request: Request,
     hub: HubDep,
     call: CallDep,
-    grant_type: Annotated[str, Form(max_length=40)],
-    client_id: Annotated[str | None, Form(max_length=100)] = None,
-    client_secret: Annotated[str | None, Form(max_length=200)] = None,
-    username: Annotated[str | None, Form(max_length=64)] = None,
-    password: Annotated[str | None, Form(max_length=200)] = None,
-    scope: Annotated[str | None, Form(max_length=200)] = None,
+    grant_type: Annotated[str, Form(min_length=1, max_length=40)],
+    client_id: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    client_secret: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    username: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    password: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    scope: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
 ) -> Any:
     """OAuth2 token endpoint (RFC 6749). Apps use ``client_credentials`` with their client id
     and secret (form fields or HTTP Basic); department staff use ``password``. The token is a
@@ -103,9 +105,7 @@ def token(
     elif grant_type == "password":
         if not username or not password:
             return _token_error(call, "invalid_request")
-        attempt = hub.limiter.hit(f"login:{username.lower()}", 10)
-        if not attempt.allowed:
-            return _token_error(call, "slow_down", retry_after=max(1, attempt.retry_after))
+        limit(hub, f"login:{username.lower()}", 10)  # password guessing: 10 tries a minute per account
         user = staff.authenticate_staff(hub.engine, username, password)
         if user is None:
             return _token_error(call, "invalid_grant")

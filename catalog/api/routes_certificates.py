@@ -98,7 +98,7 @@ def verify_identifier(identifier: Annotated[str, _IDENT], hub: HubDep, call: Cal
 
 
 @router.post(
-    "/certificates/verify",
+    "/verify",
     response_model=VerifyOut,
     responses=errors(400),
     summary="Verify a handed-out certificate, copy or QR payload (public)",

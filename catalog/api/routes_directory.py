@@ -45,7 +45,16 @@ def _visible(principal: access.Principal, d: store.PublishedDataset) -> bool:
     return principal.kind != "anonymous" or d.spec.open.open
 
 
-@router.get("/datasets", response_model=DatasetList, summary="Browse and search the directory")
+_OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}  # a token is optional: the public sees open data
+
+
+@router.get(
+    "/datasets",
+    response_model=DatasetList,
+    responses=errors(401, 403),
+    openapi_extra=_OPTIONAL_AUTH,
+    summary="Browse and search the directory",
+)
 def list_datasets(
     hub: HubDep,
     call: CallDep,
@@ -81,7 +90,8 @@ def list_datasets(
 @router.get(
     "/datasets/{code}",
     response_model=DatasetDetail,
-    responses=errors(404),
+    responses=errors(401, 403, 404),
+    openapi_extra=_OPTIONAL_AUTH,
     summary="One dataset: fields, share type, freshness, quality record",
 )
 def show_dataset(code: str, hub: HubDep, call: CallDep, principal: OptionalPrincipal) -> dict[str, Any]:
