@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from catalog import schema, store
+from catalog.clock import as_utc as _aware
+from catalog.clock import utc_now as _utc
 from catalog.errors import ApiError
 from catalog.model import DatasetSpec, Sensitivity, ShareType
 from catalog.staff import StaffUser
@@ -49,21 +51,6 @@ def local_date(at: dt.datetime) -> dt.date:
 def end_of_day_utc(d: dt.date) -> dt.datetime:
     """The last instant of ``d`` in UTC: what a grant's expiry date means."""
     return dt.datetime.combine(d, dt.time.max, tzinfo=dt.UTC)
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything this module writes is UTC.
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _iso(value: dt.date | dt.datetime | None) -> str | None:

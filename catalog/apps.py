@@ -17,9 +17,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from catalog import schema
+from catalog.clock import as_utc as _aware
+from catalog.clock import utc_now as _utc
 from catalog.errors import ApiError
 from catalog.passwords import client_secret_matches, hash_client_secret, new_client_secret
-from catalog.store import utcnow
 
 APP_STATUSES = ("active", "disabled")
 
@@ -57,19 +58,6 @@ class App:
             "created_at": self.created_at.isoformat(),
             "secret_rotated_at": self.secret_rotated_at.isoformat(),
         }
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(dt.UTC)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; everything this module writes is UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _from_row(row: sa.Row[Any]) -> App:

@@ -53,6 +53,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from catalog import schema
+from catalog.clock import as_utc as _as_utc
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -350,11 +351,6 @@ class AuditWriter:
 
 
 # ---- verifying -----------------------------------------------------------------------------
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands timestamps back naive; they were stored as UTC
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _record_of(row: Any) -> AuditRecord:

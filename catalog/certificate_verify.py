@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from catalog import schema
 from catalog.canonical import canonical_json
 from catalog.certificates import OID_PREFIX, face_digest, identifier_is_well_formed
+from catalog.clock import utc_now as _utcnow
 from catalog.errors import ApiError
 from catalog.keys import KeyStore
 from catalog.signing import (
@@ -82,14 +83,6 @@ class _Outcome:
 
 def _today(now: dt.datetime | None) -> dt.date:
     return dt.date.today() if now is None else now.astimezone().date()
-
-
-def _utcnow(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _lookup(engine: sa.Engine, identifier: Any) -> tuple[dict[str, Any] | None, str | None]:

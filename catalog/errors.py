@@ -108,6 +108,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "不属于任何部门的账号只能是管理员，或仅为审计员",
     ),
     "bad_rate_limit": ("rate limit must be at least 1 call per minute", "调用频率限制至少为每分钟 1 次"),
+    "unknown_parameter": ("unknown query parameter {name!r}", "未知的查询参数 {name!r}"),
     "bad_body": ("the request body could not be read: {why}", "无法读取请求体：{why}"),
     "route_not_found": ("no such endpoint: {path}", "没有此接口：{path}"),
     "method_not_allowed": ("method {method} is not allowed here", "此接口不支持 {method} 方法"),

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from catalog import schema
+from catalog.clock import as_utc as _aware
 
 PURPOSES = ("token", "certificate")
 _KID_PREFIX = {"token": "tok", "certificate": "cert"}
@@ -77,13 +78,6 @@ class SigningKey:
 def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown key purpose {purpose!r}; one of {', '.join(PURPOSES)}")
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes for DateTime(timezone=True); they were stored as UTC
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 class KeyStore:

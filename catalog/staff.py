@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from catalog import schema
+from catalog.clock import utc_now as _utc
 from catalog.errors import ApiError
 from catalog.passwords import (
     check_password_strength,
@@ -28,7 +29,6 @@ from catalog.passwords import (
     needs_rehash,
     verify_password,
 )
-from catalog.store import utcnow
 
 ROLES = ("publisher", "approver", "auditor", "admin")
 STAFF_STATUSES = ("active", "disabled")
@@ -66,14 +66,6 @@ class StaffUser:
             "status": self.status,
             "password_generation": self.password_generation,
         }
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now.astimezone(dt.UTC)
 
 
 def _from_row(row: sa.Row[Any]) -> StaffUser:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 
+from catalog.clock import utc_now as _now
 from catalog.keys import KeyStore
 
 ALGORITHM = "EdDSA"
@@ -32,14 +33,6 @@ class TokenError(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-def _now(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def issue_token(

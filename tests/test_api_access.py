@@ -498,3 +498,19 @@ def test_audit_failure_serves_nothing(hub: ApiHub) -> None:
     )
     assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable"
     assert "甲公司" not in r.text and "乙公司" not in r.text
+
+
+def test_unknown_query_parameters_are_refused(hub: ApiHub) -> None:
+    r = hub.client.get("/api/v1/grants", params={"actvie": "true"}, headers=hub.as_app("企业开办"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_parameter"
+    assert "actvie" in r.json()["error"]["message"]
+    assert (
+        hub.client.get(
+            "/api/v1/grants", params={"active": "true"}, headers=hub.as_app("企业开办")
+        ).status_code
+        == 200
+    )
+    # Starlette's own refusals come in the same shape, with every allowed method named
+    r = hub.client.put("/api/v1/applications", headers=hub.as_app("企业开办"))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "GET, POST"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,7 +25,8 @@ from catalog.api import (
     routes_directory,
     routes_records,
 )
-from catalog.api.context import CallAudit, Hub
+from catalog.api.context import CallAudit, Hub, strict_query
+from catalog.api.errors_doc import errors
 from catalog.api.models import Health
 from catalog.errors import ApiError, error_body
 
@@ -71,6 +72,7 @@ def create_app(settings: Any = None) -> FastAPI:
             "Chinese messages."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(strict_query)],
     )
     app.state.hub = hub
 
@@ -129,7 +131,7 @@ def create_app(settings: Any = None) -> FastAPI:
         response.headers["X-Request-Id"] = request_id
         return response
 
-    @app.get("/api/v1/health", tags=["meta"], response_model=Health)
+    @app.get("/api/v1/health", tags=["meta"], response_model=Health, responses=errors())
     def health() -> dict[str, Any]:
         import sqlalchemy as sa
 

@@ -231,6 +231,33 @@ def dataset_access(
     return d, decision
 
 
+_QUERY_NAMES: dict[int, frozenset[str] | None] = {}
+
+
+def strict_query(request: Request) -> None:
+    """Refuse query parameters an endpoint does not declare (a typo must not widen a query).
+
+    Endpoints whose filters are the dataset's own key fields declare ``x-dynamic-query`` and
+    check their parameters themselves."""
+    from fastapi.dependencies.utils import get_flat_dependant
+    from fastapi.routing import APIRoute
+
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    names = _QUERY_NAMES.get(id(route), frozenset())
+    if id(route) not in _QUERY_NAMES:
+        dynamic = bool((route.openapi_extra or {}).get("x-dynamic-query"))
+        flat = get_flat_dependant(route.dependant)
+        names = None if dynamic else frozenset(p.alias for p in flat.query_params)
+        _QUERY_NAMES[id(route)] = names
+    if names is None:
+        return
+    for key in request.query_params:
+        if key not in names:
+            raise ApiError("unknown_parameter", 400, name=key[:50])
+
+
 def limit(hub: Hub, key: str, per_minute: int) -> None:
     """Count one call against a rate limit; 429 with Retry-After when it is used up."""
     from catalog.ratelimit import RateLimiterUnavailable

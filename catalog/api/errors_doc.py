@@ -18,9 +18,10 @@ _DESCRIPTIONS = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries for these statuses, plus 503 (audit) which any audited call can give."""
+    """``responses=`` entries for these statuses, plus those any call can give: 400 (an unknown
+    query parameter) and 503 (the audit record could not be written)."""
     out: dict[int | str, dict[str, Any]] = {}
-    for status in (*statuses, 503):
+    for status in sorted({400, *statuses, 503}):
         entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
         if status == 429:
             entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}

@@ -62,8 +62,9 @@ def _basic(request: Request) -> tuple[str, str] | None:
     responses={
         400: {"model": TokenError},
         401: {"model": TokenError},
-        **errors(429),
+        **{k: v for k, v in errors(429).items() if k != 400},
     },
+    openapi_extra={"x-dynamic-query": True},  # RFC 6749: parameters are in the form body; a query is ignored
     summary="Get an access token",
 )
 def token(
@@ -133,7 +134,7 @@ def token(
     )
 
 
-@router.get("/keys", response_model=Jwks, summary="The hub's public keys (JWKS)")
+@router.get("/keys", response_model=Jwks, responses=errors(), summary="The hub's public keys (JWKS)")
 def keys(hub: HubDep, call: CallDep) -> dict[str, Any]:
     """Ed25519 public keys (RFC 8037 OKP JWKs) for tokens and certificate signatures, current and
     retired; anyone may fetch them to verify certificates offline."""

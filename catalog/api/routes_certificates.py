@@ -85,6 +85,7 @@ def certificate(
 @router.get(
     "/certificates/{identifier}/verify",
     response_model=VerifyOut,
+    responses=errors(),
     summary="Verify a certificate held by the hub (public)",
 )
 def verify_identifier(identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep) -> dict[str, Any]:

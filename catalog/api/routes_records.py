@@ -58,6 +58,7 @@ def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
     "/datasets/{code}/records",
     response_model=RecordsPage,
     responses=errors(400, 401, 403, 404, 429),
+    openapi_extra={"x-dynamic-query": True},  # the key fields are query parameters named after them
     summary="Records by primary key or by subject",
 )
 def records(
