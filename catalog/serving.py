@@ -44,9 +44,29 @@ def _sql_type(f: FieldSpec) -> sa.types.TypeEngine[Any]:
     return types[f.type]
 
 
+_TABLES: dict[tuple[Any, ...], sa.Table] = {}
+
+
 def serving_table(spec: DatasetSpec, metadata: sa.MetaData | None = None) -> sa.Table:
-    """The SQLAlchemy table for a dataset (key columns as bounded strings so every DB can index them)."""
-    md = metadata or sa.MetaData()
+    """The SQLAlchemy table for a dataset (key columns as bounded strings so every DB can index them).
+
+    Without ``metadata`` the table is cached per shape: building a Table costs far more than a
+    lookup, and the same Table object lets SQLAlchemy reuse its compiled statements."""
+    if metadata is None:
+        shape = (
+            spec.code,
+            tuple((f.name, f.type) for f in spec.fields),
+            tuple(spec.primary_key),
+            spec.subject.field if spec.subject else None,
+        )
+        table = _TABLES.get(shape)
+        if table is None:
+            table = _TABLES[shape] = _build_table(spec, sa.MetaData())
+        return table
+    return _build_table(spec, metadata)
+
+
+def _build_table(spec: DatasetSpec, md: sa.MetaData) -> sa.Table:
     name = serving_table_name(spec.code)
     keyish = set(spec.primary_key) | ({spec.subject.field} if spec.subject else set())
     cols: list[SchemaItem] = []
