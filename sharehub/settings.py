@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="department source connection refs -> SQLAlchemy URL, folder or s3:// prefix",
     )
+    db_pool_size: int = Field(default=5, ge=1, description="hub DB connections kept per process")
+    db_max_overflow: int = Field(default=10, ge=0, description="extra connections under load, per process")
+    airflow_database_url: str | None = Field(
+        default=None, description="Airflow metadata DB; default SQLite under the Airflow home"
+    )
+    airflow_executor: str = Field(default="LocalExecutor", description="LocalExecutor or CeleryExecutor")
+    presign_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
     batch_size: int = Field(default=50_000, ge=100)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
