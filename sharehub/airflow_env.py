@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -107,6 +108,11 @@ def airflow_db_path(settings: Settings) -> Path:
     return settings.airflow_dir / "airflow.db"
 
 
+def airflow_db_url(settings: Settings) -> str:
+    """The Airflow metadata DB: ``airflow_database_url``, else SQLite under the Airflow home."""
+    return settings.airflow_database_url or f"sqlite:///{airflow_db_path(settings)}"
+
+
 def dag_id_for(code_or_dag_id: str) -> str:
     """``sync__<code>`` for a dataset code; a dag_id is returned unchanged."""
     if code_or_dag_id.startswith(DAG_ID_PREFIX):
@@ -144,9 +150,10 @@ def airflow_environ(
             "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "True",
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": str(DAGBAG_IMPORT_TIMEOUT),
             "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": str(DAGBAG_IMPORT_TIMEOUT + 20),
-            # SQLite is fine for one machine; `airflow standalone` uses LocalExecutor on it.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_db_path(settings)}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # SQLite is fine for one machine (`airflow standalone` uses LocalExecutor on it);
+            # production sets SHAREHUB_AIRFLOW_DATABASE_URL to PostgreSQL
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db_url(settings),
+            "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
             # plain, greppable logs: no colours, INFO, task logs under the Airflow home
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
@@ -162,6 +169,11 @@ def airflow_environ(
     )
     if settings.database_url:
         env["SHAREHUB_DATABASE_URL"] = settings.database_url
+    if settings.airflow_database_url:
+        env["SHAREHUB_AIRFLOW_DATABASE_URL"] = settings.airflow_database_url
+        if settings.airflow_database_url.startswith("postgresql+psycopg://"):
+            # psycopg 3 is sync and async; Airflow would otherwise derive an asyncpg URL
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = settings.airflow_database_url
     if settings.lake_dir is not None:
         env["SHAREHUB_LAKE_DIR"] = str(settings.lake_dir.resolve())
     # the settings object may carry connections from a secrets file or the caller: the tasks need them
@@ -195,13 +207,14 @@ def ensure_airflow_db(settings: Settings | None = None, *, force: bool = False) 
     env = airflow_environ(settings)
     marker = _marker(settings)
     conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    conn_id = hashlib.sha256(conn.encode()).hexdigest()  # the URL may hold a password: keep only a hash
 
     def done() -> bool:
         return (
             not force
             and marker.exists()
-            and marker.read_text(encoding="utf-8").strip() == conn
-            and airflow_db_path(settings).exists()
+            and marker.read_text(encoding="utf-8").strip() == conn_id
+            and (not conn.startswith("sqlite") or airflow_db_path(settings).exists())
         )
 
     if done():
@@ -222,7 +235,7 @@ def ensure_airflow_db(settings: Settings | None = None, *, force: bool = False) 
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
             raise AirflowEnvError(f"airflow db migrate failed ({proc.returncode}):\n{tail}")
-        marker.write_text(conn + "\n", encoding="utf-8")
+        marker.write_text(conn_id + "\n", encoding="utf-8")
     return True
 
 

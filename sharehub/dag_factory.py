@@ -13,6 +13,8 @@ Test seams (environment variables, read at call time):
   :func:`register` instead of ``sharehub.catalog_access.load_dag_specs``.
 * ``SHAREHUB_DAG_RETRIES`` -- task retries (default 2); :func:`sharehub.airflow_env.run_dag`
   sets it to 0 so a failing local run reports at once instead of waiting for retries.
+* ``SHAREHUB_DAG_SCHEDULES=manual`` -- every DAG without a schedule: runs only when triggered
+  (maintenance windows, or tests that trigger runs and must not race a scheduled one).
 """
 
 from __future__ import annotations
@@ -155,6 +157,9 @@ def _retries() -> int:
     return int(raw) if raw.strip() else DEFAULT_RETRIES
 
 
+SCHEDULES_ENV = "SHAREHUB_DAG_SCHEDULES"
+
+
 def check_schedule(schedule: str | None) -> None:
     """Raise ValueError for a schedule Airflow would reject only later, at serialization."""
     if schedule is None or schedule in ("@once", "@continuous"):
@@ -181,7 +186,7 @@ def build_dag(spec: DagSpec) -> DAG:
     }
     with DAG(
         dag_id=spec.dag_id,
-        schedule=spec.schedule,
+        schedule=None if os.environ.get(SCHEDULES_ENV) == "manual" else spec.schedule,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import textwrap
@@ -87,7 +88,9 @@ def test_ensure_airflow_db_skips_when_marker_matches(tmp_path, monkeypatch):
     env = airflow_environ(settings)
     settings.airflow_dir.mkdir(parents=True)
     airflow_env.airflow_db_path(settings).write_bytes(b"")
-    airflow_env._marker(settings).write_text(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] + "\n")
+    conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    airflow_env._marker(settings).write_text(hashlib.sha256(conn.encode()).hexdigest() + "\n")
+    assert conn not in airflow_env._marker(settings).read_text()  # the marker never holds the URL
 
     def boom(*a, **k):
         raise AssertionError("must not migrate again")

@@ -91,6 +91,13 @@ def test_manual_dag_has_no_schedule():
     assert "手动" in dag.doc_md
 
 
+def test_manual_only_switch(monkeypatch):
+    monkeypatch.setenv("SHAREHUB_DAG_SCHEDULES", "manual")
+    assert build_dag(make_spec()).schedule is None
+    monkeypatch.setenv("SHAREHUB_DAG_SCHEDULES", "")
+    assert build_dag(make_spec()).schedule == "0 2 * * *"
+
+
 def test_doc_md_comes_from_the_directory():
     doc = build_dag(make_spec()).doc_md
     for text in (
