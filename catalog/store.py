@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog import schema
+from catalog import dbschema, schema
 from catalog.directory_file import load_directory_file
 from catalog.model import DatasetSpec, DepartmentSpec, DirectoryFile, dump_dataset
 
@@ -22,17 +22,30 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def engine_for(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> sa.Engine:
+    """One pooled engine per hub DB URL (and pool sizes), ready to use.
+
+    SQLite (the embedded default) creates the hub tables if missing and stamps the migration
+    head. Any other database gets its tables from ``sharehub db upgrade`` only: this raises
+    :class:`catalog.dbschema.SchemaNotCurrentError` unless it is at the head revision.
+    ``pool_size`` / ``max_overflow`` size the pool of a server database, per process."""
+    return _engine_for(url, pool_size, max_overflow)
+
+
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> sa.Engine:
-    """One pooled engine per hub DB URL; creates the hub tables if missing."""
+def _engine_for(url: str, pool_size: int, max_overflow: int) -> sa.Engine:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
+    sqlite = url.startswith("sqlite")
+    if sqlite:
         kwargs["connect_args"] = {"timeout": 60}
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = max_overflow
     engine = sa.create_engine(url, **kwargs)
-    if url.startswith("sqlite"):
+    if sqlite:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,7 +55,14 @@ def engine_for(url: str) -> sa.Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-    schema.metadata.create_all(engine)
+    try:
+        if sqlite:
+            dbschema.ensure_embedded(engine)
+        else:
+            dbschema.require_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

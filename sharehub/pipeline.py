@@ -69,7 +69,7 @@ class Hub:
 def hub(settings: Settings | None = None) -> Hub:
     """The hub for these settings (default: the process settings)."""
     s = settings or get_settings()
-    return Hub(s, store.engine_for(s.hub_db_url))
+    return Hub(s, store.engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow))
 
 
 # ---- schemas ------------------------------------------------------------------------------

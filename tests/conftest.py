@@ -4,6 +4,7 @@
 * ``pg_url`` / ``mariadb_url``: the real local servers. Tests using them carry the
   ``services`` marker; when a server is missing they skip, unless
   ``SHAREHUB_REQUIRE_SERVICES=1`` (CI), where a missing service is a failure.
+* ``hub_pg_url``: ``pg_url`` after the hub DB migrations (what ``sharehub db upgrade`` does).
 * ``s3_endpoint``: moto's real S3 server on a free loopback port, for one session.
 """
 
@@ -72,6 +73,15 @@ def pg_url() -> Iterator[str]:
     if not _port_open("127.0.0.1", 5432):
         service_unavailable("postgresql", "nothing listens on 127.0.0.1:5432")
     yield from _fresh_schema_db("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", "postgresql")
+
+
+@pytest.fixture
+def hub_pg_url(pg_url: str) -> str:
+    """``pg_url`` with the hub tables created by the migrations (``sharehub db upgrade``)."""
+    from catalog import dbschema
+
+    dbschema.upgrade(pg_url)
+    return pg_url
 
 
 @pytest.fixture

@@ -523,8 +523,8 @@ def test_state_withdrawn_only_is_none(engine: sa.Engine, app_id: str) -> None:
 
 
 @pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
-    engine = make_hub(pg_url)
+def pg_engine(hub_pg_url: str) -> Iterator[sa.Engine]:
+    engine = make_hub(hub_pg_url)
     yield engine
     engine.dispose()
 

@@ -481,11 +481,11 @@ def _pg_child(url: str, tag: str, go: object) -> None:
 
 
 @pytest.mark.services
-def test_two_processes_append_one_chain_on_postgresql(pg_url: str) -> None:
-    engine = store.engine_for(pg_url)
+def test_two_processes_append_one_chain_on_postgresql(hub_pg_url: str) -> None:
+    engine = store.engine_for(hub_pg_url)
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Barrier(2, timeout=120)
-    procs = [ctx.Process(target=_pg_child, args=(pg_url, tag, go)) for tag in ("p1", "p2")]
+    procs = [ctx.Process(target=_pg_child, args=(hub_pg_url, tag, go)) for tag in ("p1", "p2")]
     for p in procs:
         p.start()
     for p in procs:
@@ -501,8 +501,8 @@ def test_two_processes_append_one_chain_on_postgresql(pg_url: str) -> None:
 
 
 @pytest.mark.services
-def test_postgresql_round_trip_and_tamper_detection(pg_url: str) -> None:
-    engine = store.engine_for(pg_url)
+def test_postgresql_round_trip_and_tamper_detection(hub_pg_url: str) -> None:
+    engine = store.engine_for(hub_pg_url)
     odd = rec(0, path="/x\x00y" + "é" * 600, end_user="李四\udcff", at=T0)
     audit.append(engine, [odd, *[rec(i) for i in range(1, 30)]])
     assert audit.verify(engine, batch=7).ok

@@ -189,8 +189,8 @@ def test_first_key_race_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.services
-def test_first_key_race_postgres(pg_url: str, tmp_path: Path) -> None:
-    _race_first_key(pg_url, tmp_path / "keys")
+def test_first_key_race_postgres(hub_pg_url: str, tmp_path: Path) -> None:
+    _race_first_key(hub_pg_url, tmp_path / "keys")
 
 
 # ---- tokens -------------------------------------------------------------------------------

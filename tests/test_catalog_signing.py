@@ -534,8 +534,8 @@ def test_qr_follows_the_record(signed: Hub) -> None:
 
 
 @pytest.mark.services
-def test_sign_and_verify_on_postgres(pg_url: str, tmp_path: Path) -> None:
-    hub = _hub(pg_url, tmp_path / "keys")
+def test_sign_and_verify_on_postgres(hub_pg_url: str, tmp_path: Path) -> None:
+    hub = _hub(hub_pg_url, tmp_path / "keys")
     key = hub.keys.active("certificate")
     hub.issue(licences(["甲公司", "乙公司", "丙公司"], ["存续", "存续", "注销"]), signer=key)
     ident = hub.row(USCC[0])["identifier"]

@@ -39,7 +39,9 @@ def _build_hub(settings: Any) -> Hub:
     from catalog.ratelimit import open_rate_limiter
     from catalog.workdays import Calendar
 
-    engine = store.engine_for(settings.hub_db_url)
+    engine = store.engine_for(
+        settings.hub_db_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
     return Hub(
         settings=settings,
         engine=engine,
