@@ -128,6 +128,10 @@ class AirflowServices:
             time.sleep(1)
         raise AirflowEnvError(f"Airflow api-server not healthy after {timeout:.0f} s; logs in {self.logs}")
 
+    def check_alive(self) -> None:
+        """Raise when one of the services this object started has exited."""
+        self._check_alive()
+
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
@@ -199,12 +203,17 @@ class AirflowServices:
                 ).scalar()
         return out
 
-    def wait_runs(self, runs: dict[str, str], *, timeout: float = 900.0) -> dict[str, str | None]:
-        """Wait until every run is success or failed (or the timeout); returns the final states."""
+    def wait_runs(
+        self, runs: dict[str, str], *, timeout: float = 900.0, check_services: bool = True
+    ) -> dict[str, str | None]:
+        """Wait until every run is success or failed (or the timeout); returns the final states.
+
+        ``check_services=False`` when the services run elsewhere (another process, compose)."""
         deadline = time.monotonic() + timeout
         states: dict[str, str | None] = {}
         while time.monotonic() < deadline:
-            self._check_alive()
+            if check_services:
+                self._check_alive()
             states = self.run_states(runs)
             if all(s in TERMINAL for s in states.values()):
                 return states

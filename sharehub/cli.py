@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub import cli_access, cli_audit, cli_db, cli_lake
+from sharehub import cli_access, cli_airflow, cli_audit, cli_db, cli_lake
 from sharehub.settings import get_settings
 
 app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
@@ -26,6 +26,7 @@ app.add_typer(cli_access.keys_app, name="keys")
 app.add_typer(cli_audit.app, name="audit")
 app.add_typer(cli_lake.app, name="lake")
 app.add_typer(cli_db.app, name="db")
+app.add_typer(cli_airflow.app, name="airflow")
 console = Console(width=None if sys.stdout.isatty() else 160)  # logs and CI pipes: no 80-column squeeze
 err = Console(stderr=True)
 

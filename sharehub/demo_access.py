@@ -207,9 +207,7 @@ def curl_lines(access: DemoAccess, base_url: str) -> list[str]:
             f"-d client_id={cid} -d client_secret={shlex.quote(secret)} "
             "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
         )
-    lines.append(
-        f"# the police approver ({APPROVER}, password {access.approver_password}): its applications"
-    )
+    lines.append(f"# the police approver ({APPROVER}, password {access.approver_password}): its applications")
     lines.append(
         f"TOKEN_GAJ=$(curl -s -X POST {base_url}/api/v1/token -d grant_type=password -d username={APPROVER} "
         f"-d password={shlex.quote(access.approver_password)} "
