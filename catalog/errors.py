@@ -113,6 +113,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "route_not_found": ("no such endpoint: {path}", "没有此接口：{path}"),
     "method_not_allowed": ("method {method} is not allowed here", "此接口不支持 {method} 方法"),
     "http_error": ("{why}", "{why}"),
+    "keys_unavailable": (
+        "the hub's signing keys are not available; the operator must restore or rotate them",
+        "平台签名密钥不可用，请运维人员恢复或轮换密钥",
+    ),
     "audit_unavailable": (
         "the audit log could not be written; nothing was served",
         "审计日志写入失败，本次未返回数据",

@@ -514,3 +514,24 @@ def test_unknown_query_parameters_are_refused(hub: ApiHub) -> None:
     r = hub.client.put("/api/v1/applications", headers=hub.as_app("企业开办"))
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     assert r.headers["allow"] == "GET, POST"
+
+
+def test_lost_signing_keys_answer_503_not_500(hub: ApiHub) -> None:
+    hub.app_token("企业开办")  # the token key exists now
+    for pem in hub.settings.signing_keys_dir.glob("*.pem"):
+        pem.unlink()
+    from fastapi.testclient import TestClient
+
+    from catalog import keys as keys_module
+    from catalog.api import create_app
+
+    keys_module._PRIVATE_CACHE.clear()  # as in a freshly started API process
+
+    client = TestClient(create_app(hub.settings))
+    cid, secret = hub.apps["企业开办"]
+    r = client.post(
+        "/api/v1/token", data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret}
+    )
+    assert r.status_code == 503 and r.json()["error"]["code"] == "keys_unavailable"
+    assert ".pem" not in r.text
+    assert hub.last_audit()["reason"] == "keys_unavailable"

@@ -29,6 +29,7 @@ from catalog.api.context import CallAudit, Hub, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.models import Health
 from catalog.errors import ApiError, error_body
+from catalog.keys import KeyStoreError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _UNAUDITED = {"/api/v1/health"}
@@ -84,6 +85,17 @@ def create_app(settings: Any = None) -> FastAPI:
         if call is not None and call.reason is None:
             call.reason = exc.code
         return JSONResponse(status_code=exc.status, content=error_body(exc), headers=exc.headers or None)
+
+    @app.exception_handler(KeyStoreError)
+    async def _keys(request: Request, exc: KeyStoreError) -> JSONResponse:
+        """A missing private key file (lost volume): say so, without the file path or key id."""
+        import logging
+
+        logging.getLogger("sharehub.api").error("signing keys unavailable: %s", exc)
+        call: CallAudit | None = getattr(request.state, "call", None)
+        if call is not None:
+            call.reason = "keys_unavailable"
+        return JSONResponse(status_code=503, content=error_body(ApiError("keys_unavailable", 503)))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
