@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from sharehub import cli_access, cli_airflow, cli_audit, cli_db, cli_lake
+from sharehub.cli_common import console, err
+from sharehub.cli_common import dump as _dump
+from sharehub.cli_common import engine as _engine
 from sharehub.settings import get_settings
 
 app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
@@ -27,18 +27,6 @@ app.add_typer(cli_audit.app, name="audit")
 app.add_typer(cli_lake.app, name="lake")
 app.add_typer(cli_db.app, name="db")
 app.add_typer(cli_airflow.app, name="airflow")
-console = Console(width=None if sys.stdout.isatty() else 160)  # logs and CI pipes: no 80-column squeeze
-err = Console(stderr=True)
-
-
-def _engine() -> Any:
-    from catalog import store
-
-    return store.engine_for(get_settings().hub_db_url)
-
-
-def _dump(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 # ---- catalog ------------------------------------------------------------------------------

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import os
 import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from sharehub.cli_common import console, err
+from sharehub.cli_common import dump as _dump
+from sharehub.cli_common import engine as _engine
 from sharehub.settings import get_settings
-
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
 
 apps_app = typer.Typer(
     help="registered service systems (应用) and their client credentials", no_args_is_help=True
@@ -30,16 +28,6 @@ staff_app = typer.Typer(help="department staff accounts (工作人员) and roles
 applications_app = typer.Typer(help="sharing applications (共享申请)", no_args_is_help=True)
 grants_app = typer.Typer(help="standing grants (授权)", no_args_is_help=True)
 keys_app = typer.Typer(help="the hub's Ed25519 signing keys", no_args_is_help=True)
-
-
-def _engine() -> Any:
-    from catalog import store
-
-    return store.engine_for(get_settings().hub_db_url)
-
-
-def _dump(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _operator() -> str:

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub.settings import get_settings
+from sharehub.cli_common import console
+from sharehub.cli_common import dump as _dump
+from sharehub.cli_common import engine as _engine
 
 app = typer.Typer(help="the tamper-evident access log (审计日志)", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _engine() -> Any:
-    from catalog import store
-
-    return store.engine_for(get_settings().hub_db_url)
-
-
-def _dump(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _parse_time(value: str | None, option: str) -> dt.datetime | None:

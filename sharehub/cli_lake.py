@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
 
 from lake.errors import LakeError
 from lake.s3admin import MAX_PRESIGN_EXPIRY_S
+from sharehub.cli_common import console, err
+from sharehub.cli_common import dump as _dump
 from sharehub.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from minio import Minio
 
 app = typer.Typer(help="the lake's warehouse on S3 / MinIO", no_args_is_help=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
 
 
 def _client(settings: Settings) -> Minio:
@@ -37,10 +35,6 @@ def _client(settings: Settings) -> Minio:
 def _fail(message: str) -> NoReturn:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
-
-
-def _dump(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 @app.command("init")
