@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.utils import get_flat_dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from catalog import access, applications, apps, staff, store, tokens
 from catalog.access import Principal
 from catalog.errors import ApiError
+from catalog.ratelimit import RateLimiterUnavailable
 
 if TYPE_CHECKING:
     from catalog.audit import AuditWriter
@@ -231,7 +234,17 @@ def dataset_access(
     return d, decision
 
 
-_QUERY_NAMES: dict[int, frozenset[str] | None] = {}
+_QUERY_ATTR = "_sharehub_query_names"  # kept on the route itself: it lives and dies with the app
+
+
+def _declared_query(route: APIRoute) -> frozenset[str] | None:
+    """The query parameters a route declares, or None when it checks its own."""
+    if not hasattr(route, _QUERY_ATTR):
+        dynamic = bool((route.openapi_extra or {}).get("x-dynamic-query"))
+        flat = get_flat_dependant(route.dependant)
+        setattr(route, _QUERY_ATTR, None if dynamic else frozenset(p.alias for p in flat.query_params))
+    names: frozenset[str] | None = getattr(route, _QUERY_ATTR)
+    return names
 
 
 def strict_query(request: Request) -> None:
@@ -239,18 +252,8 @@ def strict_query(request: Request) -> None:
 
     Endpoints whose filters are the dataset's own key fields declare ``x-dynamic-query`` and
     check their parameters themselves."""
-    from fastapi.dependencies.utils import get_flat_dependant
-    from fastapi.routing import APIRoute
-
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
-    names = _QUERY_NAMES.get(id(route), frozenset())
-    if id(route) not in _QUERY_NAMES:
-        dynamic = bool((route.openapi_extra or {}).get("x-dynamic-query"))
-        flat = get_flat_dependant(route.dependant)
-        names = None if dynamic else frozenset(p.alias for p in flat.query_params)
-        _QUERY_NAMES[id(route)] = names
+    names = _declared_query(route) if isinstance(route, APIRoute) else None
     if names is None:
         return
     for key in request.query_params:
@@ -260,8 +263,6 @@ def strict_query(request: Request) -> None:
 
 def limit(hub: Hub, key: str, per_minute: int) -> None:
     """Count one call against a rate limit; 429 with Retry-After when it is used up."""
-    from catalog.ratelimit import RateLimiterUnavailable
-
     try:
         result = hub.limiter.hit(key, per_minute)
     except RateLimiterUnavailable:

@@ -82,7 +82,6 @@ def token(
     and secret (form fields or HTTP Basic); department staff use ``password``. The token is a
     short-lived EdDSA-signed JWT; its audience is this API."""
     call.action = "token"
-    s = hub.settings
     if grant_type == "client_credentials":
         basic = _basic(request)
         cid, secret = basic if basic else (client_id, client_secret)
@@ -94,15 +93,7 @@ def token(
         call.principal = Principal(
             kind="app", app_id=app.app_id, app_name=app.name, department_code=app.department_code
         )
-        tok, expires_in = tokens.issue_token(
-            hub.keys,
-            subject=app.app_id,
-            kind="app",
-            audience=s.token_audience,
-            issuer=s.token_issuer,
-            ttl_s=s.token_ttl_seconds,
-            claims={"gen": app.secret_generation, "dept": app.department_code},
-        )
+        claims: dict[str, Any] = {"gen": app.secret_generation, "dept": app.department_code}
     elif grant_type == "password":
         if not username or not password:
             return _token_error(call, "invalid_request")
@@ -113,21 +104,19 @@ def token(
         call.principal = Principal(
             kind="staff", username=user.username, department_code=user.department_code, roles=user.roles
         )
-        tok, expires_in = tokens.issue_token(
-            hub.keys,
-            subject=user.username,
-            kind="staff",
-            audience=s.token_audience,
-            issuer=s.token_issuer,
-            ttl_s=s.token_ttl_seconds,
-            claims={
-                "gen": user.password_generation,
-                "dept": user.department_code,
-                "roles": sorted(user.roles),
-            },
-        )
+        claims = {"gen": user.password_generation, "dept": user.department_code, "roles": sorted(user.roles)}
     else:
         return _token_error(call, "unsupported_grant_type")
+    s = hub.settings
+    tok, expires_in = tokens.issue_token(
+        hub.keys,
+        subject=call.principal.app_id or call.principal.username or "",
+        kind=call.principal.kind,
+        audience=s.token_audience,
+        issuer=s.token_issuer,
+        ttl_s=s.token_ttl_seconds,
+        claims=claims,
+    )
     return JSONResponse(
         {"access_token": tok, "token_type": "Bearer", "expires_in": expires_in},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from catalog import access, applications, serving
 from catalog.api import cert_views
 from catalog.api.context import AppPrincipal, CallDep, HubDep, dataset_access
+from catalog.api.context import limit as rate_limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import RecordsPage, SubjectView
 from catalog.errors import ApiError
@@ -147,8 +148,6 @@ def subject_view(
         spec = d.spec
         if spec.subject is None or spec.share.type is ShareType.NONE:
             continue
-        from catalog.api.context import limit as rate_limit
-
         rate_limit(hub, f"grant:{grant.id}", grant.rate_limit)
         decision = access.grant_decision(spec, grant.fields, grant.clear_fields)
         rows = serving.lookup_subject(hub.engine, spec, subject_id, limit=SUBJECT_LIMIT + 1)
