@@ -25,36 +25,41 @@ USCC = ["91330100MA27XL0B5H", "91330106MA2CFP8M0B", "91330108MA2H2Y4X1U"]
 CITIZENS = ["11010519491231002X", "330106198001010014", "330106199002020022"]
 PASSWORD = "correct horse battery"
 
+SCJ_DEPARTMENT = {"code": "SCJ", "name": "市场监督管理局", "credit_code": "11330100002482345X"}
+#: the business-licence dataset every catalog test publishes (a certificate dataset)
+LICENCE_DATASET = {
+    "code": "SCJ-LIC",
+    "name": "营业执照信息",
+    "share": {"type": "conditional", "condition": "办理企业登记相关业务"},
+    "primary_key": ["uscc"],
+    "subject": {"field": "uscc", "kind": "enterprise"},
+    "fields": [
+        {"name": "uscc", "label": "统一社会信用代码"},
+        {"name": "ent_name", "label": "企业名称"},
+        {"name": "legal_rep", "label": "法定代表人", "sensitivity": "sensitive", "mask": "name"},
+        {"name": "capital", "label": "注册资本", "type": "decimal(18,2)"},
+        {"name": "est_date", "label": "成立日期", "type": "date"},
+        {"name": "valid_until", "label": "营业期限至", "type": "date"},
+        {"name": "status", "label": "登记状态"},
+    ],
+    "source": {"kind": "sql", "connection": "x", "table": "t"},
+    "certificate": {
+        "type_code": CERT_TYPE,
+        "number": "uscc",
+        "holder_name": "ent_name",
+        "valid_from": "est_date",
+        "valid_until": "valid_until",
+        "status": "status",
+        "revoked_values": ["吊销", "注销"],
+        "face": ["uscc", "ent_name", "legal_rep", "capital", "est_date"],
+    },
+}
+LICENCE_CERT_TYPE = {"code": CERT_TYPE, "name": "营业执照", "holder_kind": "enterprise", "dataset": "SCJ-LIC"}
+
 SCJ = {
-    "department": {"code": "SCJ", "name": "市场监督管理局", "credit_code": "11330100002482345X"},
+    "department": SCJ_DEPARTMENT,
     "datasets": [
-        {
-            "code": "SCJ-LIC",
-            "name": "营业执照信息",
-            "share": {"type": "conditional", "condition": "办理企业登记相关业务"},
-            "primary_key": ["uscc"],
-            "subject": {"field": "uscc", "kind": "enterprise"},
-            "fields": [
-                {"name": "uscc", "label": "统一社会信用代码"},
-                {"name": "ent_name", "label": "企业名称"},
-                {"name": "legal_rep", "label": "法定代表人", "sensitivity": "sensitive", "mask": "name"},
-                {"name": "capital", "label": "注册资本", "type": "decimal(18,2)"},
-                {"name": "est_date", "label": "成立日期", "type": "date"},
-                {"name": "valid_until", "label": "营业期限至", "type": "date"},
-                {"name": "status", "label": "登记状态"},
-            ],
-            "source": {"kind": "sql", "connection": "x", "table": "t"},
-            "certificate": {
-                "type_code": CERT_TYPE,
-                "number": "uscc",
-                "holder_name": "ent_name",
-                "valid_from": "est_date",
-                "valid_until": "valid_until",
-                "status": "status",
-                "revoked_values": ["吊销", "注销"],
-                "face": ["uscc", "ent_name", "legal_rep", "capital", "est_date"],
-            },
-        },
+        LICENCE_DATASET,
         {
             "code": "SCJ-OPEN",
             "name": "企业年报公示信息",
@@ -78,9 +83,7 @@ SCJ = {
             "source": {"kind": "sql", "connection": "x", "table": "t"},
         },
     ],
-    "certificate_types": [
-        {"code": CERT_TYPE, "name": "营业执照", "holder_kind": "enterprise", "dataset": "SCJ-LIC"}
-    ],
+    "certificate_types": [LICENCE_CERT_TYPE],
 }
 RSJ = {
     "department": {"code": "RSJ", "name": "人力资源和社会保障局"},
@@ -115,7 +118,10 @@ STAFF: dict[str, tuple[str | None, list[str]]] = {
 BDC = {"department": {"code": "ZGJ", "name": "自然资源和规划局"}}
 
 
-def licences(names: list[str], statuses: list[str]) -> pa.Table:
+def licences(
+    names: list[str], statuses: list[str], valid_until: list[dt.date | None] | None = None
+) -> pa.Table:
+    """Rows of the licence dataset for the first ``len(names)`` of :data:`USCC`."""
     n = len(names)
     return pa.table(
         {
@@ -124,7 +130,7 @@ def licences(names: list[str], statuses: list[str]) -> pa.Table:
             "legal_rep": ["张三丰", "李四", "王五"][:n],
             "capital": pa.array([decimal.Decimal("100.00")] * n, pa.decimal128(18, 2)),
             "est_date": [dt.date(2020, 1, 1)] * n,
-            "valid_until": [None, dt.date(2021, 1, 1), None][:n],
+            "valid_until": valid_until if valid_until is not None else [None, dt.date(2021, 1, 1), None][:n],
             "status": statuses,
         }
     )

@@ -29,63 +29,16 @@ from catalog.signing import (
     signed_certificate,
     verify_signature,
 )
+from tests.api_hub import CERT_TYPE, LICENCE_CERT_TYPE, LICENCE_DATASET, SCJ_DEPARTMENT, USCC, licences
 
-TYPE = "11100000000013127D001"
-USCC = ["91330100MA27XL0B5H", "91330106MA2CFP8M0B", "91330108MA2H2Y4X1U"]
+TYPE = CERT_TYPE
 TODAY = dt.date(2026, 11, 22)
 NOW = dt.datetime(2026, 11, 22, 4, 0, tzinfo=dt.UTC)
 DIRECTORY = {
-    "department": {"code": "SCJ", "name": "市场监督管理局", "credit_code": "11330100002482345X"},
-    "datasets": [
-        {
-            "code": "SCJ-LIC",
-            "name": "营业执照信息",
-            "share": {"type": "conditional", "condition": "办理业务需要"},
-            "primary_key": ["uscc"],
-            "subject": {"field": "uscc", "kind": "enterprise"},
-            "fields": [
-                {"name": "uscc", "label": "统一社会信用代码"},
-                {"name": "ent_name", "label": "企业名称"},
-                {"name": "legal_rep", "label": "法定代表人", "sensitivity": "sensitive", "mask": "name"},
-                {"name": "capital", "label": "注册资本", "type": "decimal(18,2)"},
-                {"name": "est_date", "label": "成立日期", "type": "date"},
-                {"name": "valid_until", "label": "营业期限至", "type": "date"},
-                {"name": "status", "label": "登记状态"},
-            ],
-            "source": {"kind": "sql", "connection": "x", "table": "t"},
-            "certificate": {
-                "type_code": TYPE,
-                "number": "uscc",
-                "holder_name": "ent_name",
-                "valid_from": "est_date",
-                "valid_until": "valid_until",
-                "status": "status",
-                "revoked_values": ["吊销", "注销"],
-                "face": ["uscc", "ent_name", "legal_rep", "capital", "est_date"],
-            },
-        }
-    ],
-    "certificate_types": [
-        {"code": TYPE, "name": "营业执照", "holder_kind": "enterprise", "dataset": "SCJ-LIC"}
-    ],
+    "department": SCJ_DEPARTMENT,
+    "datasets": [LICENCE_DATASET],
+    "certificate_types": [LICENCE_CERT_TYPE],
 }
-
-
-def licences(
-    names: list[str], statuses: list[str], valid_until: list[dt.date | None] | None = None
-) -> pa.Table:
-    n = len(names)
-    return pa.table(
-        {
-            "uscc": USCC[:n],
-            "ent_name": names,
-            "legal_rep": ["张三丰", "李四", "王五"][:n],
-            "capital": pa.array([decimal.Decimal("100.00")] * n, pa.decimal128(18, 2)),
-            "est_date": [dt.date(2020, 1, 1)] * n,
-            "valid_until": valid_until if valid_until is not None else [None, dt.date(2021, 1, 1), None][:n],
-            "status": statuses,
-        }
-    )
 
 
 class Hub:
