@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,15 +62,20 @@ class App:
 
 
 def _from_row(row: sa.Row[Any]) -> App:
+    return from_mapping(row._mapping)
+
+
+def from_mapping(m: Mapping[Any, Any], prefix: str = "") -> App:
+    """An :class:`App` from a row of ``hub_apps`` whose column names carry ``prefix`` (for joins)."""
     return App(
-        app_id=row.app_id,
-        name=row.name,
-        department_code=row.department_code,
-        description=row.description,
-        status=row.status,
-        secret_generation=row.secret_generation,
-        created_at=_aware(row.created_at),
-        secret_rotated_at=_aware(row.secret_rotated_at),
+        app_id=m[prefix + "app_id"],
+        name=m[prefix + "name"],
+        department_code=m[prefix + "department_code"],
+        description=m[prefix + "description"],
+        status=m[prefix + "status"],
+        secret_generation=m[prefix + "secret_generation"],
+        created_at=_aware(m[prefix + "created_at"]),
+        secret_rotated_at=_aware(m[prefix + "secret_rotated_at"]),
     )
 
 

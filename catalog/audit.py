@@ -39,6 +39,8 @@ write. ``at`` is not required to increase: replicas' clocks differ a little.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -46,7 +48,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,13 +245,24 @@ def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRe
 
 
 class _Pending:
-    __slots__ = ("done", "error", "rec", "seq")
+    __slots__ = ("done", "error", "on_done", "rec", "seq")
 
-    def __init__(self, rec: AuditRecord) -> None:
+    def __init__(self, rec: AuditRecord, on_done: Callable[[], None] | None = None) -> None:
         self.rec = rec
         self.done = threading.Event()
         self.seq: int | None = None
         self.error: AuditError | None = None
+        self.on_done = on_done  # called in the writer thread once seq or error is set
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class AuditWriter:
@@ -275,17 +288,46 @@ class AuditWriter:
 
     def write(self, rec: AuditRecord, timeout: float = 10.0) -> int:
         """Append one record and return its seq once committed; AuditError when that failed."""
+        item = _Pending(self._normalised(rec))
+        self._enqueue(item)
+        item.done.wait(timeout)
+        return self._outcome(item, timeout)
+
+    async def write_async(self, rec: AuditRecord, timeout: float = 10.0) -> int:
+        """:meth:`write` for an event loop: the caller waits for the commit without a thread.
+
+        The writer thread wakes the waiting task through the loop; the record joins the same
+        group commits as those of :meth:`write`."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, woken)
+
+        item = _Pending(self._normalised(rec), wake)
+        self._enqueue(item)
+        with contextlib.suppress(TimeoutError):  # _outcome tells what a timeout means
+            await asyncio.wait_for(asyncio.shield(woken), timeout)
+        return self._outcome(item, timeout)
+
+    @staticmethod
+    def _normalised(rec: AuditRecord) -> AuditRecord:
         try:
-            item = _Pending(normalise(rec))
+            return normalise(rec)
         except ValueError as exc:
             raise AuditError(str(exc)) from exc
+
+    def _enqueue(self, item: _Pending) -> None:
         with self._cond:
             if self._closing:
                 raise AuditError("the audit writer is closed")
             self._pending.append(item)
             if len(self._pending) == 1 or len(self._pending) >= self._batch_max:
                 self._cond.notify()
-        if not item.done.wait(timeout):
+
+    def _outcome(self, item: _Pending, timeout: float) -> int:
+        if not item.done.is_set():
             with self._cond:
                 if any(p is item for p in self._pending):
                     self._pending.remove(item)  # never started: it will not be written
@@ -347,7 +389,7 @@ class AuditWriter:
             error.__cause__ = exc
             batch[0].error = error
         for p in batch:
-            p.done.set()
+            p.finish()
 
 
 # ---- verifying -----------------------------------------------------------------------------

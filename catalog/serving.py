@@ -3,11 +3,12 @@
 The lake is the system of record; these tables are derived from the curated snapshot so
 that lookups by primary key or subject are fast. Each run refreshes its table in one
 transaction: a full run replaces the contents, an incremental run upserts its rows. The
-table can always be rebuilt from the curated snapshot (``rebuild``).
+table can always be rebuilt from the curated snapshot (a full sync reloads it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +22,8 @@ from catalog.model import DatasetSpec, FieldSpec
 
 SERVING_PREFIX = "srv_"
 META_COLUMNS = ("_run_id", "_updated_at")
-_CHUNK = 2_000
+_CHUNK = 5_000
+_COPY_BATCH = 65_536
 
 
 def serving_table_name(code: str) -> str:
@@ -160,16 +162,32 @@ def refresh(
     run_id: str,
     replace: bool,
 ) -> int:
-    """Write a run's published rows: replace the whole table (full run) or upsert them. One transaction."""
+    """Write a run's published rows: replace the whole table (full run) or upsert them. One transaction.
+
+    ``data`` may be a one-shot stream of record batches: it is read once, in bounded memory.
+    PostgreSQL gets the rows through ``COPY`` (:mod:`catalog.serving_load`); other databases
+    through batched inserts.
+    """
     table = serving_table(spec)
     names = [f.name for f in spec.fields]
     now = dt.datetime.now(dt.UTC)
+    batches = data.to_batches(max_chunksize=_COPY_BATCH) if isinstance(data, pa.Table) else data
+    if engine.dialect.name == "postgresql":
+        from catalog import serving_load
+
+        subject = spec.subject.field if spec.subject else None
+        with engine.begin() as conn:
+            if replace:
+                return serving_load.replace(
+                    conn, table, spec.primary_key, subject, batches, names, run_id=run_id, now=now
+                )
+            return serving_load.upsert(conn, table, spec.primary_key, batches, names, run_id=run_id, now=now)
     written = 0
     stmt = table.insert() if replace else _upsert_stmt(engine, table, spec.primary_key)
     with engine.begin() as conn:
         if replace:
             conn.execute(table.delete())
-        for chunk in _chunks(data):
+        for chunk in _chunks(batches):
             rows = _py_rows(chunk, names, run_id, now)
             if rows:
                 conn.execute(stmt, rows)
@@ -181,27 +199,36 @@ def _public(row: sa.Row[Any]) -> dict[str, Any]:
     return {k: v for k, v in row._mapping.items() if k not in META_COLUMNS}
 
 
-def lookup_key(engine: sa.Engine, spec: DatasetSpec, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The record with this primary key, or None."""
+def _reading(bind: sa.Engine | sa.Connection) -> contextlib.AbstractContextManager[sa.Connection]:
+    """A connection for one read: the caller's own, or a new one from the engine."""
+    return contextlib.nullcontext(bind) if isinstance(bind, sa.Connection) else bind.connect()
+
+
+def lookup_key(
+    bind: sa.Engine | sa.Connection, spec: DatasetSpec, key: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The record with this primary key, or None (``bind``: an engine, or a connection to reuse)."""
     table = serving_table(spec)
     missing = [k for k in spec.primary_key if k not in key]
     if missing:
         raise ValueError(f"primary key field(s) missing: {', '.join(missing)}")
     cond = sa.and_(*[table.c[k] == key[k] for k in spec.primary_key])
-    with engine.connect() as conn:
+    with _reading(bind) as conn:
         row = conn.execute(sa.select(table).where(cond)).first()
     return _public(row) if row else None
 
 
 def lookup_subject(
-    engine: sa.Engine,
+    bind: sa.Engine | sa.Connection,
     spec: DatasetSpec,
     subject: str,
     *,
     limit: int = 100,
     after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Records about one subject, ordered by primary key; ``after`` is the last key seen (cursor)."""
+    """Records about one subject, ordered by primary key; ``after`` is the last key seen (cursor).
+
+    ``bind``: an engine, or a connection to reuse (the API reads the grant and the records on one)."""
     if spec.subject is None:
         raise ValueError(f"dataset {spec.code} has no subject field")
     table = serving_table(spec)
@@ -210,7 +237,7 @@ def lookup_subject(
     if after is not None:
         q = q.where(sa.tuple_(*key_cols) > sa.tuple_(*[sa.literal(v) for v in after]))
     q = q.order_by(*key_cols).limit(limit)
-    with engine.connect() as conn:
+    with _reading(bind) as conn:
         return [_public(r) for r in conn.execute(q)]
 
 

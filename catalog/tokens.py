@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import jwt
@@ -96,6 +98,13 @@ def verify_token(
     signature, the required claims (exp, iat, aud, iss, sub, kind), audience, issuer, then the
     times against ``now`` with ``leeway_s`` of clock skew.
     """
+    payload = _verify_signed(keys, token, audience=audience, issuer=issuer)
+    _check_times(payload, now, leeway_s)
+    return payload
+
+
+def _verify_signed(keys: KeyStore, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
+    """Everything but the times: header, key, signature, required claims, audience, issuer."""
     if not isinstance(token, str) or not token:
         raise TokenError("malformed", "empty token")
     try:
@@ -112,7 +121,7 @@ def verify_token(
     assert public is not None
     try:
         # PyJWT checks exp/nbf/iat against the wall clock, which would ignore an injected
-        # ``now``: those three are switched off here and checked below against ``now``.
+        # ``now``: those three are switched off here and checked by _check_times.
         payload: dict[str, Any] = jwt.decode(
             token,
             public,
@@ -143,6 +152,14 @@ def verify_token(
         raise TokenError("malformed", "claim sub must be a string")
     if not isinstance(payload.get("kind"), str) or not payload["kind"]:
         raise TokenError("malformed", 'Token is missing the "kind" claim')
+    _int_claim(payload, "exp")
+    _int_claim(payload, "iat")
+    if "nbf" in payload:
+        _int_claim(payload, "nbf")
+    return payload
+
+
+def _check_times(payload: dict[str, Any], now: dt.datetime | None, leeway_s: int) -> None:
     exp = _int_claim(payload, "exp")
     iat = _int_claim(payload, "iat")
     nbf = _int_claim(payload, "nbf") if "nbf" in payload else iat
@@ -151,4 +168,48 @@ def verify_token(
         raise TokenError("expired", "the token has expired")
     if nbf > t + leeway_s or iat > t + leeway_s:
         raise TokenError("not_yet_valid", "the token is not valid yet")
-    return payload
+
+
+class TokenVerifier:
+    """:func:`verify_token` for one key store, audience and issuer, remembering signature checks.
+
+    An API process sees the same token on every call of an app for up to 15 minutes; checking
+    its Ed25519 signature and parsing it each time is most of what the token costs. What is
+    remembered is only that *this exact token string* passed the checks that cannot change:
+    header, published token key (a kid never changes purpose or key, and retired keys still
+    verify), signature, audience and issuer. The times are checked on every call, and nothing
+    about the party behind the token is remembered: the API re-reads the app or account on
+    every call, so a rotated secret or a disabled app still takes effect at once. Refused
+    tokens are never remembered. At most ``max_entries`` tokens are kept (the oldest go first).
+    """
+
+    def __init__(self, keys: KeyStore, *, audience: str, issuer: str, max_entries: int = 10_000) -> None:
+        """Verify against ``keys`` for ``audience`` and ``issuer``."""
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.keys = keys
+        self.audience = audience
+        self.issuer = issuer
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._passed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def verify(self, token: str, *, now: dt.datetime | None = None, leeway_s: int = 30) -> dict[str, Any]:
+        """Like :func:`verify_token`; the returned claims are the caller's own copy."""
+        with self._lock:
+            payload = self._passed.get(token) if isinstance(token, str) else None
+        if payload is not None:
+            _check_times(payload, now, leeway_s)
+            return dict(payload)
+        payload = _verify_signed(self.keys, token, audience=self.audience, issuer=self.issuer)
+        _check_times(payload, now, leeway_s)
+        with self._lock:
+            self._passed[token] = payload
+            while len(self._passed) > self._max:
+                self._passed.popitem(last=False)
+        return dict(payload)
+
+    def __len__(self) -> int:
+        """Tokens remembered."""
+        with self._lock:
+            return len(self._passed)

@@ -1,5 +1,9 @@
 """PostgreSQL fast path: ``COPY (SELECT ...) TO STDOUT WITH (FORMAT csv)`` into pyarrow's CSV reader.
 
+A reader thread joins COPY's rows into blocks of ~16 MB while the caller's thread parses the
+previous block with Arrow's multi-threaded CSV parser, so the socket, the parse and whatever
+the caller does with a batch overlap (see docs/benchmarks.md for what this buys).
+
 Column types come from a ``LIMIT 0`` run of the same query (psycopg's cursor.description type
 OIDs), so the Arrow data equals the generic path's. COPY takes no bind parameters: the
 watermark is quoted client-side by ``psycopg.sql.Literal``. Queries with a column type the
@@ -8,9 +12,12 @@ fast path does not parse fall back to the generic path.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
+import gc
+import select
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -24,11 +31,14 @@ from connectors.common import ordinal_rows, slice_batches, with_origin
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import pq
     from psycopg import sql as psql
 
     from connectors.sql import Plan, SqlConnector
 
-_BLOCK = 1 << 20
+#: bytes of COPY output parsed at once (one record batch), and Arrow's parse block inside it
+_BLOCK = 16 << 20
+_PARSE_BLOCK = 1 << 20
 
 
 @dataclass
@@ -99,32 +109,126 @@ def copy_supported(engine: sa.Engine, plan: Plan) -> CopyLayout | None:
     return CopyLayout(inner, names, types, utc)
 
 
-class _CopyStream(io.RawIOBase):
-    """A byte stream over psycopg's COPY OUT chunks."""
+def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Iterator[bytes]:
+    """Run ``query`` (a COPY … TO STDOUT) on ``pgconn``; its output joined into ~``size``-byte blocks.
 
-    def __init__(self, copy: psycopg.Copy) -> None:
-        super().__init__()
-        self._copy = copy
-        self._buffer = memoryview(b"")
+    PostgreSQL sends one CopyData message per row, so every message ends a row: a block never
+    splits a row (quoted newlines included) and parses on its own. The rows are read through
+    libpq itself (``psycopg.pq``): psycopg's ``Copy.read()`` costs about 2 µs of Python a row,
+    which at a million rows is as long as the server takes to produce them. The socket wait is
+    a ``select`` (the GIL is free while the server works).
+    """
+    import psycopg
+    from psycopg import pq
 
-    def readable(self) -> bool:
-        return True
+    def failed(what: str, result: Any) -> psycopg.Error:
+        message = result.error_message if result is not None else pgconn.error_message
+        return psycopg.OperationalError(f"{what}: {bytes(message).decode('utf-8', 'replace').strip()}")
 
-    def is_empty(self) -> bool:
-        """Whether the COPY produced no data at all (pyarrow refuses an empty CSV)."""
-        if not self._buffer:
-            self._buffer = memoryview(bytes(self._copy.read()))
-        return not self._buffer
+    if not pgconn.send_query(query) and pgconn.status != pq.ConnStatus.OK:
+        raise failed("COPY not sent", None)
+    pgconn.flush()
+    first = _next_result(pgconn)
+    if first is None or first.status != pq.ExecStatus.COPY_OUT:
+        _drain(pgconn)
+        raise failed("COPY refused", first)
+    parts: list[Any] = []
+    n = 0
+    fd = pgconn.socket
+    finished = False
+    # each row allocates a tuple: with the cyclic GC on, a million rows trigger ~1,400
+    # collections that scan every object the process holds (9 % of the read in a profile);
+    # it is paused while a block fills and runs between blocks
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            nbytes, data = pgconn.get_copy_data(1)
+            if nbytes > 0:
+                parts.append(data)
+                n += nbytes
+                if n >= size:
+                    if gc_was_enabled:
+                        gc.enable()
+                    yield b"".join(parts)
+                    gc.disable()
+                    parts, n = [], 0
+            elif nbytes == 0:
+                select.select([fd], [], [])
+                pgconn.consume_input()
+            elif nbytes == -1:
+                finished = True
+                break
+            else:
+                raise failed("COPY interrupted", None)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        if not finished:  # the reader stopped early: cancel the COPY, leave the connection idle
+            pgconn.get_cancel().cancel()
+            while pgconn.get_copy_data(0)[0] >= 0:
+                pass
+            _drain(pgconn)
+    if parts:
+        yield b"".join(parts)
+    end = _next_result(pgconn)
+    _drain(pgconn)
+    if end is None or end.status != pq.ExecStatus.COMMAND_OK:
+        raise failed("COPY failed", end)
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            self._buffer = memoryview(bytes(self._copy.read()))
-            if not self._buffer:
-                return 0
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
+
+def _next_result(pgconn: pq.abc.PGconn) -> Any:
+    """The next result of the query in flight, waiting on the socket without holding the GIL."""
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [])
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def _drain(pgconn: pq.abc.PGconn) -> None:
+    while _next_result(pgconn) is not None:
+        pass
+
+
+def _prefetch(blocks: Generator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """Run ``blocks`` in a thread, ``depth`` blocks ahead: reading the socket overlaps parsing."""
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for block in blocks:
+                if not put(block):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            blocks.close()
+
+    thread = threading.Thread(target=pump, name="copy-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def copy_batches(
@@ -154,37 +258,37 @@ def copy_batches(
         for key, arrow_type, utc in zip(keys, layout.types, layout.utc_columns, strict=True)
     }
     cursor_index = layout.names.index(connector.cursor) if connector.cursor in layout.names else None
+    read_options = pa_csv.ReadOptions(column_names=keys, use_threads=True, block_size=_PARSE_BLOCK)
+    parse_options = pa_csv.ParseOptions(newlines_in_values=True)
+    convert_options = pa_csv.ConvertOptions(
+        column_types=read_types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
     start = 1
     with _connect(engine) as conn:
         try:
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                stream = _CopyStream(copy)
-                if stream.is_empty():
-                    return
-                reader = pa_csv.open_csv(
-                    io.BufferedReader(stream, buffer_size=_BLOCK),
-                    read_options=pa_csv.ReadOptions(column_names=keys, use_threads=False, block_size=_BLOCK),
-                    parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                    convert_options=pa_csv.ConvertOptions(
-                        column_types=read_types,
-                        null_values=[""],
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                        true_values=["t"],
-                        false_values=["f"],
-                    ),
-                )
-                for raw in reader:
-                    arrays = [
-                        col.cast(t) if utc else col
-                        for col, t, utc in zip(raw.columns, layout.types, layout.utc_columns, strict=True)
-                    ]
-                    batch = pa.RecordBatch.from_arrays(arrays, names=layout.names)
-                    for part in slice_batches(batch, connector.batch_size):
-                        if cursor_index is not None:
-                            connector.note_cursor_max(pc.max(part.column(cursor_index)).as_py())
-                        yield with_origin(part, connector.source, ordinal_rows(start, part.num_rows))
-                        start += part.num_rows
+            query = statement.as_bytes(conn)
+            for block in _prefetch(_row_blocks(conn.pgconn, query, _BLOCK)):
+                raw = pa_csv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                ).combine_chunks()
+                arrays = [
+                    col.chunk(0).cast(t) if utc else col.chunk(0)
+                    for col, t, utc in zip(raw.columns, layout.types, layout.utc_columns, strict=True)
+                ]
+                batch = pa.RecordBatch.from_arrays(arrays, names=layout.names)
+                for part in slice_batches(batch, connector.batch_size):
+                    if cursor_index is not None:
+                        connector.note_cursor_max(pc.max(part.column(cursor_index)).as_py())
+                    yield with_origin(part, connector.source, ordinal_rows(start, part.num_rows))
+                    start += part.num_rows
         except psycopg.Error as exc:
             raise ConnectorError(f"{connector.source}: COPY failed: {exc}") from None
         except pa.ArrowInvalid as exc:

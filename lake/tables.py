@@ -348,12 +348,21 @@ class Lake:
         return restore(scan.to_arrow(), _declared(table))
 
     def read_batches(
-        self, zone: str, dataset_code: str, *, snapshot_id: int | None = None
+        self,
+        zone: str,
+        dataset_code: str,
+        *,
+        snapshot_id: int | None = None,
+        row_filter: str | BooleanExpression | None = None,
+        columns: list[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the table (at ``snapshot_id``) as record batches with the declared Arrow types."""
+        """Stream the table (at ``snapshot_id``) as record batches with the declared Arrow types.
+
+        Memory stays bounded by a few of pyiceberg's batches (about one Parquet row group each),
+        whatever the table's size."""
         table = self.load_table(zone, dataset_code)
         declared = _declared(table)
-        for batch in self._scan(table, snapshot_id, None, None).to_arrow_batch_reader():
+        for batch in self._scan(table, snapshot_id, row_filter, columns).to_arrow_batch_reader():
             yield restore(batch, declared)
 
     def _scan(

@@ -18,7 +18,7 @@ import json
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -106,7 +106,8 @@ class ValidationOutcome:
     row_id: str = "_row"
     #: True when the table had no row-id column and row ids are row positions
     row_id_is_position: bool = False
-    #: the GX ``ExpectationSuiteValidationResult`` (its unexpected lists trimmed to SAMPLE_ROWS)
+    #: the GX ``ExpectationSuiteValidationResult`` (its unexpected lists trimmed to SAMPLE_ROWS),
+    #: or a list of them when the rows were validated in chunks (one per chunk, then the keys)
     gx_result: Any = None
 
     def to_json(self) -> dict[str, Any]:
@@ -128,8 +129,16 @@ class ValidationOutcome:
             "expectations": [e.to_dict() for e in self.expectations],
             "dataset_checks": _jsonable(self.dataset_checks),
             "sample_violations": samples,
-            "gx_result": self.gx_result.describe_dict() if self.gx_result is not None else None,
+            "gx_result": _describe(self.gx_result),
         }
+
+
+def _describe(gx_result: Any) -> Any:
+    if gx_result is None:
+        return None
+    if isinstance(gx_result, list):
+        return {"parts": [r.describe_dict() for r in gx_result]}
+    return gx_result.describe_dict()
 
 
 @dataclass(frozen=True)
@@ -161,17 +170,167 @@ def validate(
     a text column that messages use to point at other rows (e.g. "also on row 57" when the
     row id is an internal number but the department knows the file's line numbers).
     """
+    _require_fields(table, rules)
+    is_position = row_id not in table.column_names
+    ids = _ids(table, row_id, is_position)
+    part = _run_part(table, rules, _ALL, ids, row_id=row_id, suite_name=suite_name, row_label=row_label)
+    return ValidationOutcome(
+        suite_name=suite_name,
+        success=part.success,
+        row_count=table.num_rows,
+        bad_row_count=len(part.violations),
+        violations=dict(part.violations),
+        expectations=part.results,
+        dataset_checks=part.dataset_checks,
+        row_id=row_id,
+        row_id_is_position=is_position,
+        gx_result=part.gx_result,
+    )
+
+
+def validate_chunks(
+    chunks: Iterable[pa.Table],
+    rules: DatasetRules,
+    *,
+    row_id: str,
+    suite_name: str,
+    row_label: str | None = None,
+    on_chunk: Callable[[pa.Table, list[int]], None] | None = None,
+) -> ValidationOutcome:
+    """Validate a stream of tables as one batch, in memory bounded by one chunk.
+
+    Row rules run per chunk (one GX validation each); the rules that need every row at once
+    (primary key and ``unique`` columns, volume change) run once at the end on a table of only
+    the key columns, the row id and the label. ``on_chunk(chunk, bad_ids)`` is called after
+    each chunk with the ids of its rows that broke a row rule, so the caller can keep those
+    rows (rows that only break a uniqueness rule are known at the end, in the outcome).
+    ``row_id`` must be a column of every chunk. The outcome is the same as :func:`validate`'s
+    on the concatenated chunks, except that ``gx_result`` holds one GX result per part.
+    """
+    keep = list(dict.fromkeys([*_global_fields(rules), row_id, *([row_label] if row_label else [])]))
+    kept: list[pa.Table] = []
+    merged = _Merged()
+    rows = 0
+    for chunk in chunks:
+        if not chunk.num_rows:
+            continue
+        _require_fields(chunk, rules)
+        rows += chunk.num_rows
+        ids = _ids(chunk, row_id, False)
+        part = _run_part(chunk, rules, _ROWS, ids, row_id=row_id, suite_name=suite_name, row_label=row_label)
+        merged.add(part)
+        kept.append(chunk.select(keep))
+        if on_chunk is not None:
+            on_chunk(chunk, sorted(part.violations))
+    if kept:
+        keys = pa.concat_tables(kept).combine_chunks()
+        del kept
+        part = _run_part(
+            keys, rules, _GLOBAL, _ids(keys, row_id, False), row_id=row_id, suite_name=suite_name, row_label=row_label
+        )
+        merged.add(part)
+    return ValidationOutcome(
+        suite_name=suite_name,
+        success=merged.success,
+        row_count=rows,
+        bad_row_count=len(merged.violations),
+        violations=dict(merged.violations),
+        expectations=merged.expectations(),
+        dataset_checks=merged.dataset_checks,
+        row_id=row_id,
+        row_id_is_position=False,
+        gx_result=merged.gx_results[0] if len(merged.gx_results) == 1 else merged.gx_results,
+    )
+
+
+# which rules a GX run covers: all of them, the per-row ones, the ones that need every row
+_ALL, _ROWS, _GLOBAL = "all", "rows", "global"
+
+
+def _global_fields(rules: DatasetRules) -> list[str]:
+    fields = list(rules.key)
+    fields += [r.field for r in rules.columns if r.kind == UNIQUE]
+    return list(dict.fromkeys(fields))
+
+
+def _require_fields(table: pa.Table, rules: DatasetRules) -> None:
     missing = [f for f in rules.fields() if f not in table.column_names]
     if missing:
         raise ValueError(f"fields not in the table: {', '.join(missing)}")
-    is_position = row_id not in table.column_names
-    ids = (
-        pa.array(range(table.num_rows), pa.int64())
-        if is_position
-        else pc.cast(table.column(row_id), pa.int64()).combine_chunks()
-    )
-    df, kinds = _to_pandas(table, rules, row_id, ids)
-    checks, expectations = _build_suite(rules, kinds)
+
+
+def _ids(table: pa.Table, row_id: str, is_position: bool) -> pa.Array:
+    if is_position:
+        return pa.array(range(table.num_rows), pa.int64())
+    return pc.cast(table.column(row_id), pa.int64()).combine_chunks()
+
+
+@dataclass
+class _Part:
+    """What one GX run over one table found."""
+
+    success: bool
+    violations: dict[int, list[Violation]]
+    results: list[ExpectationResult]
+    checks: list[_Check]
+    dataset_checks: dict[str, dict[str, Any]]
+    gx_result: Any
+    element_counts: list[int]
+
+
+@dataclass
+class _Merged:
+    """Results of several parts, merged per check (counts summed, samples kept in order)."""
+
+    success: bool = True
+    violations: dict[int, list[Violation]] = field(default_factory=lambda: defaultdict(list))
+    dataset_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gx_results: list[Any] = field(default_factory=list)
+    _by_check: dict[str, tuple[ExpectationResult, int, int]] = field(default_factory=dict)
+
+    def add(self, part: _Part) -> None:
+        self.success = self.success and part.success
+        for rid, vs in part.violations.items():
+            self.violations[rid].extend(vs)
+        self.dataset_checks.update(part.dataset_checks)
+        self.gx_results.append(part.gx_result)
+        for res, check, elements in zip(part.results, part.checks, part.element_counts, strict=True):
+            marker = json.dumps([check.rule, check.fields, _jsonable(dict(check.params))], sort_keys=True)
+            if marker not in self._by_check:
+                self._by_check[marker] = (res, res.unexpected_count, elements)
+                continue
+            first, count, total = self._by_check[marker]
+            count += res.unexpected_count
+            total += elements
+            samples = (first.sample_rows + res.sample_rows)[:SAMPLE_ROWS]
+            merged = ExpectationResult(
+                expectation_type=first.expectation_type,
+                column=first.column,
+                success=first.success and res.success,
+                unexpected_count=count,
+                unexpected_percent=(100.0 * count / total) if total else None,
+                details=first.details,
+                rule=first.rule,
+                sample_rows=samples,
+            )
+            self._by_check[marker] = (merged, count, total)
+
+    def expectations(self) -> list[ExpectationResult]:
+        return [res for res, _count, _total in self._by_check.values()]
+
+
+def _run_part(
+    table: pa.Table,
+    rules: DatasetRules,
+    part: str,
+    ids: pa.Array,
+    *,
+    row_id: str,
+    suite_name: str,
+    row_label: str | None,
+) -> _Part:
+    df, kinds = _to_pandas(table, rules, row_id, ids, only=_global_fields(rules) if part == _GLOBAL else None)
+    checks, expectations = _build_suite(rules, kinds, part)
 
     import great_expectations as gx
 
@@ -198,6 +357,8 @@ def validate(
     positions: dict[int, int] | None = None
     violations: dict[int, list[Violation]] = defaultdict(list)
     results: list[ExpectationResult] = []
+    ordered_checks: list[_Check] = []
+    element_counts: list[int] = []
     dataset_checks: dict[str, dict[str, Any]] = {}
     for res in sorted(gx_result.results, key=lambda r: int(r.expectation_config.meta[_META_KEY])):
         config = res.expectation_config
@@ -229,19 +390,17 @@ def validate(
                 sample_rows=tuple(bad_ids[:SAMPLE_ROWS]),
             )
         )
+        ordered_checks.append(check)
+        element_counts.append(int(r.get("element_count") or 0) - int(r.get("missing_count") or 0))
         _trim(r)
-
-    return ValidationOutcome(
-        suite_name=suite_name,
+    return _Part(
         success=bool(gx_result.success),
-        row_count=table.num_rows,
-        bad_row_count=len(violations),
-        violations=dict(violations),
-        expectations=results,
+        violations=violations,
+        results=results,
+        checks=ordered_checks,
         dataset_checks=dataset_checks,
-        row_id=row_id,
-        row_id_is_position=is_position,
         gx_result=gx_result,
+        element_counts=element_counts,
     )
 
 
@@ -283,7 +442,7 @@ class _Kind:
 
 
 def _to_pandas(
-    table: pa.Table, rules: DatasetRules, row_id: str, ids: pa.Array
+    table: pa.Table, rules: DatasetRules, row_id: str, ids: pa.Array, *, only: Sequence[str] | None = None
 ) -> tuple[Any, dict[str, _Kind]]:
     """The columns the rules need, converted so that GX's pandas metrics stay vectorised.
 
@@ -293,7 +452,7 @@ def _to_pandas(
     string_fields = {r.field for r in rules.columns if r.kind in _STRING_RULES}
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
     kinds: dict[str, _Kind] = {}
-    for name in rules.fields():
+    for name in only if only is not None else rules.fields():
         col = table.column(name)
         t = col.type
         kind = _Kind(_OTHER)
@@ -325,7 +484,9 @@ def _to_pandas(
 # --------------------------------------------------------------------------- suite
 
 
-def _build_suite(rules: DatasetRules, kinds: Mapping[str, _Kind]) -> tuple[list[_Check], list[Any]]:
+def _build_suite(
+    rules: DatasetRules, kinds: Mapping[str, _Kind], part: str = _ALL
+) -> tuple[list[_Check], list[Any]]:
     import importlib
 
     gxe: Any = importlib.import_module("great_expectations.expectations")
@@ -336,8 +497,10 @@ def _build_suite(rules: DatasetRules, kinds: Mapping[str, _Kind]) -> tuple[list[
     expectations: list[Any] = []
 
     def add(check: _Check, cls: Any, **kwargs: Any) -> None:
-        expectations.append(cls(meta={_META_KEY: len(checks)}, **kwargs))
-        checks.append(check)
+        needs_every_row = check.rule in (PRIMARY_KEY, UNIQUE, VOLUME_CHANGE)
+        if part == _ALL or (part == _GLOBAL) == needs_every_row:
+            expectations.append(cls(meta={_META_KEY: len(checks)}, **kwargs))
+            checks.append(check)
 
     key = tuple(rules.key)
     if len(key) == 1:
@@ -351,6 +514,8 @@ def _build_suite(rules: DatasetRules, kinds: Mapping[str, _Kind]) -> tuple[list[
 
     seen: set[str] = set()
     for rule in rules.columns:
+        if (part == _GLOBAL) != (rule.kind == UNIQUE) and part != _ALL:
+            continue
         marker = json.dumps([rule.field, rule.kind, _jsonable(dict(rule.params))], sort_keys=True)
         if marker in seen or (rule.kind == UNIQUE and key == (rule.field,)):
             continue

@@ -358,35 +358,70 @@ def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _row_labels(table: pa.Table) -> pa.ChunkedArray:
+def _row_labels(table: pa.Table, several_files: bool) -> pa.ChunkedArray | pa.Array:
     """How messages name other rows: the source line, plus the file when the run read several."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     rows = pc.cast(table.column(ROW), pa.string())
-    if len(pc.unique(table.column(SOURCE))) <= 1:
+    if not several_files:
         return rows
     return pc.binary_join_element_wise(rows, table.column(SOURCE), " of ")
 
 
-def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Check the run's landed rows; quarantine bad rows with their reasons; apply the policy."""
+def _chunks(batches: Any, rows: int) -> Any:
+    """Record batches regrouped into tables of about ``rows`` rows."""
     import pyarrow as pa
 
+    pending: list[pa.RecordBatch] = []
+    n = 0
+    for batch in batches:
+        pending.append(batch)
+        n += batch.num_rows
+        if n >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, n = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Check the run's landed rows; quarantine bad rows with their reasons; apply the policy.
+
+    The rows are streamed from the raw zone in chunks of ``validate_chunk_rows``: row rules run
+    per chunk and the bad rows of each chunk are kept; key uniqueness and the volume check run
+    once on the run's keys (see :func:`quality.validate.validate_chunks`).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from lake import QUARANTINE, RAW
-    from quality import validate as gx_validate
+    from quality.validate import validate_chunks
 
     t0 = time.perf_counter()
     h = hub(settings)
     run = run_store.get_run(h.engine, run_id)
     spec = store.get_dataset(h.engine, code).spec
     try:
-        table = _run_rows(h, code, run_id, RAW)
         previous = run_store.last_successful_run(h.engine, code, full_only=True) if run["full"] else None
         rules = quality_rules(spec, previous["rows_read"] if previous else None)
-        labelled = table.append_column("_label", _row_labels(table))
-        outcome = gx_validate(labelled, rules, row_id=RID, suite_name=f"{code}.suite", row_label="_label")
-        del labelled
+        several_files = len(run["files"] or []) > 1
+        record_names = [f.name for f in spec.fields] + [EXTRA]
+        bad_parts: list[pa.Table] = []
+
+        def labelled() -> Any:
+            batches = h.lake.read_batches(RAW, code, row_filter=run_filter(run_id))
+            for chunk in _chunks(batches, h.settings.validate_chunk_rows):
+                yield chunk.append_column("_label", _row_labels(chunk, several_files))
+
+        def keep_bad(chunk: pa.Table, bad_ids: list[int]) -> None:
+            if bad_ids:
+                mask = pc.is_in(chunk.column(RID), pa.array(bad_ids, pa.int64()))
+                bad_parts.append(chunk.filter(mask).select([*record_names, RID, SOURCE, ROW]))
+
+        outcome = validate_chunks(
+            labelled(), rules, row_id=RID, suite_name=f"{code}.suite", row_label="_label", on_chunk=keep_bad
+        )
         reasons: dict[int, list[dict[str, Any]]] = {}
         for rid, violations in outcome.violations.items():
             reasons.setdefault(int(rid), []).extend(
@@ -414,23 +449,20 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 unlanded.append({**rj, "reasons": [reason]})
             else:
                 reasons.setdefault(int(rj["rid"]), []).append(reason)
-        bad_rids = sorted(reasons)
+        bad = _bad_rows(h, code, run_id, bad_parts, set(reasons), [*record_names, RID, SOURCE, ROW])
         q_rows: list[dict[str, Any]] = []
-        if bad_rids:
-            bad = table.filter(pa.compute.is_in(table.column(RID), pa.array(bad_rids, pa.int64())))
-            names = [f.name for f in spec.fields] + [EXTRA]
-            for row in bad.to_pylist():
-                rid = int(row[RID])
-                q_rows.append(
-                    {
-                        RUN_ID: run_id,
-                        RID: rid,
-                        SOURCE: row[SOURCE],
-                        ROW: row[ROW],
-                        "reasons": json.dumps(reasons[rid], ensure_ascii=False),
-                        "record": json.dumps(_jsonable_row({k: row[k] for k in names}), ensure_ascii=False),
-                    }
-                )
+        for row in bad.to_pylist():
+            rid = int(row[RID])
+            q_rows.append(
+                {
+                    RUN_ID: run_id,
+                    RID: rid,
+                    SOURCE: row[SOURCE],
+                    ROW: row[ROW],
+                    "reasons": json.dumps(reasons[rid], ensure_ascii=False),
+                    "record": json.dumps(_jsonable_row({k: row[k] for k in record_names}), ensure_ascii=False),
+                }
+            )
         for rj in unlanded:
             q_rows.append(
                 {
@@ -446,7 +478,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         h.lake.ensure_table(QUARANTINE, code, qschema)
         if q_rows:
             h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
-        total = table.num_rows + len(unlanded)
+        total = outcome.row_count + len(unlanded)
         n_bad = len(q_rows)
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
@@ -490,6 +522,38 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
     except Exception as exc:
         run_store.finish_run(h.engine, run_id, "failed", error=f"validate: {exc}")
         raise
+
+
+def _bad_rows(
+    h: Hub, code: str, run_id: str, parts: list[pa.Table], wanted: set[int], columns: list[str]
+) -> pa.Table:
+    """The landed rows with these run row ids: from the chunks' bad rows, plus a filtered read of
+    the raw zone for rows known bad only at the end (duplicate keys, cast rejects)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lake import RAW
+
+    have = pa.concat_tables(parts) if parts else None
+    found = set(have.column(RID).to_pylist()) if have is not None else set()
+    missing = sorted(wanted - found)
+    if missing:
+        from pyiceberg.expressions import And, In
+
+        row_filter = And(run_filter(run_id), In(RID, missing))  # type: ignore[arg-type]
+        extra = pa.concat_tables(
+            [
+                pa.Table.from_batches([b]).select(columns)
+                for b in h.lake.read_batches(RAW, code, row_filter=row_filter, columns=columns)
+            ]
+            or [pa.table({c: [] for c in columns})]
+        )
+        extra = extra.filter(pc.is_in(extra.column(RID), pa.array(missing, pa.int64())))
+        have = extra if have is None else pa.concat_tables([have, extra.cast(have.schema)])
+    if have is None:
+        return pa.table({c: pa.array([], pa.null()) for c in columns})
+    have = have.filter(pc.is_in(have.column(RID), pa.array(sorted(wanted), pa.int64())))
+    return have.sort_by(RID)
 
 
 def write_report(h: Hub, spec: DatasetSpec) -> str:

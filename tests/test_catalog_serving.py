@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -117,3 +119,62 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
 def test_mod37_36_known_value() -> None:
     # ISO/IEC 7064 MOD 37,36 over "A12425GABC1234002" gives "M" (worked example in the standard family)
     assert certificates.mod37_36_check("A12425GABC1234002") == "M"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def any_hub(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
+    url = (
+        f"sqlite:///{tmp_path / 'hub.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("hub_pg_url")
+    )
+    engine = store.engine_for(url)
+    store.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
+    return engine
+
+
+def _awkward(names: list[str]) -> pa.Table:
+    table = licences(names, ["存续"] * len(names))
+    return table.set_column(
+        table.schema.get_field_index("legal_rep"),
+        "legal_rep",
+        pa.array(["", None, '引"号,\n换行'][: len(names)], pa.string()),
+    )
+
+
+def test_refresh_keeps_values_exactly_on_each_database(any_hub: sa.Engine) -> None:
+    """Empty strings, nulls, quotes, commas and newlines survive the bulk path (COPY on PostgreSQL)."""
+    spec = store.get_dataset(any_hub, "SCJ-LIC").spec
+    written = serving.refresh(any_hub, spec, _awkward(["甲", "乙", "丙"]), run_id="r1", replace=True)
+    assert written == 3 and serving.count(any_hub, spec) == 3
+    rows = {u: serving.lookup_key(any_hub, spec, {"uscc": u}) for u in USCC}
+    assert [rows[u]["legal_rep"] for u in USCC] == ["", None, '引"号,\n换行']  # type: ignore[index]
+    assert rows[USCC[0]]["capital"] == decimal.Decimal("100.00")  # type: ignore[index]
+    assert rows[USCC[0]]["est_date"] == dt.date(2020, 1, 1) and rows[USCC[0]]["valid_until"] is None  # type: ignore[index]
+    # an incremental refresh upserts: one changed row, nothing else touched
+    serving.refresh(any_hub, spec, licences(["甲（新）"], ["吊销"]), run_id="r2", replace=False)
+    assert serving.count(any_hub, spec) == 3
+    assert serving.lookup_key(any_hub, spec, {"uscc": USCC[0]})["ent_name"] == "甲（新）"  # type: ignore[index]
+    assert serving.lookup_key(any_hub, spec, {"uscc": USCC[1]})["ent_name"] == "乙"  # type: ignore[index]
+    # a replace swaps the whole table: keys, subject index and primary key are back under their names
+    serving.refresh(any_hub, spec, licences(["甲"], ["存续"]), run_id="r3", replace=True)
+    assert serving.count(any_hub, spec) == 1
+    name = serving.serving_table_name("SCJ-LIC")
+    insp = sa.inspect(any_hub)
+    assert insp.get_pk_constraint(name)["constrained_columns"] == ["uscc"]
+    assert not insp.has_table(f"{name}__load")
+
+
+def test_failed_refresh_leaves_the_served_rows(any_hub: sa.Engine) -> None:
+    spec = store.get_dataset(any_hub, "SCJ-LIC").spec
+    serving.refresh(any_hub, spec, licences(["甲", "乙"], ["存续"] * 2), run_id="r1", replace=True)
+
+    def broken() -> Iterator[pa.RecordBatch]:
+        yield from licences(["丙"], ["存续"]).to_batches()
+        raise RuntimeError("lake read failed half-way")
+
+    for replace in (True, False):
+        with pytest.raises(RuntimeError, match="half-way"):
+            serving.refresh(any_hub, spec, broken(), run_id="r2", replace=replace)
+        assert serving.count(any_hub, spec) == 2
+        assert serving.lookup_key(any_hub, spec, {"uscc": USCC[0]})["ent_name"] == "甲"  # type: ignore[index]

@@ -6,15 +6,16 @@ import contextlib
 import datetime as dt
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalog import store
 from catalog.api import (
@@ -32,7 +33,9 @@ from catalog.errors import ApiError, error_body
 from catalog.keys import KeyStoreError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_UNAUDITED = {"/api/v1/health"}
+#: not audited: liveness probes that return no data. ``/ping`` touches nothing (no DB, no auth):
+#: the bare endpoint the access-API benchmark compares the gated routes with.
+_UNAUDITED = {"/api/v1/health", "/api/v1/ping"}
 
 
 def _build_hub(settings: Any) -> Hub:
@@ -50,6 +53,7 @@ def _build_hub(settings: Any) -> Hub:
         limiter=open_rate_limiter(settings.redis_url),
         calendar=Calendar.from_settings(settings),
         audit_batch_max=settings.audit_batch_max,
+        db_concurrency=settings.db_pool_size,
     )
 
 
@@ -122,28 +126,7 @@ def create_app(settings: Any = None) -> FastAPI:
             call.reason = err.code
         return JSONResponse(status_code=err.status, content=error_body(err), headers=headers or None)
 
-    @app.middleware("http")
-    async def _audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path = request.url.path
-        if not path.startswith("/api/v1") or path in _UNAUDITED:
-            return await call_next(request)
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        call = CallAudit()
-        request.state.call = call
-        at = dt.datetime.now(dt.UTC)
-        try:
-            response = await call_next(request)
-        except Exception:
-            await _write_audit(hub, call, request, request_id, at, 500, "internal_error")
-            raise
-        try:
-            await _write_audit(hub, call, request, request_id, at, response.status_code, None)
-        except Exception:
-            body = error_body(ApiError("audit_unavailable", 503))
-            return JSONResponse(status_code=503, content=body, headers={"X-Request-Id": request_id})
-        response.headers["X-Request-Id"] = request_id
-        return response
+    app.add_middleware(AuditMiddleware, hub=hub)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=Health, responses=errors())
     def health() -> dict[str, Any]:
@@ -151,6 +134,12 @@ def create_app(settings: Any = None) -> FastAPI:
 
         with hub.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/api/v1/ping", tags=["meta"], response_model=Health, responses=errors())
+    async def ping() -> dict[str, Any]:
+        """Liveness of the process alone: a fixed answer, no database, no authentication, not
+        audited. (``/health`` also checks the hub DB.)"""
         return {"status": "ok"}
 
     for module in (
@@ -179,10 +168,77 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+class AuditMiddleware:
+    """Writes the audit record of every ``/api/v1`` call before its response leaves.
+
+    A plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs a task group and memory
+    streams per request): it holds the response's start message, appends the record (the
+    endpoints and error handlers have filled in ``request.state.call`` by then) and only then
+    lets the response go, with ``X-Request-Id``. When the record cannot be written the caller
+    gets 503 ``audit_unavailable`` instead, and nothing of the endpoint's answer. An exception
+    that escapes the app is recorded as 500 ``internal_error`` and re-raised. ``/health`` and
+    ``/ping`` pass through unaudited, as does everything outside ``/api/v1``.
+    """
+
+    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith("/api/v1") or path in _UNAUDITED:
+            await self.app(scope, receive, send)
+            return
+        given = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        call = CallAudit()
+        scope.setdefault("state", {})["call"] = call
+        at = dt.datetime.now(dt.UTC)
+        # as Starlette's request.url.path shows it
+        shown_path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        sent = {"start": False, "refused": False}
+
+        async def send_after_audit(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                try:
+                    await _write_audit(
+                        self.hub, call, scope["method"], shown_path, request_id, at, message["status"], None
+                    )
+                except Exception:
+                    sent["refused"] = True
+                    refusal = JSONResponse(
+                        status_code=503,
+                        content=error_body(ApiError("audit_unavailable", 503)),
+                        headers={"X-Request-Id": request_id},
+                    )
+                    await refusal(scope, receive, send)
+                    return
+                sent["start"] = True
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                await send(message)
+            elif not sent["refused"]:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_audit)
+        except Exception:
+            if not sent["start"] and not sent["refused"]:
+                await _write_audit(
+                    self.hub, call, scope["method"], shown_path, request_id, at, 500, "internal_error"
+                )
+            raise
+
+
 async def _write_audit(
     hub: Hub,
     call: CallAudit,
-    request: Request,
+    method: str,
+    path: str,
     request_id: str,
     at: dt.datetime,
     status: int,
@@ -195,8 +251,8 @@ async def _write_audit(
         at=at,
         request_id=request_id,
         actor_kind=p.kind,
-        method=request.method,
-        path=request.url.path[:500],
+        method=method,
+        path=path[:500],
         action=call.action,
         decision="allow" if status < 400 else "deny",
         status=status,
@@ -211,4 +267,4 @@ async def _write_audit(
         fields=call.fields if status < 400 else None,
         reason=reason or call.reason,
     )
-    await anyio.to_thread.run_sync(hub.audit.write, rec)
+    await hub.audit.write_async(rec)

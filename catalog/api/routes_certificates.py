@@ -88,12 +88,14 @@ def certificate(
     responses=errors(),
     summary="Verify a certificate held by the hub (public)",
 )
-def verify_identifier(identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep) -> dict[str, Any]:
+async def verify_identifier(
+    identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep
+) -> dict[str, Any]:
     """Signature over the stored content, current status (valid / revoked / expired) and the
     validity period. Anyone may call it; it says nothing about the holder."""
     call.action = "certificates.verify"
     call.certificate_id = identifier
-    result = certificate_verify.verify_identifier(hub.engine, hub.keys, identifier)
+    result = await hub.run_db(certificate_verify.verify_identifier, hub.read_engine, hub.keys, identifier)
     call.row_count = 1
     return result.to_json()
 

@@ -11,7 +11,16 @@ from fastapi import APIRouter, Path, Query, Request
 
 from catalog import access, applications, serving
 from catalog.api import cert_views
-from catalog.api.context import AppPrincipal, CallDep, HubDep, dataset_access
+from catalog.api.context import (
+    AppClaims,
+    AppClaimsDep,
+    AppPrincipal,
+    CallAudit,
+    CallDep,
+    Hub,
+    HubDep,
+    app_dataset_gate,
+)
 from catalog.api.context import limit as rate_limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import RecordsPage, SubjectView
@@ -62,12 +71,12 @@ def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
     openapi_extra={"x-dynamic-query": True},  # the key fields are query parameters named after them
     summary="Records by primary key or by subject",
 )
-def records(
+async def records(
     code: str,
     request: Request,
     hub: HubDep,
     call: CallDep,
-    principal: AppPrincipal,
+    claims: AppClaimsDep,
     subject: Annotated[
         str | None, Query(max_length=32, description="citizen ID or credit code the records are about")
     ] = None,
@@ -81,36 +90,52 @@ def records(
     fields granted masked are masked. A record that does not exist and one the app may not see
     give the same answer."""
     call.action = "records.lookup"
-    d, decision = dataset_access(hub, call, principal, code)
-    spec = d.spec
-    call.fields = decision.fields
-    allowed = {*spec.primary_key, "subject", "limit", "cursor"}
-    unknown = [k for k in request.query_params if k not in allowed]
-    if unknown:
-        raise ApiError("filter_not_allowed", 400, field=unknown[0])
-    key_filters = {k: v for k, v in request.query_params.items() if k in spec.primary_key}
-    page: dict[str, Any] = {
-        "dataset": spec.code,
-        "fields": decision.fields,
-        "masked": sorted(decision.masked),
-    }
-    if key_filters:
-        if set(key_filters) != set(spec.primary_key):
-            raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
-        key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
-        row = serving.lookup_key(hub.engine, spec, key)
-        if row and spec.subject:
-            call.subject = str(row.get(spec.subject.field))
-        items = [decision.shape(row)] if row else []
-        call.row_count = len(items)
-        return {**page, "items": items, "count": len(items), "next_cursor": None}
-    if subject is None:
-        raise ApiError("filter_required", 400, fields=",".join([*spec.primary_key, "subject"]))
-    if spec.subject is None:
-        raise ApiError("no_subject", 400, code=code)
-    call.subject = subject
-    after = _decode_cursor(spec, cursor) if cursor else None
-    rows = serving.lookup_subject(hub.engine, spec, subject, limit=limit + 1, after=after)
+    query = list(request.query_params.multi_items())
+    return await hub.run_db(_records, hub, call, claims, code, query, subject, limit, cursor)
+
+
+def _records(
+    hub: Hub,
+    call: CallAudit,
+    claims: AppClaims,
+    code: str,
+    query: list[tuple[str, str]],
+    subject: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """The gate and the lookup on one pooled connection, in one worker thread."""
+    with hub.read_engine.connect() as conn:
+        _principal, d, decision = app_dataset_gate(hub, call, claims, code, conn)
+        spec = d.spec
+        call.fields = decision.fields
+        allowed = {*spec.primary_key, "subject", "limit", "cursor"}
+        unknown = [k for k, _ in query if k not in allowed]
+        if unknown:
+            raise ApiError("filter_not_allowed", 400, field=unknown[0])
+        key_filters = dict((k, v) for k, v in query if k in spec.primary_key)
+        page: dict[str, Any] = {
+            "dataset": spec.code,
+            "fields": decision.fields,
+            "masked": sorted(decision.masked),
+        }
+        if key_filters:
+            if set(key_filters) != set(spec.primary_key):
+                raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
+            key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
+            row = serving.lookup_key(conn, spec, key)
+            if row and spec.subject:
+                call.subject = str(row.get(spec.subject.field))
+            items = [decision.shape(row)] if row else []
+            call.row_count = len(items)
+            return {**page, "items": items, "count": len(items), "next_cursor": None}
+        if subject is None:
+            raise ApiError("filter_required", 400, fields=",".join([*spec.primary_key, "subject"]))
+        if spec.subject is None:
+            raise ApiError("no_subject", 400, code=code)
+        call.subject = subject
+        after = _decode_cursor(spec, cursor) if cursor else None
+        rows = serving.lookup_subject(conn, spec, subject, limit=limit + 1, after=after)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
