@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -161,12 +161,15 @@ def refresh(
     *,
     run_id: str,
     replace: bool,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Write a run's published rows: replace the whole table (full run) or upsert them. One transaction.
 
     ``data`` may be a one-shot stream of record batches: it is read once, in bounded memory.
     PostgreSQL gets the rows through ``COPY`` (:mod:`catalog.serving_load`); other databases
-    through batched inserts.
+    through batched inserts. ``before_commit`` runs once every row is written, before the rows
+    become visible; if it raises, nothing changes (the pipeline waits there for the lake's
+    commit, so serving never shows rows the lake did not publish).
     """
     table = serving_table(spec)
     names = [f.name for f in spec.fields]
@@ -179,9 +182,22 @@ def refresh(
         with engine.begin() as conn:
             if replace:
                 return serving_load.replace(
-                    conn, table, spec.primary_key, subject, batches, names, run_id=run_id, now=now
+                    conn,
+                    table,
+                    spec.primary_key,
+                    subject,
+                    batches,
+                    names,
+                    run_id=run_id,
+                    now=now,
+                    before_swap=before_commit,
                 )
-            return serving_load.upsert(conn, table, spec.primary_key, batches, names, run_id=run_id, now=now)
+            written = serving_load.upsert(
+                conn, table, spec.primary_key, batches, names, run_id=run_id, now=now
+            )
+            if before_commit is not None:
+                before_commit()
+            return written
     written = 0
     stmt = table.insert() if replace else _upsert_stmt(engine, table, spec.primary_key)
     with engine.begin() as conn:
@@ -192,6 +208,8 @@ def refresh(
             if rows:
                 conn.execute(stmt, rows)
                 written += len(rows)
+        if before_commit is not None:
+            before_commit()
     return written
 
 

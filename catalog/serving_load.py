@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -95,8 +95,12 @@ def replace(
     *,
     run_id: str,
     now: dt.datetime,
+    before_swap: Callable[[], None] | None = None,
 ) -> int:
-    """Replace the whole table with ``data`` (inside the caller's transaction); rows written."""
+    """Replace the whole table with ``data`` (inside the caller's transaction); rows written.
+
+    ``before_swap`` runs once the staging table is loaded and indexed (raising there leaves the
+    live table as it was)."""
     from psycopg import sql as psql
 
     ident = psql.Identifier
@@ -125,6 +129,8 @@ def replace(
                 )
             )
         cur.execute(psql.SQL("ANALYZE {}").format(ident(staging)))
+        if before_swap is not None:
+            before_swap()
         # the swap: readers wait from here to the commit only
         cur.execute(psql.SQL("DROP TABLE {}").format(ident(name)))
         cur.execute(psql.SQL("ALTER TABLE {} RENAME TO {}").format(ident(staging), ident(name)))

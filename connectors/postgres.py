@@ -109,7 +109,7 @@ def copy_supported(engine: sa.Engine, plan: Plan) -> CopyLayout | None:
     return CopyLayout(inner, names, types, utc)
 
 
-def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Iterator[bytes]:
+def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Generator[bytes]:
     """Run ``query`` (a COPY … TO STDOUT) on ``pgconn``; its output joined into ~``size``-byte blocks.
 
     PostgreSQL sends one CopyData message per row, so every message ends a row: a block never
@@ -125,8 +125,7 @@ def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Iterator[byte
         message = result.error_message if result is not None else pgconn.error_message
         return psycopg.OperationalError(f"{what}: {bytes(message).decode('utf-8', 'replace').strip()}")
 
-    if not pgconn.send_query(query) and pgconn.status != pq.ConnStatus.OK:
-        raise failed("COPY not sent", None)
+    pgconn.send_query(query)  # raises psycopg.OperationalError if it cannot be sent
     pgconn.flush()
     first = _next_result(pgconn)
     if first is None or first.status != pq.ExecStatus.COPY_OUT:

@@ -174,8 +174,8 @@ class Lake:
     ) -> int | None:
         """Append rows in one commit tagged with ``run_id``; returns the new snapshot id.
 
-        Record batches are streamed: pyiceberg writes them in files of at most
-        ``write.target-file-size-bytes`` (in-memory bytes), so memory stays bounded. A one-shot
+        Record batches are streamed into files of about ``write.target-file-size-bytes``
+        (in-memory bytes), one file written while the next fills (see ``_stream_files``). A one-shot
         iterator cannot be replayed, so only a ``pa.Table`` or a list of batches is retried on a
         transient storage error.
         """
@@ -184,15 +184,16 @@ class Lake:
         def attempt(source: pa.Table | Iterable[pa.RecordBatch]) -> int | None:
             table = self.load_table(zone, dataset_code)
             target = table.schema().as_arrow()
-            payload: pa.Table | pa.RecordBatchReader
-            if isinstance(source, pa.Table):
-                payload = conform(source, target)
-            else:
-                payload = pa.RecordBatchReader.from_batches(target, (conform(b, target) for b in source))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tx = table.transaction()
-                tx.append(payload, snapshot_properties=snapshot_props)
+                if isinstance(source, pa.Table):
+                    tx.append(conform(source, target), snapshot_properties=snapshot_props)
+                else:
+                    with tx.update_snapshot(snapshot_properties=snapshot_props).fast_append() as appender:
+                        batches = (conform(b, target) for b in source)
+                        for f in _stream_files(tx, table.io, appender.commit_uuid, batches):
+                            appender.append_data_file(f)
                 committed = tx.commit_transaction()
             snap = committed.current_snapshot()
             return snap.snapshot_id if snap else None
@@ -298,26 +299,53 @@ class Lake:
         snap = committed.current_snapshot()
         return WriteResult(snap.snapshot_id if snap else None, inserted=inserted, updated=updated)
 
-    def overwrite(self, dataset_code: str, data: pa.Table, *, run_id: str) -> WriteResult:
-        """Replace the whole curated table with ``data`` (full resync) in one commit."""
-        what = f"overwrite of {self.table_name(CURATED, dataset_code)}"
+    def overwrite(
+        self, dataset_code: str, data: pa.Table | Iterable[pa.RecordBatch], *, run_id: str
+    ) -> WriteResult:
+        """Replace the whole curated table with ``data`` (full resync) in one commit.
 
-        def attempt() -> WriteResult:
+        ``data`` may be a one-shot stream of record batches: it is written in files of at most
+        ``write.target-file-size-bytes`` (bounded memory) and, not being replayable, is not
+        retried on a transient storage error (a ``pa.Table`` is)."""
+        what = f"overwrite of {self.table_name(CURATED, dataset_code)}"
+        rows = [0]
+
+        def counted(batches: Iterable[pa.RecordBatch], target: pa.Schema) -> Iterator[pa.RecordBatch]:
+            for b in batches:
+                b = conform(b, target)
+                rows[0] += b.num_rows
+                yield b
+
+        def attempt(source: pa.Table | Iterable[pa.RecordBatch]) -> WriteResult:
+            from pyiceberg.expressions import AlwaysTrue
+
             table = self.load_table(CURATED, dataset_code)
-            src = conform(data, table.schema().as_arrow())
+            target = table.schema().as_arrow()
             before = table.current_snapshot()
             deleted = int(before.summary["total-records"] or 0) if before and before.summary else 0
+            snapshot_props = {props.RUN_ID: run_id}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tx = table.transaction()
-                tx.overwrite(src, snapshot_properties={props.RUN_ID: run_id})
+                if isinstance(source, pa.Table):
+                    payload = conform(source, target)
+                    rows[0] = payload.num_rows
+                    tx.overwrite(payload, snapshot_properties=snapshot_props)
+                else:
+                    with tx.update_snapshot(snapshot_properties=snapshot_props).overwrite() as producer:
+                        if before is not None:
+                            producer.delete_by_predicate(AlwaysTrue())
+                        for f in _stream_files(tx, table.io, producer.commit_uuid, counted(source, target)):
+                            producer.append_data_file(f)
                 committed = tx.commit_transaction()
             snap = committed.current_snapshot()
             return WriteResult(
-                snap.snapshot_id if snap else None, inserted=src.num_rows, updated=0, deleted=deleted
+                snap.snapshot_id if snap else None, inserted=rows[0], updated=0, deleted=deleted
             )
 
-        return self._guard(what, lambda: with_retry(attempt, what=what))
+        if isinstance(data, pa.Table):
+            return self._guard(what, lambda: with_retry(lambda: attempt(data), what=what))
+        return self._guard(what, lambda: attempt(data))
 
     def _guard(self, what: str, fn: Callable[[], T]) -> T:
         """Turn pyiceberg's errors into LakeError with the operation named."""
@@ -416,6 +444,49 @@ class Lake:
         """The last snapshot committed by ``run_id`` (its published state), or None."""
         ids = [s.snapshot_id for s in self.snapshots(zone, dataset_code) if s.run_id == run_id]
         return ids[-1] if ids else None
+
+
+def _stream_files(tx: Any, io: Any, commit_uuid: Any, batches: Iterable[pa.RecordBatch]) -> Iterator[Any]:
+    """Parquet data files for a stream of batches, in memory bounded by two files' worth.
+
+    Batches are gathered until ``write.target-file-size-bytes`` (in-memory bytes); each full bin
+    is written by one worker thread while the next bin fills, and the caller's stream waits for
+    it before handing over another. (pyiceberg's own streamed write submits every bin to its
+    executor as fast as the stream produces them, so a source faster than the disk makes it
+    hold the whole stream.)
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    target = int(
+        tx.table_metadata.properties.get(props.WRITE_TARGET_FILE_SIZE_BYTES)
+        or props.DEFAULT_TARGET_FILE_SIZE_BYTES
+    )
+    counter = itertools.count(0)
+
+    def write(bin_: list[pa.RecordBatch]) -> list[Any]:
+        data = pa.Table.from_batches(bin_)
+        return list(_dataframe_to_data_files(tx.table_metadata, data, io, commit_uuid, counter))
+
+    pending: Future[list[Any]] | None = None
+    bin_: list[pa.RecordBatch] = []
+    size = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer") as pool:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            bin_.append(batch)
+            size += batch.nbytes
+            if size >= target:
+                if pending is not None:
+                    yield from pending.result()
+                pending = pool.submit(write, bin_)
+                bin_, size = [], 0
+        if pending is not None:
+            yield from pending.result()
+        if bin_:
+            yield from write(bin_)
 
 
 def _declared(table: Table) -> pa.Schema | None:

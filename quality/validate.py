@@ -226,7 +226,13 @@ def validate_chunks(
         keys = pa.concat_tables(kept).combine_chunks()
         del kept
         part = _run_part(
-            keys, rules, _GLOBAL, _ids(keys, row_id, False), row_id=row_id, suite_name=suite_name, row_label=row_label
+            keys,
+            rules,
+            _GLOBAL,
+            _ids(keys, row_id, False),
+            row_id=row_id,
+            suite_name=suite_name,
+            row_label=row_label,
         )
         merged.add(part)
     return ValidationOutcome(

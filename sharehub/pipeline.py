@@ -460,7 +460,9 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                     SOURCE: row[SOURCE],
                     ROW: row[ROW],
                     "reasons": json.dumps(reasons[rid], ensure_ascii=False),
-                    "record": json.dumps(_jsonable_row({k: row[k] for k in record_names}), ensure_ascii=False),
+                    "record": json.dumps(
+                        _jsonable_row({k: row[k] for k in record_names}), ensure_ascii=False
+                    ),
                 }
             )
         for rj in unlanded:
@@ -540,7 +542,7 @@ def _bad_rows(
     if missing:
         from pyiceberg.expressions import And, In
 
-        row_filter = And(run_filter(run_id), In(RID, missing))  # type: ignore[arg-type]
+        row_filter = And(run_filter(run_id), In(RID, missing))  # type: ignore[call-arg,arg-type]
         extra = pa.concat_tables(
             [
                 pa.Table.from_batches([b]).select(columns)
@@ -586,6 +588,7 @@ def write_report(h: Hub, spec: DatasetSpec) -> str:
 
 def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """Commit the good rows to curated (one snapshot), refresh serving and certificates, record the run."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from catalog import certificates
@@ -600,35 +603,49 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
     if run["status"] != "validated":
         raise SyncError(f"{code}: run {run_id} is {run['status']}, not validated; nothing to publish")
     try:
-        table = _run_rows(h, code, run_id, RAW)
-        if h.lake.table_exists(QUARANTINE, code):
-            bad = _run_rows(h, code, run_id, QUARANTINE).column(RID).drop_null()
-            if len(bad):
-                table = table.filter(pc.invert(pc.is_in(table.column(RID), bad)))
-        good = table.select([f.name for f in spec.fields]).cast(declared_schema(spec))
-        h.lake.ensure_table(CURATED, code, declared_schema(spec), key=list(spec.primary_key))
-        if run["full"]:
-            result = h.lake.overwrite(code, good, run_id=run_id)
-        else:
-            result = h.lake.upsert(code, good, key=list(spec.primary_key), run_id=run_id)
-        snapshot = (
-            result.snapshot_id
-            if result.snapshot_id is not None
-            else h.lake.current_snapshot_id(CURATED, code)
+        bad_rids = (
+            _run_rows(h, code, run_id, QUARANTINE).column(RID).drop_null()
+            if h.lake.table_exists(QUARANTINE, code)
+            else None
         )
+        names = [f.name for f in spec.fields]
+        declared = declared_schema(spec)
+
+        def good_batches() -> Any:
+            for b in h.lake.read_batches(RAW, code, row_filter=run_filter(run_id), columns=[*names, RID]):
+                if bad_rids is not None and len(bad_rids):
+                    b = b.filter(pc.invert(pc.is_in(b.column(RID), bad_rids)))
+                yield pa.RecordBatch.from_arrays([b.column(n) for n in names], names=names).cast(declared)
+
+        h.lake.ensure_table(CURATED, code, declared, key=list(spec.primary_key))
         # new, recreated, or still the empty table the directory publish made: fill it whole
         fresh = serving.ensure_serving_table(h.engine, spec) or serving.is_empty(h.engine, spec)
-        if fresh or run["full"]:
-            current: pa.Table | Any = (
-                h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else good
-            )
-            serving.refresh(h.engine, spec, current, run_id=run_id, replace=True)
+        good: pa.Table | None = None
+        if run["full"] and h.engine.dialect.name == "postgresql":
+            result = _publish_full_with_serving(h, spec, good_batches(), run_id)
+            snapshot = result.snapshot_id
+        elif run["full"]:
+            result = h.lake.overwrite(code, good_batches(), run_id=run_id)
+            snapshot = result.snapshot_id
+            serving.refresh(h.engine, spec, _snapshot_batches(h, code, snapshot), run_id=run_id, replace=True)
         else:
-            serving.refresh(h.engine, spec, good, run_id=run_id, replace=False)
+            good = pa.Table.from_batches(list(good_batches()), schema=declared)
+            result = h.lake.upsert(code, good, key=list(spec.primary_key), run_id=run_id)
+            snapshot = (
+                result.snapshot_id
+                if result.snapshot_id is not None
+                else h.lake.current_snapshot_id(CURATED, code)
+            )
+            if fresh:
+                serving.refresh(
+                    h.engine, spec, _snapshot_batches(h, code, snapshot), run_id=run_id, replace=True
+                )
+            else:
+                serving.refresh(h.engine, spec, good, run_id=run_id, replace=False)
         issued: dict[str, Any] = {}
         for ct in store.certificate_types_for(h.engine, code):
             if spec.certificate and spec.certificate.type_code == ct["code"]:
-                rows = h.lake.read(CURATED, code, snapshot_id=snapshot) if (fresh or run["full"]) else good
+                rows = h.lake.read(CURATED, code, snapshot_id=snapshot) if good is None or fresh else good
                 signer = KeyStore(h.engine, h.settings.signing_keys_dir).active("certificate")
                 res = certificates.issue(
                     h.engine, spec, ds.department, ct["code"], rows, run_id=run_id, signer=signer
@@ -641,11 +658,12 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
                 run_store.set_watermark(conn, code, run["watermark_after"], run_id)
             run_store.record_files(conn, code, run["files"] or [], run_id)
         run_store.add_duration(h.engine, run_id, "publish", time.perf_counter() - t0)
-        run_store.finish_run(h.engine, run_id, "success", rows_published=good.num_rows, snapshot_id=snapshot)
+        n_good = good.num_rows if good is not None else result.inserted
+        run_store.finish_run(h.engine, run_id, "success", rows_published=n_good, snapshot_id=snapshot)
         return {
             "dataset": code,
             "run_id": run_id,
-            "published": good.num_rows,
+            "published": n_good,
             "snapshot_id": snapshot,
             "inserted": result.inserted,
             "updated": result.updated,
@@ -654,6 +672,43 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
     except Exception as exc:
         run_store.finish_run(h.engine, run_id, "failed", error=f"publish: {exc}")
         raise
+
+
+def _snapshot_batches(h: Hub, code: str, snapshot: int | None) -> Any:
+    from lake import CURATED
+
+    return h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else iter(())
+
+
+def _publish_full_with_serving(h: Hub, spec: DatasetSpec, batches: Any, run_id: str) -> Any:
+    """A full run's rows to curated (this thread) and serving (a thread) from one read.
+
+    The serving table is loaded and indexed beside the lake write, then waits: it is swapped
+    in only after the lake's commit succeeded, so a failed lake write leaves both as they were.
+    """
+    import threading
+
+    from sharehub.fanout import Fanout
+
+    lake_done = threading.Event()
+    lake_ok: list[bool] = []
+
+    def wait_for_lake() -> None:
+        lake_done.wait()
+        if not lake_ok:
+            raise SyncError(f"{spec.code}: the curated write failed; the serving table is left as it was")
+
+    def load_serving(rows: Any) -> int:
+        return serving.refresh(h.engine, spec, rows, run_id=run_id, replace=True, before_commit=wait_for_lake)
+
+    with Fanout(load_serving, name=f"serving-{spec.code}") as fan:
+        try:
+            result = h.lake.overwrite(spec.code, fan.feed(batches), run_id=run_id)
+            lake_ok.append(True)
+        finally:
+            lake_done.set()
+        fan.result()
+    return result
 
 
 def new_run_id(trigger: str = "cli") -> str:
