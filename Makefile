@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck venv clean
+.PHONY: demo test bench lint typecheck venv clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -23,6 +23,10 @@ test: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
+
+# issue-5 benchmarks B1-B7 against their baselines (full sizes; ARGS=--quick for a smoke run)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests benchmarks

@@ -10,7 +10,7 @@ shared and its absolute speed varies.
 * B5-B6: :mod:`benchmarks.access_api` (the access API under uvicorn, load from another process);
 * B7: :mod:`benchmarks.dag_parse` (200 generated DAGs parsed by a real DagBag).
 
-``--quick`` runs small sizes (20k / 40k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
+``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
 Exit status: 0 when every target holds (always 0 with ``--quick`` unless a run fails).
 """
@@ -39,6 +39,8 @@ from benchmarks import licence_source, sync_bench  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 SERVER = os.environ.get("SHAREHUB_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GIB = 1024**3
+#: databases the run creates on SERVER: <prefix>_src, _hub, _src_big, _hub_big
+PREFIX = os.environ.get("SHAREHUB_BENCH_DB_PREFIX", "sharehub_bench")
 
 
 @dataclass
@@ -89,7 +91,7 @@ def machine() -> dict[str, Any]:
 
 def sync_figures(rows: int, big_rows: int, quick: bool, work: Path) -> tuple[list[Row], dict[str, Any]]:
     raw: dict[str, Any] = {"rows": rows, "big_rows": big_rows}
-    src = licence_source.ensure_database(SERVER, "sharehub_bench_src")
+    src = licence_source.ensure_database(SERVER, f"{PREFIX}_src")
     t0 = time.perf_counter()
     raw["source_loaded"] = licence_source.load(src, rows)
     raw["source_load_s"] = time.perf_counter() - t0
@@ -100,8 +102,8 @@ def sync_figures(rows: int, big_rows: int, quick: bool, work: Path) -> tuple[lis
     pandas = sync_bench.pandas_baseline(src, work / "pandas.parquet")
     raw["baselines"] = {"copy_psycopg": copy_psycopg, "copy_libpq": copy_libpq, "pandas": pandas}
 
-    licence_source.drop_database(SERVER, "sharehub_bench_hub")
-    hub = licence_source.ensure_database(SERVER, "sharehub_bench_hub")
+    licence_source.drop_database(SERVER, f"{PREFIX}_hub")
+    hub = licence_source.ensure_database(SERVER, f"{PREFIX}_hub")
     var = work / "hub"
     sync_bench.prepare_hub(var, hub)
     env = sync_bench.hub_env(var, hub, src)
@@ -183,12 +185,12 @@ def sync_figures(rows: int, big_rows: int, quick: bool, work: Path) -> tuple[lis
     ]
 
     # B3: the same sync at big_rows, in its own source and hub databases
-    big_src = licence_source.ensure_database(SERVER, "sharehub_bench_src_big")
+    big_src = licence_source.ensure_database(SERVER, f"{PREFIX}_src_big")
     t0 = time.perf_counter()
     raw["big_source_loaded"] = licence_source.load(big_src, big_rows)
     raw["big_source_load_s"] = time.perf_counter() - t0
-    licence_source.drop_database(SERVER, "sharehub_bench_hub_big")
-    big_hub = licence_source.ensure_database(SERVER, "sharehub_bench_hub_big")
+    licence_source.drop_database(SERVER, f"{PREFIX}_hub_big")
+    big_hub = licence_source.ensure_database(SERVER, f"{PREFIX}_hub_big")
     big_var = work / "hub-big"
     sync_bench.prepare_hub(big_var, big_hub)
     big = sync_bench.run_child(sync_bench.hub_env(big_var, big_hub, big_src), full=True, run_id="bench__big")
@@ -330,17 +332,18 @@ def print_table(rows: list[Row]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="small sizes, no targets (what CI runs)")
-    ap.add_argument("--rows", type=int, help="B1/B2/B4 table size (default 1,000,000; quick 20,000)")
-    ap.add_argument("--big-rows", type=int, help="B3's second size (default 5,000,000; quick 40,000)")
+    ap.add_argument("--rows", type=int, help="B1/B2/B4 table size (default 1,000,000; quick 10,000)")
+    ap.add_argument("--big-rows", type=int, help="B3's second size (default 5,000,000; quick 20,000)")
     ap.add_argument("--seconds", type=float, help="load time per access scenario (default 10; quick 2)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
     ap.add_argument("--only", default="sync,access,dags", help="comma-separated: sync, access, dags")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
     args = ap.parse_args(argv)
     quick = args.quick
-    rows = args.rows or (20_000 if quick else 1_000_000)
-    big_rows = args.big_rows or (40_000 if quick else 5_000_000)
+    rows = args.rows or (10_000 if quick else 1_000_000)
+    big_rows = args.big_rows or (20_000 if quick else 5_000_000)
     seconds = args.seconds or (2.0 if quick else 10.0)
     dags = args.dags or (20 if quick else 200)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
@@ -369,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             raw[name] = {**detail, "elapsed_s": round(time.perf_counter() - t0, 1)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.drop:
+            for suffix in ("src", "hub", "src_big", "hub_big"):
+                licence_source.drop_database(SERVER, f"{PREFIX}_{suffix}")
 
     print_table(table)
     info = machine()

@@ -108,7 +108,16 @@ def copy_baseline_libpq(src_url: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0, "bytes": n}
 
 
-def pandas_baseline(src_url: str, out: Path) -> dict[str, float]:
+def pandas_baseline(src_url: str, out: Path) -> dict[str, Any]:
+    """The pandas script in its own process (it holds the whole table: GBs the harness must not keep)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "pandas", "--src", src_url, "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pandas baseline failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def pandas_script(src_url: str, out: Path) -> dict[str, Any]:
     """Seconds for ``pandas.read_sql`` + ``DataFrame.to_parquet`` of the same SELECT."""
     import pandas as pd
     import sqlalchemy as sa
@@ -121,7 +130,7 @@ def pandas_baseline(src_url: str, out: Path) -> dict[str, float]:
         df.to_parquet(out)
     finally:
         engine.dispose()
-    return {"seconds": time.perf_counter() - t0, "rows": len(df)}
+    return {"seconds": time.perf_counter() - t0, "rows": len(df), "max_rss_bytes": _max_rss()}
 
 
 # ---- the hub under test ---------------------------------------------------------------------
@@ -226,7 +235,17 @@ def child(run_id: str, full: bool) -> dict[str, Any]:
 
 
 def _max_rss() -> int:
-    """Peak resident set size of this process so far, in bytes (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in bytes.
+
+    ``VmHWM`` from /proc, not ``getrusage``: ``ru_maxrss`` keeps the high-water mark of the
+    forked copy of the parent from before ``exec``, so a big parent inflates every child."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -236,7 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("child", help="run one sync with the SHAREHUB_* environment (internal)")
     c.add_argument("--run-id", required=True)
     c.add_argument("--full", action="store_true")
+    p = sub.add_parser("pandas", help="run the pandas baseline (internal)")
+    p.add_argument("--src", required=True)
+    p.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "pandas":
+        print(json.dumps(pandas_script(args.src, args.out)))
+        return 0
     if args.cmd == "child":
         import logging
 

@@ -19,7 +19,7 @@ day has ended.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -159,7 +159,7 @@ class Grant:
         }
 
 
-def _application(row: sa.Row[Any], today: dt.date) -> Application:
+def _application(row: Any, today: dt.date) -> Application:
     submitted_at = _aware(row.submitted_at)
     assert submitted_at is not None
     return Application(
@@ -184,7 +184,7 @@ def _application(row: sa.Row[Any], today: dt.date) -> Application:
     )
 
 
-def _grant(row: sa.Row[Any]) -> Grant:
+def _grant(row: Any) -> Grant:
     valid_from, created_at = _aware(row.valid_from), _aware(row.created_at)
     assert valid_from is not None and created_at is not None
     return Grant(
@@ -717,6 +717,33 @@ def _decide(grant: Grant | None, application: Application | None, at: dt.datetim
 _APP_PREFIX = "app__"
 
 
+def _standing_statement() -> sa.Select[Any]:
+    newest = (
+        sa.select(sa.func.max(_G2.c.id))
+        .where(_G2.c.app_id == sa.bindparam("app_id"), _G2.c.dataset_code == sa.bindparam("dataset_code"))
+        .scalar_subquery()
+    )
+    return (
+        sa.select(*(c.label(_APP_PREFIX + c.name) for c in schema.apps.c if c.name != "secret_hash"), *_G.c)
+        .select_from(schema.apps.outerjoin(_G, _G.c.id == newest))
+        .where(schema.apps.c.app_id == sa.bindparam("app_id"))
+    )
+
+
+#: The statements of :func:`app_standing`, with bind parameters ``app_id`` and ``dataset_code``:
+#: the app joined with its newest grant on the dataset, and the newest application.
+STANDING = _standing_statement()
+NEWEST_APPLICATION = (
+    sa.select(_A)
+    .where(_A.c.app_id == sa.bindparam("app_id"), _A.c.dataset_code == sa.bindparam("dataset_code"))
+    .order_by(_A.c.id.desc())
+    .limit(1)
+)
+
+#: reads one row of a statement (STANDING or NEWEST_APPLICATION, parameters bound by the reader)
+RowReader = Callable[[sa.Select[Any]], Mapping[Any, Any] | None]
+
+
 def app_standing(
     conn: sa.Connection, app_id: str, dataset_code: str, *, now: dt.datetime | None = None
 ) -> tuple[App | None, AccessState]:
@@ -728,21 +755,41 @@ def app_standing(
     ``application`` is None for ``granted``. Nothing is cached: a revoked or expired grant, a
     disabled app or a rotated secret shows on the next call. ``(None, none)`` for an unknown app.
     """
+    params = {"app_id": app_id, "dataset_code": dataset_code}
+
+    def read(stmt: sa.Select[Any]) -> Mapping[Any, Any] | None:
+        row = conn.execute(stmt, params).first()
+        return row._mapping if row is not None else None
+
+    return standing_from(read, now=now)
+
+
+def standing_from(read: RowReader, *, now: dt.datetime | None = None) -> tuple[App | None, AccessState]:
+    """:func:`app_standing` on rows that ``read`` fetches (the API reads them through psycopg
+    directly on PostgreSQL, with the same statements)."""
     at = _utc(now)
-    newest = sa.select(sa.func.max(_G2.c.id)).where(
-        _G2.c.app_id == app_id, _G2.c.dataset_code == dataset_code
-    )
-    row = conn.execute(
-        sa.select(*(c.label(_APP_PREFIX + c.name) for c in schema.apps.c), *_G.c)
-        .select_from(schema.apps.outerjoin(_G, _G.c.id == newest.scalar_subquery()))
-        .where(schema.apps.c.app_id == app_id)
-    ).first()
+    row = read(STANDING)
     if row is None:
         return None, AccessState(kind="none", grant=None, application=None)
-    app = from_mapping(row._mapping, _APP_PREFIX)
-    grant = _grant(row) if row.id is not None else None
+    app = from_mapping(row, _APP_PREFIX)
+    grant = _grant(_Attrs(row)) if row["id"] is not None else None
     application = None
     if grant is None or not grant.active_at(at):
-        a_row = conn.execute(_newest_application(app_id, dataset_code)).first()
-        application = _application(a_row, local_date(at)) if a_row is not None else None
+        a_row = read(NEWEST_APPLICATION)
+        application = _application(_Attrs(a_row), local_date(at)) if a_row is not None else None
     return app, _decide(grant, application, at)
+
+
+class _Attrs:
+    """Attribute access to a mapping, so that rows read without SQLAlchemy decode alike."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, m: Mapping[Any, Any]) -> None:
+        self._m = m
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._m[name]
+        except KeyError:
+            raise AttributeError(name) from None

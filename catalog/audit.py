@@ -48,7 +48,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,8 +139,9 @@ def record_hash(prev_hash: str, seq: int, rec: AuditRecord) -> str:
 def _clean_text(value: str, limit: int | None) -> str:
     # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8: either
     # would fail the whole batch, so both become visible escapes instead
-    text = value.replace("\x00", "\\x00")
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = value.replace("\x00", "\\x00") if "\x00" in value else value
+    if not text.isascii():  # ASCII text has no surrogates (the usual case: skip the round trip)
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text[:limit] if limit is not None else text
 
 
@@ -212,7 +213,10 @@ def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
     """
     if not records:
         return []
-    clean = [normalise(r) for r in records]
+    return _append_normalised(engine, [normalise(r) for r in records])
+
+
+def _append_normalised(engine: sa.Engine, clean: list[AuditRecord]) -> list[int]:
     head = schema.audit_head
     for _attempt in range(3):
         with engine.begin() as conn:
@@ -227,42 +231,129 @@ def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
     raise AuditError("could not create the audit head row")
 
 
-def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRecord]) -> list[int]:
+def _chain(seq: int, prev: str, clean: list[AuditRecord]) -> tuple[list[dict[str, Any]], int, str]:
+    """The rows of ``clean`` after the head (seq, prev): with seq, prev_hash and hash; the new head."""
     rows = []
-    seqs = []
     for rec in clean:
         seq += 1
         digest = record_hash(prev, seq, rec)
         rows.append(
             {**{n: getattr(rec, n) for n in _FIELD_NAMES}, "seq": seq, "prev_hash": prev, "hash": digest}
         )
-        seqs.append(seq)
         prev = digest
+    return rows, seq, prev
+
+
+def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRecord]) -> list[int]:
+    rows, seq, prev = _chain(seq, prev, clean)
     conn.execute(schema.audit.insert(), rows)
     head = schema.audit_head
     conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=seq, hash=prev))
-    return seqs
+    return [r["seq"] for r in rows]
+
+
+_COPY_COLUMNS = (*_FIELD_NAMES, "seq", "prev_hash", "hash")
+
+
+class _PgAppender:
+    """:func:`append` for the writer thread on PostgreSQL, through its own psycopg connection.
+
+    The same transaction — lock the head row (``SELECT … FOR UPDATE``), insert the batch, move
+    the head, commit — without SQLAlchemy's per-statement work and the pool checkout, and the
+    rows go in with one ``COPY … FROM STDIN``: measured on the benchmark machine a batch cost
+    about 1.1 ms of CPU through SQLAlchemy, most of it fixed per batch, so that small batches
+    (the common case under moderate load) cost up to a millisecond per record. A connection
+    found broken at the first statement (a restarted server) is replaced once; any later failure
+    is raised, as the batch may or may not have committed.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+        cols = ", ".join(_COPY_COLUMNS)
+        self._copy = f"COPY {schema.audit.name} ({cols}) FROM STDIN"
+        self._lock_head = f"SELECT seq, hash FROM {schema.audit_head.name} WHERE id = %s FOR UPDATE"
+        self._move_head = f"UPDATE {schema.audit_head.name} SET seq = %s, hash = %s WHERE id = %s"
+
+    def append(self, clean: list[AuditRecord]) -> list[int]:
+        """Append normalised records; their seqs once committed."""
+        import psycopg
+
+        for attempt in (1, 2):
+            fresh = self._conn is None
+            if fresh:
+                self._conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn = self._conn
+            locked = [False]
+            try:
+                seqs = self._append_on(conn, clean, locked)
+            except psycopg.OperationalError:
+                if conn.broken or conn.closed:
+                    self._conn = None
+                    conn.close()
+                    if not fresh and not locked[0] and attempt == 1:
+                        continue  # a stale connection: nothing was written, start again
+                raise
+            return seqs if seqs is not None else _append_normalised(self._engine, clean)
+        raise AssertionError("unreachable")
+
+    def _append_on(self, conn: Any, clean: list[AuditRecord], locked: list[bool]) -> list[int] | None:
+        from psycopg.types.json import Json
+
+        with conn.transaction():
+            head = conn.execute(self._lock_head, (HEAD_ID,)).fetchone()
+            locked[0] = True
+            if head is None:
+                return None  # no head row yet: the general path creates it
+            rows, seq, prev = _chain(int(head[0]), str(head[1]), clean)
+            with conn.cursor() as cur, cur.copy(self._copy) as copy:
+                for row in rows:
+                    fields = row["fields"]
+                    row["fields"] = Json(fields) if fields is not None else None
+                    copy.write_row([row[c] for c in _COPY_COLUMNS])
+            conn.execute(self._move_head, (seq, prev, HEAD_ID))
+        return [r["seq"] for r in rows]
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class _Pending:
-    __slots__ = ("done", "error", "on_done", "rec", "seq")
+    __slots__ = ("done", "error", "future", "loop", "rec", "seq")
 
-    def __init__(self, rec: AuditRecord, on_done: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        rec: AuditRecord,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
         self.rec = rec
         self.done = threading.Event()
         self.seq: int | None = None
         self.error: AuditError | None = None
-        self.on_done = on_done  # called in the writer thread once seq or error is set
-
-    def finish(self) -> None:
-        self.done.set()
-        if self.on_done is not None:
-            self.on_done()
+        self.loop = loop  # an async waiter's loop and future (write_async), woken by _finish
+        self.future = future
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _finish(batch: list[_Pending]) -> None:
+    """Wake the batch's waiters: threads by their events, async ones with one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for p in batch:
+        p.done.set()
+        if p.loop is not None and p.future is not None:
+            by_loop.setdefault(p.loop, []).append(p.future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, futures)
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for f in futures:
+        if not f.done():
+            f.set_result(None)
 
 
 class AuditWriter:
@@ -278,6 +369,7 @@ class AuditWriter:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self._engine = engine
+        self._pg = _PgAppender(engine) if engine.dialect.name == "postgresql" else None
         self._batch_max = batch_max
         self._linger_s = max(linger_s, 0.0)
         self._cond = threading.Condition()
@@ -300,12 +392,7 @@ class AuditWriter:
         group commits as those of :meth:`write`."""
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(_resolve, woken)
-
-        item = _Pending(self._normalised(rec), wake)
+        item = _Pending(self._normalised(rec), loop, woken)
         self._enqueue(item)
         with contextlib.suppress(TimeoutError):  # _outcome tells what a timeout means
             await asyncio.wait_for(asyncio.shield(woken), timeout)
@@ -371,12 +458,17 @@ class AuditWriter:
             return batch
 
     def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            self._commit(batch)
+        try:
+            while (batch := self._take()) is not None:
+                self._commit(batch)
+        finally:
+            if self._pg is not None:
+                self._pg.close()
 
     def _commit(self, batch: list[_Pending]) -> None:
+        clean = [p.rec for p in batch]  # normalised by write
         try:
-            seqs = append(self._engine, [p.rec for p in batch])
+            seqs = self._pg.append(clean) if self._pg is not None else _append_normalised(self._engine, clean)
             for p, seq in zip(batch, seqs, strict=True):
                 p.seq = seq
         except Exception as exc:
@@ -388,8 +480,7 @@ class AuditWriter:
             error = AuditError(f"audit append failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             batch[0].error = error
-        for p in batch:
-            p.finish()
+        _finish(batch)
 
 
 # ---- verifying -----------------------------------------------------------------------------

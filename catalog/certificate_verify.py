@@ -19,7 +19,7 @@ Dates are compared with the local calendar date, as certificates are issued.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,13 +85,22 @@ def _today(now: dt.datetime | None) -> dt.date:
     return dt.date.today() if now is None else now.astimezone().date()
 
 
-def _lookup(engine: sa.Engine, identifier: Any) -> tuple[dict[str, Any] | None, str | None]:
+#: the stored certificate with bind parameter ``identifier``
+BY_IDENTIFIER = sa.select(schema.certificates).where(
+    schema.certificates.c.identifier == sa.bindparam("identifier")
+)
+
+#: looks a certificate up: (the record, None) or (None, the identifier of a newer version or None)
+Lookup = Callable[[Any], tuple[dict[str, Any] | None, str | None]]
+
+
+def lookup(engine: sa.Engine, identifier: Any) -> tuple[dict[str, Any] | None, str | None]:
     """(the record, None) or (None, the identifier of a newer version when there is one)."""
     if not isinstance(identifier, str) or not identifier_is_well_formed(identifier):
         return None, None
     t = schema.certificates
     with engine.connect() as conn:
-        row = conn.execute(sa.select(t).where(t.c.identifier == identifier)).first()
+        row = conn.execute(BY_IDENTIFIER, {"identifier": identifier}).first()
         if row is not None:
             return dict(row._mapping), None
         # <prefix>.<type code>.<issuer>.<serial>.<version>.<check>: a face change gave the same
@@ -133,12 +142,19 @@ def _new_outcome(*extra: str) -> _Outcome:
 
 
 def verify_identifier(
-    engine: sa.Engine, keys: KeyStore, identifier: str, *, today: dt.date | None = None
+    engine: sa.Engine,
+    keys: KeyStore,
+    identifier: str,
+    *,
+    today: dt.date | None = None,
+    lookup_with: Lookup | None = None,
 ) -> VerifyResult:
-    """Verify the hub's stored record: its signature over the stored content, status and dates."""
+    """Verify the hub's stored record: its signature over the stored content, status and dates.
+
+    ``lookup_with`` replaces :func:`lookup` on ``engine`` (the API reads through psycopg)."""
     today = today or dt.date.today()
     out = _new_outcome()
-    row, newer = _lookup(engine, identifier)
+    row, newer = lookup_with(identifier) if lookup_with is not None else lookup(engine, identifier)
     if row is None:
         out.fail("signature", None)
         return _unknown(out, identifier, newer)
@@ -199,7 +215,7 @@ def verify_document(
             out.fail("copy_not_expired", "copy_expired")
     identifier = cert.get("identifier")
     ident = identifier if isinstance(identifier, str) else None
-    row, newer = _lookup(engine, identifier)
+    row, newer = lookup(engine, identifier)
     if row is None:
         return _unknown(out, ident, newer)
     if not _same(certificate_document(row), cert):
@@ -235,7 +251,7 @@ def verify_qr(
     if moment >= expires:
         out.fail("copy_not_expired", "copy_expired")
     identifier = claims["id"] if isinstance(claims["id"], str) else None
-    row, newer = _lookup(engine, identifier)
+    row, newer = lookup(engine, identifier)
     if row is None:
         return _unknown(out, identifier, newer)
     matches = (

@@ -449,17 +449,17 @@ def test_close_flushes_and_later_writes_fail(engine: sa.Engine) -> None:
 def _pg_child(url: str, tag: str, go: object) -> None:
     engine = store.engine_for(url)
     failures: list[BaseException] = []
-    plain_append = audit.append
+    plain_append = audit._PgAppender.append  # what the writer appends with on PostgreSQL
 
-    def counting_append(engine: sa.Engine, records: list[AuditRecord]) -> list[int]:
+    def counting_append(self: audit._PgAppender, records: list[AuditRecord]) -> list[int]:
         # the writer retries a failed batch record by record, which would hide a lost race on seq
         try:
-            return plain_append(engine, records)
+            return plain_append(self, records)
         except BaseException as exc:
             failures.append(exc)
             raise
 
-    audit.append = counting_append  # type: ignore[assignment]
+    audit._PgAppender.append = counting_append  # type: ignore[method-assign]
     go.wait()  # type: ignore[attr-defined]  # a barrier: both processes start writing together
     with AuditWriter(engine, batch_max=16) as writer:
         errors: list[BaseException] = []

@@ -178,3 +178,25 @@ def test_failed_refresh_leaves_the_served_rows(any_hub: sa.Engine) -> None:
             serving.refresh(any_hub, spec, broken(), run_id="r2", replace=replace)
         assert serving.count(any_hub, spec) == 2
         assert serving.lookup_key(any_hub, spec, {"uscc": USCC[0]})["ent_name"] == "甲"  # type: ignore[index]
+
+
+def test_before_commit_failure_leaves_the_served_rows(any_hub: sa.Engine) -> None:
+    """The pipeline holds the serving commit until the lake committed; a refusal there changes nothing."""
+    spec = store.get_dataset(any_hub, "SCJ-LIC").spec
+    serving.refresh(any_hub, spec, licences(["甲", "乙"], ["存续"] * 2), run_id="r1", replace=True)
+
+    def lake_failed() -> None:
+        raise RuntimeError("the curated write failed")
+
+    for replace in (True, False):
+        with pytest.raises(RuntimeError, match="curated write failed"):
+            serving.refresh(
+                any_hub,
+                spec,
+                licences(["丙"], ["吊销"]),
+                run_id="r2",
+                replace=replace,
+                before_commit=lake_failed,
+            )
+        assert serving.count(any_hub, spec) == 2
+        assert serving.lookup_key(any_hub, spec, {"uscc": USCC[0]})["ent_name"] == "甲"  # type: ignore[index]

@@ -417,3 +417,77 @@ def test_row_label_names_other_rows_in_messages():
     out = run_validate(table, DatasetRules(key=["k"]), row_id="_rid", suite_name="t", row_label="where")
     assert [v.message for v in out.violations[0]] == ["k: duplicate primary key (also on row 3 of y.csv)"]
     assert [v.message for v in out.violations[2]] == ["k: duplicate primary key (also on row 7 of x.csv)"]
+
+
+def _mixed_table(n: int) -> pa.Table:
+    """Rows with every kind of problem spread over the table, and keys duplicated far apart."""
+    ids = list(range(1000, 1000 + n))
+    keys = [f"k{i}" for i in range(n)]
+    keys[n - 1] = keys[3]  # first and last chunk share a key
+    keys[n // 2] = keys[n // 2 + 1]  # and two neighbours
+    return pa.table(
+        {
+            "_rid": ids,
+            "_label": [str(i + 1) for i in range(n)],
+            "k": keys,
+            "code": [GOOD_CODE if i % 7 else "91350100M000100Y44" for i in range(n)],
+            "state": ["a" if i % 11 else "z" for i in range(n)],
+            "amount": [i if i % 13 else -1 for i in range(n)],
+            "extra": [None if i % 17 == 0 else "x" for i in range(n)],
+        }
+    )
+
+
+def _rules(prev: int | None = None) -> DatasetRules:
+    return DatasetRules(
+        key=["k"],
+        columns=[
+            ColumnRule("code", "credit_code"),
+            ColumnRule("state", "enum", {"values": ["a", "b"]}),
+            ColumnRule("amount", "range", {"min": 0}),
+            ColumnRule("extra", "not_null"),
+            ColumnRule("extra", "unique"),
+        ],
+        max_volume_change=0.1,
+        previous_row_count=prev,
+    )
+
+
+def test_validate_chunks_finds_what_one_pass_finds():
+    """Chunked validation (row rules per chunk, keys once) gives the whole table's outcome."""
+    from quality.validate import validate_chunks
+
+    table = _mixed_table(300)
+    rules = _rules(prev=200)
+    whole = validate(table, rules, row_id="_rid", suite_name="t", row_label="_label")
+    seen: list[tuple[int, list[int]]] = []
+    chunks = [table.slice(0, 64), table.slice(64, 64), table.slice(128, 100), table.slice(228)]
+    chunked = validate_chunks(
+        iter(chunks),
+        rules,
+        row_id="_rid",
+        suite_name="t",
+        row_label="_label",
+        on_chunk=lambda chunk, bad: seen.append((chunk.num_rows, bad)),
+    )
+    # the same findings per row (key findings come last, after the row rules)
+    assert {r: sorted(m) for r, m in messages(chunked).items()} == {
+        r: sorted(m) for r, m in messages(whole).items()
+    }
+    assert chunked.row_count == 300 and chunked.bad_row_count == whole.bad_row_count
+    # duplicates across chunks name each other (found only in the final key pass)
+    assert any("also on row 300" in m for m in messages(chunked)[1003])
+    assert chunked.dataset_checks["volume_change"]["success"] is False  # 300 rows vs 200 allowed +-10 %
+    by_rule = {(e.rule, e.column): e.unexpected_count for e in chunked.expectations}
+    assert by_rule == {(e.rule, e.column): e.unexpected_count for e in whole.expectations}
+    # each chunk reported its own row-rule failures (not the key duplicates)
+    assert [n for n, _ in seen] == [64, 64, 100, 72]
+    reported = {rid for _, bad in seen for rid in bad}
+    row_rule_bad = {
+        rid
+        for rid, vs in whole.violations.items()
+        if any(v.rule not in ("primary_key", "unique") for v in vs)
+    }
+    assert reported == row_rule_bad
+    stored = chunked.to_json()
+    assert len(stored["gx_result"]["parts"]) == 5  # four chunks and the key pass

@@ -8,13 +8,14 @@ written by the audit middleware before the response leaves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -32,6 +33,7 @@ from catalog.errors import ApiError
 from catalog.ratelimit import RateLimiterUnavailable
 
 if TYPE_CHECKING:
+    from catalog.api.reads import PsycopgPool, Reads
     from catalog.audit import AuditWriter
     from catalog.keys import KeyStore
     from catalog.ratelimit import RateLimiter
@@ -67,6 +69,23 @@ class Hub:
         self.verifier = tokens.TokenVerifier(
             self.keys, audience=self.settings.token_audience, issuer=self.settings.token_issuer
         )
+        self._pg: PsycopgPool | None = None
+        if self.engine.dialect.name == "postgresql":
+            from catalog.api.reads import PsycopgPool
+
+            self._pg = PsycopgPool(self.engine, self.db_concurrency)
+
+    @contextlib.contextmanager
+    def reads(self) -> Iterator[Reads]:
+        """The reads of one data call on one connection (psycopg directly on PostgreSQL)."""
+        if self._pg is not None:
+            with self._pg.reads() as pg:
+                yield pg
+            return
+        from catalog.api.reads import SqlAlchemyReads
+
+        with self.read_engine.connect() as conn:
+            yield SqlAlchemyReads(conn, self.read_engine)
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work of an async endpoint in a worker thread (one hop per call)."""
@@ -87,11 +106,13 @@ class Hub:
             return self._audit
 
     def close(self) -> None:
-        """Flush and stop the audit writer (the app's shutdown)."""
+        """Flush and stop the audit writer, close the read connections (the app's shutdown)."""
         with self._audit_lock:
             writer, self._audit = self._audit, None
         if writer is not None:
             writer.close()
+        if self._pg is not None:
+            self._pg.close()
 
     def dataset(self, code: str) -> store.PublishedDataset:
         """A published dataset (cached for a few seconds: the directory changes rarely)."""
@@ -125,17 +146,27 @@ class CallAudit:
 # worker thread, a hop that costs more than the dependency itself.
 
 
-async def hub_of(request: Request) -> Hub:
+def request_hub(request: Request) -> Hub:
+    """The API process's services (also as the dependency :data:`HubDep`)."""
     hub: Hub = request.app.state.hub
     return hub
 
 
-async def call_of(request: Request) -> CallAudit:
+def request_call(request: Request) -> CallAudit:
+    """The audit record of this request (also as the dependency :data:`CallDep`)."""
     call: CallAudit | None = getattr(request.state, "call", None)
     if call is None:  # outside the audit middleware (e.g. tests of a sub-router)
         call = CallAudit()
         request.state.call = call
     return call
+
+
+async def hub_of(request: Request) -> Hub:
+    return request_hub(request)
+
+
+async def call_of(request: Request) -> CallAudit:
+    return request_call(request)
 
 
 HubDep = Annotated[Hub, Depends(hub_of)]
@@ -257,8 +288,6 @@ class AppClaims:
 
 async def app_claims(
     request: Request,
-    hub: HubDep,
-    call: CallDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     x_end_user_id: Annotated[
         str | None, Header(max_length=100, description="the end user the call is made for (使用人)")
@@ -267,7 +296,10 @@ async def app_claims(
         str | None, Header(max_length=100, description="the case the call serves (办件编号)")
     ] = None,
 ) -> AppClaims:
-    """An app's token, checked without the database; the same refusals as :data:`AppPrincipal`."""
+    """An app's token, checked without the database; the same refusals as :data:`AppPrincipal`.
+
+    (Few sub-dependencies on purpose: FastAPI's per-request work grows with each.)"""
+    hub, call = request_hub(request), request_call(request)
     if credentials is None:
         call.principal = with_purpose(access.ANONYMOUS, x_end_user_id, x_case_number)
         if request.headers.get("authorization"):
@@ -316,19 +348,13 @@ def dataset_access(
 
 
 def app_dataset_gate(
-    hub: Hub,
-    call: CallAudit,
-    claims: AppClaims,
-    code: str,
-    conn: sa.Connection,
-    *,
-    now: dt.datetime | None = None,
+    hub: Hub, call: CallAudit, claims: AppClaims, code: str, reads: Reads
 ) -> tuple[Principal, store.PublishedDataset, access.Decision]:
     """:func:`dataset_access` for an :class:`AppClaims`, with the app re-read in the same query
-    as its grant (``applications.app_standing`` on ``conn``). The refusals and their order are
-    those of ``AppPrincipal`` + ``dataset_access``: the app (rotated 401, disabled 403), then
-    the dataset (404), shared, purpose, grant, rate limit."""
-    app, state = applications.app_standing(conn, claims.app_id, code, now=now)
+    as its grant (``applications.app_standing``). The refusals and their order are those of
+    ``AppPrincipal`` + ``dataset_access``: the app (rotated 401, disabled 403), then the
+    dataset (404), shared, purpose, grant, rate limit."""
+    app, state = reads.app_standing(claims.app_id, code)
     principal = with_purpose(app_principal_of(app, claims.generation), claims.end_user, claims.case_number)
     call.principal = principal
     d = hub.dataset(code)

@@ -7,12 +7,12 @@ import secrets
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from catalog import certificate_verify, certificates, schema, signing
 from catalog.access import Principal, check_purpose
 from catalog.api import cert_views
-from catalog.api.context import AppPrincipal, CallDep, Hub, HubDep, limit
+from catalog.api.context import AppPrincipal, CallDep, Hub, HubDep, limit, request_call, request_hub
 from catalog.api.errors_doc import errors
 from catalog.api.models import CertificateList, CertificateOut, CopyOut, CopyRequest, VerifyOut, VerifyRequest
 from catalog.errors import ApiError
@@ -88,16 +88,22 @@ def certificate(
     responses=errors(),
     summary="Verify a certificate held by the hub (public)",
 )
-async def verify_identifier(
-    identifier: Annotated[str, _IDENT], hub: HubDep, call: CallDep
-) -> dict[str, Any]:
+async def verify_identifier(identifier: Annotated[str, _IDENT], request: Request) -> dict[str, Any]:
     """Signature over the stored content, current status (valid / revoked / expired) and the
     validity period. Anyone may call it; it says nothing about the holder."""
+    hub, call = request_hub(request), request_call(request)
     call.action = "certificates.verify"
     call.certificate_id = identifier
-    result = await hub.run_db(certificate_verify.verify_identifier, hub.read_engine, hub.keys, identifier)
+    result = await hub.run_db(_verify_stored, hub, identifier)
     call.row_count = 1
     return result.to_json()
+
+
+def _verify_stored(hub: Hub, identifier: str) -> certificate_verify.VerifyResult:
+    with hub.reads() as reads:
+        return certificate_verify.verify_identifier(
+            hub.read_engine, hub.keys, identifier, lookup_with=reads.certificate
+        )
 
 
 @router.post(

@@ -20,6 +20,8 @@ from catalog.api.context import (
     Hub,
     HubDep,
     app_dataset_gate,
+    request_call,
+    request_hub,
 )
 from catalog.api.context import limit as rate_limit
 from catalog.api.errors_doc import errors
@@ -74,8 +76,6 @@ def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
 async def records(
     code: str,
     request: Request,
-    hub: HubDep,
-    call: CallDep,
     claims: AppClaimsDep,
     subject: Annotated[
         str | None, Query(max_length=32, description="citizen ID or credit code the records are about")
@@ -89,6 +89,7 @@ async def records(
     fields) or ``subject``; nothing else. Fields the grant does not cover are dropped, sensitive
     fields granted masked are masked. A record that does not exist and one the app may not see
     give the same answer."""
+    hub, call = request_hub(request), request_call(request)
     call.action = "records.lookup"
     query = list(request.query_params.multi_items())
     return await hub.run_db(_records, hub, call, claims, code, query, subject, limit, cursor)
@@ -105,8 +106,8 @@ def _records(
     cursor: str | None,
 ) -> dict[str, Any]:
     """The gate and the lookup on one pooled connection, in one worker thread."""
-    with hub.read_engine.connect() as conn:
-        _principal, d, decision = app_dataset_gate(hub, call, claims, code, conn)
+    with hub.reads() as reads:
+        _principal, d, decision = app_dataset_gate(hub, call, claims, code, reads)
         spec = d.spec
         call.fields = decision.fields
         allowed = {*spec.primary_key, "subject", "limit", "cursor"}
@@ -123,7 +124,7 @@ def _records(
             if set(key_filters) != set(spec.primary_key):
                 raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
             key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
-            row = serving.lookup_key(conn, spec, key)
+            row = reads.lookup_key(spec, key)
             if row and spec.subject:
                 call.subject = str(row.get(spec.subject.field))
             items = [decision.shape(row)] if row else []
@@ -135,7 +136,7 @@ def _records(
             raise ApiError("no_subject", 400, code=code)
         call.subject = subject
         after = _decode_cursor(spec, cursor) if cursor else None
-        rows = serving.lookup_subject(conn, spec, subject, limit=limit + 1, after=after)
+        rows = reads.lookup_subject(spec, subject, limit=limit + 1, after=after)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
