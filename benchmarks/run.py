@@ -159,7 +159,8 @@ def sync_figures(rows: int, big_rows: int, quick: bool, work: Path) -> tuple[lis
             _ratio(copy_s, whole),
             ">= 0.25",
             (copy_s / whole >= 0.25) if check else None,
-            f"validate {t['validate']:.2f} s, publish {t['publish']:.2f} s; imports {t['imports']:.2f} s not counted",
+            f"validate {t['validate']:.2f} s, publish {t['publish']:.2f} s; "
+            f"imports {t['imports']:.2f} s not counted",
         ),
         Row(
             "B2",
@@ -316,7 +317,10 @@ def _fmt(v: float | None) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    head = f"{'id':<3} {'figure':<74} {'sharehub':>10} {'baseline':>10} {'ratio':>7} {'target':>22} {'result':>6}"
+    head = (
+        f"{'id':<3} {'figure':<74} {'sharehub':>10} {'baseline':>10} {'ratio':>7} "
+        f"{'target':>22} {'result':>6}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -379,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(table)
     info = machine()
     print(
-        f"\nmachine: {info.get('cpus')} CPUs ({info.get('cpu_model', '?')}), {info.get('memory_gib', '?')} GiB, "
+        f"\nmachine: {info.get('cpus')} CPUs ({info.get('cpu_model', '?')}), "
+        f"{info.get('memory_gib', '?')} GiB, "
         f"PostgreSQL {info.get('postgresql')}, Python {info['python']}; "
         f"sizes: {rows:,} / {big_rows:,} rows, {args.clients} clients x {seconds:g} s, {dags} DAGs"
         + ("; QUICK run: no targets" if quick else "")
@@ -388,13 +393,21 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "quick": quick,
         "machine": info,
-        "sizes": {"rows": rows, "big_rows": big_rows, "seconds": seconds, "clients": args.clients, "dags": dags},
+        "sizes": {
+            "rows": rows,
+            "big_rows": big_rows,
+            "seconds": seconds,
+            "clients": args.clients,
+            "dags": dags,
+        },
         "table": [asdict(r) for r in table],
         "raw": raw,
         "failures": failures,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    args.out.write_text(
+        json.dumps(result, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     print(f"written: {args.out}")
     if failures:
         return 2

@@ -190,10 +190,10 @@ def warm_up() -> float:
     """Import what the three steps import (an Airflow task process pays this once); seconds."""
     t0 = time.perf_counter()
     import great_expectations  # noqa: F401
-    import pyiceberg.catalog.sql  # noqa: F401
+    import pyiceberg.catalog.sql
     import pyiceberg.io.pyarrow  # noqa: F401
 
-    import connectors.conform  # noqa: F401
+    import connectors.conform
     import connectors.postgres  # noqa: F401
     from catalog import dbschema
     from quality import _gx
