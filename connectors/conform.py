@@ -140,9 +140,79 @@ def _patch(array: pa.Array, fixes: dict[int, Any], target: pa.DataType) -> pa.Ar
     return pc.replace_with_mask(array, pa.array(mask), replacements)
 
 
+# UTF-8 encodings of the characters utf8_trim_whitespace removes (ASCII 09-0D and 20 aside)
+_WIDE_SPACES = (
+    b"\xc2\x85",
+    b"\xc2\xa0",
+    b"\xe1\x9a\x80",
+    b"\xe1\xa0\x8e",
+    *(b"\xe2\x80" + bytes([c]) for c in (*range(0x80, 0x8B), 0xA8, 0xA9, 0xAF)),
+    b"\xe2\x81\x9f",
+    b"\xe3\x80\x80",
+)
+
+
+def _already_clean(text: pa.Array) -> bool:
+    """True when no value is empty or starts/ends with whitespace (trimming would change nothing).
+
+    Checked on the raw buffers with numpy (a few ms a million values) because trimming copies
+    every string: most database text needs no trimming, and this skips the copy."""
+    import numpy as np
+
+    if not pa.types.is_string(text.type) or len(text) == 0:
+        return len(text) == 0
+    _, offsets_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    valid = np.asarray(text.is_valid()) if text.null_count else np.ones(len(text), dtype=bool)
+    lengths = np.where(valid, ends - starts, 1)
+    if (lengths == 0).any():
+        return False
+    starts, ends = starts[valid], ends[valid]
+    if not len(starts):
+        return True
+    first, last = data[starts], data[ends - 1]
+    ascii_space = ((first >= 9) & (first <= 13)) | (first == 32) | ((last >= 9) & (last <= 13)) | (last == 32)
+    if ascii_space.any():
+        return False
+    length = ends - starts
+    two = np.array([int.from_bytes(w, "big") for w in _WIDE_SPACES if len(w) == 2], dtype=np.int64)
+    three = np.array([int.from_bytes(w, "big") for w in _WIDE_SPACES if len(w) == 3], dtype=np.int64)
+    # only values whose first or last character is a 2-/3-byte one with a matching lead byte
+    lead = np.zeros(256, dtype=bool)
+    lead[[0xC2, 0xE1, 0xE2, 0xE3]] = True
+    ok2, ok3 = length >= 2, length >= 3
+    tail2 = np.where(ok2, ends - 2, starts)
+    tail3 = np.where(ok3, ends - 3, starts)
+    candidate = (ok2 & lead[first]) | (ok2 & (data[tail2] == 0xC2)) | (ok3 & lead[data[tail3]])
+    if not candidate.any():
+        return True
+    s0, e0, n0 = starts[candidate], ends[candidate], length[candidate]
+
+    def code(pos: Any, n: int) -> Any:
+        value = np.zeros(len(pos), dtype=np.int64)
+        for k in range(n):
+            value = (value << 8) | data[np.minimum(pos + k, len(data) - 1)]
+        return value
+
+    found = (np.isin(code(s0, 2), two) | np.isin(code(np.maximum(e0 - 2, s0), 2), two)) & (n0 >= 2)
+    found |= (np.isin(code(s0, 3), three) | np.isin(code(np.maximum(e0 - 3, s0), 3), three)) & (n0 >= 3)
+    return not bool(found.any())
+
+
 def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
     """Cast trimmed text to ``target``; returns the array and {index: reason} of bad values."""
-    text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    text = column.cast(pa.string())
+    # long text (scopes, addresses): checking is cheaper than trimming, which copies every value
+    long_text = pa.types.is_string(text.type) and len(text) and text.nbytes >= 48 * len(text)
+    if (
+        (pa.types.is_string(target) or pa.types.is_large_string(target))
+        and long_text
+        and _already_clean(text)
+    ):
+        return text.cast(target), {}
+    text = pc.utf8_trim_whitespace(text)
     # an empty cell is a missing value (CSV and Excel cannot tell them apart), for text too
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     if pa.types.is_string(target) or pa.types.is_large_string(target):

@@ -334,7 +334,10 @@ class Lake:
                 else:
                     with tx.update_snapshot(snapshot_properties=snapshot_props).overwrite() as producer:
                         if before is not None:
+                            # every live data file goes; the predicate alone only shapes the summary
                             producer.delete_by_predicate(AlwaysTrue())
+                            for task in table.scan().plan_files():
+                                producer.delete_data_file(task.file)
                         for f in _stream_files(tx, table.io, producer.commit_uuid, counted(source, target)):
                             producer.append_data_file(f)
                 committed = tx.commit_transaction()

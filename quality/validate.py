@@ -360,7 +360,6 @@ def _run_part(
         gx_result = batch.validate(suite, result_format=result_format)
     del df
 
-    positions: dict[int, int] | None = None
     violations: dict[int, list[Violation]] = defaultdict(list)
     results: list[ExpectationResult] = []
     ordered_checks: list[_Check] = []
@@ -379,9 +378,14 @@ def _run_part(
             dataset_checks[VOLUME_CHANGE] = volume
             details.update(volume)
         elif bad_ids:
-            if positions is None:
-                positions = {int(v): i for i, v in enumerate(ids.to_pylist())}
-            labels = table.column(row_label).to_pylist() if row_label else None
+            # positions and labels of the bad rows only (a dict of every row costs ~0.3 s a million)
+            where = pc.index_in(pa.array(bad_ids, pa.int64()), value_set=ids)
+            positions = dict(zip(bad_ids, where.to_pylist(), strict=True))
+            labels = (
+                dict(zip(bad_ids, table.column(row_label).take(where).to_pylist(), strict=True))
+                if row_label
+                else None
+            )
             for rid, violation in _explain(check, table, bad_ids, positions, labels):
                 violations[rid].append(violation)
         results.append(
@@ -652,7 +656,7 @@ def _explain(
     table: pa.Table,
     bad_ids: Sequence[int],
     positions: Mapping[int, int],
-    labels: Sequence[Any] | None = None,
+    labels: Mapping[int, Any] | None = None,
 ) -> Iterable[tuple[int, Violation]]:
     """Say why each of ``bad_ids`` broke ``check`` (from the original Arrow values)."""
     idx = pa.array([positions[i] for i in bad_ids], pa.int64())
@@ -667,7 +671,7 @@ def _explain(
         label = ", ".join(check.fields)
         for rid, k in zip(bad_ids, keys, strict=True):
             others = _rows_text(
-                [r if labels is None else labels[positions[r]] for r in groups[k] if r != rid]
+                [r if labels is None else labels[r] for r in groups[k] if r != rid]
             )
             if rule == PRIMARY_KEY:
                 msg = f"{label}: duplicate primary key ({others})"

@@ -35,7 +35,7 @@ class Fanout(Generic[T, R]):
     returned (or raises what it raised).
     """
 
-    def __init__(self, side: Callable[[Iterator[T]], R], *, depth: int = 4, name: str = "fanout") -> None:
+    def __init__(self, side: Callable[[Iterator[T]], R], *, depth: int = 2, name: str = "fanout") -> None:
         self._queue: Queue[Any] = Queue(maxsize=depth)
         self._side = side
         self._result: R | None = None
@@ -103,3 +103,50 @@ class Fanout(Generic[T, R]):
             with contextlib.suppress(Full):
                 self._queue.put_nowait(Aborted("abandoned"))
         self._thread.join(timeout=600)
+
+
+def ahead(items: Iterable[T], depth: int = 1, *, name: str = "read-ahead") -> Iterator[T]:
+    """Yield ``items`` while a thread produces the next ``depth`` of them.
+
+    ``validate`` reads and decodes the next chunk of Parquet (Arrow, outside the GIL) while GX
+    checks the current one. An exception in the producer is raised in the consumer; a consumer
+    that stops early stops the producer."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:
+            put(_Raised(exc))
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

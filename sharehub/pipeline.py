@@ -363,10 +363,9 @@ def _row_labels(table: pa.Table, several_files: bool) -> pa.ChunkedArray | pa.Ar
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows = pc.cast(table.column(ROW), pa.string())
     if not several_files:
-        return rows
-    return pc.binary_join_element_wise(rows, table.column(SOURCE), " of ")
+        return table.column(ROW)
+    return pc.binary_join_element_wise(pc.cast(table.column(ROW), pa.string()), table.column(SOURCE), " of ")
 
 
 def _chunks(batches: Any, rows: int) -> Any:
@@ -397,6 +396,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
 
     from lake import QUARANTINE, RAW
     from quality.validate import validate_chunks
+    from sharehub.fanout import ahead
 
     t0 = time.perf_counter()
     h = hub(settings)
@@ -412,7 +412,8 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         def labelled() -> Any:
             batches = h.lake.read_batches(RAW, code, row_filter=run_filter(run_id))
             for chunk in _chunks(batches, h.settings.validate_chunk_rows):
-                yield chunk.append_column("_label", _row_labels(chunk, several_files))
+                # one source: its line numbers name rows as they are (no label column to carry)
+                yield chunk.append_column("_label", _row_labels(chunk, True)) if several_files else chunk
 
         def keep_bad(chunk: pa.Table, bad_ids: list[int]) -> None:
             if bad_ids:
@@ -420,7 +421,12 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 bad_parts.append(chunk.filter(mask).select([*record_names, RID, SOURCE, ROW]))
 
         outcome = validate_chunks(
-            labelled(), rules, row_id=RID, suite_name=f"{code}.suite", row_label="_label", on_chunk=keep_bad
+            ahead(labelled()),
+            rules,
+            row_id=RID,
+            suite_name=f"{code}.suite",
+            row_label="_label" if several_files else ROW,
+            on_chunk=keep_bad,
         )
         reasons: dict[int, list[dict[str, Any]]] = {}
         for rid, violations in outcome.violations.items():

@@ -443,6 +443,50 @@ def test_close_flushes_and_later_writes_fail(engine: sa.Engine) -> None:
         writer.write(rec(6))
 
 
+def _async_writes(writer: AuditWriter, n: int) -> list[int]:
+    import asyncio
+
+    async def main() -> list[int]:
+        writes = (writer.write_async(rec(i, request_id=f"a-{i}")) for i in range(n))
+        return list(await asyncio.gather(*writes))
+
+    return asyncio.run(main())
+
+
+def test_async_writes_share_commits_and_form_one_chain(engine: sa.Engine) -> None:
+    with AuditWriter(engine, batch_max=8) as writer:
+        seqs = _async_writes(writer, 40)
+        assert writer.write(rec(99)) == 41  # threads and tasks share the writer
+    assert sorted(seqs) == list(range(1, 41))
+    report = audit.verify(engine)
+    assert report.ok and report.checked == 41
+    with pytest.raises(AuditError, match="closed"):
+        _async_writes(writer, 1)
+
+
+def test_async_write_refuses_a_malformed_record_and_times_out_uncommitted(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    import asyncio
+    import sqlite3
+
+    writer = AuditWriter(engine, linger_s=0)
+    try:
+        with pytest.raises(AuditError, match="decision"):
+            asyncio.run(writer.write_async(rec(1, decision="perhaps")))
+        blocker = sqlite3.connect(str(tmp_path / "hub.db"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(AuditError, match="timed out"):
+                asyncio.run(writer.write_async(rec(2), timeout=0.3))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    finally:
+        writer.close()
+    assert audit.verify(engine).ok
+
+
 # ---- PostgreSQL ----------------------------------------------------------------------------
 
 
@@ -514,6 +558,26 @@ def test_postgresql_round_trip_and_tamper_detection(hub_pg_url: str) -> None:
         "seq 10: removed (chain jumps from 9 to 11)",
         "seq 20: changed (hash does not match its content)",
     ]
+    engine.dispose()
+
+
+@pytest.mark.services
+def test_postgresql_writer_copies_batches_and_survives_a_dropped_connection(hub_pg_url: str) -> None:
+    engine = store.engine_for(hub_pg_url)
+    with AuditWriter(engine, batch_max=16) as writer:
+        assert writer.write(rec(0)) == 1  # creates the head through the general path
+        assert sorted(_async_writes(writer, 30)) == list(range(2, 32))
+        assert writer._pg is not None and writer._pg._conn is not None
+        pid = writer._pg._conn.info.backend_pid
+        sql(engine, "SELECT pg_terminate_backend(:pid)", pid=pid)
+        assert writer.write(rec(40, path="/x\x00y", fields=None)) == 32  # reconnected once
+        assert writer._pg._conn.info.backend_pid != pid
+    report = audit.verify(engine)
+    assert report.ok, report.problems
+    assert report.checked == 32
+    last = audit.query(engine, after_seq=31)[0]
+    assert last["path"] == "/x\\x00y" and last["fields"] is None
+    assert audit.query(engine, after_seq=1, limit=1)[0]["fields"] == ["uscc", "ent_name"]
     engine.dispose()
 
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from catalog import schema, store
 from catalog.keys import KeyStore, KeyStoreError, SigningKey, b64url, b64url_decode, raw_public_key
-from catalog.tokens import TokenError, issue_token, verify_token
+from catalog.tokens import TokenError, TokenVerifier, issue_token, verify_token
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
 AUD, ISS = "sharehub-api", "sharehub"
@@ -242,6 +242,40 @@ def test_token_times(keys: KeyStore) -> None:
     # without an injected now the real clock is used: a 2026-11-22 token is checked against today
     fresh, _ = issue_token(keys, subject="a", kind="app", audience=AUD, issuer=ISS, ttl_s=600)
     assert verify_token(keys, fresh, audience=AUD, issuer=ISS)["sub"] == "a"
+
+
+def test_verifier_remembers_signatures_not_times(keys: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(keys, audience=AUD, issuer=ISS, max_entries=2)
+    token, _ = issue_token(keys, subject="a", kind="app", audience=AUD, issuer=ISS, ttl_s=600, now=NOW)
+    checks: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: checks.append("decode") or real_decode(*a, **k))
+    first = verifier.verify(token, now=NOW)
+    first["sub"] = "tampered"  # the caller's own copy
+    assert verifier.verify(token, now=NOW + dt.timedelta(seconds=60))["sub"] == "a"
+    assert checks == ["decode"] and len(verifier) == 1  # the signature was checked once
+    # the times are checked on every call
+    with pytest.raises(TokenError) as err:
+        verifier.verify(token, now=NOW + dt.timedelta(seconds=700))
+    assert err.value.reason == "expired"
+    # refused tokens are not remembered, and each is checked again
+    header, _payload, sig = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = ".".join([header, _seg({**claims, "sub": "b"}), sig])
+    for _ in range(2):
+        with pytest.raises(TokenError) as err:
+            verifier.verify(forged, now=NOW)
+        assert err.value.reason == "bad_signature"
+    other = TokenVerifier(keys, audience="another-api", issuer=ISS)
+    with pytest.raises(TokenError) as err:
+        other.verify(token, now=NOW)
+    assert err.value.reason == "wrong_audience"
+    assert len(verifier) == 1
+    # bounded: the oldest goes first
+    for sub in "xy":
+        t, _ = issue_token(keys, subject=sub, kind="app", audience=AUD, issuer=ISS, ttl_s=60, now=NOW)
+        verifier.verify(t, now=NOW)
+    assert len(verifier) == 2 and token not in verifier._passed
 
 
 def test_token_audience_and_issuer(keys: KeyStore) -> None:

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 
 from connectors.base import Reject
 from connectors.conform import conform
@@ -150,3 +151,42 @@ def test_impossible_dates_are_rejected_not_normalised():
     out, bad = cast_column(pa.array(["1979-02-30", "2020/1/5", "20200105", "2023-13-01"]), pa.date32())
     assert out.to_pylist() == [None, dt.date(2020, 1, 5), dt.date(2020, 1, 5), None]
     assert bad == {0: "not a valid date", 3: "not a valid date"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["甲公司", "乙", None, "abc"],
+        ["甲公司 ", "乙"],
+        [" 甲公司", "乙"],
+        ["甲公司\u3000", "乙"],
+        ["\u00a0甲", "乙"],
+        ["甲\u2003", "x"],
+        ["a\t", "b"],
+        ["", "b"],
+        ["甲。", "乙、"],
+        [None, None],
+    ],
+)
+def test_string_fast_path_agrees_with_trimming(values: list[str | None]) -> None:
+    """Text that needs no trimming skips the copy; the result is the same either way."""
+    import pyarrow.compute as pc
+
+    from connectors.conform import _already_clean, cast_column
+
+    arr = pa.array(values, pa.string())
+    long = pa.array(
+        [None if v is None else v + "经营范围" * 20 if v.strip() == v and v else v for v in values],
+        pa.string(),
+    )
+    for a in (arr, long):  # the check on the buffers says "clean" exactly when trimming changes nothing
+        t = pc.utf8_trim_whitespace(a)
+        assert _already_clean(a) == (
+            pc.if_else(pc.equal(t, ""), pa.scalar(None, pa.string()), t).to_pylist() == a.to_pylist()
+        )
+    out, bad = cast_column(arr, pa.string())
+    trimmed = pc.utf8_trim_whitespace(arr)
+    expected = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    assert out.to_pylist() == expected.to_pylist() and bad == {}
+    sliced = pa.array(["x ", *values], pa.string()).slice(1)
+    assert cast_column(sliced, pa.string())[0].to_pylist() == expected.to_pylist()

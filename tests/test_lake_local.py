@@ -382,3 +382,21 @@ def test_retry_is_bounded_and_skips_permanent_errors() -> None:
     with pytest.raises(OSError):
         with_retry(always_down, what="t", attempts=3, base_delay=0.001)
     assert len(calls) == 3
+
+
+def test_streamed_overwrite_replaces_every_row(tmp_path) -> None:
+    """A full resync streamed as record batches leaves only the new rows (files written one by one)."""
+    import pyarrow as pa
+
+    from lake import CURATED, open_lake
+
+    lake = open_lake(f"sqlite:///{tmp_path / 'hub.db'}", (tmp_path / "lake").as_uri())
+    schema = pa.schema([pa.field("k", pa.string()), pa.field("v", pa.int64())])
+    lake.ensure_table(CURATED, "T-1", schema, key=["k"])
+    lake.overwrite("T-1", pa.table({"k": ["a", "b"], "v": [1, 2]}, schema=schema), run_id="r1")
+    batches = pa.table({"k": ["b", "c", "d"], "v": [20, 30, 40]}, schema=schema).to_batches(max_chunksize=1)
+    result = lake.overwrite("T-1", iter(batches), run_id="r2")
+    assert (result.inserted, result.deleted) == (3, 2)
+    rows = sorted(lake.read(CURATED, "T-1").to_pylist(), key=lambda r: r["k"])
+    assert rows == [{"k": "b", "v": 20}, {"k": "c", "v": 30}, {"k": "d", "v": 40}]
+    assert lake.snapshot_for_run(CURATED, "T-1", "r2") == result.snapshot_id

@@ -69,3 +69,22 @@ def test_the_side_can_wait_for_the_main_side_before_finishing() -> None:
             done.set()
         assert fan.result() == 100
     assert committed == [100]
+
+
+def test_ahead_yields_everything_and_passes_errors_on() -> None:
+    from sharehub.fanout import ahead
+
+    assert list(ahead(iter(range(100)), depth=3)) == list(range(100))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise OSError("parquet read failed")
+
+    it = ahead(broken())
+    assert next(it) == 1
+    with pytest.raises(OSError, match="parquet read failed"):
+        next(it)
+    # a consumer that stops early stops the producer (the thread is joined, nothing hangs)
+    it2 = ahead(iter(range(10**9)), depth=2)
+    assert next(it2) == 0
+    it2.close()  # type: ignore[attr-defined]

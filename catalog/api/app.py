@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import random as _random
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -168,6 +169,13 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _new_request_id() -> str:
+    """A random 128-bit id (UUID4 hex) from the process's PRNG: ``uuid4`` reads the OS's random
+    source, a system call that gives up the GIL on the event loop's thread and, under load, waits
+    to get it back from the worker threads. A request id correlates; it guards nothing."""
+    return uuid.UUID(int=_random.getrandbits(128), version=4).hex
+
+
 class AuditMiddleware:
     """Writes the audit record of every ``/api/v1`` call before its response leaves.
 
@@ -194,7 +202,7 @@ class AuditMiddleware:
             if name == b"x-request-id":
                 given = value.decode("latin-1")
                 break
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         call = CallAudit()
         scope.setdefault("state", {})["call"] = call
         at = dt.datetime.now(dt.UTC)

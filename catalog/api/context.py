@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import functools
 import threading
 import time
@@ -334,26 +333,15 @@ StaffPrincipal = Annotated[Principal, Depends(staff_principal)]
 AppClaimsDep = Annotated[AppClaims, Depends(app_claims)]
 
 
-def dataset_access(
-    hub: Hub, call: CallAudit, principal: Principal, code: str, *, now: dt.datetime | None = None
-) -> tuple[store.PublishedDataset, access.Decision]:
-    """The whole gate for one app call on one dataset: shared, purpose, grant, rate limit."""
-    d = hub.dataset(code)
-    call.dataset_code = d.spec.code
-    access.check_shared(d.spec)
-    access.check_purpose(principal, d.spec)
-    assert principal.app_id is not None
-    state = applications.access_state(hub.engine, principal.app_id, d.spec.code, now=now)
-    return d, _granted(hub, d, state)
-
-
 def app_dataset_gate(
     hub: Hub, call: CallAudit, claims: AppClaims, code: str, reads: Reads
 ) -> tuple[Principal, store.PublishedDataset, access.Decision]:
-    """:func:`dataset_access` for an :class:`AppClaims`, with the app re-read in the same query
-    as its grant (``applications.app_standing``). The refusals and their order are those of
-    ``AppPrincipal`` + ``dataset_access``: the app (rotated 401, disabled 403), then the
-    dataset (404), shared, purpose, grant, rate limit."""
+    """The whole gate for one app call on one dataset, from a token checked by :func:`app_claims`.
+
+    In this order: the app, re-read in the same query as its newest grant
+    (``applications.app_standing``: gone or rotated 401, disabled 403); the dataset (404);
+    ``none`` data (403 ``not_shared``); the purpose headers for personal data (400); the grant
+    state (403 with the app's standing); the grant's rate limit (429). Nothing is cached."""
     app, state = reads.app_standing(claims.app_id, code)
     principal = with_purpose(app_principal_of(app, claims.generation), claims.end_user, claims.case_number)
     call.principal = principal
