@@ -304,7 +304,10 @@ async def _run_library(load: _Load) -> float:
 
 
 def load_main(spec_path: str) -> int:
-    """The load process: run one scenario and print its figures as JSON on stdout."""
+    """The load process: run one scenario, write its figures as JSON next to the spec (SPEC.out).
+
+    (A file, not stdout: libuv may leave stdout non-blocking, and a big write to a pipe
+    then fails halfway.)"""
     import resource
 
     spec = LoadSpec(**json.loads(Path(spec_path).read_text(encoding="utf-8")))
@@ -330,7 +333,7 @@ def load_main(spec_path: str) -> int:
         "client_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime),
         "loop": loop_name,
     }
-    sys.stdout.write(json.dumps(out))
+    Path(spec_path + ".out").write_text(json.dumps(out), encoding="utf-8")
     return 0
 
 
@@ -645,7 +648,9 @@ def run_load(
     server1, (busy1, total1) = _cpu_of_tree(server_pid), _machine_cpu()
     if proc.returncode != 0:
         raise RuntimeError(f"load process failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout)
+    out_path = Path(str(spec_path) + ".out")
+    out: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
+    out_path.unlink()
     out["server_cpu_s"] = server1 - server0
     out["machine_busy"] = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
     return out

@@ -389,12 +389,20 @@ class Lake:
     ) -> Iterator[pa.RecordBatch]:
         """Stream the table (at ``snapshot_id``) as record batches with the declared Arrow types.
 
-        Memory stays bounded by a few of pyiceberg's batches (about one Parquet row group each),
+        Memory stays bounded by one data file's rows (``write.target-file-size-bytes`` of Arrow),
         whatever the table's size."""
+        from pyiceberg.io.pyarrow import ArrowScan
+
         table = self.load_table(zone, dataset_code)
         declared = _declared(table)
-        for batch in self._scan(table, snapshot_id, row_filter, columns).to_arrow_batch_reader():
-            yield restore(batch, declared)
+        scan = self._scan(table, snapshot_id, row_filter, columns)
+        projected = scan.projection()
+        # one data file at a time: pyiceberg's batch reader maps every file of the scan over its
+        # thread pool and keeps each file's batches, so a big scan is read into memory whole
+        for task in scan.plan_files():
+            reader = ArrowScan(table.metadata, table.io, projected, scan.row_filter, scan.case_sensitive)
+            for batch in reader.to_record_batches([task]):
+                yield restore(batch, declared)
 
     def _scan(
         self,
