@@ -108,6 +108,35 @@ def copy_baseline_libpq(src_url: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0, "bytes": n}
 
 
+def copy_in_limit(src_url: str, hub_url: str, serving_table: str) -> dict[str, float]:
+    """PostgreSQL's own cost of taking the rows in: ``COPY … FROM STDIN`` (CSV, prepared in memory
+    beforehand) into an unindexed copy of the serving table, then its primary key. This bounds
+    the serving refresh whatever the client does; the table is dropped afterwards."""
+    import psycopg
+
+    def plain(url: str) -> str:
+        return url.replace("postgresql+psycopg://", "postgresql://")
+
+    with psycopg.connect(plain(src_url)) as conn, conn.cursor() as cur:
+        blocks: list[bytes] = []
+        cols = ", ".join(COLUMNS)
+        query = f"COPY (SELECT {cols}, 'bench__copy_in', now() FROM business_licence) TO STDOUT (FORMAT csv)"
+        with cur.copy(query) as copy:
+            blocks.extend(bytes(b) for b in copy)
+    with psycopg.connect(plain(hub_url), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_copy_in")
+        cur.execute(f"CREATE TABLE bench_copy_in (LIKE {serving_table} INCLUDING DEFAULTS)")
+        t0 = time.perf_counter()
+        with cur.copy("COPY bench_copy_in FROM STDIN (FORMAT csv)") as copy:
+            for block in blocks:
+                copy.write(block)
+        t1 = time.perf_counter()
+        cur.execute("ALTER TABLE bench_copy_in ADD PRIMARY KEY (uscc)")
+        t2 = time.perf_counter()
+        cur.execute("DROP TABLE bench_copy_in")
+    return {"copy_in_s": t1 - t0, "primary_key_s": t2 - t1, "seconds": t2 - t0}
+
+
 def pandas_baseline(src_url: str, out: Path) -> dict[str, Any]:
     """The pandas script in its own process (it holds the whole table: GBs the harness must not keep)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "pandas", "--src", src_url, "--out", str(out)]

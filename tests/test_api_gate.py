@@ -251,6 +251,16 @@ def test_psycopg_reads_match_sqlalchemy(hub_pg_url: str, tmp_path: Path) -> None
         with pool.reads() as pg:
             assert pg.lookup_key(lic, {"uscc": USCC[1]}) is not None
         assert pool._idle and pool._idle[0] is not stale
+        # a statement prepared on a pooled connection survives its table being recreated
+        for _ in range(8):  # psycopg prepares a statement on its fifth use
+            with pool.reads() as pg:
+                pg.lookup_key(lic, {"uscc": USCC[1]})
+        (prepared,) = pool._idle
+        with hub.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE srv_scj_lic ALTER COLUMN capital TYPE text"))
+        with pool.reads() as pg:
+            assert pg.lookup_key(lic, {"uscc": USCC[1]})["capital"] == "100.00"
+        assert pool._idle[0] is not prepared  # PostgreSQL refused the cached plan: a fresh connection
         pool.close()
     finally:
         api_hub.close()

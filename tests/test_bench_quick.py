@@ -36,7 +36,7 @@ def test_quick_bench_sync_and_dag_figures(pg_url: str, tmp_path: Path) -> None:
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["quick"] is True and not result["failures"]
     ids = [row["id"] for row in result["table"]]
-    assert ids == ["B1", "B1", "B1", "B2", "B4", "B3", "B3", "B7"]
+    assert ids == ["B1", "B1", "B1", "B1", "B2", "B4", "B3", "B3", "B7"]
     for row in result["table"]:
         assert row["sharehub"] is not None and row["baseline"] is not None, row
         assert row["passed"] is None  # a quick run checks no target

@@ -16,7 +16,9 @@ Two implementations with the same answers:
 
 A pooled connection is not pinged before use. Reads are idempotent, so when a query fails
 because a pooled connection turned out to be broken (the server restarted), it is sent once
-more on a fresh connection; a failure on a fresh connection is raised.
+more on a fresh connection; a failure on a fresh connection is raised. The same happens when
+PostgreSQL refuses a statement prepared on that connection because its table was recreated
+with other column types (a dataset's declared fields changed).
 """
 
 from __future__ import annotations
@@ -215,9 +217,14 @@ class PsycopgReads:
         except psycopg.OperationalError:
             if self._fresh or not (self._conn.broken or self._conn.closed):
                 raise
-            self._conn.close()
-            self._conn, self._fresh = self.pool.connect(), True
-            return self._conn.execute(c.sql, args)
+        except psycopg.errors.FeatureNotSupported as exc:
+            # "cached plan must not change result type": a serving table was recreated with other
+            # column types under the same statement, prepared earlier on this connection
+            if "cached plan" not in str(exc):
+                raise
+        self._conn.close()
+        self._conn, self._fresh = self.pool.connect(), True
+        return self._conn.execute(c.sql, args)
 
     def _rows(self, c: _Compiled, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         cur = self._execute(c, params)
