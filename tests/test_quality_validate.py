@@ -491,3 +491,18 @@ def test_validate_chunks_finds_what_one_pass_finds():
     assert reported == row_rule_bad
     stored = chunked.to_json()
     assert len(stored["gx_result"]["parts"]) == 5  # four chunks and the key pass
+
+
+def test_equality_codes_group_exactly_equal_values():
+    from quality.validate import _equality_codes
+
+    values = pa.array(["b", None, "a", "b", "c", None, "a", "b"])
+    codes = _equality_codes(values).to_pylist()
+    assert codes[1] is None and codes[5] is None
+    groups: dict[int, set[str]] = {}
+    for v, c in zip(values.to_pylist(), codes, strict=True):
+        if v is not None:
+            groups.setdefault(c, set()).add(v)
+    assert all(len(g) == 1 for g in groups.values()) and len(groups) == 3
+    assert codes[0] == codes[3] == codes[7] and codes[2] == codes[6] and codes[4] not in (codes[0], codes[2])
+    assert _equality_codes(pa.array([], pa.string())).to_pylist() == []
