@@ -6,9 +6,8 @@ rows until the commit and wait only for the swap itself (PostgreSQL re-resolves 
 query was waiting on, so a lookup blocked by the swap reads the new table). An incremental
 refresh copies its rows into a temporary table and merges them with ``INSERT … ON CONFLICT``.
 
-Rows are formatted as CSV by Arrow's writer (C++, one block per record batch) and sent by
-psycopg's queued writer thread, so formatting the next block overlaps the server's parsing
-of the last one. Strings are always quoted, so an empty string stays an empty string and only
+Rows are formatted as CSV by Arrow's writer (C++, one block per record batch) and sent as
+they are formatted, so memory holds about one block whatever the table's size. Strings are always quoted, so an empty string stays an empty string and only
 an unquoted empty field is NULL.
 
 Swapping drops the old table: privileges granted on it and views over it do not survive
@@ -60,13 +59,16 @@ def _copy(
     now: dt.datetime,
 ) -> int:
     from psycopg import sql as psql
-    from psycopg.copy import QueuedLibpqWriter
 
     statement = psql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         psql.Identifier(table), psql.SQL(", ").join(psql.Identifier(c) for c in columns)
     )
     counted = _Counting(data)
-    with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
+    # psycopg's default writer sends in this thread: the next block is formatted while the
+    # server still parses the last one from the socket buffers. (Its QueuedLibpqWriter queues
+    # up to 1,024 pieces of 512 KB: as PostgreSQL takes rows in slower than Arrow formats them,
+    # that queue held hundreds of MB of CSV at five million rows.)
+    with cur.copy(statement) as copy:
         for block in _csv_blocks(counted, names, run_id, now):
             copy.write(block)
     return counted.rows
