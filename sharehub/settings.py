@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     presign_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
     batch_size: int = Field(default=50_000, ge=100)
     validate_chunk_rows: int = Field(
-        default=250_000, ge=1_000, description="rows validated at once (bounds the validate step's memory)"
+        default=200_000, ge=1_000, description="rows validated at once (bounds the validate step's memory)"
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
