@@ -7,8 +7,9 @@ query was waiting on, so a lookup blocked by the swap reads the new table). An i
 refresh copies its rows into a temporary table and merges them with ``INSERT … ON CONFLICT``.
 
 Rows are formatted as CSV by Arrow's writer (C++, one block per record batch) and sent as
-they are formatted, so memory holds about one block whatever the table's size. Strings are always quoted, so an empty string stays an empty string and only
-an unquoted empty field is NULL.
+they are formatted, so memory holds about one block whatever the table's size. Strings are
+always quoted, so an empty string stays an empty string and only an unquoted empty field is
+NULL.
 
 Swapping drops the old table: privileges granted on it and views over it do not survive
 (the hub's own role owns the serving tables; see docs/deploy.md).

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from connectors.base import ROW_COLUMN, SOURCE_COLUMN
+
+T = TypeVar("T")
+_END = object()
 
 
 def with_origin(batch: pa.RecordBatch, source: str, rows: Any) -> pa.RecordBatch:
@@ -46,3 +51,54 @@ def strings_batch(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) 
         for i in range(width):
             cols[i].append(row[i] if i < len(row) else None)
     return pa.RecordBatch.from_arrays([pa.array(c, type=pa.string()) for c in cols], names=list(columns))
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def read_ahead(items: Iterable[T], depth: int = 1, *, name: str = "read-ahead") -> Iterator[T]:
+    """Yield ``items`` while a thread produces up to ``depth`` of the next ones.
+
+    For producers that wait outside the GIL (a socket, Parquet decoding): the caller works on
+    one item while the next is fetched. An exception in the producer is raised in the consumer;
+    a consumer that stops early stops the producer (and closes it, if it is a generator)."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if callable(close):
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import gc
 import select
-import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,7 +25,7 @@ import sqlalchemy as sa
 
 from connectors.arrow_types import PG_TIMESTAMPTZ, from_pg_oid
 from connectors.base import ConnectorError
-from connectors.common import ordinal_rows, slice_batches, with_origin
+from connectors.common import ordinal_rows, read_ahead, slice_batches, with_origin
 
 if TYPE_CHECKING:
     import psycopg
@@ -189,47 +187,6 @@ def _drain(pgconn: pq.abc.PGconn) -> None:
         pass
 
 
-def _prefetch(blocks: Generator[bytes], depth: int = 2) -> Iterator[bytes]:
-    """Run ``blocks`` in a thread, ``depth`` blocks ahead: reading the socket overlaps parsing."""
-    done = object()
-    queue: Queue[Any] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def pump() -> None:
-        try:
-            for block in blocks:
-                if not put(block):
-                    return
-            put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        finally:
-            blocks.close()
-
-    thread = threading.Thread(target=pump, name="copy-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = queue.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 def copy_batches(
     connector: SqlConnector, engine: sa.Engine, plan: Plan, layout: CopyLayout
 ) -> Iterator[pa.RecordBatch]:
@@ -271,7 +228,7 @@ def copy_batches(
     with _connect(engine) as conn:
         try:
             query = statement.as_bytes(conn)
-            for block in _prefetch(_row_blocks(conn.pgconn, query, _BLOCK)):
+            for block in read_ahead(_row_blocks(conn.pgconn, query, _BLOCK), depth=2, name="copy-reader"):
                 raw = pa_csv.read_csv(
                     pa.py_buffer(block),
                     read_options=read_options,

@@ -394,9 +394,9 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from connectors.common import read_ahead
     from lake import QUARANTINE, RAW
     from quality.validate import validate_chunks
-    from sharehub.fanout import ahead
 
     t0 = time.perf_counter()
     h = hub(settings)
@@ -421,7 +421,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 bad_parts.append(chunk.filter(mask).select([*record_names, RID, SOURCE, ROW]))
 
         outcome = validate_chunks(
-            ahead(labelled()),
+            read_ahead(labelled()),
             rules,
             row_id=RID,
             suite_name=f"{code}.suite",

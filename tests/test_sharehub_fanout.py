@@ -71,8 +71,8 @@ def test_the_side_can_wait_for_the_main_side_before_finishing() -> None:
     assert committed == [100]
 
 
-def test_ahead_yields_everything_and_passes_errors_on() -> None:
-    from sharehub.fanout import ahead
+def test_read_ahead_yields_everything_and_passes_errors_on() -> None:
+    from connectors.common import read_ahead as ahead
 
     assert list(ahead(iter(range(100)), depth=3)) == list(range(100))
 

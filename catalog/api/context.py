@@ -176,6 +176,14 @@ _bearer = HTTPBearer(
     description="access token from POST /api/v1/token (OAuth2 client credentials for apps)",
 )
 
+#: the purpose headers (X-Road style) every personal-data call carries
+EndUserHeader = Annotated[
+    str | None, Header(max_length=100, description="the end user the call is made for (使用人)")
+]
+CaseNumberHeader = Annotated[
+    str | None, Header(max_length=100, description="the case the call serves (办件编号)")
+]
+
 
 def _unauthorized(code: str, **params: Any) -> ApiError:
     err = ApiError(code, 401, **params)
@@ -226,12 +234,8 @@ def optional_principal(
     hub: HubDep,
     call: CallDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_end_user_id: Annotated[
-        str | None, Header(max_length=100, description="the end user the call is made for (使用人)")
-    ] = None,
-    x_case_number: Annotated[
-        str | None, Header(max_length=100, description="the case the call serves (办件编号)")
-    ] = None,
+    x_end_user_id: EndUserHeader = None,
+    x_case_number: CaseNumberHeader = None,
 ) -> Principal:
     """The caller, or the anonymous public when no token is given."""
     if credentials is None:
@@ -288,12 +292,8 @@ class AppClaims:
 async def app_claims(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_end_user_id: Annotated[
-        str | None, Header(max_length=100, description="the end user the call is made for (使用人)")
-    ] = None,
-    x_case_number: Annotated[
-        str | None, Header(max_length=100, description="the case the call serves (办件编号)")
-    ] = None,
+    x_end_user_id: EndUserHeader = None,
+    x_case_number: CaseNumberHeader = None,
 ) -> AppClaims:
     """An app's token, checked without the database; the same refusals as :data:`AppPrincipal`.
 
