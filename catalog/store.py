@@ -50,7 +50,7 @@ def _engine_for(url: str, pool_size: int, max_overflow: int) -> sa.Engine:
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -64,6 +64,26 @@ def _engine_for(url: str, pool_size: int, max_overflow: int) -> sa.Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _wal(cur: Any, deadline_s: float = 60.0) -> None:
+    """Switch a SQLite file to WAL. SQLite answers "database is locked" at once, without its
+    busy handler, when another connection holds the file while the mode changes (several
+    engines opening a new file together): wait and retry, as the busy timeout would."""
+    import sqlite3
+    import time
+
+    give_up = time.monotonic() + deadline_s
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 @dataclass(frozen=True)
