@@ -646,6 +646,20 @@ class AccessState:
     application: Application | None
 
 
+def _newest(table: sa.Table) -> sa.Select[Any]:
+    """The newest row of ``table`` for app × dataset (bind parameters ``app_id``, ``dataset_code``)."""
+    return (
+        sa.select(table)
+        .where(table.c.app_id == sa.bindparam("app_id"), table.c.dataset_code == sa.bindparam("dataset_code"))
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
+
+
+NEWEST_GRANT = _newest(_G)
+NEWEST_APPLICATION = _newest(_A)
+
+
 def access_state(
     engine: sa.Engine, app_id: str, dataset_code: str, *, now: dt.datetime | None = None
 ) -> AccessState:
@@ -667,30 +681,13 @@ def access_state(
     grant for the pair, so an older grant is never active while a newer one exists.
     """
     at = _utc(now)
+    params = {"app_id": app_id, "dataset_code": dataset_code}
     with engine.connect() as conn:
-        g_row = conn.execute(_newest_grant(app_id, dataset_code)).first()
-        a_row = conn.execute(_newest_application(app_id, dataset_code)).first()
+        g_row = conn.execute(NEWEST_GRANT, params).first()
+        a_row = conn.execute(NEWEST_APPLICATION, params).first()
     grant = _grant(g_row) if g_row is not None else None
     application = _application(a_row, local_date(at)) if a_row is not None else None
     return _decide(grant, application, at)
-
-
-def _newest_grant(app_id: str, dataset_code: str) -> sa.Select[Any]:
-    return (
-        sa.select(_G)
-        .where(_G.c.app_id == app_id, _G.c.dataset_code == dataset_code)
-        .order_by(_G.c.id.desc())
-        .limit(1)
-    )
-
-
-def _newest_application(app_id: str, dataset_code: str) -> sa.Select[Any]:
-    return (
-        sa.select(_A)
-        .where(_A.c.app_id == app_id, _A.c.dataset_code == dataset_code)
-        .order_by(_A.c.id.desc())
-        .limit(1)
-    )
 
 
 def _decide(grant: Grant | None, application: Application | None, at: dt.datetime) -> AccessState:
@@ -730,15 +727,9 @@ def _standing_statement() -> sa.Select[Any]:
     )
 
 
-#: The statements of :func:`app_standing`, with bind parameters ``app_id`` and ``dataset_code``:
-#: the app joined with its newest grant on the dataset, and the newest application.
+#: The statement of :func:`app_standing`, with bind parameters ``app_id`` and ``dataset_code``:
+#: the app joined with its newest grant on the dataset (the newest application: NEWEST_APPLICATION).
 STANDING = _standing_statement()
-NEWEST_APPLICATION = (
-    sa.select(_A)
-    .where(_A.c.app_id == sa.bindparam("app_id"), _A.c.dataset_code == sa.bindparam("dataset_code"))
-    .order_by(_A.c.id.desc())
-    .limit(1)
-)
 
 #: reads one row of a statement (STANDING or NEWEST_APPLICATION, parameters bound by the reader)
 RowReader = Callable[[sa.Select[Any]], Mapping[Any, Any] | None]

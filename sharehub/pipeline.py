@@ -358,13 +358,13 @@ def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _row_labels(table: pa.Table, several_files: bool) -> pa.ChunkedArray | pa.Array:
-    """How messages name other rows: the source line, plus the file when the run read several."""
+def _row_labels(table: pa.Table) -> pa.ChunkedArray:
+    """How messages name other rows when the run read several files: "<line> of <file>".
+
+    (A run with one source names rows by their ``_row`` line numbers as they are.)"""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not several_files:
-        return table.column(ROW)
     return pc.binary_join_element_wise(pc.cast(table.column(ROW), pa.string()), table.column(SOURCE), " of ")
 
 
@@ -412,8 +412,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         def labelled() -> Any:
             batches = h.lake.read_batches(RAW, code, row_filter=run_filter(run_id))
             for chunk in _chunks(batches, h.settings.validate_chunk_rows):
-                # one source: its line numbers name rows as they are (no label column to carry)
-                yield chunk.append_column("_label", _row_labels(chunk, True)) if several_files else chunk
+                yield chunk.append_column("_label", _row_labels(chunk)) if several_files else chunk
 
         def keep_bad(chunk: pa.Table, bad_ids: list[int]) -> None:
             if bad_ids:
@@ -549,14 +548,7 @@ def _bad_rows(
         from pyiceberg.expressions import And, In
 
         row_filter = And(run_filter(run_id), In(RID, missing))  # type: ignore[call-arg,arg-type]
-        extra = pa.concat_tables(
-            [
-                pa.Table.from_batches([b]).select(columns)
-                for b in h.lake.read_batches(RAW, code, row_filter=row_filter, columns=columns)
-            ]
-            or [pa.table({c: [] for c in columns})]
-        )
-        extra = extra.filter(pc.is_in(extra.column(RID), pa.array(missing, pa.int64())))
+        extra = h.lake.read(RAW, code, row_filter=row_filter, columns=columns)
         have = extra if have is None else pa.concat_tables([have, extra.cast(have.schema)])
     if have is None:
         return pa.table({c: pa.array([], pa.null()) for c in columns})

@@ -12,7 +12,7 @@ Two implementations with the same answers:
   lookup took 330 µs of CPU through SQLAlchemy and 55 µs through psycopg, the app + grant query
   600 µs and 70 µs. psycopg prepares a statement on the server after its fifth use on a
   connection. Values come back as the same Python types as through SQLAlchemy
-  (``tests/test_api_reads.py`` compares the two on one database).
+  (``tests/test_api_gate.py::test_psycopg_reads_match_sqlalchemy`` compares the two on one database).
 
 A pooled connection is not pinged before use. Reads are idempotent, so when a query fails
 because a pooled connection turned out to be broken (the server restarted), it is sent once
