@@ -548,7 +548,8 @@ def _bad_rows(
         from pyiceberg.expressions import And, In
 
         row_filter = And(run_filter(run_id), In(RID, missing))  # type: ignore[call-arg,arg-type]
-        extra = h.lake.read(RAW, code, row_filter=row_filter, columns=columns)
+        # the scan returns the table's column order: select puts them in the order of ``parts``
+        extra = h.lake.read(RAW, code, row_filter=row_filter, columns=columns).select(columns)
         have = extra if have is None else pa.concat_tables([have, extra.cast(have.schema)])
     if have is None:
         return pa.table({c: pa.array([], pa.null()) for c in columns})

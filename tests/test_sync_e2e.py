@@ -289,3 +289,47 @@ def test_cli_runs_json(hub_env: dict[str, Any]) -> None:
     assert {"run_id", "status", "rows_read", "rows_published", "rows_quarantined", "snapshot_id"} <= set(
         rows[0]
     )
+
+
+def test_rows_bad_only_by_their_key_are_quarantined_beside_rule_breakers(hub_env: dict[str, Any]) -> None:
+    """Duplicate keys are known only after the chunks (the key pass): those rows' records are
+    fetched from the raw zone and join the rows the chunks found bad, in one correction list."""
+    from sharehub.reports import quarantine_rows
+
+    folder = Path(hub_env["refs"]["fy_drop"])
+    base = {
+        "debtor_name": "测试人",
+        "id_or_uscc": "11010519491231002X",
+        "court": "杭州市西湖区人民法院",
+        "obligation": "偿还借款",
+        "performance": "全部未履行",
+    }
+    rows = [
+        {**base, "case_no": "（2026）浙0106执90001号", "debtor_kind": "自然人", "publish_date": "2026-02-03"},
+        {**base, "case_no": "（2026）浙0106执90002号", "debtor_kind": "外星人", "publish_date": "2026-02-01"},
+        {**base, "case_no": "（2026）浙0106执90001号", "debtor_kind": "自然人", "publish_date": "2026-02-04"},
+    ]
+    # enough good rows to stay under the dataset's max_bad_ratio (5 %)
+    rows += [
+        {
+            **base,
+            "case_no": f"（2026）浙0106执{91000 + i}号",
+            "debtor_kind": "自然人",
+            "publish_date": "2026-02-02",
+        }
+        for i in range(97)
+    ]
+    drop = folder / "dishonest_debtors_20261121.jsonl"
+    drop.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    try:
+        result = pipeline.sync(FY)
+    finally:
+        drop.unlink()
+    assert result["publish"]["published"] == 97
+    bad = quarantine_rows(FY, result["run_id"])
+    assert [(r["row"], r["record"]["case_no"], [x["rule"] for x in r["reasons"]]) for r in bad] == [
+        (1, rows[0]["case_no"], ["primary_key"]),
+        (2, rows[1]["case_no"], ["enum"]),
+        (3, rows[2]["case_no"], ["primary_key"]),
+    ]
+    assert bad[0]["record"]["publish_date"] == "2026-02-03"
