@@ -8,20 +8,19 @@ The rules (docs/security.md has the full model):
 * An app sees a dataset's records only through an active, unexpired grant. Without one the
   refusal says why in the app's own terms (no grant, application pending or refused, grant
   expired or revoked) — about the app's standing, never about any record.
-* Within a grant, fields not granted are dropped; sensitive fields granted in masked form
-  are masked by their field rule (a sensitive field without a rule is masked fully).
-* Each grant has a rate limit (requests per minute, 429 with ``Retry-After``).
+* Within a grant, what the app sees is the one disclosure projection of ``catalog.disclosure``.
+* Each grant has a rate limit (requests per minute, 429 with ``Retry-After``), counted per
+  app and dataset: a new grant does not reset it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from catalog.certificates import jsonable
 from catalog.errors import ApiError
-from catalog.masking import mask
 from catalog.model import DatasetSpec, Sensitivity, ShareType, SubjectKind
+from catalog.purpose import DEFAULT_RULES, PurposeRules
 
 
 @dataclass(frozen=True)
@@ -61,53 +60,17 @@ def is_personal(spec: DatasetSpec) -> bool:
     return any(f.sensitivity is Sensitivity.SENSITIVE for f in spec.fields)
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What the caller may see of a dataset: which fields, which of them masked."""
-
-    fields: list[str]
-    masked: dict[str, str] = field(default_factory=dict)  # field -> mask kind
-    grant_id: int | None = None
-    rate_limit: int | None = None
-
-    def shape(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Drop fields not allowed, mask the masked ones."""
-        out = {}
-        for name in self.fields:
-            value = jsonable(row.get(name))
-            kind = self.masked.get(name)
-            out[name] = mask(kind, value) if kind and isinstance(value, str) else value
-        return out
-
-    @property
-    def complete(self) -> bool:
-        """True when nothing is masked (dropping is judged by the caller against its needs)."""
-        return not self.masked
-
-
-def grant_decision(spec: DatasetSpec, fields: list[str], clear_fields: list[str], **extra: Any) -> Decision:
-    """The shape a grant gives: granted fields in the directory's order, masked unless clear."""
-    granted = set(fields)
-    clear = set(clear_fields)
-    out_fields = [f.name for f in spec.fields if f.name in granted]
-    masked = {
-        f.name: (f.mask.value if f.mask is not None else "full")
-        for f in spec.fields
-        if f.name in granted and f.sensitivity is Sensitivity.SENSITIVE and f.name not in clear
-    }
-    return Decision(fields=out_fields, masked=masked, **extra)
-
-
 def check_shared(spec: DatasetSpec) -> None:
     """``none`` data is never served."""
     if spec.share.type is ShareType.NONE:
         raise ApiError("not_shared", 403, code=spec.code)
 
 
-def check_purpose(principal: Principal, spec: DatasetSpec) -> None:
-    """Personal data needs the end user and the case number of the call."""
-    if is_personal(spec) and not principal.has_purpose:
-        raise ApiError("purpose_required", 400)
+def check_purpose(principal: Principal, spec: DatasetSpec, rules: PurposeRules = DEFAULT_RULES) -> None:
+    """Personal data needs the end user and the case number of the call, in the deployment's
+    formats (400 ``purpose_required`` / ``purpose_invalid``)."""
+    if is_personal(spec):
+        rules.check(principal.end_user, principal.case_number)
 
 
 #: access_state kind -> (error code, HTTP status) for refusals
@@ -120,6 +83,6 @@ REFUSALS: dict[str, tuple[str, int]] = {
 }
 
 
-def open_decision(spec: DatasetSpec) -> Decision:
-    """What the public sees of open data: every field that is not sensitive."""
-    return Decision(fields=[f.name for f in spec.fields if f.sensitivity is not Sensitivity.SENSITIVE])
+def rate_key(app_id: str, dataset_code: str) -> str:
+    """The rate-limit budget of an app on a dataset: one per pair, whatever grant it holds."""
+    return f"rate:{app_id}:{dataset_code}"

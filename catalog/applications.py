@@ -40,6 +40,11 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 AUTO_DECIDER = "auto"
 AUTO_REASON = "unconditional sharing"
 
+
+def app_actor(app_id: str) -> str:
+    """How a grant records that the app itself gave it up (``revoked_by``)."""
+    return f"app:{app_id}"
+
 _A = schema.applications
 _G = schema.grants
 _G2 = schema.grants.alias("newest_grant")  # the newest-grant subquery must not correlate with _G
@@ -340,8 +345,10 @@ def submit(
 
     Unconditional data without clear fields: approved by ``auto`` with reason "unconditional
     sharing" and a grant (requested fields, nothing in clear, until the end of
-    ``requested_until`` or until revoked, ``default_rate_limit``). Otherwise pending, with the
-    deadline ``calendar.add_working_days(<submission date in Asia/Shanghai>, deadline_days)``.
+    ``requested_until`` or until revoked, ``default_rate_limit``) — unless the owner has had
+    its say on the app's standing grant (:func:`_owner_involved`): then, and for everything
+    else, pending, with the deadline ``calendar.add_working_days(<submission date in
+    Asia/Shanghai>, deadline_days)``.
     """
     at = _utc(now)
     published = _dataset(engine, dataset_code)
@@ -364,6 +371,7 @@ def submit(
         ).first()
         if pending is not None:
             raise ApiError("already_pending", 409, app_id=app_id, id=pending.id, code=dataset_code)
+        auto = auto and not _owner_involved(conn, app_id, dataset_code)
         values: dict[str, Any] = {
             "app_id": app_id,
             "dataset_code": dataset_code,
@@ -395,6 +403,29 @@ def submit(
                 at=at,
             )
         return _load(conn, application_id, at)
+
+
+def _owner_involved(conn: sa.Connection, app_id: str, dataset_code: str) -> bool:
+    """Whether the owner has had its say on the app's newest grant for the dataset.
+
+    True when that grant was approved by the owner (not by ``auto``) — a new automatic grant
+    could be wider than what the owner decided — or was revoked by anyone but the app itself:
+    a revocation by the owner (or the hub operator) must not be undone by applying again. In
+    both cases a new application waits for the owner; once the owner decides it, the newest
+    grant is the owner's approval or a refusal leaves the revocation standing.
+    """
+    row = conn.execute(
+        sa.select(_G.c.status, _G.c.revoked_by, _A.c.decided_by)
+        .select_from(_G.join(_A, _A.c.id == _G.c.application_id))
+        .where(_G.c.app_id == app_id, _G.c.dataset_code == dataset_code)
+        .order_by(_G.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return False
+    if row.decided_by != AUTO_DECIDER:
+        return True
+    return bool(row.status == "revoked" and row.revoked_by != app_actor(app_id))
 
 
 def _require_application(conn: sa.Connection, application_id: int, *, lock: bool = False) -> sa.Row[Any]:

@@ -185,12 +185,19 @@ def rotate_secret(engine: sa.Engine, app_id: str, *, now: dt.datetime | None = N
 
 
 def set_status(engine: sa.Engine, app_id: str, status: Literal["active", "disabled"]) -> App:
-    """Enable or disable an app (a disabled app cannot authenticate). Error: ``app_not_found`` (404)."""
+    """Enable or disable an app (a disabled app cannot authenticate). Error: ``app_not_found`` (404).
+
+    Disabling also moves the credential generation on, so that tokens issued before stay dead
+    when the app is enabled again (the secret itself is unchanged)."""
     if status not in APP_STATUSES:
         raise ValueError(f"app status must be one of {', '.join(APP_STATUSES)}, not {status!r}")
+    t = schema.apps
     with engine.begin() as conn:
-        _require(conn, app_id)
-        conn.execute(schema.apps.update().where(schema.apps.c.app_id == app_id).values(status=status))
+        row = _require(conn, app_id)
+        values: dict[str, Any] = {"status": status}
+        if status == "disabled" and row.status != "disabled":
+            values["secret_generation"] = t.c.secret_generation + 1
+        conn.execute(t.update().where(t.c.app_id == app_id).values(**values))
         return _from_row(_require(conn, app_id))
 
 

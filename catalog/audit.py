@@ -11,15 +11,18 @@ Hash of a record (what an outside auditor re-implements)
 
 * ``prev_hash``: the 64 lowercase hex characters of the previous record's hash (64 × ``"0"`` for
   seq 1), with nothing in between it and the JSON.
-* canonical JSON: one object with exactly these 19 keys, sorted by key (all keys are ASCII):
+* canonical JSON: one object with these 19 keys, sorted by key (all keys are ASCII):
   ``action, actor_kind, app_id, at, case_number, certificate_id, dataset_code, decision,
-  end_user, fields, method, path, reason, request_id, row_count, seq, staff, status, subject``.
+  end_user, fields, method, path, reason, request_id, row_count, seq, staff, status, subject``,
+  plus ``datasets`` and ``query`` **when they are not null** (added by migration 0002; records
+  written before it, where both are null, hash exactly as they always did).
   No whitespace at all (separators ``,`` and ``:``); non-ASCII characters are written as
   themselves (UTF-8), not ``\\u`` escapes; the usual JSON escapes for ``"``, ``\\`` and control
   characters (``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\f``, else ``\\u00xx`` in lowercase hex).
   Absent values are ``null``. ``seq``, ``status`` and ``row_count`` are JSON integers;
-  ``fields`` is ``null`` or an array of strings in stored order; ``at`` is the UTC time as
-  ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits, literal ``Z``).
+  ``fields`` is ``null`` or an array of strings in stored order, ``datasets`` an array of
+  dataset codes; ``at`` is the UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six
+  fractional digits, literal ``Z``).
   This is Python's ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
 
 Example: ``sha256(b"000…000" + '{"action":"dataset.query",…,"seq":1,…}'.encode())``.
@@ -88,14 +91,21 @@ class AuditRecord:
     dataset_code: str | None = None
     certificate_id: str | None = None
     subject: str | None = None
-    fields: list[str] | None = None  # fields returned (after dropping)
+    fields: list[str] | None = None  # what the disclosure projection released
     reason: str | None = None  # the stable error code of a refusal
+    datasets: list[str] | None = None  # the datasets a multi-dataset call consulted
+    query: str | None = None  # what a lookup asked for besides the subject (JSON text)
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditRecord))
+_LIST_FIELDS = ("fields", "datasets")
 _STR_FIELDS = tuple(
-    f.name for f in dataclasses.fields(AuditRecord) if f.name not in {"at", "status", "row_count", "fields"}
+    f.name
+    for f in dataclasses.fields(AuditRecord)
+    if f.name not in {"at", "status", "row_count", *_LIST_FIELDS}
 )
+#: keys left out of the canonical JSON when null, so that older records keep their hashes
+_OPTIONAL_KEYS = ("datasets", "query")
 
 
 class AuditError(Exception):
@@ -127,6 +137,10 @@ def canonical_json(seq: int, rec: AuditRecord) -> str:
     doc: dict[str, Any] = {name: getattr(rec, name) for name in _FIELD_NAMES}
     doc["at"] = _iso_utc(rec.at)
     doc["fields"] = None if rec.fields is None else list(rec.fields)
+    doc["datasets"] = None if rec.datasets is None else list(rec.datasets)
+    for name in _OPTIONAL_KEYS:
+        if doc[name] is None:
+            del doc[name]
     doc["seq"] = seq
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -176,10 +190,13 @@ def normalise(rec: AuditRecord) -> AuditRecord:
         if not isinstance(value, str):
             raise ValueError(f"audit record: {name} must be a string")
         changes[name] = _clean_text(value, _LENGTHS[name])
-    if rec.fields is not None:
-        if isinstance(rec.fields, str) or not all(isinstance(f, str) for f in rec.fields):
-            raise ValueError("audit record: fields must be a list of strings")
-        changes["fields"] = [_clean_text(f, None) for f in rec.fields]
+    for name in _LIST_FIELDS:
+        items = getattr(rec, name)
+        if items is None:
+            continue
+        if isinstance(items, str) or not all(isinstance(f, str) for f in items):
+            raise ValueError(f"audit record: {name} must be a list of strings")
+        changes[name] = [_clean_text(f, None) for f in items]
     return dataclasses.replace(rec, **changes)
 
 
@@ -244,9 +261,21 @@ def _chain(seq: int, prev: str, clean: list[AuditRecord]) -> tuple[list[dict[str
     return rows, seq, prev
 
 
+def dataset_index(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``hub_audit_datasets`` rows of appended records: every dataset each one concerns."""
+    out = []
+    for row in rows:
+        codes = {row["dataset_code"], *(row.get("datasets") or ())} - {None}
+        out += [{"dataset_code": code, "seq": row["seq"]} for code in sorted(codes)]
+    return out
+
+
 def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRecord]) -> list[int]:
     rows, seq, prev = _chain(seq, prev, clean)
     conn.execute(schema.audit.insert(), rows)
+    index = dataset_index(rows)
+    if index:
+        conn.execute(schema.audit_datasets.insert(), index)
     head = schema.audit_head
     conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=seq, hash=prev))
     return [r["seq"] for r in rows]
@@ -273,6 +302,7 @@ class _PgAppender:
         self._conn: Any = None
         cols = ", ".join(_COPY_COLUMNS)
         self._copy = f"COPY {schema.audit.name} ({cols}) FROM STDIN"
+        self._copy_index = f"COPY {schema.audit_datasets.name} (dataset_code, seq) FROM STDIN"
         self._lock_head = f"SELECT seq, hash FROM {schema.audit_head.name} WHERE id = %s FOR UPDATE"
         self._move_head = f"UPDATE {schema.audit_head.name} SET seq = %s, hash = %s WHERE id = %s"
 
@@ -307,11 +337,17 @@ class _PgAppender:
             if head is None:
                 return None  # no head row yet: the general path creates it
             rows, seq, prev = _chain(int(head[0]), str(head[1]), clean)
+            index = dataset_index(rows)
             with conn.cursor() as cur, cur.copy(self._copy) as copy:
                 for row in rows:
-                    fields = row["fields"]
-                    row["fields"] = Json(fields) if fields is not None else None
+                    for name in _LIST_FIELDS:
+                        items = row[name]
+                        row[name] = Json(items) if items is not None else None
                     copy.write_row([row[c] for c in _COPY_COLUMNS])
+            if index:
+                with conn.cursor() as cur, cur.copy(self._copy_index) as copy:
+                    for entry in index:
+                        copy.write_row([entry["dataset_code"], entry["seq"]])
             conn.execute(self._move_head, (seq, prev, HEAD_ID))
         return [r["seq"] for r in rows]
 
@@ -490,6 +526,7 @@ def _record_of(row: Any) -> AuditRecord:
     values = {n: getattr(row, n) for n in _FIELD_NAMES}
     values["at"] = _as_utc(row.at)
     values["fields"] = None if row.fields is None else list(row.fields)
+    values["datasets"] = None if row.datasets is None else list(row.datasets)
     return AuditRecord(**values)
 
 
@@ -531,7 +568,8 @@ class _Checker:
     def add(self, seq: int, text: str) -> None:
         self.problems.append((seq, text))
 
-    def row(self, row: Any) -> None:
+    def row(self, row: Any) -> bool:
+        """Check one record in order; True when its content hashes right at its position."""
         seq, prev_hash, stored = int(row.seq), str(row.prev_hash), str(row.hash)
         rec = _record_of(row)
         content_ok = record_hash(prev_hash, seq, rec) == stored
@@ -555,6 +593,7 @@ class _Checker:
                 )
         self.checked += 1
         self.last_seq, self.last_hash, self.last_ok = seq, stored, content_ok
+        return content_ok
 
     def suspect(self, new: _Suspect) -> None:
         if self.searched < _REORDER_SEARCH_LIMIT:
@@ -586,18 +625,48 @@ class _Checker:
             self.settle(self.window.popitem(last=False)[1])
 
 
-def _rows(conn: sa.Connection, upto: int | None, batch: int) -> Iterator[Any]:
+def _batches(conn: sa.Connection, upto: int | None, batch: int) -> Iterator[list[Any]]:
     """The log in seq order, ``batch`` rows per query (keyset paging: bounded memory)."""
     after = 0
     while True:
         stmt = sa.select(schema.audit).where(schema.audit.c.seq > after)
         if upto is not None:
             stmt = stmt.where(schema.audit.c.seq <= upto)
-        rows = conn.execute(stmt.order_by(schema.audit.c.seq).limit(batch)).all()
-        yield from rows
+        rows = list(conn.execute(stmt.order_by(schema.audit.c.seq).limit(batch)).all())
+        if rows:
+            yield rows
         if len(rows) < batch:
             return
         after = int(rows[-1].seq)
+
+
+def _check_index(conn: sa.Connection, c: _Checker, rows: list[Any], first: int, last: int) -> None:
+    """Compare ``hub_audit_datasets`` with what the intact records among seqs ``first``..``last``
+    say (records that are removed, changed or moved are reported by the chain check already).
+
+    The index is derived, not hashed; a row removed from it would hide a call from a
+    department's auditor, so verify checks it against the (hashed) records."""
+    if not rows:
+        return
+    intact = {int(r.seq) for r in rows}
+    idx = schema.audit_datasets
+    expected = {
+        (e["dataset_code"], e["seq"])
+        for e in dataset_index(
+            [{"dataset_code": r.dataset_code, "datasets": r.datasets, "seq": r.seq} for r in rows]
+        )
+    }
+    found = {
+        (str(code), int(seq))
+        for code, seq in conn.execute(
+            sa.select(idx.c.dataset_code, idx.c.seq).where(idx.c.seq >= first, idx.c.seq <= last)
+        )
+        if int(seq) in intact
+    }
+    for code, seq in sorted(expected - found, key=lambda e: e[1]):
+        c.add(seq, f"seq {seq}: missing from the dataset index under {code} (hidden from its auditors)")
+    for code, seq in sorted(found - expected, key=lambda e: e[1]):
+        c.add(seq, f"seq {seq}: listed in the dataset index under {code}, which the record does not name")
 
 
 def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
@@ -612,8 +681,11 @@ def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
     with engine.connect() as conn:
         head = conn.execute(sa.select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == HEAD_ID)).first()
         head_seq = None if head is None else int(head.seq)
-        for row in _rows(conn, head_seq, batch):
-            c.row(row)
+        first = 1
+        for rows in _batches(conn, head_seq, batch):
+            intact = [row for row in rows if c.row(row)]
+            _check_index(conn, c, intact, first, int(rows[-1].seq))
+            first = int(rows[-1].seq) + 1
         c.finish()
         if head is None:
             if c.checked:
@@ -658,8 +730,9 @@ def query(
 ) -> list[dict[str, Any]]:
     """Records in ascending seq (page on with ``after_seq`` = the last seq seen).
 
-    ``since`` is inclusive, ``until`` exclusive. ``dataset_codes`` limits to those datasets (a
-    department's view); an empty collection matches nothing.
+    ``since`` is inclusive, ``until`` exclusive. ``dataset_codes`` limits to records that
+    concern those datasets (a department's view: calls on one of them, and subject views and
+    certificate lists that consulted one); an empty collection matches nothing.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -671,7 +744,8 @@ def query(
         codes = sorted(set(dataset_codes))
         if not codes:
             return []
-        stmt = stmt.where(log.c.dataset_code.in_(codes))
+        idx = schema.audit_datasets
+        stmt = stmt.where(log.c.seq.in_(sa.select(idx.c.seq).where(idx.c.dataset_code.in_(codes))))
     # SQLite compares stored text: bind the instant in UTC, as it was stored
     if since is not None:
         stmt = stmt.where(log.c.at >= _as_utc(since))

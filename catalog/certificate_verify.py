@@ -14,10 +14,19 @@ Problems are stable codes: ``bad_signature``, ``unknown_key``, ``not_a_certifica
 ``unsigned``, ``unknown_certificate``, ``superseded`` (a newer version of the certificate
 exists), ``record_changed``, ``revoked``, ``expired``, ``not_yet_valid``, ``copy_expired``.
 Dates are compared with the local calendar date, as certificates are issued.
+
+**Not an oracle.** A document or QR payload whose signature does not verify is answered with
+the signature check alone (``checks`` = ``{"signature": false}``, no status): nothing is
+compared with the hub's records, so a caller cannot test guesses (a masked name, a changed
+face) against them. Only a document the hub itself signed — which its holder already has in
+full — is compared with the record, and only then is its current status told. Verification
+by identifier tells the status of that identifier and never the identifier of a newer
+version (``superseded`` only says there is one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,6 +150,11 @@ def _new_outcome(*extra: str) -> _Outcome:
     return _Outcome({name: True for name in (*RECORD_CHECKS, *extra)})
 
 
+def _signature_only(identifier: str | None, reason: str) -> VerifyResult:
+    """The whole answer for a document whose signature fails: that, and nothing about records."""
+    return VerifyResult(False, identifier, None, {"signature": False}, [reason])
+
+
 def verify_identifier(
     engine: sa.Engine,
     keys: KeyStore,
@@ -151,13 +165,15 @@ def verify_identifier(
 ) -> VerifyResult:
     """Verify the hub's stored record: its signature over the stored content, status and dates.
 
-    ``lookup_with`` replaces :func:`lookup` on ``engine`` (the API reads through psycopg)."""
+    ``lookup_with`` replaces :func:`lookup` on ``engine`` (the API reads through psycopg).
+    ``superseded_by`` is never filled in: an identifier alone proves nothing about its caller."""
     today = today or dt.date.today()
     out = _new_outcome()
     row, newer = lookup_with(identifier) if lookup_with is not None else lookup(engine, identifier)
     if row is None:
         out.fail("signature", None)
-        return _unknown(out, identifier, newer)
+        unknown = _unknown(out, identifier, newer)
+        return dataclasses.replace(unknown, superseded_by=None)
     if not row["signature"] or not row["signing_kid"]:
         out.fail("signature", "unsigned")
     else:
@@ -199,22 +215,23 @@ def verify_document(
     if annotation is not None and not isinstance(annotation, Mapping):
         raise _bad("annotation must be an object")
     moment = _utcnow(now)
+    identifier = cert.get("identifier")
+    ident = identifier if isinstance(identifier, str) else None
     out = _new_outcome() if annotation is None else _new_outcome("copy_not_expired")
     signed = cert if annotation is None else {"certificate": cert, "annotation": annotation}
-    reason = verify_signature(keys, signed, signature)
-    if reason:
-        out.fail("signature", reason)
-    if annotation is not None:
+    expires = None
+    if annotation is not None:  # the shape first: answering it needs nothing of the hub's
         try:
             expires = dt.datetime.fromisoformat(str(annotation.get("expires_at")))
         except ValueError:
             raise _bad("annotation.expires_at is not a date-time") from None
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=dt.UTC)
-        if moment >= expires:
-            out.fail("copy_not_expired", "copy_expired")
-    identifier = cert.get("identifier")
-    ident = identifier if isinstance(identifier, str) else None
+    reason = verify_signature(keys, signed, signature)
+    if reason:
+        return _signature_only(ident, reason)
+    if expires is not None and moment >= expires:
+        out.fail("copy_not_expired", "copy_expired")
     row, newer = lookup(engine, identifier)
     if row is None:
         return _unknown(out, ident, newer)
@@ -238,10 +255,7 @@ def verify_qr(
     except ValueError as exc:
         if str(exc) == "malformed":
             raise _bad("not a sharehub QR payload") from None
-        for check in out.checks:
-            out.fail(check, None)
-        out.fail("signature", str(exc))
-        return out.result(None, None)
+        return _signature_only(None, str(exc))
     try:
         expires = dt.datetime.fromisoformat(str(claims["exp"]))
     except ValueError:

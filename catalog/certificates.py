@@ -6,7 +6,9 @@ Identifiers follow the GB/T 36904 pattern::
 
 * ``type code``: the certificate type's code in the directory (证照类型代码);
 * ``issuer code``: the issuing department's unified social credit code (or its directory code);
-* ``serial``: an 8-digit number assigned per type at first issue and never reused;
+* ``serial``: a random 16-digit number assigned at first issue and never reused within the
+  type, so that identifiers cannot be guessed or walked (certificates issued before the
+  hub's migration 0002 keep their sequential 8-digit serials, and so their identifiers);
 * ``version``: starts at 1 and goes up whenever a face field of the certificate changes;
 * ``check``: one character, ISO/IEC 7064 hybrid MOD 37,36 over the letters and digits of
   everything before it (upper-cased, dots left out), from the alphabet ``0-9A-Z``.
@@ -22,6 +24,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +57,20 @@ def certificate_identifier(type_code: str, issuer_code: str, serial: int, versio
     """Build a GB/T 36904-style identifier with its check character."""
     body = f"{OID_PREFIX}.{type_code}.{issuer_code}.{serial:08d}.{version}"
     return f"{body}.{mod37_36_check(body)}"
+
+
+#: new serials are drawn uniformly from [SERIAL_MIN, SERIAL_MAX]: 16 digits, about 53 bits
+SERIAL_MIN = 10**15
+SERIAL_MAX = 10**16 - 1
+
+
+def random_serial(taken: set[int]) -> int:
+    """A serial not in ``taken`` (which it joins), drawn from a cryptographic random source."""
+    while True:
+        serial = SERIAL_MIN + secrets.randbelow(SERIAL_MAX - SERIAL_MIN + 1)
+        if serial not in taken:
+            taken.add(serial)
+            return serial
 
 
 def identifier_is_well_formed(identifier: str) -> bool:
@@ -156,14 +173,7 @@ def issue(
                 ).where(t.c.type_code == type_code)
             )
         }
-        next_serial = (
-            int(
-                conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(t.c.serial), 0)).where(t.c.type_code == type_code)
-                ).scalar_one()
-            )
-            + 1
-        )
+        taken = {int(r.serial) for r in existing.values()}
         inserts: list[dict[str, Any]] = []
         for row in rows.to_pylist():
             record_key = "|".join(str(row[k]) for k in spec.primary_key)
@@ -184,8 +194,7 @@ def issue(
             }
             old = existing.get(record_key)
             if old is None:
-                serial = next_serial
-                next_serial += 1
+                serial = random_serial(taken)
                 ident = certificate_identifier(type_code, issuer_code, serial, 1)
                 new = {
                     "identifier": ident,

@@ -117,6 +117,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the hub's signing keys are not available; the operator must restore or rotate them",
         "平台签名密钥不可用，请运维人员恢复或轮换密钥",
     ),
+    "purpose_invalid": (
+        "the header {header} does not identify anything: give a real value in the deployment's format",
+        "请求头 {header} 的取值无效：请按平台规定的格式填写真实的使用人或办件编号",
+    ),
+    "body_too_large": ("the request body is larger than {limit} bytes", "请求体超过 {limit} 字节"),
+    "body_timeout": (
+        "the request body did not arrive within {seconds} s",
+        "请求体未能在 {seconds} 秒内传完",
+    ),
+    "too_many_parameters": (
+        "too many query parameters (at most {limit})",
+        "查询参数过多（最多 {limit} 个）",
+    ),
+    "login_busy": (
+        "too many sign-ins are being checked right now; retry in a moment",
+        "当前登录请求过多，请稍后重试",
+    ),
     "audit_unavailable": (
         "the audit log could not be written; nothing was served",
         "审计日志写入失败，本次未返回数据",

@@ -7,7 +7,10 @@ never written to the database or to a log. In production every API replica and t
 workers must see the same ``keys_dir`` (a mounted secret).
 
 ``rotate`` makes a new active key and retires the older ones of that purpose: retired keys
-sign nothing new but stay published, so everything signed earlier still verifies.
+sign nothing new but stay published, so everything signed earlier still verifies. For token
+keys "earlier" is bounded: a token lives at most ``token_ttl_seconds``, so a retired token key
+stops verifying tokens once that long (plus clock leeway) has passed since its retirement
+(``catalog.tokens``) — a leaked old key cannot mint tokens forever.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import datetime as dt
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,10 @@ _KID_PREFIX = {"token": "tok", "certificate": "cert"}
 # Keyed by the PEM file's absolute path; a kid is never reused, so an entry never goes stale.
 _PRIVATE_CACHE: dict[Path, Ed25519PrivateKey] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+#: how long a process trusts what it read about a key's retirement (another process may rotate)
+METADATA_TTL_S = 30.0
 
 
 class KeyStoreError(Exception):
@@ -88,6 +96,8 @@ class KeyStore:
         self.keys_dir = Path(keys_dir).resolve()
         # kid -> (purpose, public key): both never change for a kid, so caching is safe
         self._public: dict[str, tuple[str, Ed25519PublicKey]] = {}
+        # kid -> (monotonic time read, retired_at): retirement does change, so re-read it now and then
+        self._retired: dict[str, tuple[float, dt.datetime | None]] = {}
 
     def __repr__(self) -> str:
         return f"KeyStore({self.engine.url!r}, {str(self.keys_dir)!r})"
@@ -140,6 +150,21 @@ class KeyStore:
         """``token`` or ``certificate`` for a published kid, None when unknown."""
         found = self._published(kid)
         return found[0] if found else None
+
+    def retired_at(self, kid: str) -> dt.datetime | None:
+        """When ``kid`` was retired (None while active or unknown); at most METADATA_TTL_S old."""
+        now = time.monotonic()
+        hit = self._retired.get(kid)
+        if hit is not None and now - hit[0] < METADATA_TTL_S:
+            return hit[1]
+        row = self._row(kid)
+        retired = _aware(row.retired_at) if row is not None else None
+        self._retired[kid] = (now, retired)
+        return retired
+
+    def forget_cached_metadata(self) -> None:
+        """Re-read key retirements on next use (what the periodic refresh does anyway)."""
+        self._retired.clear()
 
     def jwks(self) -> dict[str, Any]:
         """Every published key of both purposes as a JWK Set (RFC 8037 OKP keys).

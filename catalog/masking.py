@@ -1,17 +1,44 @@
 """Masking rules for sensitive fields (脱敏规则).
 
-| kind        | keeps                          | example                                  |
-|-------------|--------------------------------|------------------------------------------|
-| citizen_id  | first 1 and last 2 characters  | 110105194912310021 -> 1***************21 |
-| mobile      | first 3 and last 4 digits      | 13812345678 -> 138****5678               |
-| name        | the first character            | 张三丰 -> 张**                            |
-| address     | all but the last 8 characters  | 西湖区文三路100号3幢 -> 西湖区文******** |
-| full        | nothing                        | anything -> ****                         |
+| kind       | keeps                                   | example                                   |
+|------------|-----------------------------------------|-------------------------------------------|
+| citizen_id | first 1 and last 2 characters           | 110105194912310021 -> 1***************21  |
+| mobile     | first 3 and last 4 digits               | 13812345678 -> 138****5678                |
+| name       | the first character                     | 张三丰 -> 张**                             |
+| address    | the divisions down to the district      | 杭州市西湖区文三路100号 -> 杭州市西湖区****   |
+|            | (区/县) or street (街道/镇/乡) level      | 上城区清波街道河坊街39号 -> 上城区清波街道**** |
+| full       | nothing                                 | anything -> ****                          |
+
+The address rule keeps what a case officer needs to route a case (which district or street
+office) and drops road, number, compound, building and room. The mask is always four ``*``,
+so it does not tell the length of what it hides. An address that does not start with a
+recognisable division (a road name alone, a foreign address) is masked fully. Division names
+are recognised by their suffixes, in the order they nest (省/自治区/特别行政区, then 市/自治州/州/
+盟/地区, then 区/县/市/旗, then 街道/镇/乡); each name is two to nine Chinese characters with no
+digits, so a road called 人民路 or a building number never counts as a division.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+#: the division levels in nesting order; each level is optional, none may repeat. A name may
+#: not hold a suffix of a lower level: 西湖区市场路 is the district 西湖区, not a city 西湖区市.
+_LEVELS = (
+    r"[\u4e00-\u9fff]{1,7}?(?:省|自治区|特别行政区)",
+    r"[^\W\d\sA-Za-z区县镇乡旗]{1,8}?(?:自治州|地区|市|州|盟)",
+    r"[^\W\d\sA-Za-z镇乡街]{1,8}?(?:区|县|市|旗)",
+    r"[^\W\d\sA-Za-z]{1,8}?(?:街道|镇|乡)",
+)
+_ADDRESS_PREFIX = re.compile("".join(f"(?:{level})?" for level in _LEVELS))
+_HIDDEN = "****"
+
+
+def address_prefix(value: str) -> str:
+    """The administrative divisions at the start of a Chinese address ('' when there are none)."""
+    m = _ADDRESS_PREFIX.match(value)
+    return m.group(0) if m else ""
 
 
 def mask(kind: str | None, value: Any) -> Any:
@@ -26,7 +53,8 @@ def mask(kind: str | None, value: Any) -> Any:
     if kind == "name":
         return value[:1] + "*" * (n - 1)
     if kind == "address":
-        return value[:-8] + "*" * 8 if n > 8 else "*" * n
+        kept = address_prefix(value)
+        return kept + _HIDDEN
     if kind == "full":
-        return "****"
+        return _HIDDEN
     raise ValueError(f"unknown mask kind {kind!r}")

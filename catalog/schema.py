@@ -136,7 +136,8 @@ certificates = sa.Table(
     sa.Column("valid_from", sa.Date),
     sa.Column("valid_until", sa.Date),
     sa.Column("status", sa.String(16), nullable=False),  # valid|revoked|expired
-    sa.Column("serial", sa.Integer, nullable=False),
+    # random for certificates issued since 0002 (unguessable); older ones keep 1, 2, 3, …
+    sa.Column("serial", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("face", sa.JSON, nullable=False),
     sa.Column("face_sha256", sa.String(64), nullable=False),
@@ -218,6 +219,15 @@ grants = sa.Table(
     sa.Column("revoked_by", sa.String(64)),
     sa.Column("revoke_reason", sa.Text),
     sa.Index("ix_grants_app_dataset", "app_id", "dataset_code"),
+    # one active grant per app × dataset, whatever races the application code loses
+    sa.Index(
+        "uq_grants_one_active",
+        "app_id",
+        "dataset_code",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
 )
 
 signing_keys = sa.Table(
@@ -262,15 +272,26 @@ audit = sa.Table(
     sa.Column("path", sa.String(500), nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("dataset_code", sa.String(64), index=True),
+    sa.Column("datasets", sa.JSON),  # the datasets a multi-dataset call consulted (subject view)
     sa.Column("certificate_id", sa.String(200)),
     sa.Column("subject", sa.String(64)),
-    sa.Column("fields", sa.JSON),  # fields returned (after dropping)
+    sa.Column("query", sa.String(500)),  # what a lookup asked for besides the subject (JSON text)
+    sa.Column("fields", sa.JSON),  # what the disclosure projection released
     sa.Column("decision", sa.String(8), nullable=False),  # allow|deny
     sa.Column("reason", sa.String(64)),  # the stable error code of a refusal
     sa.Column("status", sa.Integer, nullable=False),  # HTTP status
     sa.Column("row_count", sa.Integer, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_datasets = sa.Table(
+    "hub_audit_datasets",  # derived index: which records concern which dataset (a department's view)
+    metadata,
+    sa.Column("dataset_code", sa.String(64), primary_key=True),
+    sa.Column(
+        "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
 )
 
 audit_head = sa.Table(

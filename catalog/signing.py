@@ -67,6 +67,17 @@ def certificate_document(row: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def document_of(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The certificate document of a complete projected view (catalog.disclosure): the same
+    members and values as :func:`certificate_document` of the row it was projected from."""
+    if not view.get("complete"):
+        raise ValueError("only a complete view is a certificate document")
+    doc = {name: view[name] for name in DOCUMENT_FIELDS}
+    doc["version"] = int(view["version"])
+    doc["face"] = dict(view["face"])
+    return doc
+
+
 def canonical_face_sha256(face: Mapping[str, Any]) -> str:
     """SHA-256 hex of the canonical JSON of a certificate's face."""
     return hashlib.sha256(canonical_json({str(k): jsonable(v) for k, v in face.items()})).hexdigest()
@@ -125,7 +136,7 @@ def _iso_short(value: dt.datetime) -> str:
 
 def make_copy(
     key: SigningKey,
-    row: Mapping[str, Any],
+    document: Mapping[str, Any],
     *,
     copy_id: str,
     app_id: str,
@@ -136,10 +147,11 @@ def make_copy(
     issued_at: dt.datetime,
     expires_at: dt.datetime,
 ) -> dict[str, Any]:
-    """A signed copy (加注件): the certificate annotated with who may use it, why, and until when."""
+    """A signed copy (加注件) of a certificate ``document`` (:func:`document_of`), annotated
+    with who may use it, why, and until when."""
     _require_certificate_key(key)
     body = {
-        "certificate": certificate_document(row),
+        "certificate": dict(document),
         "annotation": {
             "copy_id": copy_id,
             "app_id": app_id,
@@ -163,6 +175,9 @@ def qr_payload(
     key: SigningKey, row: Mapping[str, Any], *, copy_id: str | None, expires_at: dt.datetime
 ) -> str:
     """A compact string for a QR code, verifiable offline with the JWKS alone.
+
+    ``row`` is the complete projected view of the certificate the copy is made of (the API
+    passes what the disclosure projection released; a certificate row has the same members).
 
     Format ``SH1.<claims>.<kid>.<sig>``: ``claims`` is the base64url of the canonical JSON of
     ``{"id": identifier, "v": version, "n": number, "hn": masked holder name, "fh": SHA-256

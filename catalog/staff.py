@@ -219,12 +219,19 @@ def set_roles(engine: sa.Engine, username: str, roles: Iterable[str]) -> StaffUs
 
 
 def set_status(engine: sa.Engine, username: str, status: Literal["active", "disabled"]) -> StaffUser:
-    """Enable or disable an account (a disabled account cannot log in). Error: ``staff_not_found`` (404)."""
+    """Enable or disable an account (a disabled account cannot log in). Error: ``staff_not_found`` (404).
+
+    Disabling also moves the password generation on, so that tokens issued before stay dead
+    when the account is enabled again (the password itself is unchanged)."""
     if status not in STAFF_STATUSES:
         raise ValueError(f"staff status must be one of {', '.join(STAFF_STATUSES)}, not {status!r}")
+    t = schema.staff
     with engine.begin() as conn:
-        _require(conn, username)
-        conn.execute(schema.staff.update().where(schema.staff.c.username == username).values(status=status))
+        row = _require(conn, username)
+        values: dict[str, Any] = {"status": status}
+        if status == "disabled" and row.status != "disabled":
+            values["password_generation"] = t.c.password_generation + 1
+        conn.execute(t.update().where(t.c.username == username).values(**values))
         return _from_row(_require(conn, username))
 
 

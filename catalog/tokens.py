@@ -4,7 +4,12 @@ A token is signed with the hub's active ``token`` key and names it in the header
 so any replica — or anyone holding the JWKS — can verify it without a database round trip
 for the signature. Verification accepts only ``EdDSA`` with a published *token* key: never
 ``none``, never an HMAC algorithm (where the public key could be abused as the secret), and
-never a certificate key.
+never a certificate key. Two bounds keep a leaked key or a hand-made token from living on:
+
+* a token whose ``exp - iat`` exceeds the configured lifetime (``max_lifetime_s``, the
+  hub's ``token_ttl_seconds``) is refused, whatever its signature;
+* a retired token key verifies tokens only until ``retired_at + max_lifetime_s + leeway``:
+  every token it signed before retirement has expired by then, so later ones are forgeries.
 """
 
 from __future__ import annotations
@@ -89,18 +94,39 @@ def verify_token(
     *,
     audience: str,
     issuer: str,
+    max_lifetime_s: int,
     now: dt.datetime | None = None,
     leeway_s: int = 30,
 ) -> dict[str, Any]:
     """The verified claims of ``token``; raises :class:`TokenError` when it is not accepted.
 
     Checks in order: the header (alg ``EdDSA``, a ``kid`` of a published token key), the
-    signature, the required claims (exp, iat, aud, iss, sub, kind), audience, issuer, then the
-    times against ``now`` with ``leeway_s`` of clock skew.
+    signature, the required claims (exp, iat, aud, iss, sub, kind), audience, issuer, the
+    lifetime (``exp - iat`` at most ``max_lifetime_s``), then the times against ``now`` with
+    ``leeway_s`` of clock skew and the key's retirement (see the module docstring).
     """
     payload = _verify_signed(keys, token, audience=audience, issuer=issuer)
+    _check_lifetime(payload, max_lifetime_s)
     _check_times(payload, now, leeway_s)
+    _check_key_retirement(keys, _kid_of(token), now, max_lifetime_s, leeway_s)
     return payload
+
+
+def _kid_of(token: str) -> str:
+    return str(jwt.get_unverified_header(token).get("kid"))
+
+
+def _check_lifetime(payload: dict[str, Any], max_lifetime_s: int) -> None:
+    if _int_claim(payload, "exp") - _int_claim(payload, "iat") > max_lifetime_s:
+        raise TokenError("malformed", f"the token claims to live longer than {max_lifetime_s} s")
+
+
+def _check_key_retirement(
+    keys: KeyStore, kid: str, now: dt.datetime | None, max_lifetime_s: int, leeway_s: int
+) -> None:
+    retired = keys.retired_at(kid)
+    if retired is not None and _now(now) > retired + dt.timedelta(seconds=max_lifetime_s + leeway_s):
+        raise TokenError("unknown_key", "the token key was retired")
 
 
 def _verify_signed(keys: KeyStore, token: str, *, audience: str, issuer: str) -> dict[str, Any]:
@@ -176,35 +202,50 @@ class TokenVerifier:
     An API process sees the same token on every call of an app for up to 15 minutes; checking
     its Ed25519 signature and parsing it each time is most of what the token costs. What is
     remembered is only that *this exact token string* passed the checks that cannot change:
-    header, published token key (a kid never changes purpose or key, and retired keys still
-    verify), signature, audience and issuer. The times are checked on every call, and nothing
+    header, published token key (a kid never changes purpose or key), signature, audience,
+    issuer and lifetime. The times and the key's retirement are checked on every call, and nothing
     about the party behind the token is remembered: the API re-reads the app or account on
     every call, so a rotated secret or a disabled app still takes effect at once. Refused
     tokens are never remembered. At most ``max_entries`` tokens are kept (the oldest go first).
     """
 
-    def __init__(self, keys: KeyStore, *, audience: str, issuer: str, max_entries: int = 10_000) -> None:
-        """Verify against ``keys`` for ``audience`` and ``issuer``."""
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        audience: str,
+        issuer: str,
+        max_lifetime_s: int,
+        max_entries: int = 10_000,
+    ) -> None:
+        """Verify against ``keys`` for ``audience`` and ``issuer``; tokens live at most
+        ``max_lifetime_s`` (the hub's ``token_ttl_seconds``)."""
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.keys = keys
         self.audience = audience
         self.issuer = issuer
+        self.max_lifetime_s = max_lifetime_s
         self._max = max_entries
         self._lock = threading.Lock()
-        self._passed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._passed: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     def verify(self, token: str, *, now: dt.datetime | None = None, leeway_s: int = 30) -> dict[str, Any]:
         """Like :func:`verify_token`; the returned claims are the caller's own copy."""
         with self._lock:
-            payload = self._passed.get(token) if isinstance(token, str) else None
-        if payload is not None:
+            hit = self._passed.get(token) if isinstance(token, str) else None
+        if hit is not None:
+            kid, payload = hit
             _check_times(payload, now, leeway_s)
+            _check_key_retirement(self.keys, kid, now, self.max_lifetime_s, leeway_s)
             return dict(payload)
         payload = _verify_signed(self.keys, token, audience=self.audience, issuer=self.issuer)
+        _check_lifetime(payload, self.max_lifetime_s)
         _check_times(payload, now, leeway_s)
+        kid = _kid_of(token)
+        _check_key_retirement(self.keys, kid, now, self.max_lifetime_s, leeway_s)
         with self._lock:
-            self._passed[token] = payload
+            self._passed[token] = (kid, payload)
             while len(self._passed) > self._max:
                 self._passed.popitem(last=False)
         return dict(payload)

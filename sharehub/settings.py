@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from catalog.purpose import DEFAULT_CASE_NUMBER_PATTERN, DEFAULT_END_USER_PATTERN
 
 
 class S3Settings(BaseModel):
@@ -88,6 +91,45 @@ class Settings(BaseSettings):
     default_rate_limit: int = Field(default=600, ge=1, description="requests per minute per grant")
     redis_url: str | None = Field(default=None, description="shared rate-limit counters; None = per process")
     audit_batch_max: int = Field(default=256, ge=1)
+    # ---- the purpose of a call (catalog.purpose) -------------------------------------------
+    purpose_end_user_pattern: str = Field(
+        default=DEFAULT_END_USER_PATTERN, description="regular expression an X-End-User-Id must match"
+    )
+    purpose_case_number_pattern: str = Field(
+        default=DEFAULT_CASE_NUMBER_PATTERN, description="regular expression an X-Case-Number must match"
+    )
+    # ---- limits of anonymous and expensive calls (per client address, per minute) ----------
+    public_verify_rate_limit: int = Field(default=60, ge=1, description="certificate verifications")
+    open_download_rate_limit: int = Field(default=10, ge=1, description="open-data downloads")
+    login_rate_limit_per_address: int = Field(default=20, ge=1, description="password logins")
+    login_rate_limit_per_account: int = Field(
+        default=10, ge=1, description="password logins for one account from one address"
+    )
+    login_concurrency: int = Field(
+        default=1, ge=1, description="password hashes (argon2) computed at once per API process"
+    )
+    # ---- request limits (catalog.api.limits, catalog.api.server) ----------------------------
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
+    api_max_query_params: int = Field(default=50, ge=1, description="most query parameters in one call")
+    api_body_timeout_seconds: float = Field(default=30.0, gt=0, description="time to send a request body")
+    api_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="request line and headers together (sharehub serve)"
+    )
+    api_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="time to send the request line and headers (sharehub serve)"
+    )
+    api_limit_concurrency: int = Field(
+        default=1000, ge=1, description="open connections and requests per worker before 503 (sharehub serve)"
+    )
+
+    @field_validator("purpose_end_user_pattern", "purpose_case_number_pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
 
     @classmethod
     def settings_customise_sources(

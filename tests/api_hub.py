@@ -254,3 +254,87 @@ def build_hub(tmp_path: Path, **overrides: Any) -> ApiHub:
         app, secret = apps.register_app(engine, name, dept)
         hub.apps[name] = (app.app_id, secret)
     return hub
+
+
+# ---- a person certificate dataset (ID cards), for the disclosure tests ------------------------
+
+ID_CARD_TYPE = "11100000MB0143028Y001"
+GAJ = {
+    "department": {"code": "GAJ", "name": "公安局", "credit_code": "1133010000248212X6"},
+    "datasets": [
+        {
+            "code": "GAJ-ID",
+            "name": "户籍人口信息",
+            "share": {"type": "conditional", "condition": "依法核验自然人身份"},
+            "primary_key": ["id_no"],
+            "subject": {"field": "id_no", "kind": "person"},
+            "fields": [
+                {"name": "id_no", "label": "公民身份号码", "sensitivity": "sensitive", "mask": "citizen_id"},
+                {"name": "name", "label": "姓名", "sensitivity": "sensitive", "mask": "name"},
+                {"name": "gender", "label": "性别"},
+                {"name": "address", "label": "户籍地址", "sensitivity": "sensitive", "mask": "address"},
+                {"name": "authority", "label": "签发机关"},
+                {"name": "id_valid_from", "label": "有效期起始日期", "type": "date"},
+                {"name": "id_valid_until", "label": "有效期截止日期", "type": "date"},
+            ],
+            "source": {"kind": "sql", "connection": "x", "table": "t"},
+            "certificate": {
+                "type_code": ID_CARD_TYPE,
+                "number": "id_no",
+                "holder_name": "name",
+                "valid_from": "id_valid_from",
+                "valid_until": "id_valid_until",
+                "face": [
+                    "name",
+                    "gender",
+                    "address",
+                    "id_no",
+                    "authority",
+                    "id_valid_from",
+                    "id_valid_until",
+                ],
+            },
+        }
+    ],
+    "certificate_types": [
+        {"code": ID_CARD_TYPE, "name": "居民身份证", "holder_kind": "person", "dataset": "GAJ-ID"}
+    ],
+}
+
+
+def residents() -> pa.Table:
+    """Three residents whose every value is distinctive (a leak test can search for each)."""
+    return pa.table(
+        {
+            "id_no": CITIZENS,
+            "name": ["欧阳靖宇", "司马青岚", "诸葛明哲"],
+            "gender": ["男", "女", "男"],
+            "address": [
+                "浙江省杭州市西湖区文三路一百零八号七幢",
+                "浙江省杭州市上城区清波街道河坊街三十九号",
+                "杭州市拱墅区湖墅南路两百二十二号",
+            ],
+            "authority": ["杭州市公安局西湖分局", "杭州市公安局上城分局", "杭州市公安局拱墅分局"],
+            "id_valid_from": [dt.date(2011, 3, 17), dt.date(2013, 5, 29), dt.date(2017, 8, 11)],
+            "id_valid_until": [dt.date(2031, 3, 17), dt.date(2033, 5, 29), None],
+        }
+    )
+
+
+def publish_id_cards(hub: ApiHub) -> None:
+    """Publish the police's ID-card dataset, fill its serving table and issue signed ID cards."""
+    store.publish(hub.engine, DirectoryFile.model_validate(GAJ), source_file="gaj.yaml")
+    d = store.get_dataset(hub.engine, "GAJ-ID")
+    serving.ensure_serving_table(hub.engine, d.spec)
+    serving.refresh(hub.engine, d.spec, residents(), run_id="r1", replace=True)
+    certificates.issue(
+        hub.engine,
+        d.spec,
+        d.department,
+        ID_CARD_TYPE,
+        residents(),
+        run_id="r1",
+        signer=hub.keys.active("certificate"),
+    )
+    STAFF.setdefault("gaj_approver", ("GAJ", ["approver"]))
+    STAFF.setdefault("gaj_auditor", ("GAJ", ["auditor"]))

@@ -214,7 +214,9 @@ def test_authorization_matrix(tmp_path: Path, share: str, state: str) -> None:
     else:
         assert item["contact_mobile"] == "138****5678"
     assert (rec["decision"], rec["reason"], rec["row_count"], rec["subject"]) == ("allow", None, 1, USCC[0])
-    assert rec["fields"] == list(item)
+    masked = set(r.json()["masked"])
+    code = rec["dataset_code"]
+    assert rec["fields"] == [f"{code}.{f}:masked" if f in masked else f"{code}.{f}" for f in item]
 
 
 def test_none_data_is_never_served_or_granted(hub: ApiHub) -> None:
@@ -244,7 +246,8 @@ def test_field_grants_drop_and_clear(hub: ApiHub) -> None:
     r = lic(hub)
     (item,) = r.json()["items"]
     assert item == {"uscc": USCC[0], "ent_name": "甲公司", "legal_rep": "张三丰"}
-    assert r.json()["masked"] == [] and hub.last_audit()["fields"] == ["uscc", "ent_name", "legal_rep"]
+    assert r.json()["masked"] == []
+    assert hub.last_audit()["fields"] == ["SCJ-LIC.uscc", "SCJ-LIC.ent_name", "SCJ-LIC.legal_rep"]
     # a filter on a field that is not a key is refused; a missing record looks like any empty answer
     assert lic(hub).status_code == 200
     r = hub.client.get(
@@ -339,7 +342,13 @@ def test_subject_view_across_departments(hub: ApiHub) -> None:
     assert view["certificates"] == []
     r = hub.client.get(f"/api/v1/subjects/{USCC[0]}", headers=hub.as_app("不动产登记"))
     assert [d["code"] for d in r.json()["datasets"]] == ["SCJ-OPEN"]
-    assert hub.last_audit()["fields"] == ["SCJ-OPEN.uscc", "SCJ-OPEN.ent_name", "SCJ-OPEN.contact_mobile"]
+    assert hub.last_audit()["fields"] == [
+        "SCJ-OPEN.uscc",
+        "SCJ-OPEN.ent_name",
+        "SCJ-OPEN.contact_mobile:masked",
+    ]
+    # both granted datasets were consulted, though only one knew the enterprise
+    assert hub.last_audit()["datasets"] == ["RSJ-PEN", "SCJ-OPEN"]
     r = hub.client.get(f"/api/v1/subjects/{USCC[0]}", headers=hub.as_app("不动产登记", purpose=False))
     assert r.status_code == 400
 
@@ -355,8 +364,10 @@ def test_open_data_without_credentials(hub: ApiHub) -> None:
     assert lines[0] == "uscc,ent_name" and len(lines) == 4  # the sensitive mobile is left out
     rec = hub.last_audit()
     assert (rec["actor_kind"], rec["action"], rec["row_count"]) == ("anonymous", "open.download", 3)
+    # closed data answers like data that does not exist; the audit keeps the real reason
     r = hub.client.get("/api/v1/datasets/SCJ-LIC/download")
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_open"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "dataset_not_found"
+    assert hub.last_audit()["reason"] == "not_open"
 
 
 # ---- certificates ---------------------------------------------------------------------------

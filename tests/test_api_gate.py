@@ -99,6 +99,9 @@ def test_app_changes_show_on_the_next_call(hub: ApiHub) -> None:
     assert error(records(hub)) == (403, "app_disabled")
     assert hub.last_audit()["app_id"] is None  # refused before the app was accepted
     apps.set_status(hub.engine, cid, "active")
+    # the token issued before the app was disabled stays dead; a new one works
+    assert error(records(hub)) == (401, "invalid_token")
+    hub.tokens.clear()
     assert records(hub).status_code == 200
     apps.rotate_secret(hub.engine, cid)
     assert error(records(hub)) == (401, "invalid_token")
@@ -150,9 +153,15 @@ def test_pages_and_filters(hub: ApiHub) -> None:
     approve_licences(hub)
     page = records(hub, subject=USCC[0], limit="1").json()
     assert page["count"] == 1 and page["next_cursor"] is None  # the subject is the key here
-    after_it = base64.urlsafe_b64encode(json.dumps([USCC[0]]).encode()).decode().rstrip("=")
+    # a cursor the hub sealed for this app, dataset and subject pages on
+    sealer = hub.client.app.state.hub.cursors
+    after_it = sealer.seal([USCC[0]], hub.apps["企业开办"][0], "SCJ-LIC", USCC[0])
     rest = records(hub, subject=USCC[0], cursor=after_it).json()
     assert rest["count"] == 0 and rest["next_cursor"] is None
+    # the same key, not sealed (or sealed for another subject), is refused
+    plain = base64.urlsafe_b64encode(json.dumps([USCC[0]]).encode()).decode().rstrip("=")
+    assert error(records(hub, subject=USCC[0], cursor=plain)) == (400, "bad_cursor")
+    assert error(records(hub, subject=USCC[1], cursor=after_it)) == (400, "bad_cursor")
     assert error(records(hub, subject=USCC[0], ent_name="x")) == (400, "filter_not_allowed")
     assert error(records(hub, cursor="!!")) == (400, "filter_required")
     assert error(records(hub, subject=USCC[0], cursor="bm90IGpzb24")) == (400, "bad_cursor")

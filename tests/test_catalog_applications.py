@@ -341,9 +341,12 @@ def test_new_grant_supersedes_the_active_one(engine: sa.Engine, app_id: str) -> 
     assert [g.id for g in active] == [d.grant_id]
     state = ap.access_state(engine, app_id, RSJ, now=when)
     assert state.kind == "granted" and state.grant is not None and state.grant.clear_fields == ["name"]
-    again = submit(engine, app_id, RSJ, fields=["status"], now=when)  # auto grants supersede too
+    # the owner decided this pair: a new application waits for it, even on unconditional data
+    again = submit(engine, app_id, RSJ, fields=["status"], now=when)
+    assert again.status == "pending" and again.grant_id is None
+    later = decide(engine, again.id, RSJ_APPROVER, now=when)
     assert [g.id for g in ap.list_grants(engine, app_id=app_id, active_only=True, now=when)] == [
-        again.grant_id
+        later.grant_id
     ]
 
 

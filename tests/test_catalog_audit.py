@@ -91,6 +91,37 @@ def test_record_hash_matches_the_documented_byte_layout() -> None:
         audit.record_hash(prev, 7, rec(1, at=dt.datetime(2025, 1, 1)))
 
 
+def test_datasets_and_query_join_the_hash_only_when_set() -> None:
+    """Records from before migration 0002 (no datasets, no query) keep their hashes; a record
+    that has either carries it in the canonical JSON, in key order."""
+    plain = rec(1)
+    assert '"datasets"' not in audit.canonical_json(1, plain) and '"query"' not in audit.canonical_json(
+        1, plain
+    )
+    multi = rec(1, dataset_code=None, datasets=["GA-ID", "RSJ-PEN"], query='{"id_no":"1"}')
+    text = audit.canonical_json(1, multi)
+    assert '"datasets":["GA-ID","RSJ-PEN"]' in text and '"query":"{\\"id_no\\":\\"1\\"}"' in text
+    assert list(json.loads(text)) == sorted(json.loads(text))
+    assert audit.record_hash(GENESIS, 1, multi) != audit.record_hash(GENESIS, 1, rec(1, dataset_code=None))
+
+
+def test_the_dataset_index_is_checked_against_the_records(engine: sa.Engine) -> None:
+    audit.append(engine, [rec(1), rec(2, dataset_code=None, datasets=["GA-ID", "RSJ-PEN"]), rec(3)])
+    assert audit.verify(engine).ok
+    # a department's auditor finds the multi-dataset record through the index
+    assert [r["seq"] for r in audit.query(engine, dataset_codes=["RSJ-PEN"])] == [2]
+    sql(engine, "DELETE FROM hub_audit_datasets WHERE seq = 2 AND dataset_code = 'RSJ-PEN'")
+    assert audit.query(engine, dataset_codes=["RSJ-PEN"]) == []
+    report = audit.verify(engine)
+    assert report.problems == [
+        "seq 2: missing from the dataset index under RSJ-PEN (hidden from its auditors)"
+    ]
+    sql(engine, "INSERT INTO hub_audit_datasets (dataset_code, seq) VALUES ('RSJ-PEN', 2), ('XX', 3)")
+    assert audit.verify(engine).problems == [
+        "seq 3: listed in the dataset index under XX, which the record does not name"
+    ]
+
+
 def test_normalise_rejects_malformed_records_and_cleans_strings() -> None:
     for bad in ({"decision": "maybe"}, {"actor_kind": "robot"}, {"status": "200"}, {"fields": "uscc"}):
         with pytest.raises(ValueError):
@@ -395,6 +426,7 @@ def test_writer_surfaces_a_db_failure_and_recovers(engine: sa.Engine) -> None:
         with pytest.raises(AuditError, match="audit append failed"):
             writer.write(rec(2))
         schema.audit.create(engine)
+        sql(engine, "DELETE FROM hub_audit_datasets")
         sql(engine, "UPDATE hub_audit_head SET seq = 0, hash = :g", g=GENESIS)
         assert writer.write(rec(3)) == 1  # the thread survived the failure
     finally:

@@ -23,6 +23,7 @@ from catalog.tokens import TokenError, TokenVerifier, issue_token, verify_token
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
 AUD, ISS = "sharehub-api", "sharehub"
+TTL = 900  # the longest token life these tests issue
 
 
 @pytest.fixture
@@ -203,7 +204,9 @@ def test_token_round_trip(keys: KeyStore) -> None:
     assert expires_in == 900
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "EdDSA" and header["kid"] == keys.active("token").kid
-    claims = verify_token(keys, token, audience=AUD, issuer=ISS, now=NOW + dt.timedelta(seconds=60))
+    claims = verify_token(
+        keys, token, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=NOW + dt.timedelta(seconds=60)
+    )
     iat = int(NOW.timestamp())
     assert claims["sub"] == "app-1" and claims["kind"] == "app" and claims["gen"] == 3
     assert (claims["iat"], claims["nbf"], claims["exp"]) == (iat, iat, iat + 900)
@@ -217,35 +220,67 @@ def test_token_round_trip(keys: KeyStore) -> None:
 def test_token_still_verifies_after_rotation(keys: KeyStore) -> None:
     token, _ = issue_token(keys, subject="s", kind="staff", audience=AUD, issuer=ISS, ttl_s=900, now=NOW)
     keys.rotate("token", now=NOW)
-    assert verify_token(keys, token, audience=AUD, issuer=ISS, now=NOW)["sub"] == "s"
+    assert verify_token(keys, token, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=NOW)["sub"] == "s"
     newer, _ = issue_token(keys, subject="s", kind="staff", audience=AUD, issuer=ISS, ttl_s=900, now=NOW)
     assert jwt.get_unverified_header(newer)["kid"] != jwt.get_unverified_header(token)["kid"]
+
+
+def test_retired_token_key_verifies_only_while_its_tokens_can_live(keys: KeyStore) -> None:
+    """A retired key's tokens are honoured for the longest token life (plus leeway) after its
+    retirement; after that anything it signs is refused, also through the verifier's memo."""
+    token, _ = issue_token(keys, subject="s", kind="staff", audience=AUD, issuer=ISS, ttl_s=TTL, now=NOW)
+    keys.rotate("token", now=NOW)
+    verifier = TokenVerifier(keys, audience=AUD, issuer=ISS, max_lifetime_s=TTL)
+    assert verifier.verify(token, now=NOW + dt.timedelta(seconds=TTL))["sub"] == "s"
+    late = NOW + dt.timedelta(seconds=TTL + 31)
+    # what a thief holding the old key would mint after that: fresh times, good signature
+    kid = jwt.get_unverified_header(token)["kid"]
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key((keys.keys_dir / f"{kid}.pem").read_bytes(), None)
+    iat = int(late.timestamp())
+    claims = {"iss": ISS, "aud": AUD, "sub": "s", "kind": "staff", "iat": iat, "exp": iat + 60}
+    forged = jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})  # type: ignore[arg-type]
+    assert _reason(keys, forged, now=late) == "unknown_key"
+    with pytest.raises(TokenError):
+        verifier.verify(forged, now=late)
+
+
+def test_token_claiming_a_longer_life_than_configured_is_refused(keys: KeyStore) -> None:
+    token, _ = issue_token(keys, subject="s", kind="app", audience=AUD, issuer=ISS, ttl_s=TTL + 1, now=NOW)
+    assert _reason(keys, token) == "malformed"
+    ok, _ = issue_token(keys, subject="s", kind="app", audience=AUD, issuer=ISS, ttl_s=TTL, now=NOW)
+    assert verify_token(keys, ok, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=NOW)["sub"] == "s"
 
 
 def _reason(
     keys: KeyStore, token: str, *, now: dt.datetime = NOW, audience: str = AUD, issuer: str = ISS
 ) -> str:
     with pytest.raises(TokenError) as err:
-        verify_token(keys, token, audience=audience, issuer=issuer, now=now)
+        verify_token(keys, token, audience=audience, issuer=issuer, max_lifetime_s=TTL, now=now)
     return err.value.reason
 
 
 def test_token_times(keys: KeyStore) -> None:
     token, _ = issue_token(keys, subject="a", kind="app", audience=AUD, issuer=ISS, ttl_s=600, now=NOW)
     after = NOW + dt.timedelta(seconds=600)
-    assert verify_token(keys, token, audience=AUD, issuer=ISS, now=after + dt.timedelta(seconds=29))
+    assert verify_token(
+        keys, token, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=after + dt.timedelta(seconds=29)
+    )
     assert _reason(keys, token, now=after + dt.timedelta(seconds=30)) == "expired"
     assert _reason(keys, token, now=NOW + dt.timedelta(days=1)) == "expired"
     # issued in the future (clock skew beyond the leeway) is not valid yet
-    assert verify_token(keys, token, audience=AUD, issuer=ISS, now=NOW - dt.timedelta(seconds=30))
+    assert verify_token(
+        keys, token, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=NOW - dt.timedelta(seconds=30)
+    )
     assert _reason(keys, token, now=NOW - dt.timedelta(seconds=31)) == "not_yet_valid"
     # without an injected now the real clock is used: a 2026-11-22 token is checked against today
     fresh, _ = issue_token(keys, subject="a", kind="app", audience=AUD, issuer=ISS, ttl_s=600)
-    assert verify_token(keys, fresh, audience=AUD, issuer=ISS)["sub"] == "a"
+    assert verify_token(keys, fresh, audience=AUD, issuer=ISS, max_lifetime_s=TTL)["sub"] == "a"
 
 
 def test_verifier_remembers_signatures_not_times(keys: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    verifier = TokenVerifier(keys, audience=AUD, issuer=ISS, max_entries=2)
+    verifier = TokenVerifier(keys, audience=AUD, issuer=ISS, max_lifetime_s=TTL, max_entries=2)
     token, _ = issue_token(keys, subject="a", kind="app", audience=AUD, issuer=ISS, ttl_s=600, now=NOW)
     checks: list[str] = []
     real_decode = jwt.decode
@@ -266,7 +301,7 @@ def test_verifier_remembers_signatures_not_times(keys: KeyStore, monkeypatch: py
         with pytest.raises(TokenError) as err:
             verifier.verify(forged, now=NOW)
         assert err.value.reason == "bad_signature"
-    other = TokenVerifier(keys, audience="another-api", issuer=ISS)
+    other = TokenVerifier(keys, audience="another-api", issuer=ISS, max_lifetime_s=TTL)
     with pytest.raises(TokenError) as err:
         other.verify(token, now=NOW)
     assert err.value.reason == "wrong_audience"
@@ -319,7 +354,7 @@ def test_forged_tokens_are_refused(keys: KeyStore) -> None:
     claims = json.loads(base64.urlsafe_b64decode(body + "=="))
     claims["sub"] = "admin"
     assert _reason(keys, f"{head}.{_seg(claims)}.{sig}") == "bad_signature"
-    assert verify_token(keys, good, audience=AUD, issuer=ISS, now=NOW)["sub"] == "app-1"
+    assert verify_token(keys, good, audience=AUD, issuer=ISS, max_lifetime_s=TTL, now=NOW)["sub"] == "app-1"
 
 
 def test_certificate_key_cannot_sign_tokens(keys: KeyStore) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def test_masking_rules() -> None:
     assert mask("citizen_id", "11010519491231002X") == "1***************2X"
     assert mask("mobile", "13812345678") == "138****5678"
     assert mask("name", "欧阳娜娜") == "欧***"
-    assert mask("address", "浙江省杭州市西湖区文三路100号3幢") == "浙江省杭州市西湖区文********"
+    # down to the district or street office; road, number and building are hidden
+    assert mask("address", "浙江省杭州市西湖区文三路100号3幢") == "浙江省杭州市西湖区****"
+    assert mask("address", "上城区清波街道河坊街39号") == "上城区清波街道****"
+    assert mask("address", "文三路100号3幢") == "****"
     assert mask("name", None) is None
 
 
@@ -88,7 +92,11 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
     assert res.issued == 3
     certs = {c["number"]: c for c in certificates.certificates_of(hub, USCC[0])}
     c0 = certs[USCC[0]]
-    assert c0["identifier"].startswith(f"1.2.156.3005.2.{code}.11330100002482345X.00000001.1.")
+    # <prefix>.<type>.<issuer>.<random 16-digit serial>.<version>.<check>
+    assert re.fullmatch(
+        rf"1\.2\.156\.3005\.2\.{code}\.11330100002482345X\.\d{{16}}\.1\.[0-9A-Z]", c0["identifier"]
+    )
+    assert len({c["serial"] for u in USCC for c in certificates.certificates_of(hub, u)}) == 3
     assert certificates.identifier_is_well_formed(c0["identifier"])
     assert not certificates.identifier_is_well_formed(
         c0["identifier"][:-1] + ("0" if c0["identifier"][-1] != "0" else "1")

@@ -60,7 +60,7 @@ def models_copy() -> sa.MetaData:
 
 
 def test_one_head_and_every_hub_table_is_managed() -> None:
-    assert dbschema.head() == "0001"
+    assert dbschema.head() == "0002"
     assert all(dbschema.include_name(t, "table", {}) for t in HUB_TABLES)
     for foreign in ("srv_scj_yyzz_001", "iceberg_tables", "iceberg_namespace_properties", "alembic_version"):
         assert not dbschema.include_name(foreign, "table", {})
@@ -77,7 +77,7 @@ def test_one_head_and_every_hub_table_is_managed() -> None:
 def test_upgrade_creates_every_table_and_matches_the_models(pg_url: str) -> None:
     assert dbschema.current(pg_url) is None
     before = dbschema.check(pg_url)
-    assert before[0] == "revision: database at none, migrations at 0001"
+    assert before[0] == "revision: database at none, migrations at 0002"
     assert {f"add table {t}" for t in HUB_TABLES} <= set(before)
 
     dbschema.upgrade(pg_url)
@@ -207,7 +207,7 @@ def test_engine_for_refuses_an_unknown_or_missing_revision(hub_pg_url: str) -> N
     execute(hub_pg_url, f"UPDATE {dbschema.VERSION_TABLE} SET version_num = 'f00dcafe'")
     with pytest.raises(SchemaNotCurrentError, match=r"f00dcafe.*newer sharehub"):
         store.engine_for(hub_pg_url)
-    assert dbschema.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0001"]
+    assert dbschema.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0002"]
     execute(hub_pg_url, f"DELETE FROM {dbschema.VERSION_TABLE}")
     with pytest.raises(SchemaNotCurrentError, match="no schema revision"):
         store.engine_for(hub_pg_url)
@@ -350,7 +350,7 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
     assert out.stdout.strip() == pg_url.replace("postgres@", "postgres:***@")
 
     out = runner.invoke(db_app, ["current"])
-    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0001")
+    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0002")
 
     out = runner.invoke(db_app, ["check"])
     assert out.exit_code == 1
@@ -363,17 +363,17 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
 
     out = runner.invoke(db_app, ["upgrade"])
     assert out.exit_code == 0, out.output
-    assert "upgraded from an empty database to revision 0001" in out.stdout
+    assert "upgraded from an empty database to revision 0002" in out.stdout
     assert "s3cret-pw" not in out.output
 
     out = runner.invoke(db_app, ["upgrade"])
-    assert out.exit_code == 0 and "already at revision 0001" in out.stdout
+    assert out.exit_code == 0 and "already at revision 0002" in out.stdout
 
     out = runner.invoke(db_app, ["current"])
-    assert out.stdout.strip() == "0001 (head)"
+    assert out.stdout.strip() == "0002 (head)"
 
     out = runner.invoke(db_app, ["check"])
-    assert out.exit_code == 0 and "in sync with the models (revision 0001)" in out.stdout
+    assert out.exit_code == 0 and "in sync with the models (revision 0002)" in out.stdout
 
     execute(pg_url, "ALTER TABLE hub_apps DROP COLUMN description")
     out = runner.invoke(db_app, ["check"])
@@ -395,3 +395,74 @@ def test_cli_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert out.exit_code == 0, out.output
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.services
+def test_0002_keeps_data_and_fixes_duplicate_grants(pg_url: str) -> None:
+    """A hub at 0001 with data — two active grants for one pair (a race 0001 could lose), an
+    8-digit certificate serial, audit records — upgrades to 0002 with nothing lost: the newest
+    grant stays active, the serial and identifier stay, the chain verifies and the new dataset
+    index holds the old records."""
+    dbschema.upgrade(pg_url, "0001")
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    records = [
+        AuditRecord(
+            at=t0, request_id=f"r{i}", actor_kind="app", method="GET", path="/api/v1/x",
+            action="records.lookup",
+            decision="allow", status=200, app_id="app-1", dataset_code=code,
+        )
+        for i, code in enumerate(["SCJ-LIC", None, "GAJ-HJRK-001"], 1)
+    ]  # fmt: skip
+    prev, rows = audit.GENESIS, []
+    for seq, r in enumerate(records, 1):
+        h = audit.record_hash(prev, seq, audit.normalise(r))
+        rows.append((seq, r, prev, h))
+        prev = h
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+
+    def insert(conn: sa.Connection, table: str, **values: object) -> None:
+        """A row of the 0001 schema, by name (the models describe 0002)."""
+        conn.execute(sa.table(table, *(sa.column(k) for k in values)).insert().values(**values))
+
+    try:
+        with engine.begin() as conn:
+            insert(conn, "hub_departments", code="SCJ", name="市监局", contact="", updated_at=t0)
+            insert(
+                conn, "hub_apps", app_id="app-1", name="a", department_code="SCJ", description="",
+                status="active", secret_hash="x", secret_generation=1, secret_rotated_at=t0, created_at=t0,
+            )  # fmt: skip
+            for gid in (1, 2):
+                insert(
+                    conn, "hub_grants", id=gid, app_id="app-1", dataset_code="SCJ-LIC", application_id=gid,
+                    fields='["uscc"]', clear_fields="[]", valid_from=t0, rate_limit=600, status="active",
+                    created_at=t0,
+                )  # fmt: skip
+            insert(
+                conn, "hub_certificates", identifier="old-ident", type_code="T", dataset_code="SCJ-LIC",
+                record_key="k", number="n", holder_id="h", holder_name="hn", issuer_code="i",
+                issuer_name="in",
+                status="valid", serial=7, version=1, face="{}", face_sha256="x", issued_at=t0, updated_at=t0,
+                run_id="r1",
+            )  # fmt: skip
+            for seq, r, p, h in rows:
+                insert(
+                    conn, "hub_audit", seq=seq, at=r.at, request_id=r.request_id, actor_kind="app",
+                    app_id="app-1", method="GET", path="/api/v1/x", action="records.lookup",
+                    dataset_code=r.dataset_code, decision="allow", status=200, row_count=0, prev_hash=p,
+                    hash=h,
+                )  # fmt: skip
+            insert(conn, "hub_audit_head", id=1, seq=3, hash=prev)
+    finally:
+        engine.dispose()
+    dbschema.upgrade(pg_url)
+    assert dbschema.check(pg_url) == []
+    hub = store.engine_for(pg_url)
+    with hub.connect() as conn:
+        grants = conn.execute(sa.text("SELECT id, status, revoked_by FROM hub_grants ORDER BY id")).all()
+        serial = conn.execute(sa.text("SELECT serial FROM hub_certificates")).scalar_one()
+        index = conn.execute(sa.text("SELECT dataset_code, seq FROM hub_audit_datasets ORDER BY seq")).all()
+    assert [tuple(g) for g in grants] == [(1, "revoked", "migration"), (2, "active", None)]
+    assert serial == 7
+    assert [tuple(i) for i in index] == [("SCJ-LIC", 1), ("GAJ-HJRK-001", 3)]
+    report = audit.verify(hub)
+    assert report.ok and report.checked == 3, report.problems

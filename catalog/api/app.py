@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import random as _random
-import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
@@ -27,13 +25,14 @@ from catalog.api import (
     routes_directory,
     routes_records,
 )
-from catalog.api.context import CallAudit, Hub, strict_query
+from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
+from catalog.api.limits import LimitsMiddleware
+from catalog.api.logs import install_access_log_redaction
 from catalog.api.models import Health
 from catalog.errors import ApiError, error_body
 from catalog.keys import KeyStoreError
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 #: not audited: liveness probes that return no data. ``/ping`` touches nothing (no DB, no auth):
 #: the bare endpoint the access-API benchmark compares the gated routes with.
 _UNAUDITED = {"/api/v1/health", "/api/v1/ping"}
@@ -107,7 +106,14 @@ def create_app(settings: Any = None) -> FastAPI:
         call: CallAudit | None = getattr(request.state, "call", None)
         if call is not None:
             call.reason = "invalid_request"
-        return await request_validation_exception_handler(request, exc)
+        identify_quietly(request)
+        # FastAPI's own answer echoes each bad input; an input it cannot write as JSON (NaN, a
+        # lone surrogate) would turn the 422 into a 500, and echoing input helps no client
+        detail = [
+            {"type": str(e.get("type", "")), "loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": _json_safe(detail)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -120,14 +126,31 @@ def create_app(settings: Any = None) -> FastAPI:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         elif exc.status_code == 400:
             err = ApiError("bad_body", 400, why=str(exc.detail))
+        elif exc.status_code == 413:
+            err = ApiError(
+                "body_too_large", 413, limit=getattr(exc, "limit", hub.settings.api_max_body_bytes)
+            )
+            headers["Connection"] = "close"
+        elif exc.status_code == 408:
+            err = ApiError("body_timeout", 408, seconds=hub.settings.api_body_timeout_seconds)
+            headers["Connection"] = "close"
         else:
             err = ApiError("http_error", exc.status_code, why=str(exc.detail))
         call: CallAudit | None = getattr(request.state, "call", None)
         if call is not None:
             call.reason = err.code
+        identify_quietly(request)
         return JSONResponse(status_code=err.status, content=error_body(err), headers=headers or None)
 
-    app.add_middleware(AuditMiddleware, hub=hub)
+    s = hub.settings
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=s.api_max_body_bytes,
+        body_timeout_s=s.api_body_timeout_seconds,
+        max_query_params=s.api_max_query_params,
+    )
+    app.add_middleware(AuditMiddleware, hub=hub)  # added last: outermost, so it audits the limits too
+    install_access_log_redaction()
 
     @app.get("/api/v1/health", tags=["meta"], response_model=Health, responses=errors())
     def health() -> dict[str, Any]:
@@ -156,6 +179,17 @@ def create_app(settings: Any = None) -> FastAPI:
     return app
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (lone surrogates escaped)."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(_json_safe(k)): _json_safe(v) for k, v in value.items()}
+    return value if isinstance(value, int | bool) or value is None else str(value)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method any route of this path answers (Starlette names only the first route's)."""
     from starlette.routing import Match, Route
@@ -182,7 +216,8 @@ class AuditMiddleware:
     A plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs a task group and memory
     streams per request): it holds the response's start message, appends the record (the
     endpoints and error handlers have filled in ``request.state.call`` by then) and only then
-    lets the response go, with ``X-Request-Id``. When the record cannot be written the caller
+    lets the response go, with ``X-Request-Id`` — always the hub's own, never one a client sent
+    (two clients could otherwise make their calls share an id). When the record cannot be written the caller
     gets 503 ``audit_unavailable`` instead, and nothing of the endpoint's answer. An exception
     that escapes the app is recorded as 500 ``internal_error`` and re-raised. ``/health`` and
     ``/ping`` pass through unaudited, as does everything outside ``/api/v1``.
@@ -197,12 +232,7 @@ class AuditMiddleware:
         if not path.startswith("/api/v1") or path in _UNAUDITED:
             await self.app(scope, receive, send)
             return
-        given = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                given = value.decode("latin-1")
-                break
-        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+        request_id = _new_request_id()
         call = CallAudit()
         scope.setdefault("state", {})["call"] = call
         at = dt.datetime.now(dt.UTC)
@@ -270,8 +300,10 @@ async def _write_audit(
         end_user=p.end_user,
         case_number=p.case_number,
         dataset_code=call.dataset_code,
+        datasets=sorted(set(call.datasets)) if call.datasets else None,
         certificate_id=call.certificate_id,
         subject=call.subject,
+        query=call.query,
         fields=call.fields if status < 400 else None,
         reason=reason or call.reason,
     )

@@ -1,9 +1,9 @@
-"""What an app sees of a certificate: the face shaped by its grant on the certificate's dataset.
+"""Which certificates an app may see, and through which projection.
 
 A certificate is visible to an app that holds an active grant on the dataset its type is
-issued from. Face fields the grant does not cover are dropped and masked ones are masked, as
-for records. Only a complete view (nothing dropped or masked) carries the signed document,
-because a signature over a changed face would not verify.
+issued from; what it sees of one is that grant's disclosure projection
+(:meth:`catalog.disclosure.Projection.certificate`): attributes and face entries follow the
+dataset fields they come from.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog import access, applications, certificates, schema, signing, store
+from catalog import access, applications, certificates, disclosure, schema, store
 from catalog.api.context import Hub, limit
-from catalog.certificates import OID_PREFIX, jsonable
+from catalog.certificates import OID_PREFIX
 from catalog.errors import ApiError
-from catalog.masking import mask
-from catalog.model import ShareType, SubjectKind
+from catalog.model import ShareType
 
 _PREFIX_PARTS = len(OID_PREFIX.split("."))
 
@@ -27,7 +26,7 @@ _PREFIX_PARTS = len(OID_PREFIX.split("."))
 class TypeAccess:
     type_code: str
     dataset: store.PublishedDataset
-    decision: access.Decision
+    projection: disclosure.Projection
     grant: applications.Grant
 
 
@@ -61,70 +60,36 @@ def type_access(hub: Hub, principal: access.Principal) -> dict[str, TypeAccess]:
             d = hub.dataset(dataset_code)
         except ApiError:
             continue
-        if d.spec.share.type is ShareType.NONE:
+        if d.spec.share.type is ShareType.NONE or d.spec.certificate is None:
             continue
-        decision = access.grant_decision(d.spec, grant.fields, grant.clear_fields, grant_id=grant.id)
-        out[code] = TypeAccess(code, d, decision, grant)
-    return out
-
-
-def view(row: dict[str, Any], ta: TypeAccess) -> dict[str, Any]:
-    """The certificate as this app may see it."""
-    spec = ta.dataset.spec
-    decision = ta.decision
-    shown = set(decision.fields)
-    face_in = row.get("face") or {}
-    face = {k: mask(decision.masked.get(k), v) for k, v in face_in.items() if k in shown}
-    complete = all(k in shown and k not in decision.masked for k in face_in)
-    holder_id = str(row["holder_id"])
-    subject_field = spec.subject.field if spec.subject else None
-    if row.get("holder_kind") == SubjectKind.PERSON.value and (
-        subject_field not in shown or subject_field in decision.masked
-    ):
-        holder_id = mask("citizen_id", holder_id)
-        complete = False
-    holder_name = str(row["holder_name"])
-    name_field = spec.certificate.holder_name if spec.certificate else None
-    if name_field and (name_field not in shown or name_field in decision.masked):
-        holder_name = mask(decision.masked.get(name_field) or "name", holder_name)
-        complete = False
-    out = {
-        k: jsonable(row.get(k))
-        for k in (
-            "identifier",
-            "type_code",
-            "type_name",
-            "holder_kind",
-            "number",
-            "issuer_code",
-            "issuer_name",
-            "valid_from",
-            "valid_until",
-            "status",
-            "version",
-            "issued_at",
-            "updated_at",
-        )
-    }
-    out.update(holder_id=holder_id, holder_name=holder_name, face=face, complete=complete)
-    out["signed"] = (
-        signing.signed_certificate(row, row["signature"], row["signing_kid"])
-        if complete and row.get("signature")
-        else None
-    )
+        projection = disclosure.for_grant(d.spec, grant.fields, grant.clear_fields, grant_id=grant.id)
+        out[code] = TypeAccess(code, d, projection, grant)
     return out
 
 
 def visible_certificates(
-    hub: Hub, principal: access.Principal, subject_id: str, type_code: str | None = None
+    hub: Hub,
+    principal: access.Principal,
+    subject_id: str,
+    type_code: str | None = None,
+    *,
+    released: disclosure.Released,
+    consulted: list[str],
 ) -> list[dict[str, Any]]:
-    """A holder's certificates of the types the app may see (rate limit counted per grant)."""
+    """A holder's certificates of the types the app may see, each through its grant's projection.
+
+    Counts one call against the app's budget on each dataset consulted, and appends the
+    dataset's code to ``consulted`` (for the audit record)."""
+    assert principal.app_id is not None
     types = type_access(hub, principal)
     if type_code is not None:
         types = {k: v for k, v in types.items() if k == type_code}
     out: list[dict[str, Any]] = []
     for ta in types.values():
-        access.check_purpose(principal, ta.dataset.spec)
-        limit(hub, f"grant:{ta.grant.id}", ta.grant.rate_limit)
-        out += [view(c, ta) for c in certificates.certificates_of(hub.engine, subject_id, ta.type_code)]
+        access.check_purpose(principal, ta.dataset.spec, hub.purpose)
+        limit(hub, access.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
+        if ta.dataset.spec.code not in consulted:
+            consulted.append(ta.dataset.spec.code)
+        rows = certificates.certificates_of(hub.engine, subject_id, ta.type_code)
+        out += [ta.projection.certificate(c, released) for c in rows]
     return out

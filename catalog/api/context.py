@@ -26,14 +26,16 @@ from fastapi.dependencies.utils import get_flat_dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from catalog import access, applications, apps, staff, store, tokens
+from catalog import access, applications, apps, disclosure, staff, store, tokens
 from catalog.access import Principal
 from catalog.errors import ApiError
+from catalog.purpose import PurposeRules, header_text
 from catalog.ratelimit import RateLimiterUnavailable
 
 if TYPE_CHECKING:
     from catalog.api.reads import PsycopgPool, Reads
     from catalog.audit import AuditWriter
+    from catalog.cursors import CursorSealer
     from catalog.keys import KeyStore
     from catalog.ratelimit import RateLimiter
     from catalog.workdays import Calendar
@@ -66,8 +68,17 @@ class Hub:
         #: for reads only: no BEGIN/ROLLBACK round trips around a single SELECT
         self.read_engine: sa.Engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.verifier = tokens.TokenVerifier(
-            self.keys, audience=self.settings.token_audience, issuer=self.settings.token_issuer
+            self.keys,
+            audience=self.settings.token_audience,
+            issuer=self.settings.token_issuer,
+            max_lifetime_s=self.settings.token_ttl_seconds,
         )
+        self.purpose = PurposeRules.from_patterns(
+            self.settings.purpose_end_user_pattern, self.settings.purpose_case_number_pattern
+        )
+        #: password hashes computed at once in this process (argon2 is expensive on purpose)
+        self.login_slots = threading.BoundedSemaphore(self.settings.login_concurrency)
+        self._cursors: CursorSealer | None = None
         self._pg: PsycopgPool | None = None
         if self.engine.dialect.name == "postgresql":
             from catalog.api.reads import PsycopgPool
@@ -93,6 +104,15 @@ class Hub:
         if limiter is None:
             limiter = self._db_limiters[loop] = anyio.CapacityLimiter(self.db_concurrency)
         return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter)
+
+    @property
+    def cursors(self) -> CursorSealer:
+        """Seals and opens the pagination cursors (key in the keys folder, made on first use)."""
+        if self._cursors is None:
+            from catalog.cursors import CursorSealer, load_or_create_key
+
+            self._cursors = CursorSealer(load_or_create_key(self.settings.signing_keys_dir))
+        return self._cursors
 
     @property
     def audit(self) -> AuditWriter:
@@ -134,8 +154,13 @@ class CallAudit:
     action: str = "other"
     principal: Principal = access.ANONYMOUS
     dataset_code: str | None = None
+    #: the datasets a call consulted when there are several (subject view, certificate lists)
+    datasets: list[str] | None = None
     certificate_id: str | None = None
     subject: str | None = None
+    #: what a lookup asked for besides the subject (the key fields as given), as JSON text
+    query: str | None = None
+    #: what the disclosure projection released (audit names, see catalog.disclosure)
     fields: list[str] | None = None
     row_count: int = 0
     reason: str | None = None  # the refusal's code, set by the error handlers (or before a masked 404)
@@ -206,10 +231,12 @@ def verified_claims(hub: Hub, token: str) -> dict[str, Any]:
 def app_principal_of(app: apps.App | None, generation: Any) -> Principal:
     """The principal of an app token once its app is re-read: still there, same secret
     generation (else 401, the credentials were rotated), active (else 403 ``app_disabled``)."""
-    if app is None or app.secret_generation != generation:
+    if app is None:
         raise _unauthorized("invalid_token", why="credentials were rotated")
     if app.status != "active":
         raise ApiError("app_disabled", 403, app_id=app.app_id)
+    if app.secret_generation != generation:  # rotated, or disabled since the token was issued
+        raise _unauthorized("invalid_token", why="credentials were rotated")
     return Principal(kind="app", app_id=app.app_id, app_name=app.name, department_code=app.department_code)
 
 
@@ -250,10 +277,37 @@ def optional_principal(
 
 
 def with_purpose(principal: Principal, end_user: str | None, case_number: str | None) -> Principal:
-    """The principal with the purpose headers of the call."""
+    """The principal with the purpose headers of the call (as the client wrote them, UTF-8)."""
+    end_user, case_number = header_text(end_user), header_text(case_number)
     if end_user or case_number:
-        return dataclasses.replace(principal, end_user=end_user or None, case_number=case_number or None)
+        return dataclasses.replace(principal, end_user=end_user, case_number=case_number)
     return principal
+
+
+def identify_quietly(request: Request) -> None:
+    """Name the caller of a request refused before its endpoint ran (422, 404, 405).
+
+    The audit record should say which app or staff member sent a malformed call. Only the
+    token's signature and claims are checked (no database): the record names who signed in,
+    not whether they may do anything."""
+    call: CallAudit | None = getattr(request.state, "call", None)
+    if call is None or call.principal.kind != "anonymous":
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    principal = call.principal
+    if scheme.lower() == "bearer" and token:
+        try:
+            claims = request_hub(request).verifier.verify(token.strip())
+        except tokens.TokenError:
+            claims = None
+        if claims is not None and claims.get("kind") == "app":
+            principal = Principal(kind="app", app_id=str(claims["sub"]))
+        elif claims is not None and claims.get("kind") == "staff":
+            principal = Principal(kind="staff", username=str(claims["sub"]))
+    call.principal = with_purpose(
+        principal, request.headers.get("x-end-user-id"), request.headers.get("x-case-number")
+    )
 
 
 OptionalPrincipal = Annotated[Principal, Depends(optional_principal)]
@@ -313,8 +367,8 @@ async def app_claims(
     return AppClaims(
         app_id=str(claims["sub"]),
         generation=claims.get("gen"),
-        end_user=x_end_user_id or None,
-        case_number=x_case_number or None,
+        end_user=header_text(x_end_user_id),
+        case_number=header_text(x_case_number),
     )
 
 
@@ -335,7 +389,7 @@ AppClaimsDep = Annotated[AppClaims, Depends(app_claims)]
 
 def app_dataset_gate(
     hub: Hub, call: CallAudit, claims: AppClaims, code: str, reads: Reads
-) -> tuple[Principal, store.PublishedDataset, access.Decision]:
+) -> tuple[Principal, store.PublishedDataset, disclosure.Projection]:
     """The whole gate for one app call on one dataset, from a token checked by :func:`app_claims`.
 
     In this order: the app, re-read in the same query as its newest grant
@@ -348,12 +402,15 @@ def app_dataset_gate(
     d = hub.dataset(code)
     call.dataset_code = d.spec.code
     access.check_shared(d.spec)
-    access.check_purpose(principal, d.spec)
-    return principal, d, _granted(hub, d, state)
+    access.check_purpose(principal, d.spec, hub.purpose)
+    return principal, d, _granted(hub, d, state, claims.app_id)
 
 
-def _granted(hub: Hub, d: store.PublishedDataset, state: applications.AccessState) -> access.Decision:
-    """The grant's shape, or the refusal for the app's standing; counts the call on the grant."""
+def _granted(
+    hub: Hub, d: store.PublishedDataset, state: applications.AccessState, app_id: str
+) -> disclosure.Projection:
+    """The grant's projection, or the refusal for the app's standing; counts the call against
+    the app's budget on the dataset."""
     if state.kind != "granted" or state.grant is None:
         code_, status = access.REFUSALS[state.kind]
         params: dict[str, Any] = {"code": d.spec.code}
@@ -361,8 +418,8 @@ def _granted(hub: Hub, d: store.PublishedDataset, state: applications.AccessStat
             params["reason"] = (state.application.reason if state.application else "") or ""
         raise ApiError(code_, status, **params)
     grant = state.grant
-    limit(hub, f"grant:{grant.id}", grant.rate_limit)
-    return access.grant_decision(
+    limit(hub, access.rate_key(app_id, d.spec.code), grant.rate_limit)
+    return disclosure.for_grant(
         d.spec, grant.fields, grant.clear_fields, grant_id=grant.id, rate_limit=grant.rate_limit
     )
 
@@ -392,6 +449,15 @@ async def strict_query(request: Request) -> None:
     for key in request.query_params:
         if key not in names:
             raise ApiError("unknown_parameter", 400, name=key[:50])
+
+
+def client_address(request: Request) -> str:
+    """The caller's network address, for limits on anonymous calls.
+
+    Behind a load balancer this is the balancer's address unless uvicorn is told to trust its
+    ``X-Forwarded-For`` (``--proxy-headers --forwarded-allow-ips``, see docs/deploy.md)."""
+    client = request.client
+    return client.host if client is not None else "unknown"
 
 
 def limit(hub: Hub, key: str, per_minute: int) -> None:

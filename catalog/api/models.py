@@ -3,9 +3,53 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def _text_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a JSON value cannot be stored as text: a lone surrogate or NUL in a string, or a
+    number that is not finite (JSON has no NaN; Python's parser lets it through)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text may not contain NUL characters"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text must be valid Unicode (a lone surrogate was sent)"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite (NaN and Infinity are not JSON)"
+    if depth > 32:
+        return "the document is nested too deeply"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = _text_problem(k, depth + 1) or _text_problem(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = _text_problem(v, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+class _In(BaseModel):
+    """A request body: unknown members refused, every string storable as UTF-8 text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        problem = _text_problem(data)
+        if problem:
+            raise ValueError(problem)
+        return data
 
 
 class _Out(BaseModel):
@@ -106,21 +150,28 @@ class RecordsPage(_Out):
     next_cursor: str | None
 
 
+_WITHHELD = "null when the grant does not cover the field it comes from"
+
+
 class CertificateOut(_Out):
+    """A certificate through the caller's disclosure projection (docs/security.md)."""
+
     identifier: str
     type_code: str
     type_name: str
     holder_kind: str
-    number: str
-    holder_id: str
-    holder_name: str
+    number: str | None = Field(description="证照编号, from the mapping's number field; " + _WITHHELD)
+    holder_id: str | None = Field(description="持证主体代码, from the subject field; " + _WITHHELD)
+    holder_name: str | None = Field(description="持证主体名称, from its field; " + _WITHHELD)
     issuer_code: str
     issuer_name: str
-    valid_from: str | None
-    valid_until: str | None
-    status: str
+    valid_from: str | None = Field(description="有效期起始; " + _WITHHELD)
+    valid_until: str | None = Field(description="有效期截止 (null: no end); " + _WITHHELD)
+    status: str | None = Field(
+        description="valid / revoked / expired; null unless its source fields are granted in clear"
+    )
     version: int
-    face: dict[str, Any]
+    face: dict[str, Any] = Field(description="the face entries the grant covers, masked as the grant says")
     issued_at: str
     updated_at: str
     complete: bool = Field(description="true when nothing was dropped or masked for this caller")
@@ -155,21 +206,24 @@ class VerifyOut(_Out):
     valid: bool
     identifier: str | None
     status: str | None
-    checks: dict[str, bool]
+    checks: dict[str, bool] = Field(
+        description="each check run; only `signature` when a document's signature does not verify"
+    )
     problems: list[str]
-    superseded_by: str | None = Field(default=None, description="the newer version's identifier, if any")
+    superseded_by: str | None = Field(
+        default=None,
+        description="the newer version's identifier, given only for a document the hub signed",
+    )
 
 
-class VerifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VerifyRequest(_In):
     document: dict[str, Any] | None = Field(
         default=None, description="a signed certificate or signed copy as the hub handed it out"
     )
     qr: str | None = Field(default=None, description="the QR payload of a copy (SH1.…)")
 
 
-class CopyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CopyRequest(_In):
     reason: str = Field(min_length=2, max_length=500, description="用途: why the copy is made")
     valid_days: int = Field(default=30, ge=1, le=90)
 
@@ -181,8 +235,7 @@ class CopyOut(_Out):
     expires_at: dt.datetime
 
 
-class ApplicationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApplicationIn(_In):
     dataset: str = Field(min_length=1, max_length=64)
     fields: list[str] | None = Field(default=None, description="fields asked for; omitted = all")
     clear_fields: list[str] = Field(default_factory=list, description="sensitive fields asked unmasked")
@@ -191,8 +244,7 @@ class ApplicationIn(BaseModel):
     requested_until: dt.date | None = None
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DecisionIn(_In):
     decision: Literal["approve", "refuse"]
     reason: str = Field(default="", max_length=2000)
     fields: list[str] | None = None
@@ -201,8 +253,7 @@ class DecisionIn(BaseModel):
     rate_limit: int | None = Field(default=None, ge=1, le=100_000)
 
 
-class RevokeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RevokeIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -268,9 +319,15 @@ class AuditOut(_Out):
     path: str
     action: str
     dataset_code: str | None
+    datasets: list[str] | None = Field(
+        description="the datasets a subject view or certificate list consulted"
+    )
     certificate_id: str | None
     subject: str | None
-    fields: list[str] | None
+    query: str | None = Field(description="what a lookup asked for besides the subject (JSON)")
+    fields: list[str] | None = Field(
+        description="what the disclosure projection released: <dataset>.<field>, or …:masked"
+    )
     decision: str
     reason: str | None
     status: int

@@ -203,7 +203,7 @@ def revoke(
     call.dataset_code = g.dataset_code
     if principal.kind == "staff" and not principal.has_role("approver"):
         raise ApiError("forbidden_role", 403, role="approver")
-    by = principal.username if principal.kind == "staff" else f"app:{principal.app_id}"
+    by = principal.username if principal.kind == "staff" else applications.app_actor(principal.app_id or "")
     out = applications.revoke(
         hub.engine, grant_id, by=by or "", reason=body.reason, now=dt.datetime.now(dt.UTC)
     )

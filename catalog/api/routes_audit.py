@@ -24,9 +24,10 @@ def _time(name: str, value: str | None) -> dt.datetime | None:
         return None
     try:
         t = dt.datetime.fromisoformat(value)
-    except ValueError:
+        # in UTC here: an offset can carry a time past the calendar's ends (9999-12-31T23:59-23:59)
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise ApiError("bad_filter", 400, field=name) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 @router.get("/audit", response_model=AuditList, responses=errors(400, 401, 403), summary="The access log")

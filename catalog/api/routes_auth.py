@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 
 from catalog import apps, staff, tokens
 from catalog.access import Principal
-from catalog.api.context import CallDep, HubDep, limit
+from catalog.api.context import CallDep, HubDep, client_address, limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import Jwks, TokenError, TokenResponse
+from catalog.errors import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 well_known = APIRouter(tags=["auth"])
@@ -97,8 +98,7 @@ def token(
     elif grant_type == "password":
         if not username or not password:
             return _token_error(call, "invalid_request")
-        limit(hub, f"login:{username.lower()}", 10)  # password guessing: 10 tries a minute per account
-        user = staff.authenticate_staff(hub.engine, username, password)
+        user = _password_login(hub, request, username, password)
         if user is None:
             return _token_error(call, "invalid_grant")
         call.principal = Principal(
@@ -121,6 +121,28 @@ def token(
         {"access_token": tok, "token_type": "Bearer", "expires_in": expires_in},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _password_login(hub: Any, request: Request, username: str, password: str) -> staff.StaffUser | None:
+    """Check a staff password, throttled so that guessing is slow and nobody can lock others out.
+
+    Limits per client address (all accounts: password spraying with fresh user names) and per
+    account *and* address (guessing one password) — never per account alone, which would let
+    anyone lock a staff member out with a few wrong passwords. At most ``login_concurrency``
+    argon2 checks run at once per process, so a burst of logins cannot starve data calls of CPU;
+    a login that finds no free slot within two seconds gets 429 ``login_busy``."""
+    s = hub.settings
+    address = client_address(request)
+    limit(hub, f"login:addr:{address}", s.login_rate_limit_per_address)
+    limit(hub, f"login:acct:{username.casefold()}:{address}", s.login_rate_limit_per_account)
+    if not hub.login_slots.acquire(timeout=2.0):
+        err = ApiError("login_busy", 429)
+        err.headers = {"Retry-After": "1"}
+        raise err
+    try:
+        return staff.authenticate_staff(hub.engine, username, password)
+    finally:
+        hub.login_slots.release()
 
 
 @router.get("/keys", response_model=Jwks, responses=errors(), summary="The hub's public keys (JWKS)")

@@ -9,10 +9,20 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 
-from catalog import certificate_verify, certificates, schema, signing
-from catalog.access import Principal, check_purpose
+from catalog import certificate_verify, certificates, disclosure, schema, signing
+from catalog.access import Principal, check_purpose, rate_key
 from catalog.api import cert_views
-from catalog.api.context import AppPrincipal, CallDep, Hub, HubDep, limit, request_call, request_hub
+from catalog.api.context import (
+    AppPrincipal,
+    CallAudit,
+    CallDep,
+    Hub,
+    HubDep,
+    client_address,
+    limit,
+    request_call,
+    request_hub,
+)
 from catalog.api.errors_doc import errors
 from catalog.api.models import CertificateList, CertificateOut, CopyOut, CopyRequest, VerifyOut, VerifyRequest
 from catalog.errors import ApiError
@@ -23,7 +33,7 @@ _IDENT = Path(min_length=10, max_length=200, description="GB/T 36904 identifier 
 
 
 def _visible_row(
-    hub: Hub, call: Any, principal: Principal, identifier: str
+    hub: Hub, call: CallAudit, principal: Principal, identifier: str
 ) -> tuple[dict[str, Any], cert_views.TypeAccess]:
     """The certificate if the app may see it; 404 both when missing and when not visible."""
     call.certificate_id = identifier
@@ -33,8 +43,9 @@ def _visible_row(
         call.reason = "no_grant" if type_code else "certificate_not_found"
         raise ApiError("certificate_not_found", 404, identifier=identifier)
     call.dataset_code = ta.dataset.spec.code
-    check_purpose(principal, ta.dataset.spec)
-    limit(hub, f"grant:{ta.grant.id}", ta.grant.rate_limit)
+    check_purpose(principal, ta.dataset.spec, hub.purpose)
+    assert principal.app_id is not None
+    limit(hub, rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
     row = certificates.certificate(hub.engine, identifier)
     if row is None:
         raise ApiError("certificate_not_found", 404, identifier=identifier)
@@ -59,9 +70,14 @@ def subject_certificates(
 ) -> dict[str, Any]:
     call.action = "certificates.list"
     call.subject = subject_id
-    items = cert_views.visible_certificates(hub, principal, subject_id, type)
+    released = disclosure.Released()
+    consulted: list[str] = []
+    call.datasets = consulted
+    items = cert_views.visible_certificates(
+        hub, principal, subject_id, type, released=released, consulted=consulted
+    )
     call.row_count = len(items)
-    call.fields = sorted({f"face.{k}" for c in items for k in c["face"]})
+    call.fields = released.names()
     return {"items": items, "count": len(items)}
 
 
@@ -76,8 +92,9 @@ def certificate(
 ) -> dict[str, Any]:
     call.action = "certificates.get"
     row, ta = _visible_row(hub, call, principal, identifier)
-    out = cert_views.view(row, ta)
-    call.fields = [f"face.{k}" for k in out["face"]]
+    released = disclosure.Released()
+    out = ta.projection.certificate(row, released)
+    call.fields = released.names()
     call.row_count = 1
     return out
 
@@ -85,15 +102,17 @@ def certificate(
 @router.get(
     "/certificates/{identifier}/verify",
     response_model=VerifyOut,
-    responses=errors(),
+    responses=errors(429),
     summary="Verify a certificate held by the hub (public)",
 )
 async def verify_identifier(identifier: Annotated[str, _IDENT], request: Request) -> dict[str, Any]:
     """Signature over the stored content, current status (valid / revoked / expired) and the
-    validity period. Anyone may call it; it says nothing about the holder."""
+    validity period. Anyone may call it (rate-limited per client address); it says nothing
+    about the holder."""
     hub, call = request_hub(request), request_call(request)
     call.action = "certificates.verify"
     call.certificate_id = identifier
+    limit(hub, f"verify:{client_address(request)}", hub.settings.public_verify_rate_limit)
     result = await hub.run_db(_verify_stored, hub, identifier)
     call.row_count = 1
     return result.to_json()
@@ -109,14 +128,18 @@ def _verify_stored(hub: Hub, identifier: str) -> certificate_verify.VerifyResult
 @router.post(
     "/verify",
     response_model=VerifyOut,
-    responses=errors(400),
+    responses=errors(400, 429),
     summary="Verify a handed-out certificate, copy or QR payload (public)",
 )
-def verify_document(body: VerifyRequest, hub: HubDep, call: CallDep) -> dict[str, Any]:
+def verify_document(body: VerifyRequest, request: Request, hub: HubDep, call: CallDep) -> dict[str, Any]:
     """Give ``document`` (a signed certificate or signed copy as the hub handed it out) or
-    ``qr`` (the payload of a copy's QR code). Checks the signature against the hub's keys,
-    that the content matches the hub's record, the status, and the copy's expiry."""
+    ``qr`` (the payload of a copy's QR code). Checks the signature against the hub's keys;
+    only when it holds, also that the content matches the hub's record, the status, and the
+    copy's expiry. A document whose signature fails gets that answer and nothing else, so
+    the endpoint cannot be used to test guesses against the hub's records. Rate-limited per
+    client address."""
     call.action = "certificates.verify"
+    limit(hub, f"verify:{client_address(request)}", hub.settings.public_verify_rate_limit)
     if (body.document is None) == (body.qr is None):
         raise ApiError("bad_document", 400, why="give exactly one of document or qr")
     if body.qr is not None:
@@ -144,7 +167,9 @@ def make_copy(
     grant that shows the whole certificate (nothing dropped or masked)."""
     call.action = "certificates.copy"
     row, ta = _visible_row(hub, call, principal, identifier)
-    if not cert_views.view(row, ta)["complete"]:
+    released = disclosure.Released()
+    view = ta.projection.certificate(row, released)
+    if not view["complete"]:
         raise ApiError("copy_needs_full_grant", 403, identifier=identifier)
     if row["status"] != "valid":
         raise ApiError("certificate_not_valid", 409, identifier=identifier, status=row["status"])
@@ -154,7 +179,7 @@ def make_copy(
     key = hub.keys.active("certificate")
     document = signing.make_copy(
         key,
-        row,
+        signing.document_of(view),
         copy_id=copy_id,
         app_id=principal.app_id or "",
         app_name=principal.app_name or "",
@@ -164,7 +189,7 @@ def make_copy(
         issued_at=now,
         expires_at=expires_at,
     )
-    qr = signing.qr_payload(key, row, copy_id=copy_id, expires_at=expires_at)
+    qr = signing.qr_payload(key, view, copy_id=copy_id, expires_at=expires_at)
     with hub.engine.begin() as conn:
         conn.execute(
             sa.insert(schema.certificate_copies).values(
@@ -179,6 +204,6 @@ def make_copy(
                 document=document,
             )
         )
-    call.fields = [f"face.{k}" for k in row.get("face") or {}]
+    call.fields = released.names()
     call.row_count = 1
     return {"copy_id": copy_id, "document": document, "qr": qr, "expires_at": expires_at}

@@ -9,15 +9,16 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from catalog import access, serving, store
+from catalog import access, disclosure, serving, store
 from catalog import runs as run_store
-from catalog.api.context import CallDep, HubDep, OptionalPrincipal
+from catalog.api.context import CallDep, HubDep, OptionalPrincipal, client_address, limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import DatasetDetail, DatasetList
 from catalog.errors import ApiError
+from catalog.model import ShareType
 
 router = APIRouter(prefix="/api/v1", tags=["directory"])
 
@@ -155,30 +156,34 @@ def show_dataset(code: str, hub: HubDep, call: CallDep, principal: OptionalPrinc
             "content": {"text/csv": {}, "application/x-ndjson": {}},
             "description": "the open dataset, sensitive fields left out",
         },
-        **errors(403, 404),
+        **errors(404, 429),
     },
     response_class=StreamingResponse,
     summary="Download open data (no credentials needed)",
 )
 def download(
     code: str,
+    request: Request,
     hub: HubDep,
     call: CallDep,
     format: Annotated[Literal["csv", "jsonl"], Query()] = "csv",
 ) -> StreamingResponse:
-    """Open data (开放数据) for anyone: every row, without the sensitive fields."""
+    """Open data (开放数据) for anyone: every row, without the sensitive fields. A dataset that
+    is not open answers exactly as one that does not exist (404 ``dataset_not_found``); the
+    audit record keeps the real reason. Rate-limited per client address."""
     call.action = "open.download"
+    limit(hub, f"download:{client_address(request)}", hub.settings.open_download_rate_limit)
     d = hub.dataset(code)
+    if d.spec.share.type is ShareType.NONE or not d.spec.open.open:
+        call.reason = "not_shared" if d.spec.share.type is ShareType.NONE else "not_open"
+        raise ApiError("dataset_not_found", 404, code=code)
     call.dataset_code = d.spec.code
-    access.check_shared(d.spec)
-    if not d.spec.open.open:
-        raise ApiError("not_open", 403, code=d.spec.code)
-    decision = access.open_decision(d.spec)
-    call.fields = decision.fields
+    projection = disclosure.for_public(d.spec)
+    call.fields = [projection.audit_name(f) for f in projection.fields]
     call.row_count = serving.count(hub.engine, d.spec)
-    rows = _stream(hub.engine, d.spec, decision)
+    rows = _stream(hub.engine, d.spec, projection)
     if format == "csv":
-        body = _csv(decision.fields, rows)
+        body = _csv(list(projection.fields), rows)
         media = "text/csv; charset=utf-8"
     else:
         body = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -189,14 +194,16 @@ def download(
     )
 
 
-def _stream(engine: sa.Engine, spec: Any, decision: access.Decision) -> Iterator[dict[str, Any]]:
+def _stream(engine: sa.Engine, spec: Any, projection: disclosure.Projection) -> Iterator[dict[str, Any]]:
     table = serving.serving_table(spec)
     if not sa.inspect(engine).has_table(table.name):
         return
-    q = sa.select(*[table.c[f] for f in decision.fields]).order_by(*[table.c[k] for k in spec.primary_key])
+    q = sa.select(*[table.c[f] for f in projection.fields]).order_by(
+        *[table.c[k] for k in spec.primary_key]
+    )
     with engine.connect() as conn:
         for row in conn.execution_options(yield_per=5000).execute(q):
-            yield decision.shape(dict(row._mapping))
+            yield projection.record(row._mapping)
 
 
 def _csv(fields: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[str]:

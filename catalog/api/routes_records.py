@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from catalog import access, applications, serving
+from catalog import access, applications, disclosure, serving
 from catalog.api import cert_views
 from catalog.api.context import (
     AppClaims,
@@ -37,21 +36,36 @@ _SUBJECT = Path(
 )
 
 
-def _encode_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+def _cursor_context(app_id: str, spec: DatasetSpec, subject: str) -> tuple[str, str, str]:
+    """A cursor works only for the app, dataset and subject it was made for."""
+    return (app_id, spec.code, subject)
 
 
-def _decode_cursor(spec: DatasetSpec, cursor: str) -> list[Any]:
+def _open_cursor(hub: Hub, context: tuple[str, str, str], spec: DatasetSpec, cursor: str) -> list[Any]:
+    from catalog.cursors import BadCursor
+
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError):
+        value = hub.cursors.open(cursor, *context)
+    except BadCursor:
         raise ApiError("bad_cursor", 400) from None
-    if not isinstance(value, list) or len(value) != len(spec.primary_key):
+    if len(value) != len(spec.primary_key):
         raise ApiError("bad_cursor", 400)
     return [
         _coerce_key(spec, k, str(v)) if v is not None else None
         for k, v in zip(spec.primary_key, value, strict=True)
     ]
+
+
+#: what the audit keeps of the query besides the subject: the filters as given
+_NOT_FILTERS = frozenset({"subject", "limit", "cursor"})
+
+
+def asked(query: list[tuple[str, str]]) -> str | None:
+    """The filters a lookup asked for (everything but subject, limit and cursor), as JSON text."""
+    filters = {k: v for k, v in query if k not in _NOT_FILTERS}
+    if not filters:
+        return None
+    return json.dumps(filters, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
@@ -106,10 +120,13 @@ def _records(
     cursor: str | None,
 ) -> dict[str, Any]:
     """The gate and the lookup on one pooled connection, in one worker thread."""
+    call.subject = subject  # what was asked is recorded even when the gate refuses
+    call.query = asked(query)
     with hub.reads() as reads:
-        _principal, d, decision = app_dataset_gate(hub, call, claims, code, reads)
+        _principal, d, projection = app_dataset_gate(hub, call, claims, code, reads)
         spec = d.spec
-        call.fields = decision.fields
+        released = disclosure.Released()
+        call.fields = []
         allowed = {*spec.primary_key, "subject", "limit", "cursor"}
         unknown = [k for k, _ in query if k not in allowed]
         if unknown:
@@ -117,8 +134,8 @@ def _records(
         key_filters = dict((k, v) for k, v in query if k in spec.primary_key)
         page: dict[str, Any] = {
             "dataset": spec.code,
-            "fields": decision.fields,
-            "masked": sorted(decision.masked),
+            "fields": list(projection.fields),
+            "masked": sorted(projection.masked),
         }
         if key_filters:
             if set(key_filters) != set(spec.primary_key):
@@ -127,22 +144,24 @@ def _records(
             row = reads.lookup_key(spec, key)
             if row and spec.subject:
                 call.subject = str(row.get(spec.subject.field))
-            items = [decision.shape(row)] if row else []
+            items = [projection.record(row, released)] if row else []
             call.row_count = len(items)
+            call.fields = released.names()
             return {**page, "items": items, "count": len(items), "next_cursor": None}
         if subject is None:
             raise ApiError("filter_required", 400, fields=",".join([*spec.primary_key, "subject"]))
         if spec.subject is None:
             raise ApiError("no_subject", 400, code=code)
-        call.subject = subject
-        after = _decode_cursor(spec, cursor) if cursor else None
+        context = _cursor_context(claims.app_id, spec, subject)
+        after = _open_cursor(hub, context, spec, cursor) if cursor else None
         rows = reads.lookup_subject(spec, subject, limit=limit + 1, after=after)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _encode_cursor([rows[-1][k] for k in spec.primary_key])
-    items = [decision.shape(r) for r in rows]
+        next_cursor = hub.cursors.seal([rows[-1][k] for k in spec.primary_key], *context)
+    items = [projection.record(r, released) for r in rows]
     call.row_count = len(items)
+    call.fields = released.names()
     return {**page, "items": items, "count": len(items), "next_cursor": next_cursor}
 
 
@@ -160,11 +179,12 @@ def subject_view(
     Always needs the purpose headers: a dossier about a subject is personal data."""
     call.action = "subject.view"
     call.subject = subject_id
-    if not principal.has_purpose:
-        raise ApiError("purpose_required", 400)
+    hub.purpose.check(principal.end_user, principal.case_number)
     assert principal.app_id is not None
     out: list[dict[str, Any]] = []
-    returned: list[str] = []
+    released = disclosure.Released()
+    consulted: list[str] = []
+    call.datasets = consulted
     total = 0
     for grant in applications.list_grants(hub.engine, app_id=principal.app_id, active_only=True):
         try:
@@ -174,29 +194,31 @@ def subject_view(
         spec = d.spec
         if spec.subject is None or spec.share.type is ShareType.NONE:
             continue
-        rate_limit(hub, f"grant:{grant.id}", grant.rate_limit)
-        decision = access.grant_decision(spec, grant.fields, grant.clear_fields)
+        rate_limit(hub, access.rate_key(principal.app_id, spec.code), grant.rate_limit)
+        projection = disclosure.for_grant(spec, grant.fields, grant.clear_fields, grant_id=grant.id)
+        consulted.append(spec.code)
         rows = serving.lookup_subject(hub.engine, spec, subject_id, limit=SUBJECT_LIMIT + 1)
         truncated = len(rows) > SUBJECT_LIMIT
-        items = [decision.shape(r) for r in rows[:SUBJECT_LIMIT]]
+        items = [projection.record(r, released) for r in rows[:SUBJECT_LIMIT]]
         if not items:
             continue
         total += len(items)
-        returned += [f"{spec.code}.{f}" for f in decision.fields]
         out.append(
             {
                 "code": spec.code,
                 "name": spec.name,
                 "department": {"code": d.department.code, "name": d.department.name},
-                "fields": decision.fields,
-                "masked": sorted(decision.masked),
+                "fields": list(projection.fields),
+                "masked": sorted(projection.masked),
                 "items": items,
                 "count": len(items),
                 "truncated": truncated,
             }
         )
-    certs = cert_views.visible_certificates(hub, principal, subject_id)
+    certs = cert_views.visible_certificates(
+        hub, principal, subject_id, released=released, consulted=consulted
+    )
     total += len(certs)
-    call.fields = returned
+    call.fields = released.names()
     call.row_count = total
     return {"subject": subject_id, "datasets": out, "certificates": certs}
