@@ -535,7 +535,8 @@ def start_server(env: dict[str, str], port: int, workers: int, log_path: Path) -
     cmd = [
         sys.executable, "-m", "uvicorn", "catalog.api:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
+        "--loop", "uvloop", "--http", "catalog.api.server:HttpProtocol", "--log-level", "warning",
+        "--no-access-log",
     ]  # fmt: skip
     with log_path.open("wb") as log:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -748,7 +749,7 @@ def run(
         "quick": quick,
         "hub_db": hub_db,
         "uvicorn_workers": workers,
-        "uvicorn": "uvloop + httptools, --no-access-log",
+        "uvicorn": "uvloop + httptools (catalog.api.server:HttpProtocol), --no-access-log",
         "load_client": f"{client} (separate process, keep-alive HTTP/1.1, uvloop)",
         "rate_limiter": "redis" if redis_url else "in-process memory",
         "serving_rows": sizes["rows"],

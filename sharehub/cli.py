@@ -260,12 +260,31 @@ def quarantine(
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="addresses of the load balancers whose X-Forwarded-For is trusted (client addresses "
+            "for the per-address limits)"
+        ),
+    ] = None,
 ) -> None:
-    """Serve the directory and the read API (OpenAPI docs at /docs)."""
+    """Serve the API (OpenAPI docs at /docs) with the hub's server limits (catalog.api.server)."""
     import uvicorn
 
     s = get_settings()
-    uvicorn.run("catalog.api:create_app", factory=True, host=host or s.api_host, port=port or s.api_port)
+    uvicorn.run(
+        "catalog.api:create_app",
+        factory=True,
+        host=host or s.api_host,
+        port=port or s.api_port,
+        workers=workers,
+        http="catalog.api.server:HttpProtocol",
+        limit_concurrency=s.api_limit_concurrency,
+        h11_max_incomplete_event_size=s.api_max_header_bytes,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @app.command()
@@ -285,7 +304,7 @@ def demo(
     if not no_serve:
         s = get_settings()
         console.print(f"serving on http://{s.api_host}:{s.api_port} (docs at /docs); Ctrl-C to stop")
-        serve(None, None)
+        serve(None, None, 1, None)
 
 
 if __name__ == "__main__":

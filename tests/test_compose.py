@@ -521,6 +521,10 @@ def test_hub_api_runs_the_app_factory_with_several_workers(
     module_name, _, attr = app_ref.partition(":")
     assert callable(getattr(importlib.import_module(module_name), attr))
     assert "uvicorn" in argv and "--factory" in argv
+    # the hub's own protocol class (header size and time limits), importable as written
+    proto_module, _, proto_attr = _option(argv, "--http").partition(":")
+    assert getattr(importlib.import_module(proto_module), proto_attr).__name__.startswith("Guarded")
+    assert int(_option(argv, "--limit-concurrency")) >= 100
     assert int(_option(argv, "--workers")) >= 2
     port = int(_option(argv, "--port"))
     with monkeypatch.context() as mp:
