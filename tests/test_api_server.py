@@ -167,7 +167,9 @@ def test_access_log_carries_no_subject(served: tuple[ApiHub, str, Captured]) -> 
     cid = CITIZENS[1]
     httpx.get(f"{base}/api/v1/subjects/{cid}", headers=h)
     httpx.get(f"{base}/api/v1/datasets/RSJ-PEN/records", params={"subject": cid, "limit": 5}, headers=h)
-    httpx.get(f"{base}/api/v1/datasets/RSJ-PEN/records", params={"person_id": cid, "month": "2026-10"}, headers=h)
+    httpx.get(
+        f"{base}/api/v1/datasets/RSJ-PEN/records", params={"person_id": cid, "month": "2026-10"}, headers=h
+    )
     deadline = time.monotonic() + 5
     while len(log.lines) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -81,7 +81,11 @@ _TOO_LARGE = _response(
     "请求行和请求头过大",
 )
 _TIMEOUT = _response(
-    408, "Request Timeout", "header_timeout", "the request headers did not arrive in time", "请求头未能及时传完"
+    408,
+    "Request Timeout",
+    "header_timeout",
+    "the request headers did not arrive in time",
+    "请求头未能及时传完",
 )
 
 
@@ -120,7 +124,9 @@ class _HeadGuard:
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._reading_head() and not self.transport.is_closing():
-            log.warning("closing a connection whose request headers took over %.0f s", self._limits.header_timeout_s)
+            log.warning(
+                "closing a connection whose request headers took over %.0f s", self._limits.header_timeout_s
+            )
             self._refuse(_TIMEOUT)
 
     def _count_head(self, n: int) -> bool:
