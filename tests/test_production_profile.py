@@ -163,7 +163,11 @@ def test_production_profile(prod: dict[str, Any]) -> None:
                 "/api/v1/token",
                 data={"grant_type": "client_credentials", "client_id": app.app_id, "client_secret": secret},
             ).json()["access_token"]
-            headers = {"Authorization": f"Bearer {tok}", "X-End-User-Id": "u1", "X-Case-Number": "c1"}
+            headers = {
+                "Authorization": f"Bearer {tok}",
+                "X-End-User-Id": "officer-1",
+                "X-Case-Number": "BDC-2026-0001",
+            }
             served = 1
             for _ in range(20):  # spread over both workers
                 r = client.get(
