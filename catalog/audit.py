@@ -20,9 +20,9 @@ Hash of a record (what an outside auditor re-implements)
   themselves (UTF-8), not ``\\u`` escapes; the usual JSON escapes for ``"``, ``\\`` and control
   characters (``\\n``, ``\\r``, ``\\t``, ``\\b``, ``\\f``, else ``\\u00xx`` in lowercase hex).
   Absent values are ``null``. ``seq``, ``status`` and ``row_count`` are JSON integers;
-  ``fields`` is ``null`` or an array of strings in stored order, ``datasets`` an array of
-  dataset codes; ``at`` is the UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six
-  fractional digits, literal ``Z``).
+  ``fields`` is ``null`` or an array of strings in stored order, ``datasets`` an object of
+  dataset code -> rows returned from it (keys sorted like every object); ``at`` is the UTC
+  time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits, literal ``Z``).
   This is Python's ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
 
 Example: ``sha256(b"000…000" + '{"action":"dataset.query",…,"seq":1,…}'.encode())``.
@@ -93,16 +93,16 @@ class AuditRecord:
     subject: str | None = None
     fields: list[str] | None = None  # what the disclosure projection released
     reason: str | None = None  # the stable error code of a refusal
-    datasets: list[str] | None = None  # the datasets a multi-dataset call consulted
+    datasets: dict[str, int] | None = None  # a multi-dataset call: dataset consulted -> rows from it
     query: str | None = None  # what a lookup asked for besides the subject (JSON text)
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditRecord))
-_LIST_FIELDS = ("fields", "datasets")
+_JSON_FIELDS = ("fields", "datasets")
 _STR_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(AuditRecord)
-    if f.name not in {"at", "status", "row_count", *_LIST_FIELDS}
+    if f.name not in {"at", "status", "row_count", *_JSON_FIELDS}
 )
 #: keys left out of the canonical JSON when null, so that older records keep their hashes
 _OPTIONAL_KEYS = ("datasets", "query")
@@ -137,7 +137,7 @@ def canonical_json(seq: int, rec: AuditRecord) -> str:
     doc: dict[str, Any] = {name: getattr(rec, name) for name in _FIELD_NAMES}
     doc["at"] = _iso_utc(rec.at)
     doc["fields"] = None if rec.fields is None else list(rec.fields)
-    doc["datasets"] = None if rec.datasets is None else list(rec.datasets)
+    doc["datasets"] = None if rec.datasets is None else dict(rec.datasets)
     for name in _OPTIONAL_KEYS:
         if doc[name] is None:
             del doc[name]
@@ -190,13 +190,17 @@ def normalise(rec: AuditRecord) -> AuditRecord:
         if not isinstance(value, str):
             raise ValueError(f"audit record: {name} must be a string")
         changes[name] = _clean_text(value, _LENGTHS[name])
-    for name in _LIST_FIELDS:
-        items = getattr(rec, name)
-        if items is None:
-            continue
-        if isinstance(items, str) or not all(isinstance(f, str) for f in items):
-            raise ValueError(f"audit record: {name} must be a list of strings")
-        changes[name] = [_clean_text(f, None) for f in items]
+    if rec.fields is not None:
+        if isinstance(rec.fields, str) or not all(isinstance(f, str) for f in rec.fields):
+            raise ValueError("audit record: fields must be a list of strings")
+        changes["fields"] = [_clean_text(f, None) for f in rec.fields]
+    if rec.datasets is not None:
+        counts = rec.datasets
+        if not isinstance(counts, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in counts.items()
+        ):
+            raise ValueError("audit record: datasets must map dataset codes to row counts")
+        changes["datasets"] = {_clean_text(k, 64): v for k, v in rec.datasets.items()}
     return dataclasses.replace(rec, **changes)
 
 
@@ -340,7 +344,7 @@ class _PgAppender:
             index = dataset_index(rows)
             with conn.cursor() as cur, cur.copy(self._copy) as copy:
                 for row in rows:
-                    for name in _LIST_FIELDS:
+                    for name in _JSON_FIELDS:
                         items = row[name]
                         row[name] = Json(items) if items is not None else None
                     copy.write_row([row[c] for c in _COPY_COLUMNS])
@@ -526,7 +530,7 @@ def _record_of(row: Any) -> AuditRecord:
     values = {n: getattr(row, n) for n in _FIELD_NAMES}
     values["at"] = _as_utc(row.at)
     values["fields"] = None if row.fields is None else list(row.fields)
-    values["datasets"] = None if row.datasets is None else list(row.datasets)
+    values["datasets"] = None if row.datasets is None else dict(row.datasets)
     return AuditRecord(**values)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ from catalog.signing import (
 )
 
 RECORD_CHECKS = ("signature", "matches_record", "status", "validity_period")
+_SMALL_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class VerifyResult:
     checks: dict[str, bool]
     problems: list[str]
     superseded_by: str | None = None  # the current identifier when a newer version exists
+    #: the dataset of the certificate the hub compared with (for the audit; not in the answer)
+    dataset_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict for the API: valid, identifier, status, checks, problems, superseded_by."""
@@ -115,7 +119,8 @@ def lookup(engine: sa.Engine, identifier: Any) -> tuple[dict[str, Any] | None, s
         # <prefix>.<type code>.<issuer>.<serial>.<version>.<check>: a face change gave the same
         # serial a higher version (and a new identifier), so the old identifier is gone
         parts = identifier[len(OID_PREFIX) + 1 :].split(".")
-        if len(parts) < 5 or not parts[-3].isdigit() or not parts[-2].isdigit():
+        # ASCII digits that fit a BIGINT (str.isdigit() takes ², and a 40-digit serial overflows)
+        if len(parts) < 5 or not all(_SMALL_NUMBER.fullmatch(p) for p in parts[-3:-1]):
             return None, None
         current = conn.execute(
             sa.select(t.c.identifier, t.c.version).where(
@@ -184,7 +189,7 @@ def verify_identifier(
     if face_digest(row["face"]) != row["face_sha256"]:
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, today)
-    return out.result(identifier, row["status"])
+    return dataclasses.replace(out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"))
 
 
 def _bad(why: str) -> ApiError:
@@ -238,7 +243,7 @@ def verify_document(
     if not _same(certificate_document(row), cert):
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, _today(moment))
-    return out.result(ident, row["status"])
+    return dataclasses.replace(out.result(ident, row["status"]), dataset_code=row.get("dataset_code"))
 
 
 def verify_qr(
@@ -277,4 +282,4 @@ def verify_qr(
     if not matches:
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, _today(moment))
-    return out.result(identifier, row["status"])
+    return dataclasses.replace(out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"))

@@ -17,9 +17,10 @@ says exactly what left.
   (``null``) when the field is not granted, masked by the field's own rule when it is granted
   masked. ``status`` (valid / revoked / expired) is derived from the status and validity
   fields, so it is given only when all of them are granted in clear. Face entries are fields.
-  Issuer, type, identifier, version and the hub's timestamps are directory and hub facts, not
-  record values. A view is ``complete`` — and carries the signed document — only when every
-  signed attribute and face entry is released in clear.
+  Issuer, type, identifier, version and the issue time are directory and hub facts, not
+  record values (the time of the last update is not given: it would move with changes of
+  withheld fields). A view is ``complete`` — and carries the signed document — only when
+  every signed attribute, every face entry and the status are released in clear.
 
 Audit names: ``<dataset>.<field>`` for a value released in clear, ``<dataset>.<field>:masked``
 for a masked one.
@@ -45,7 +46,6 @@ CERTIFICATE_FACTS = (
     "issuer_name",
     "version",
     "issued_at",
-    "updated_at",
 )
 #: signed certificate attributes that come from a record field (see :func:`attribute_sources`)
 CERTIFICATE_ATTRIBUTES = ("number", "holder_id", "holder_name", "valid_from", "valid_until")
@@ -109,10 +109,15 @@ class Projection:
         return f"{self.spec.code}.{name}:masked" if name in self.masked else f"{self.spec.code}.{name}"
 
     def value(self, name: str, raw: Any) -> Any:
-        """One granted field's value as it may leave (JSON-ready, masked when the grant says so)."""
+        """One granted field's value as it may leave (JSON-ready, masked when the grant says so).
+
+        A masked value that is not text (a number, a flag) leaves as ``****``: a mask keeps part
+        of a text, and nothing of anything else."""
         value = jsonable(raw)
         rule = self.masked.get(name)
-        return mask(rule, value) if rule is not None and isinstance(value, str) else value
+        if rule is None or value is None:
+            return value
+        return mask(rule, value) if isinstance(value, str) else mask("full", "*")
 
     def record(self, row: Mapping[Any, Any], released: Released | None = None) -> dict[str, Any]:
         """The record as this party may see it: granted fields only, masked ones masked."""
@@ -148,6 +153,7 @@ class Projection:
             used += derived_from
         else:
             out["status"] = None
+            complete = False  # a copy (or its refusal) would tell the status
         face_in: Mapping[str, Any] = row.get("face") or {}
         face = {}
         for name, raw in face_in.items():

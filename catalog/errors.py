@@ -12,6 +12,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "filter on {field} is not allowed: only key fields and subject",
         "不允许按 {field} 查询：只能按主键或主体查询",
     ),
+    "filter_not_granted": (
+        "a lookup by key needs the key field {field} granted in clear; look up by subject instead",
+        "按主键查询需获得主键字段 {field} 的明文授权；请改为按主体查询",
+    ),
     "incomplete_key": ("give every primary key field: {fields}", "请提供全部主键字段：{fields}"),
     "filter_required": ("give the primary key ({fields}) or a subject", "请提供主键（{fields}）或主体"),
     "no_subject": ("dataset {code} has no subject field", "信息资源 {code} 没有主体字段"),
@@ -125,6 +129,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "body_timeout": (
         "the request body did not arrive within {seconds} s",
         "请求体未能在 {seconds} 秒内传完",
+    ),
+    "bad_text": (
+        "the request body holds text the hub cannot store: {why}",
+        "请求体含有无法保存的文本：{why}",
+    ),
+    "nul_character": (
+        "the path or the query holds a NUL character",
+        "请求路径或查询参数中含有 NUL 字符",
     ),
     "too_many_parameters": (
         "too many query parameters (at most {limit})",

@@ -145,6 +145,11 @@ class FieldSpec(_Strict):
     def _sensitive_needs_mask(self) -> FieldSpec:
         if self.sensitivity is Sensitivity.SENSITIVE and self.mask is None:
             raise ValueError(f"field {self.name}: a sensitive field needs a mask rule")
+        if self.mask is not None and self.mask is not MaskKind.FULL and self.type != "string":
+            raise ValueError(
+                f"field {self.name}: mask {self.mask.value} keeps part of a text; a {self.type} field "
+                "can only be masked full"
+            )
         return self
 
     def decimal_precision_scale(self) -> tuple[int, int] | None:

@@ -135,11 +135,14 @@ def _gcra(
 class MemoryRateLimiter:
     """GCRA counters in this process (embedded default; not shared between workers).
 
-    Thread-safe (one lock; a hit is a few dict operations). Memory is bounded: a key whose
-    TAT has passed is equivalent to a missing one, so such idle keys are swept out once per
-    ``sweep_interval_s`` of the clock or whenever more than ``max_keys`` are held; if still
-    over ``max_keys`` after a sweep, the least recently hit keys are dropped (they start
-    again with a full burst).
+    Thread-safe (one lock; a hit is a few dict operations). A key whose TAT has passed is
+    equivalent to a missing one, so such idle keys are swept out once per ``sweep_interval_s``
+    of the clock, or at most once a second while more than ``max_keys`` are held. A key whose
+    TAT is still ahead is **never** dropped: forgetting it would give its owner a fresh burst,
+    and strangers could reset an app's exhausted budget by filling the table with their own
+    addresses. Memory stays bounded all the same: a live key dies within ``period / limit`` of
+    its last hit, so the table holds at most (hits per second) × (the longest emission
+    interval) live keys; ``max_keys`` only says when to sweep more often.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class MemoryRateLimiter:
         self._lock = threading.Lock()
         self._state: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
         self._next_sweep: int | None = None
+        self._next_over_sweep = 0
 
     def __len__(self) -> int:
         """Number of keys held."""
@@ -176,17 +180,16 @@ class MemoryRateLimiter:
         return _result(allowed, b_us, b_frac, limit, period_us)
 
     def _maybe_sweep(self, now_us: int) -> None:
-        over = len(self._state) > self._max_keys
+        over = len(self._state) > self._max_keys and now_us >= self._next_over_sweep
         if not over and self._next_sweep is not None and now_us < self._next_sweep:
             return
         self._next_sweep = now_us + self._sweep_us
+        self._next_over_sweep = now_us + _US  # a full table of live keys: sweep once a second, not per hit
         idle = [
             k for k, (tat, frac, _) in self._state.items() if tat < now_us or (tat == now_us and not frac)
         ]
         for k in idle:
             del self._state[k]
-        while len(self._state) > self._max_keys:
-            self._state.popitem(last=False)
 
 
 # KEYS[1]: state key. ARGV: limit, q, r, period_us, now_us ('' = the server's TIME).

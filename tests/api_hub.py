@@ -113,6 +113,7 @@ STAFF: dict[str, tuple[str | None, list[str]]] = {
     "scj_approver": ("SCJ", ["approver"]),
     "scj_auditor": ("SCJ", ["auditor"]),
     "rsj_approver": ("RSJ", ["approver"]),
+    "rsj_auditor": ("RSJ", ["auditor"]),
     "hub_admin": (None, ["admin"]),
 }
 BDC = {"department": {"code": "ZGJ", "name": "自然资源和规划局"}}

@@ -348,7 +348,7 @@ def test_subject_view_across_departments(hub: ApiHub) -> None:
         "SCJ-OPEN.contact_mobile:masked",
     ]
     # both granted datasets were consulted, though only one knew the enterprise
-    assert hub.last_audit()["datasets"] == ["RSJ-PEN", "SCJ-OPEN"]
+    assert hub.last_audit()["datasets"] == {"RSJ-PEN": 0, "SCJ-OPEN": 1}
     r = hub.client.get(f"/api/v1/subjects/{USCC[0]}", headers=hub.as_app("不动产登记", purpose=False))
     assert r.status_code == 400
 

@@ -98,15 +98,15 @@ def test_datasets_and_query_join_the_hash_only_when_set() -> None:
     assert '"datasets"' not in audit.canonical_json(1, plain) and '"query"' not in audit.canonical_json(
         1, plain
     )
-    multi = rec(1, dataset_code=None, datasets=["GA-ID", "RSJ-PEN"], query='{"id_no":"1"}')
+    multi = rec(1, dataset_code=None, datasets={"RSJ-PEN": 2, "GA-ID": 0}, query='{"id_no":"1"}')
     text = audit.canonical_json(1, multi)
-    assert '"datasets":["GA-ID","RSJ-PEN"]' in text and '"query":"{\\"id_no\\":\\"1\\"}"' in text
+    assert '"datasets":{"GA-ID":0,"RSJ-PEN":2}' in text and '"query":"{\\"id_no\\":\\"1\\"}"' in text
     assert list(json.loads(text)) == sorted(json.loads(text))
     assert audit.record_hash(GENESIS, 1, multi) != audit.record_hash(GENESIS, 1, rec(1, dataset_code=None))
 
 
 def test_the_dataset_index_is_checked_against_the_records(engine: sa.Engine) -> None:
-    audit.append(engine, [rec(1), rec(2, dataset_code=None, datasets=["GA-ID", "RSJ-PEN"]), rec(3)])
+    audit.append(engine, [rec(1), rec(2, dataset_code=None, datasets={"GA-ID": 1, "RSJ-PEN": 0}), rec(3)])
     assert audit.verify(engine).ok
     # a department's auditor finds the multi-dataset record through the index
     assert [r["seq"] for r in audit.query(engine, dataset_codes=["RSJ-PEN"])] == [2]

@@ -182,15 +182,20 @@ def test_memory_expires_idle_keys() -> None:
     assert len(limiter) == 1
 
 
-def test_memory_is_bounded_by_max_keys() -> None:
+def test_live_keys_are_never_evicted_and_idle_ones_go_when_the_table_is_full() -> None:
+    """Strangers filling the table cannot reset a budget that is still in use (issue 10: an
+    app's exhausted limit came back after anonymous downloads from 25 addresses)."""
     limiter = MemoryRateLimiter(max_keys=50)
+    assert limiter.hit("app", 2, now=100.0).allowed and limiter.hit("app", 2, now=100.0).allowed
+    assert not limiter.hit("app", 2, now=100.0).allowed
     for i in range(200):
-        limiter.hit(f"k{i}", 10, now=100.0)
-    assert len(limiter) == 50
-    # the most recently hit keys are kept (second hit), the oldest were dropped (fresh again)
-    assert limiter.hit("k199", 10, now=100.0).remaining == 8
-    assert limiter.hit("k150", 10, now=100.0).remaining == 8
-    assert limiter.hit("k0", 10, now=100.0).remaining == 9
+        limiter.hit(f"addr{i}", 60, now=100.0)
+    assert len(limiter) == 201  # all live: nothing dropped, whatever max_keys says
+    assert not limiter.hit("app", 2, now=100.5).allowed  # the exhausted budget holds
+    # once the strangers' keys are idle (60/min: one second each), the next sweep drops them
+    limiter.hit("late", 10, now=102.0)
+    assert len(limiter) == 2  # app (still live) and late: the idle strangers were swept
+    assert not limiter.hit("app", 2, now=102.0).allowed
 
 
 def test_memory_uses_its_clock_when_no_now() -> None:

@@ -300,7 +300,7 @@ async def _write_audit(
         end_user=p.end_user,
         case_number=p.case_number,
         dataset_code=call.dataset_code,
-        datasets=sorted(set(call.datasets)) if call.datasets else None,
+        datasets=dict(call.datasets) if call.datasets else None,
         certificate_id=call.certificate_id,
         subject=call.subject,
         query=call.query,

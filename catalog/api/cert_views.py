@@ -74,12 +74,12 @@ def visible_certificates(
     type_code: str | None = None,
     *,
     released: disclosure.Released,
-    consulted: list[str],
+    consulted: dict[str, int],
 ) -> list[dict[str, Any]]:
     """A holder's certificates of the types the app may see, each through its grant's projection.
 
-    Counts one call against the app's budget on each dataset consulted, and appends the
-    dataset's code to ``consulted`` (for the audit record)."""
+    Counts one call against the app's budget on each dataset consulted, and adds the number of
+    certificates each dataset gave to ``consulted`` (for the audit record)."""
     assert principal.app_id is not None
     types = type_access(hub, principal)
     if type_code is not None:
@@ -88,8 +88,7 @@ def visible_certificates(
     for ta in types.values():
         access.check_purpose(principal, ta.dataset.spec, hub.purpose)
         limit(hub, access.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
-        if ta.dataset.spec.code not in consulted:
-            consulted.append(ta.dataset.spec.code)
         rows = certificates.certificates_of(hub.engine, subject_id, ta.type_code)
+        consulted[ta.dataset.spec.code] = consulted.get(ta.dataset.spec.code, 0) + len(rows)
         out += [ta.projection.certificate(c, released) for c in rows]
     return out

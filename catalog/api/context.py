@@ -154,8 +154,8 @@ class CallAudit:
     action: str = "other"
     principal: Principal = access.ANONYMOUS
     dataset_code: str | None = None
-    #: the datasets a call consulted when there are several (subject view, certificate lists)
-    datasets: list[str] | None = None
+    #: a multi-dataset call (subject view, certificate lists): dataset consulted -> rows from it
+    datasets: dict[str, int] | None = None
     certificate_id: str | None = None
     subject: str | None = None
     #: what a lookup asked for besides the subject (the key fields as given), as JSON text

@@ -8,6 +8,8 @@
 * **Query parameters** (``api_max_query_params``, 50): counted on the raw query string
   before anything parses it (5,000 unknown parameters cost 360 ms a call when FastAPI parsed
   them first). 400 ``too_many_parameters``.
+* **NUL characters** in the path or the query: no identifier, code or key holds one, and
+  PostgreSQL text cannot store one (the lookup would fail with a 500). 400 ``nul_character``.
 
 The server-level limits — header size, time to send the headers, open connections — are in
 :mod:`catalog.api.server`, because an application sees a request only once its headers are in.
@@ -60,6 +62,10 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         query: bytes = scope.get("query_string", b"")
+        if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
+            # no identifier, code or key holds a NUL, and PostgreSQL text cannot store one
+            await _refuse(scope, receive, send, ApiError("nul_character", 400))
+            return
         if query and query.count(b"&") + query.count(b";") + 1 > self.max_params:
             await _refuse(scope, receive, send, ApiError("too_many_parameters", 400, limit=self.max_params))
             return

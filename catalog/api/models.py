@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from catalog.errors import ApiError
+
 
 def _text_problem(value: Any, depth: int = 0) -> str | None:
     """Why a JSON value cannot be stored as text: a lone surrogate or NUL in a string, or a
@@ -39,7 +41,11 @@ def _text_problem(value: Any, depth: int = 0) -> str | None:
 
 
 class _In(BaseModel):
-    """A request body: unknown members refused, every string storable as UTF-8 text."""
+    """A request body: unknown members refused, every string storable as UTF-8 text.
+
+    Unstorable text is answered 400 ``bad_text`` (an ``ApiError`` passes through pydantic and
+    FastAPI to the app's handler), not 422: the body has the schema's shape, its content is
+    what the hub refuses."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -48,7 +54,7 @@ class _In(BaseModel):
     def _storable(cls, data: Any) -> Any:
         problem = _text_problem(data)
         if problem:
-            raise ValueError(problem)
+            raise ApiError("bad_text", 400, why=problem)
         return data
 
 
@@ -173,7 +179,6 @@ class CertificateOut(_Out):
     version: int
     face: dict[str, Any] = Field(description="the face entries the grant covers, masked as the grant says")
     issued_at: str
-    updated_at: str
     complete: bool = Field(description="true when nothing was dropped or masked for this caller")
     signed: dict[str, Any] | None = Field(
         description="the signed document {certificate, signature}; only when complete"
@@ -319,8 +324,8 @@ class AuditOut(_Out):
     path: str
     action: str
     dataset_code: str | None
-    datasets: list[str] | None = Field(
-        description="the datasets a subject view or certificate list consulted"
+    datasets: dict[str, int] | None = Field(
+        description="a subject view or certificate list: each dataset consulted, with the rows it gave"
     )
     certificate_id: str | None
     subject: str | None

@@ -48,7 +48,14 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """An app sees only its own calls. A department auditor sees every call on the
-    department's datasets (hub-wide auditors see all). Ascending by sequence number."""
+    department's datasets (hub-wide auditors see all). Ascending by sequence number.
+
+    What each party sees of a record is itself cut to what it may know: an app sees the
+    subject of a call only when it sent it (a key lookup or a certificate fetched by identifier
+    records the row's subject for the owner, which the app may not have been granted); a
+    department auditor sees, of a subject view or certificate list, only its own datasets, the
+    fields released from them and the rows they gave. Hash and prev_hash are the stored
+    record's; the chain is verified by ``sharehub audit verify`` or a hub-wide auditor."""
     call.action = "audit.list"
     app_id: str | None
     codes: list[str] | None = None
@@ -77,4 +84,33 @@ def list_audit(
         decision=decision,
     )
     call.row_count = len(rows)
-    return {"items": rows, "count": len(rows), "next_after": rows[-1]["seq"] if len(rows) == limit else None}
+    page_full = len(rows) == limit
+    if principal.kind == "app":
+        rows = [_as_seen_by_app(r) for r in rows]
+    elif principal.department_code is not None:
+        own = set(codes or [])
+        rows = [_as_seen_by_department(r, own) for r in rows]
+    return {"items": rows, "count": len(rows), "next_after": rows[-1]["seq"] if page_full else None}
+
+
+#: actions whose subject is what the app itself sent
+_SUBJECT_SENT = frozenset({"subject.view", "certificates.list"})
+
+
+def _as_seen_by_app(row: dict[str, Any]) -> dict[str, Any]:
+    sent = row["action"] in _SUBJECT_SENT or (row["action"] == "records.lookup" and row.get("query") is None)
+    return row if sent else {**row, "subject": None}
+
+
+def _as_seen_by_department(row: dict[str, Any], own: set[str]) -> dict[str, Any]:
+    datasets = row.get("datasets")
+    if not datasets:
+        return row
+    mine = {code: n for code, n in datasets.items() if code in own}
+    fields = [f for f in row.get("fields") or [] if f.split(".", 1)[0] in own]
+    return {
+        **row,
+        "datasets": mine,
+        "fields": fields if row.get("fields") is not None else None,
+        "row_count": sum(mine.values()),
+    }

@@ -19,6 +19,7 @@ from catalog.api.context import (
     Hub,
     HubDep,
     client_address,
+    identify_quietly,
     limit,
     request_call,
     request_hub,
@@ -71,7 +72,7 @@ def subject_certificates(
     call.action = "certificates.list"
     call.subject = subject_id
     released = disclosure.Released()
-    consulted: list[str] = []
+    consulted: dict[str, int] = {}
     call.datasets = consulted
     items = cert_views.visible_certificates(
         hub, principal, subject_id, type, released=released, consulted=consulted
@@ -113,7 +114,9 @@ async def verify_identifier(identifier: Annotated[str, _IDENT], request: Request
     call.action = "certificates.verify"
     call.certificate_id = identifier
     limit(hub, f"verify:{client_address(request)}", hub.settings.public_verify_rate_limit)
+    identify_quietly(request)  # a caller with a token is named in the audit record
     result = await hub.run_db(_verify_stored, hub, identifier)
+    call.dataset_code = result.dataset_code  # so the owner's auditor sees who checks its certificates
     call.row_count = 1
     return result.to_json()
 
@@ -140,6 +143,7 @@ def verify_document(body: VerifyRequest, request: Request, hub: HubDep, call: Ca
     client address."""
     call.action = "certificates.verify"
     limit(hub, f"verify:{client_address(request)}", hub.settings.public_verify_rate_limit)
+    identify_quietly(request)
     if (body.document is None) == (body.qr is None):
         raise ApiError("bad_document", 400, why="give exactly one of document or qr")
     if body.qr is not None:
@@ -148,6 +152,7 @@ def verify_document(body: VerifyRequest, request: Request, hub: HubDep, call: Ca
         assert body.document is not None
         result = certificate_verify.verify_document(hub.engine, hub.keys, body.document)
     call.certificate_id = result.identifier
+    call.dataset_code = result.dataset_code
     call.row_count = 1
     return result.to_json()
 

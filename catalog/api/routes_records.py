@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -68,10 +69,16 @@ def asked(query: list[tuple[str, str]]) -> str | None:
     return json.dumps(filters, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+_INT64 = re.compile(r"-?[0-9]{1,19}")
+
+
 def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
     f = spec.field(name)
     try:
         if f.type == "integer":
+            # ASCII digits that fit the column (a BIGINT at most); int() would take ２, 1_0, 2**70
+            if not _INT64.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
+                raise ValueError(raw)
             return int(raw)
         if f.type == "date":
             return dt.date.fromisoformat(raw)
@@ -140,6 +147,12 @@ def _records(
         if key_filters:
             if set(key_filters) != set(spec.primary_key):
                 raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
+            # a lookup by a key field the grant withholds (or masks) would answer "exists or not"
+            # for guessed values of it: key lookups need every key field but the subject in clear
+            subject_field = spec.subject.field if spec.subject else None
+            for k in spec.primary_key:
+                if k != subject_field and (k not in projection.fields or k in projection.masked):
+                    raise ApiError("filter_not_granted", 400, field=k)
             key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
             row = reads.lookup_key(spec, key)
             if row and spec.subject:
@@ -183,7 +196,7 @@ def subject_view(
     assert principal.app_id is not None
     out: list[dict[str, Any]] = []
     released = disclosure.Released()
-    consulted: list[str] = []
+    consulted: dict[str, int] = {}  # dataset -> rows it gave (records and certificates)
     call.datasets = consulted
     total = 0
     for grant in applications.list_grants(hub.engine, app_id=principal.app_id, active_only=True):
@@ -196,10 +209,10 @@ def subject_view(
             continue
         rate_limit(hub, access.rate_key(principal.app_id, spec.code), grant.rate_limit)
         projection = disclosure.for_grant(spec, grant.fields, grant.clear_fields, grant_id=grant.id)
-        consulted.append(spec.code)
         rows = serving.lookup_subject(hub.engine, spec, subject_id, limit=SUBJECT_LIMIT + 1)
         truncated = len(rows) > SUBJECT_LIMIT
         items = [projection.record(r, released) for r in rows[:SUBJECT_LIMIT]]
+        consulted[spec.code] = len(items)
         if not items:
             continue
         total += len(items)
