@@ -266,12 +266,12 @@ def _chain(seq: int, prev: str, clean: list[AuditRecord]) -> tuple[list[dict[str
 
 
 def dataset_index(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``hub_audit_datasets`` rows of appended records: every dataset each one concerns."""
-    out = []
-    for row in rows:
-        codes = {row["dataset_code"], *(row.get("datasets") or ())} - {None}
-        out += [{"dataset_code": code, "seq": row["seq"]} for code in sorted(codes)]
-    return out
+    """The ``hub_audit_datasets`` rows of appended records: the datasets each multi-dataset
+    record (subject view, certificate list) consulted. A single-dataset record is found by
+    its own indexed ``dataset_code``, so the hot path of record lookups writes no index row."""
+    return [
+        {"dataset_code": code, "seq": row["seq"]} for row in rows for code in sorted(row.get("datasets") or ())
+    ]
 
 
 def _append_locked(conn: sa.Connection, seq: int, prev: str, clean: list[AuditRecord]) -> list[int]:
@@ -656,9 +656,7 @@ def _check_index(conn: sa.Connection, c: _Checker, rows: list[Any], first: int, 
     idx = schema.audit_datasets
     expected = {
         (e["dataset_code"], e["seq"])
-        for e in dataset_index(
-            [{"dataset_code": r.dataset_code, "datasets": r.datasets, "seq": r.seq} for r in rows]
-        )
+        for e in dataset_index([{"datasets": r.datasets, "seq": r.seq} for r in rows])
     }
     found = {
         (str(code), int(seq))
@@ -749,7 +747,12 @@ def query(
         if not codes:
             return []
         idx = schema.audit_datasets
-        stmt = stmt.where(log.c.seq.in_(sa.select(idx.c.seq).where(idx.c.dataset_code.in_(codes))))
+        stmt = stmt.where(
+            sa.or_(
+                log.c.dataset_code.in_(codes),
+                log.c.seq.in_(sa.select(idx.c.seq).where(idx.c.dataset_code.in_(codes))),
+            )
+        )
     # SQLite compares stored text: bind the instant in UTC, as it was stored
     if since is not None:
         stmt = stmt.where(log.c.at >= _as_utc(since))

@@ -8,7 +8,8 @@ what an audit record asked for and which datasets it consulted.
   before this revision), the older ones are revoked first, as superseded.
 * ``hub_audit.datasets`` (JSON) and ``hub_audit.query`` (text) — both null in older records,
   whose hashes therefore do not change (see catalog/audit.py) — and the derived index table
-  ``hub_audit_datasets`` (dataset code, seq), filled from the existing records.
+  ``hub_audit_datasets`` (dataset code, seq) of the datasets multi-dataset records consulted
+  (older records have none: they name their one dataset in ``dataset_code``).
 
 Revision ID: 0002
 Revises: 0001
@@ -63,12 +64,6 @@ def upgrade() -> None:
         sa.Column("dataset_code", sa.String(length=64), nullable=False),
         sa.Column("seq", seq_type, autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("dataset_code", "seq"),
-    )
-    op.execute(
-        sa.text(
-            "INSERT INTO hub_audit_datasets (dataset_code, seq) "
-            "SELECT dataset_code, seq FROM hub_audit WHERE dataset_code IS NOT NULL"
-        )
     )
 
 
