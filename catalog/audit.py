@@ -270,7 +270,9 @@ def dataset_index(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     record (subject view, certificate list) consulted. A single-dataset record is found by
     its own indexed ``dataset_code``, so the hot path of record lookups writes no index row."""
     return [
-        {"dataset_code": code, "seq": row["seq"]} for row in rows for code in sorted(row.get("datasets") or ())
+        {"dataset_code": code, "seq": row["seq"]}
+        for row in rows
+        for code in sorted(row.get("datasets") or ())
     ]
 
 
