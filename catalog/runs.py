@@ -13,9 +13,24 @@ from catalog.store import utcnow
 
 
 def start_run(
-    engine: sa.Engine, run_id: str, dataset_code: str, version: int, *, full: bool, trigger: str
+    engine: sa.Engine,
+    run_id: str,
+    dataset_code: str,
+    version: int,
+    *,
+    full: bool,
+    trigger: str,
+    base_snapshot_id: int | None = None,
 ) -> None:
-    """Record a run as started; a retried run id starts over (its rejects are cleared)."""
+    """Record a run as started; a retried run id starts over (its rejects are cleared, its
+    step attempts counted on). ``base_snapshot_id``: the curated snapshot it starts from."""
+    previous = None
+    with engine.connect() as conn:
+        previous = conn.execute(
+            sa.select(schema.sync_runs.c.attempts).where(schema.sync_runs.c.run_id == run_id)
+        ).scalar()
+    attempts = dict(previous or {})
+    attempts["extract_land"] = int(attempts.get("extract_land", 0)) + 1
     row = {
         "dataset_code": dataset_code,
         "dataset_version": version,
@@ -34,6 +49,13 @@ def start_run(
         "snapshot_id": None,
         "error": None,
         "durations": {},
+        "base_snapshot_id": base_snapshot_id,
+        "attempts": attempts,
+        "watermark_before": None,
+        "watermark_after": None,
+        "files": None,
+        "drift": None,
+        "quality": None,
     }
     with engine.begin() as conn:
         conn.execute(schema.run_rejects.delete().where(schema.run_rejects.c.run_id == run_id))
@@ -64,6 +86,29 @@ def finish_run(
 ) -> None:
     """Close a run with its final status."""
     update_run(engine, run_id, status=status, stage="done", finished_at=utcnow(), error=error, **values)
+
+
+def finish_run_in(conn: sa.Connection, run_id: str, status: str, **values: Any) -> None:
+    """:func:`finish_run` inside the caller's transaction (publish's last commit)."""
+    conn.execute(
+        schema.sync_runs.update()
+        .where(schema.sync_runs.c.run_id == run_id)
+        .values(status=status, stage="done", finished_at=utcnow(), error=None, **values)
+    )
+
+
+def fail_run(engine: sa.Engine, run_id: str, step: str, error: str, *, status: str = "failed") -> None:
+    """A step failed: the run is ``failed`` (or ``blocked``) and keeps the step as its ``stage``,
+    so that a retry of that step knows the earlier ones are done."""
+    update_run(engine, run_id, status=status, stage=step, finished_at=utcnow(), error=error[:4000])
+
+
+def begin_step(engine: sa.Engine, run_id: str, step: str, status: str) -> None:
+    """A later step (validate, publish) starts or is retried: count the attempt, clear the error."""
+    run = get_run(engine, run_id)
+    attempts = dict(run.get("attempts") or {})
+    attempts[step] = int(attempts.get(step, 0)) + 1
+    update_run(engine, run_id, stage=step, status=status, error=None, finished_at=None, attempts=attempts)
 
 
 def get_run(engine: sa.Engine, run_id: str) -> dict[str, Any]:

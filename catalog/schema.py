@@ -67,7 +67,9 @@ sync_runs = sa.Table(
     sa.Column("dataset_code", sa.String(64), nullable=False, index=True),
     sa.Column("dataset_version", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # running|landed|validated|success|blocked|failed
-    sa.Column("stage", sa.String(16), nullable=False),  # extract_land|validate|publish|done
+    # the step running or next (extract_land|validate|publish), "done" after success; a failed
+    # run keeps the step that failed, so that its retry knows where to resume
+    sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("full", sa.Boolean, nullable=False),
     sa.Column("trigger", sa.String(16), nullable=False),  # cli|airflow
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
@@ -79,6 +81,9 @@ sync_runs = sa.Table(
     sa.Column("pass_rate", sa.Float),
     sa.Column("raw_snapshot_id", sa.BigInteger),
     sa.Column("snapshot_id", sa.BigInteger),  # the curated snapshot this run published
+    # the curated snapshot the run started from: publish is refused when it is no longer current
+    sa.Column("base_snapshot_id", sa.BigInteger),
+    sa.Column("attempts", sa.JSON),  # step -> times started (a retried step replaces its output)
     sa.Column("watermark_before", sa.JSON),
     sa.Column("watermark_after", sa.JSON),
     sa.Column("files", sa.JSON),  # files taken by a file source in this run
@@ -106,6 +111,27 @@ watermarks = sa.Table(
     metadata,
     sa.Column("dataset_code", sa.String(64), primary_key=True),
     sa.Column("value", sa.JSON),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dataset_locks = sa.Table(
+    "hub_dataset_locks",  # one run of a dataset at a time, with a lease (catalog.run_lease)
+    metadata,
+    sa.Column("dataset_code", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("step", sa.String(16), nullable=False),
+    sa.Column("holder", sa.String(200), nullable=False),  # host:pid of the process
+    sa.Column("active", sa.Boolean, nullable=False),  # a step is working (and renewing the lease)
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+)
+
+serving_state = sa.Table(
+    "hub_serving_state",  # which curated snapshot each serving table reflects (catalog.serving)
+    metadata,
+    sa.Column("dataset_code", sa.String(64), primary_key=True),
+    sa.Column("snapshot_id", sa.BigInteger),  # None: the curated table had no snapshot yet
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -4,6 +4,12 @@ The lake is the system of record; these tables are derived from the curated snap
 that lookups by primary key or subject are fast. Each run refreshes its table in one
 transaction: a full run replaces the contents, an incremental run upserts its rows. The
 table can always be rebuilt from the curated snapshot (a full sync reloads it).
+
+**Which snapshot a serving table reflects** is recorded in ``hub_serving_state``, in the same
+transaction as the rows (:func:`refresh` with ``snapshot_id``). The pipeline compares it with
+the curated table's current snapshot before anything else and reloads the table when it is
+behind (a run that died between the curated commit and the serving refresh), so serving always
+converges to the snapshot it claims to reflect.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.schema import SchemaItem
 
+from catalog import schema
 from catalog.model import DatasetSpec, FieldSpec
 
 SERVING_PREFIX = "srv_"
@@ -93,6 +100,7 @@ def ensure_serving_table(engine: sa.Engine, spec: DatasetSpec) -> bool:
             return False
         table.drop(engine)  # derived data: rebuilt from the curated snapshot by the caller
     table.create(engine)
+    forget_state(engine, spec.code)
     return True
 
 
@@ -154,6 +162,37 @@ def _upsert_stmt(engine: sa.Engine, table: sa.Table, key: Sequence[str]) -> Any:
     raise NotImplementedError(f"serving upsert is not implemented for {dialect}")
 
 
+#: ``refresh``'s ``snapshot_id``: the curated snapshot the table reflects afterwards, or a
+#: function that tells it once ``before_commit`` has run (the lake commits in parallel)
+SnapshotRef = int | None | Callable[[], int | None]
+_NO_STATE = object()
+
+
+def state(bind: sa.Engine | sa.Connection, code: str) -> tuple[bool, int | None]:
+    """(known, snapshot id): the curated snapshot the serving table reflects, when recorded."""
+    t = schema.serving_state
+    with _reading(bind) as conn:
+        row = conn.execute(sa.select(t.c.snapshot_id).where(t.c.dataset_code == code)).first()
+    return (True, row.snapshot_id) if row is not None else (False, None)
+
+
+def record_state(conn: sa.Connection, code: str, snapshot_id: int | None, run_id: str) -> None:
+    """Record (in the caller's transaction) that the table reflects curated ``snapshot_id``."""
+    t = schema.serving_state
+    conn.execute(t.delete().where(t.c.dataset_code == code))
+    conn.execute(
+        t.insert().values(
+            dataset_code=code, snapshot_id=snapshot_id, run_id=run_id, updated_at=dt.datetime.now(dt.UTC)
+        )
+    )
+
+
+def forget_state(engine: sa.Engine, code: str) -> None:
+    """The table no longer reflects any known snapshot (it was recreated): the next run reloads it."""
+    with engine.begin() as conn:
+        conn.execute(schema.serving_state.delete().where(schema.serving_state.c.dataset_code == code))
+
+
 def refresh(
     engine: sa.Engine,
     spec: DatasetSpec,
@@ -162,6 +201,7 @@ def refresh(
     run_id: str,
     replace: bool,
     before_commit: Callable[[], None] | None = None,
+    snapshot_id: SnapshotRef | object = _NO_STATE,
 ) -> int:
     """Write a run's published rows: replace the whole table (full run) or upsert them. One transaction.
 
@@ -169,7 +209,9 @@ def refresh(
     PostgreSQL gets the rows through ``COPY`` (:mod:`catalog.serving_load`); other databases
     through batched inserts. ``before_commit`` runs once every row is written, before the rows
     become visible; if it raises, nothing changes (the pipeline waits there for the lake's
-    commit, so serving never shows rows the lake did not publish).
+    commit, so serving never shows rows the lake did not publish). ``snapshot_id`` (a value, or
+    a function called after ``before_commit``) is recorded as the curated snapshot the table now
+    reflects, in the same transaction.
     """
     table = serving_table(spec)
     names = [f.name for f in spec.fields]
@@ -181,7 +223,7 @@ def refresh(
         subject = spec.subject.field if spec.subject else None
         with engine.begin() as conn:
             if replace:
-                return serving_load.replace(
+                written = serving_load.replace(
                     conn,
                     table,
                     spec.primary_key,
@@ -192,11 +234,13 @@ def refresh(
                     now=now,
                     before_swap=before_commit,
                 )
-            written = serving_load.upsert(
-                conn, table, spec.primary_key, batches, names, run_id=run_id, now=now
-            )
-            if before_commit is not None:
-                before_commit()
+            else:
+                written = serving_load.upsert(
+                    conn, table, spec.primary_key, batches, names, run_id=run_id, now=now
+                )
+                if before_commit is not None:
+                    before_commit()
+            _write_state(conn, spec.code, snapshot_id, run_id)
             return written
     written = 0
     stmt = table.insert() if replace else _upsert_stmt(engine, table, spec.primary_key)
@@ -210,7 +254,15 @@ def refresh(
                 written += len(rows)
         if before_commit is not None:
             before_commit()
+        _write_state(conn, spec.code, snapshot_id, run_id)
     return written
+
+
+def _write_state(conn: sa.Connection, code: str, snapshot_id: Any, run_id: str) -> None:
+    if snapshot_id is _NO_STATE:
+        return
+    value = snapshot_id() if callable(snapshot_id) else snapshot_id
+    record_state(conn, code, value, run_id)
 
 
 def _public(row: sa.Row[Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +16,8 @@ from urllib.parse import urlsplit
 
 from lake.errors import LakeError
 from lake.properties import DEFAULT_S3_REGION
-from lake.retry import is_transient
+from lake.retry import TRANSIENT_CODES as _LAKE_TRANSIENT_CODES
+from lake.retry import TRANSIENT_STATUS, is_transient, with_retry
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -36,20 +36,8 @@ ATTEMPTS = 5
 BASE_DELAY_S = 0.2
 MAX_DELAY_S = 5.0
 
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequests",
-        "RequestLimitExceeded",
-    }
-)
+TRANSIENT_CODES = _LAKE_TRANSIENT_CODES
 """S3 error codes worth retrying: throttling, timeouts and server-side failures."""
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 # Not worth retrying whatever the status: the request itself or the account is wrong.
 _CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"})
 
@@ -228,32 +216,12 @@ def with_retries(
     retry_on: Callable[[BaseException], bool] = is_transient_s3,
     what: str = "S3 request",
 ) -> T:
-    """Call ``fn``; when it raises an error ``retry_on`` calls transient, wait and call it again.
-
-    Waits grow exponentially from ``base_delay`` (capped at ``max_delay``) with jitter, for at
-    most ``attempts`` calls. Other errors (403, NoSuchBucket...) and the last failure are raised
-    as they are.
-    """
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= attempts or not retry_on(exc):
-                raise
-            ceiling = min(max_delay, base_delay * 2 ** (attempt - 1))
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-            logger.warning(
-                "%s failed (%s), retry %d/%d in %.2fs",
-                what,
-                describe_error(exc),
-                attempt,
-                attempts - 1,
-                delay,
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Call ``fn`` under the lake's one retry policy (:func:`lake.retry.with_retry`), judging
+    errors with ``retry_on`` (minio's and urllib3's types, then the lake's classification).
+    Other errors (403, NoSuchBucket...) and the last failure are raised as they are."""
+    return with_retry(
+        fn, what=what, attempts=attempts, base_delay=base_delay, max_delay=max_delay, retry_on=retry_on
+    )
 
 
 def describe_error(exc: BaseException, endpoint: str | None = None) -> str:

@@ -201,8 +201,47 @@ class Lake:
         replayable = isinstance(data, (pa.Table, list, tuple))
         what = f"append to {self.table_name(zone, dataset_code)}"
         if replayable:
-            return self._guard(what, lambda: with_retry(lambda: attempt(data), what=what))
+            landed = self._landed_probe(zone, dataset_code, run_id, lambda s: s.snapshot_id)
+            return self._guard(what, lambda: with_retry(lambda: attempt(data), what=what, landed=landed))
         return self._guard(what, lambda: attempt(data))
+
+    def _landed_probe(
+        self, zone: str, dataset_code: str, run_id: str, result: Callable[[SnapshotInfo], T]
+    ) -> Callable[[], T | None]:
+        """For :func:`with_retry`: a snapshot of ``run_id`` that appeared after this point (the
+        commit of a try whose answer was lost), as ``result`` of it; None while there is none."""
+        before = {s.snapshot_id for s in self.snapshots(zone, dataset_code) if s.run_id == run_id}
+
+        def probe() -> T | None:
+            snaps = self.snapshots(zone, dataset_code)
+            new = [s for s in snaps if s.run_id == run_id and s.snapshot_id not in before]
+            return result(new[-1]) if new else None
+
+        return probe
+
+    def delete_where(
+        self, zone: str, dataset_code: str, row_filter: BooleanExpression, *, run_id: str
+    ) -> int:
+        """Delete the rows matching ``row_filter`` in one commit tagged with ``run_id``; rows deleted.
+
+        A retried step uses this to take back what its earlier try wrote (its raw rows, its
+        quarantine rows) before writing again. Nothing matching: no commit, 0."""
+        table = self.load_table(zone, dataset_code)
+        if table.current_snapshot() is None:
+            return 0
+        before = table.scan(row_filter=row_filter).count()
+        if not before:
+            return 0
+        what = f"delete from {self.table_name(zone, dataset_code)}"
+
+        def attempt() -> int:
+            t = self.load_table(zone, dataset_code)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t.delete(delete_filter=row_filter, snapshot_properties={props.RUN_ID: run_id})
+            return int(before)
+
+        return self._guard(what, lambda: with_retry(attempt, what=what))
 
     def upsert(self, dataset_code: str, data: pa.Table, *, key: list[str], run_id: str) -> WriteResult:
         """Upsert into the curated zone on ``key``: insert new keys, replace changed rows, one commit.
@@ -212,8 +251,12 @@ class Lake:
         changed), so each run's published state has a snapshot id.
         """
         what = f"upsert into {self.table_name(CURATED, dataset_code)}"
+        landed = self._landed_probe(CURATED, dataset_code, run_id, _result_of)
         return self._guard(
-            what, lambda: with_retry(lambda: self._upsert_once(dataset_code, data, key, run_id), what=what)
+            what,
+            lambda: with_retry(
+                lambda: self._upsert_once(dataset_code, data, key, run_id), what=what, landed=landed
+            ),
         )
 
     def _upsert_once(self, dataset_code: str, data: pa.Table, key: list[str], run_id: str) -> WriteResult:
@@ -347,7 +390,8 @@ class Lake:
             )
 
         if isinstance(data, pa.Table):
-            return self._guard(what, lambda: with_retry(lambda: attempt(data), what=what))
+            landed = self._landed_probe(CURATED, dataset_code, run_id, _result_of)
+            return self._guard(what, lambda: with_retry(lambda: attempt(data), what=what, landed=landed))
         return self._guard(what, lambda: attempt(data))
 
     def _guard(self, what: str, fn: Callable[[], T]) -> T:
@@ -455,6 +499,17 @@ class Lake:
         """The last snapshot committed by ``run_id`` (its published state), or None."""
         ids = [s.snapshot_id for s in self.snapshots(zone, dataset_code) if s.run_id == run_id]
         return ids[-1] if ids else None
+
+
+def _result_of(snapshot: SnapshotInfo) -> WriteResult:
+    """The WriteResult of a commit found after the fact (counts from its snapshot summary)."""
+    s = snapshot.summary
+    return WriteResult(
+        snapshot.snapshot_id,
+        inserted=int(s.get("added-records", 0) or 0),
+        updated=0,
+        deleted=int(s.get("deleted-records", 0) or 0),
+    )
 
 
 def _stream_files(tx: Any, io: Any, commit_uuid: Any, batches: Iterable[pa.RecordBatch]) -> Iterator[Any]:

@@ -56,6 +56,18 @@ def open_lake(
     return Lake(catalog)
 
 
+#: seconds pyiceberg's own SQLite connection waits for the write lock: the hub's own (60 s), not
+#: sqlite3's 5 s default, so that a commit waits for a hub transaction instead of failing
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _with_sqlite_timeout(uri: str) -> str:
+    """A SQLite catalog URI with ``timeout`` set (pysqlite passes it to ``sqlite3.connect``)."""
+    if not uri.startswith("sqlite") or "timeout=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
 def _file_path(uri: str) -> str:
     return unquote(urlparse(uri).path)
 
@@ -72,7 +84,7 @@ def catalog_properties(
     if scheme == "file" and not _file_path(warehouse).startswith("/"):
         raise LakeError(f"the warehouse folder must be absolute: {warehouse!r}")
     result = {
-        props.CATALOG_URI: catalog_uri,
+        props.CATALOG_URI: _with_sqlite_timeout(catalog_uri),
         props.CATALOG_WAREHOUSE: warehouse.rstrip("/"),
         # we create the catalog tables ourselves, tolerating a concurrent creator
         props.CATALOG_INIT_TABLES: "false",

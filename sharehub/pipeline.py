@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from catalog import runs as run_store
 from catalog import serving, store
 from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
+from sharehub import faults
+from sharehub.run_guard import Fenced, run_step
 from sharehub.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -225,7 +227,12 @@ def _parse_lookback(text: str | None) -> dt.timedelta | None:
 def extract_land(
     code: str, run_id: str, *, full: bool = False, trigger: str = "airflow", settings: Settings | None = None
 ) -> dict[str, Any]:
-    """Read the source and append what was read to the raw zone, tagged with the run id."""
+    """Read the source and append what was read to the raw zone, tagged with the run id.
+
+    Under the run protocol (:mod:`sharehub.run_guard`): a retry under the same run id starts the
+    run over — the raw rows an earlier try landed are deleted first, so they are never doubled —
+    and a run that already published is refused. A serving table found behind its curated
+    snapshot is reloaded before anything else."""
     import pyarrow as pa
 
     from connectors.conform import conform
@@ -236,8 +243,12 @@ def extract_land(
     h = hub(settings)
     ds = store.get_dataset(h.engine, code)
     spec = ds.spec
-    run_store.start_run(h.engine, run_id, code, ds.version, full=full, trigger=trigger)
-    try:
+    with run_step(h, code, run_id, "extract_land") as step:
+        base = _curated_snapshot(h, code)
+        run_store.start_run(
+            h.engine, run_id, code, ds.version, full=full, trigger=trigger, base_snapshot_id=base
+        )
+        converge_serving(h, spec, run_id)
         connector, watermark = _open_connector(h, spec, full=full)
         target = declared_schema(spec)
         rschema = raw_schema(spec)
@@ -280,9 +291,15 @@ def extract_land(
                 cols[RID] = rids
                 cols[RUN_ID] = pa.array([run_id] * n, pa.string())
                 yield pa.RecordBatch.from_arrays([cols[f.name] for f in rschema], schema=rschema)
+                if start == 0:
+                    faults.point("extract.after_first_batch")
 
         h.lake.ensure_table(RAW, code, rschema)
+        # a retried extract replaces what an earlier try of this run landed
+        h.lake.delete_where(RAW, code, run_filter(run_id), run_id=run_id)
+        step.fence()
         raw_snapshot = h.lake.append(RAW, code, batches(), run_id=run_id)
+        faults.point("extract.after_raw_commit")
         # rejects of a cast carry (source, row): give them the row's run id
         if rejects and counter["rows"]:
             rejects = _locate_rids(h, code, run_id, rejects)
@@ -315,9 +332,43 @@ def extract_land(
             "rejects": len(rejects),
             "files": [f["name"] for f in files],
         }
-    except Exception as exc:
-        run_store.finish_run(h.engine, run_id, "failed", error=f"extract_land: {exc}")
-        raise
+    raise AssertionError("unreachable")  # pragma: no cover - run_step re-raises
+
+
+def _curated_snapshot(h: Hub, code: str) -> int | None:
+    """The dataset's current curated snapshot (None before its first publish)."""
+    from lake import CURATED
+
+    return h.lake.current_snapshot_id(CURATED, code) if h.lake.table_exists(CURATED, code) else None
+
+
+def converge_serving(h: Hub, spec: DatasetSpec, run_id: str) -> int | None:
+    """Make the serving table reflect the current curated snapshot; the snapshot it reflects.
+
+    When the recorded serving snapshot is not the curated one (a run died between its curated
+    commit and the serving refresh, or the table was recreated), the table is reloaded whole
+    from the curated snapshot — the repair every run makes before anything else."""
+    current = _curated_snapshot(h, spec.code)
+    fresh = serving.ensure_serving_table(h.engine, spec)
+    known, served = serving.state(h.engine, spec.code)
+    if known and served == current and not fresh:
+        return current
+    if known or current is not None or not serving.is_empty(h.engine, spec):
+        log.warning(
+            "%s: serving reflects snapshot %s, curated is at %s: reloading serving from curated",
+            spec.code,
+            served if known else "(unknown)",
+            current,
+        )
+    serving.refresh(
+        h.engine,
+        spec,
+        _snapshot_batches(h, spec.code, current),
+        run_id=run_id,
+        replace=True,
+        snapshot_id=current,
+    )
+    return current
 
 
 def _reject_record(rj: Any) -> dict[str, Any]:
@@ -400,9 +451,9 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
 
     t0 = time.perf_counter()
     h = hub(settings)
-    run = run_store.get_run(h.engine, run_id)
     spec = store.get_dataset(h.engine, code).spec
-    try:
+    with run_step(h, code, run_id, "validate") as step:
+        run = step.run
         previous = run_store.last_successful_run(h.engine, code, full_only=True) if run["full"] else None
         rules = quality_rules(spec, previous["rows_read"] if previous else None)
         several_files = len(run["files"] or []) > 1
@@ -483,8 +534,12 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             )
         qschema = quarantine_schema()
         h.lake.ensure_table(QUARANTINE, code, qschema)
+        # a retried validate replaces the quarantine rows an earlier try of this run wrote
+        h.lake.delete_where(QUARANTINE, code, run_filter(run_id), run_id=run_id)
+        step.fence()
         if q_rows:
             h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
+        faults.point("validate.after_quarantine_commit")
         total = outcome.row_count + len(unlanded)
         n_bad = len(q_rows)
         pass_rate = (total - n_bad) / total if total else 1.0
@@ -523,12 +578,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             "quarantined": n_bad,
             "pass_rate": pass_rate,
         }
-    except QualityBlocked as exc:
-        run_store.finish_run(h.engine, run_id, "blocked", error=str(exc))
-        raise
-    except Exception as exc:
-        run_store.finish_run(h.engine, run_id, "failed", error=f"validate: {exc}")
-        raise
+    raise AssertionError("unreachable")  # pragma: no cover - run_step re-raises
 
 
 def _bad_rows(
@@ -586,91 +636,184 @@ def write_report(h: Hub, spec: DatasetSpec) -> str:
 
 
 def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Commit the good rows to curated (one snapshot), refresh serving and certificates, record the run."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """Commit the good rows to curated (one snapshot), bring serving to that snapshot, issue the
+    certificates, and record the run — resumable and fenced (see the module docstring).
 
-    from catalog import certificates
+    * **Fenced**: the run must start from the dataset's published state. When the curated table
+      is no longer at the snapshot the run started from (a newer run published since), the step
+      is refused: a late retry must not overwrite newer data or rewind the watermark and ledger.
+    * **Resumable**: when this run's curated commit is already there (an earlier try died after
+      it), the commit is not made again; the try goes on from there. Serving is brought to the
+      run's snapshot — by the run's own rows when it reflected the run's starting snapshot, else
+      by a reload from curated — and the certificates issued (idempotent).
+    * **One last transaction** checks the lock is still the run's, stores the watermark and the
+      file ledger, records the success and releases the lock.
+    """
+    import pyarrow as pa
+
+    from catalog import certificates, run_lease
     from catalog.keys import KeyStore
     from lake import CURATED, QUARANTINE, RAW
 
     t0 = time.perf_counter()
     h = hub(settings)
-    run = run_store.get_run(h.engine, run_id)
     ds = store.get_dataset(h.engine, code)
     spec = ds.spec
-    if run["status"] != "validated":
-        raise SyncError(f"{code}: run {run_id} is {run['status']}, not validated; nothing to publish")
-    try:
+    with run_step(h, code, run_id, "publish") as step:
+        run = step.run
+        names = [f.name for f in spec.fields]
+        declared = declared_schema(spec)
+        h.lake.ensure_table(CURATED, code, declared, key=list(spec.primary_key))
+        current = h.lake.current_snapshot_id(CURATED, code)
+        own = h.lake.snapshot_for_run(CURATED, code, run_id)
+        base = run["base_snapshot_id"]
+        if own is not None and own != current:
+            raise Fenced(
+                f"{code}: run {run_id} published snapshot {own}, but snapshot {current} of a newer run "
+                "is current; nothing is changed"
+            )
+        if own is None and current != base:
+            newer = h.lake.snapshots(CURATED, code)[-1].run_id if current is not None else None
+            raise Fenced(
+                f"{code}: run {run_id} started from snapshot {base}, but the published state is now "
+                f"snapshot {current} (run {newer}); publishing it late would overwrite newer data — "
+                "start a new run"
+            )
         bad_rids = (
             _run_rows(h, code, run_id, QUARANTINE).column(RID).drop_null()
             if h.lake.table_exists(QUARANTINE, code)
             else None
         )
-        names = [f.name for f in spec.fields]
-        declared = declared_schema(spec)
 
         def good_batches() -> Any:
+            import pyarrow.compute as pc
+
             for b in h.lake.read_batches(RAW, code, row_filter=run_filter(run_id), columns=[*names, RID]):
                 if bad_rids is not None and len(bad_rids):
                     b = b.filter(pc.invert(pc.is_in(b.column(RID), bad_rids)))
                 yield pa.RecordBatch.from_arrays([b.column(n) for n in names], names=names).cast(declared)
 
-        h.lake.ensure_table(CURATED, code, declared, key=list(spec.primary_key))
-        # new, recreated, or still the empty table the directory publish made: fill it whole
-        fresh = serving.ensure_serving_table(h.engine, spec) or serving.is_empty(h.engine, spec)
+        fresh = serving.ensure_serving_table(h.engine, spec)
+        known, served = serving.state(h.engine, code)
+        # serving can take the run's own rows only if it reflected the run's starting snapshot
+        serving_at_base = known and served == base and not fresh
         good: pa.Table | None = None
-        if run["full"] and h.engine.dialect.name == "postgresql":
+        n_good: int
+        result: Any = None
+        if own is None and run["full"] and h.engine.dialect.name == "postgresql":
+            step.fence()
+            faults.point("publish.before_curated_commit")
             result = _publish_full_with_serving(h, spec, good_batches(), run_id)
-            snapshot = result.snapshot_id
-        elif run["full"]:
+            snapshot, n_good = result.snapshot_id, result.inserted
+        elif own is None and run["full"]:
+            step.fence()
+            faults.point("publish.before_curated_commit")
             result = h.lake.overwrite(code, good_batches(), run_id=run_id)
-            snapshot = result.snapshot_id
-            serving.refresh(h.engine, spec, _snapshot_batches(h, code, snapshot), run_id=run_id, replace=True)
-        else:
+            snapshot, n_good = result.snapshot_id, result.inserted
+            faults.point("publish.after_curated_commit")
+            _reload_serving(h, spec, snapshot, run_id)
+        elif own is None:
             good = pa.Table.from_batches(list(good_batches()), schema=declared)
+            step.fence()
+            faults.point("publish.before_curated_commit")
             result = h.lake.upsert(code, good, key=list(spec.primary_key), run_id=run_id)
-            snapshot = (
-                result.snapshot_id
-                if result.snapshot_id is not None
-                else h.lake.current_snapshot_id(CURATED, code)
-            )
-            if fresh:
+            snapshot = result.snapshot_id if result.snapshot_id is not None else _curated_snapshot(h, code)
+            n_good = good.num_rows
+            faults.point("publish.after_curated_commit")
+            if serving_at_base:
                 serving.refresh(
-                    h.engine, spec, _snapshot_batches(h, code, snapshot), run_id=run_id, replace=True
+                    h.engine,
+                    spec,
+                    _faulty(good.to_batches()),
+                    run_id=run_id,
+                    replace=False,
+                    snapshot_id=snapshot,
                 )
             else:
-                serving.refresh(h.engine, spec, good, run_id=run_id, replace=False)
+                _reload_serving(h, spec, snapshot, run_id)
+        else:  # resumed: the run's curated commit landed in an earlier try
+            snapshot = own
+            log.warning("%s: run %s resumes after its curated commit (snapshot %s)", code, run_id, own)
+            if run["full"]:
+                n_good = sum(b.num_rows for b in good_batches())
+                if not (known and served == snapshot):
+                    _reload_serving(h, spec, snapshot, run_id)
+            else:
+                good = pa.Table.from_batches(list(good_batches()), schema=declared)
+                n_good = good.num_rows
+                if known and served == snapshot:
+                    pass
+                elif serving_at_base:
+                    serving.refresh(
+                        h.engine,
+                        spec,
+                        _faulty(good.to_batches()),
+                        run_id=run_id,
+                        replace=False,
+                        snapshot_id=snapshot,
+                    )
+                else:
+                    _reload_serving(h, spec, snapshot, run_id)
+        faults.point("publish.after_serving_commit")
         issued: dict[str, Any] = {}
         for ct in store.certificate_types_for(h.engine, code):
             if spec.certificate and spec.certificate.type_code == ct["code"]:
-                rows = h.lake.read(CURATED, code, snapshot_id=snapshot) if good is None or fresh else good
+                rows = (
+                    good
+                    if good is not None and serving_at_base
+                    else h.lake.read(CURATED, code, snapshot_id=snapshot)
+                )
                 signer = KeyStore(h.engine, h.settings.signing_keys_dir).active("certificate")
                 res = certificates.issue(
                     h.engine, spec, ds.department, ct["code"], rows, run_id=run_id, signer=signer
                 )
                 issued[ct["code"]] = res.__dict__
+        run_store.add_duration(h.engine, run_id, "publish", time.perf_counter() - t0)
+        faults.point("publish.before_final_record")
+        step.fence()
         with h.engine.begin() as conn:
+            if not run_lease.holds(conn, code, run_id):
+                raise Fenced(
+                    f"{code}: run {run_id} no longer holds the dataset's lock; its record is not written"
+                )
             if run["full"]:
                 run_store.reset_dataset_state(conn, code)
             if spec.source.cursor and run["watermark_after"] is not None:
                 run_store.set_watermark(conn, code, run["watermark_after"], run_id)
             run_store.record_files(conn, code, run["files"] or [], run_id)
-        run_store.add_duration(h.engine, run_id, "publish", time.perf_counter() - t0)
-        n_good = good.num_rows if good is not None else result.inserted
-        run_store.finish_run(h.engine, run_id, "success", rows_published=n_good, snapshot_id=snapshot)
+            run_store.finish_run_in(conn, run_id, "success", rows_published=n_good, snapshot_id=snapshot)
+            run_lease.release(conn, code, run_id)
         return {
             "dataset": code,
             "run_id": run_id,
             "published": n_good,
             "snapshot_id": snapshot,
-            "inserted": result.inserted,
-            "updated": result.updated,
+            "inserted": result.inserted if result is not None else None,
+            "updated": result.updated if result is not None else None,
+            "resumed": own is not None,
             "certificates": issued,
         }
-    except Exception as exc:
-        run_store.finish_run(h.engine, run_id, "failed", error=f"publish: {exc}")
-        raise
+    raise AssertionError("unreachable")  # pragma: no cover - run_step re-raises
+
+
+def _faulty(batches: Any) -> Any:
+    """The serving load's batches, with the fault point half-way (after the first batch)."""
+    for i, b in enumerate(batches):
+        yield b
+        if i == 0:
+            faults.point("publish.during_serving_load")
+
+
+def _reload_serving(h: Hub, spec: DatasetSpec, snapshot: int | None, run_id: str) -> None:
+    """Replace the serving table with curated ``snapshot`` (and record that it reflects it)."""
+    serving.refresh(
+        h.engine,
+        spec,
+        _faulty(_snapshot_batches(h, spec.code, snapshot)),
+        run_id=run_id,
+        replace=True,
+        snapshot_id=snapshot,
+    )
 
 
 def _snapshot_batches(h: Hub, code: str, snapshot: int | None) -> Any:
@@ -697,13 +840,25 @@ def _publish_full_with_serving(h: Hub, spec: DatasetSpec, batches: Any, run_id: 
         if not lake_ok:
             raise SyncError(f"{spec.code}: the curated write failed; the serving table is left as it was")
 
+    committed: list[Any] = []
+
     def load_serving(rows: Any) -> int:
-        return serving.refresh(h.engine, spec, rows, run_id=run_id, replace=True, before_commit=wait_for_lake)
+        return serving.refresh(
+            h.engine,
+            spec,
+            _faulty(rows),
+            run_id=run_id,
+            replace=True,
+            before_commit=wait_for_lake,
+            snapshot_id=lambda: committed[0].snapshot_id,
+        )
 
     with Fanout(load_serving, name=f"serving-{spec.code}") as fan:
         try:
             result = h.lake.overwrite(spec.code, fan.feed(batches), run_id=run_id)
+            committed.append(result)
             lake_ok.append(True)
+            faults.point("publish.after_curated_commit")
         finally:
             lake_done.set()
         fan.result()

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     validate_chunk_rows: int = Field(
         default=200_000, ge=1_000, description="rows validated at once (bounds the validate step's memory)"
     )
+    # ---- run safety (catalog.run_lease) -----------------------------------------------------
+    run_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a working step renews its lock this often x4; silent longer = dead"
+    )
+    run_step_gap_seconds: float = Field(
+        default=3600.0, gt=0, description="time a run's next step has to start before the run is abandoned"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # ---- access control (issue 3) -------------------------------------------------------

@@ -60,7 +60,7 @@ def models_copy() -> sa.MetaData:
 
 
 def test_one_head_and_every_hub_table_is_managed() -> None:
-    assert dbschema.head() == "0002"
+    assert dbschema.head() == "0003"
     assert all(dbschema.include_name(t, "table", {}) for t in HUB_TABLES)
     for foreign in ("srv_scj_yyzz_001", "iceberg_tables", "iceberg_namespace_properties", "alembic_version"):
         assert not dbschema.include_name(foreign, "table", {})
@@ -77,7 +77,7 @@ def test_one_head_and_every_hub_table_is_managed() -> None:
 def test_upgrade_creates_every_table_and_matches_the_models(pg_url: str) -> None:
     assert dbschema.current(pg_url) is None
     before = dbschema.check(pg_url)
-    assert before[0] == "revision: database at none, migrations at 0002"
+    assert before[0] == "revision: database at none, migrations at 0003"
     assert {f"add table {t}" for t in HUB_TABLES} <= set(before)
 
     dbschema.upgrade(pg_url)
@@ -207,7 +207,7 @@ def test_engine_for_refuses_an_unknown_or_missing_revision(hub_pg_url: str) -> N
     execute(hub_pg_url, f"UPDATE {dbschema.VERSION_TABLE} SET version_num = 'f00dcafe'")
     with pytest.raises(SchemaNotCurrentError, match=r"f00dcafe.*newer sharehub"):
         store.engine_for(hub_pg_url)
-    assert dbschema.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0002"]
+    assert dbschema.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0003"]
     execute(hub_pg_url, f"DELETE FROM {dbschema.VERSION_TABLE}")
     with pytest.raises(SchemaNotCurrentError, match="no schema revision"):
         store.engine_for(hub_pg_url)
@@ -350,7 +350,7 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
     assert out.stdout.strip() == pg_url.replace("postgres@", "postgres:***@")
 
     out = runner.invoke(db_app, ["current"])
-    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0002")
+    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0003")
 
     out = runner.invoke(db_app, ["check"])
     assert out.exit_code == 1
@@ -363,17 +363,17 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
 
     out = runner.invoke(db_app, ["upgrade"])
     assert out.exit_code == 0, out.output
-    assert "upgraded from an empty database to revision 0002" in out.stdout
+    assert "upgraded from an empty database to revision 0003" in out.stdout
     assert "s3cret-pw" not in out.output
 
     out = runner.invoke(db_app, ["upgrade"])
-    assert out.exit_code == 0 and "already at revision 0002" in out.stdout
+    assert out.exit_code == 0 and "already at revision 0003" in out.stdout
 
     out = runner.invoke(db_app, ["current"])
-    assert out.stdout.strip() == "0002 (head)"
+    assert out.stdout.strip() == "0003 (head)"
 
     out = runner.invoke(db_app, ["check"])
-    assert out.exit_code == 0 and "in sync with the models (revision 0002)" in out.stdout
+    assert out.exit_code == 0 and "in sync with the models (revision 0003)" in out.stdout
 
     execute(pg_url, "ALTER TABLE hub_apps DROP COLUMN description")
     out = runner.invoke(db_app, ["check"])
