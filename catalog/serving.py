@@ -81,7 +81,8 @@ def _build_table(spec: DatasetSpec, md: sa.MetaData) -> sa.Table:
     cols: list[SchemaItem] = []
     for f in spec.fields:
         typ = sa.String(200) if (f.name in keyish and f.type == "string") else _sql_type(f)
-        cols.append(sa.Column(f.name, typ, nullable=f.name not in spec.primary_key))
+        # autoincrement=False: a one-column integer key is the department's key, not a serial
+        cols.append(sa.Column(f.name, typ, nullable=f.name not in spec.primary_key, autoincrement=False))
     cols.append(sa.Column("_run_id", sa.String(250), nullable=False))
     cols.append(sa.Column("_updated_at", sa.DateTime(timezone=True), nullable=False))
     cols.append(sa.PrimaryKeyConstraint(*spec.primary_key, name=f"pk_{name}"))

@@ -116,7 +116,10 @@ def replace(
     with driver.cursor() as cur:
         cur.execute(psql.SQL("DROP TABLE IF EXISTS {}").format(ident(staging)))
         cur.execute(
-            psql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(ident(staging), ident(name))
+            # no defaults: COPY fills every column, and a default taken over (a serial's nextval,
+            # on tables made before serving keys stopped being serial) would tie the staging
+            # table to the live table's sequence, so that the live table could not be dropped
+            psql.SQL("CREATE TABLE {} (LIKE {})").format(ident(staging), ident(name))
         )
         rows = _copy(cur, staging, columns, data, names, run_id, now)
         cur.execute(
@@ -169,7 +172,7 @@ def upsert(
     cols = psql.SQL(", ").join(ident(c) for c in columns)
     with driver.cursor() as cur:
         cur.execute(
-            psql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            psql.SQL("CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP").format(
                 ident(temp), ident(table.name)
             )
         )

@@ -178,9 +178,10 @@ def sync(
 
 
 def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Recent runs as JSON-able dicts (newest first)."""
-    from catalog import runs
+    """Recent runs as JSON-able dicts (newest first); runs that died are reaped first."""
+    from catalog import run_lease, runs
 
+    run_lease.reap(_engine(), dataset)
     out = []
     for r in runs.recent_runs(_engine(), limit=limit, dataset_code=dataset):
         dur = r["finished_at"] - r["started_at"] if r["finished_at"] else None
@@ -189,6 +190,8 @@ def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
                 "run_id": r["run_id"],
                 "dataset": r["dataset_code"],
                 "status": r["status"],
+                "stage": r["stage"],
+                "attempts": r.get("attempts") or {},
                 "full": r["full"],
                 "trigger": r["trigger"],
                 "started_at": r["started_at"].isoformat(),
@@ -217,12 +220,21 @@ def runs_cmd(
         _dump(rows)
         return
     t = Table(
-        "dataset", "status", "read", "published", "quarantined", "pass", "snapshot", "seconds", "run id"
+        "dataset",
+        "status",
+        "read",
+        "published",
+        "quarantined",
+        "pass",
+        "snapshot",
+        "seconds",
+        "run id",
+        "error",
     )
     for r in rows:
         t.add_row(
             r["dataset"],
-            r["status"],
+            r["status"] if r["status"] in ("success", "running") else f"{r['status']} ({r['stage']})",
             str(r["rows_read"]),
             str(r["rows_published"]),
             str(r["rows_quarantined"]),
@@ -230,8 +242,33 @@ def runs_cmd(
             str(r["snapshot_id"] or "-"),
             str(r["duration_s"]),
             r["run_id"],
+            (r["error"] or "")[:160],
         )
     console.print(t)
+
+
+@app.command("cancel-run")
+def cancel_run(
+    run_id: str,
+    reason: Annotated[str, typer.Option(help="why (kept in the run record)")],
+) -> None:
+    """Give up an unfinished run: it is marked failed and its dataset's lock released, so that
+    a new run may start (a run waiting between steps otherwise holds it for run_step_gap_seconds)."""
+    from catalog import run_lease, runs
+
+    engine = _engine()
+    try:
+        run = runs.get_run(engine, run_id)
+    except KeyError:
+        console.print(f"[red]no run {run_id}[/red]")
+        raise typer.Exit(1) from None
+    if run["status"] not in run_lease.UNFINISHED:
+        console.print(f"[red]run {run_id} is {run['status']}; only an unfinished run can be cancelled[/red]")
+        raise typer.Exit(1)
+    runs.fail_run(engine, run_id, run["stage"], f"cancelled by the operator: {reason}")
+    with engine.begin() as conn:
+        run_lease.release(conn, run["dataset_code"], run_id)
+    console.print(f"run {run_id} cancelled; {run['dataset_code']} may be synced again")
 
 
 @app.command()
