@@ -199,7 +199,9 @@ def check_published(hub: FaultHub, *, run_id: str | None = None) -> None:
     assert run_lease.current(h.engine, CODE) is None, "a finished run left the dataset's lock"
 
 
-def make_hub(tmp: Path, database_url: str | None = None, *, rows: int = 1000) -> FaultHub:
+def make_hub(
+    tmp: Path, database_url: str | None = None, *, rows: int = 1000, s3: dict[str, str] | None = None
+) -> FaultHub:
     """A hub with the FLT dataset published and its source filled (nothing synced yet)."""
     source = tmp / "source.db"
     env = {
@@ -218,6 +220,7 @@ def make_hub(tmp: Path, database_url: str | None = None, *, rows: int = 1000) ->
         connections={"flt_src": f"sqlite:///{source}"},
         batch_size=100,
         run_lease_seconds=5,
+        **({"s3": s3} if s3 else {}),
     )
     hub = FaultHub(settings=settings, source=source, env=env)
     hub.fill(rows)
