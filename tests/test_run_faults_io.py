@@ -140,7 +140,7 @@ def test_source_cut_mid_stream_leaves_the_watermark_and_the_retry_reads_everythi
 
     with (
         faults.injected("extract.after_first_batch", cut),
-        pytest.raises(Exception, match="extract_land|Lost"),
+        pytest.raises(Exception, match=r"extract_land|Lost"),
     ):
         hub.sync("cut")
     assert runs.get_run(hub.engine, "cut")["status"] == "failed"
