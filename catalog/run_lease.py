@@ -118,7 +118,9 @@ def acquire(
         row = _locked_row(conn, code)
         live = row is not None and _aware(row.lease_until) > at
         if live and row.run_id != run_id:
-            raise DatasetBusy(f"{code} is being synced by {_lock_of(row).describe()}; try again when it ends")
+            lock = _lock_of(row)
+            hint = "" if lock.active else f" (or give it up: sharehub cancel-run {lock.run_id} --reason …)"
+            raise DatasetBusy(f"{code} is being synced by {lock.describe()}; try again when it ends{hint}")
         if live and row.active and row.holder != holder_name():
             # the same run's step still working elsewhere (a retry that overtook a stalled try)
             raise DatasetBusy(f"{code}: a step of {_lock_of(row).describe()} is still working")
