@@ -25,7 +25,9 @@ class Reject:
 
     ``source`` is the file or table name, ``row`` the row's number in that source (see the
     ``_row`` column), ``field`` the column concerned (``None`` for a whole-row problem),
-    ``value`` the offending text and ``reason`` a message for the department.
+    ``value`` the offending text and ``reason`` a message for the department. ``rule`` names
+    the kind of problem when it is not the default (``cast`` for a value, ``read`` for a row):
+    ``file`` (the whole file refused), ``missing_column``, ``formula``.
     """
 
     source: str
@@ -33,6 +35,12 @@ class Reject:
     field: str | None
     value: str | None
     reason: str
+    rule: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The rule this reject stands for in the correction list."""
+        return self.rule or ("cast" if self.field else "read")
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,11 +18,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import EXTRA_COLUMN, ROW_COLUMN, SOURCE_COLUMN, Reject
+from connectors.normalise import hint, normalise
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "是", "对")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "否", "错")
 _ORIGIN = (SOURCE_COLUMN, ROW_COLUMN, EXTRA_COLUMN)
+#: the time-zone rule: a declared ``timestamp`` holds Beijing wall-clock time (UTC+8, a fixed
+#: offset: China has kept no daylight saving time since 1991). A value with an offset or zone
+#: (CSV ``…+08:00`` / ``…Z``, tz-aware Parquet, timestamptz columns) is converted to UTC+8; a
+#: value without one is taken as UTC+8 already. Finer than microseconds is truncated.
+HUB_TZ = "+08:00"
+HUB_TZINFO = dt.timezone(dt.timedelta(hours=8))
+_UNITS = {"s": 0, "ms": 1, "us": 2, "ns": 3}
+_FLOOR = {"s": "second", "ms": "millisecond", "us": "microsecond"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ def _parse_timestamp(text: str, target: pa.TimestampType) -> dt.datetime | None:
     except ValueError:
         return None
     if target.tz is None and value.tzinfo is not None:
-        return value.replace(tzinfo=None)  # a naive target keeps the wall-clock time
+        return value.astimezone(HUB_TZINFO).replace(tzinfo=None)  # the time-zone rule: UTC+8
     if target.tz is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
@@ -255,12 +264,43 @@ def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict
             reasons[i] = _decimal_reason(value_text, target)
         else:
             reasons[i] = _reason(target)
+        why = hint(value_text) if _is_number(target) else None
+        if why:
+            reasons[i] = f"{reasons[i]}: {why}"
     return _patch(out, fixes, target), reasons
+
+
+def _is_number(target: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_decimal(target))
+
+
+def _cast_timestamps(column: pa.Array, target: pa.TimestampType) -> pa.Array:
+    """Timestamps to the declared type under the time-zone rule (UTC+8 wall clock, µs truncated)."""
+    source: pa.TimestampType = column.type
+    if source.tz is not None and target.tz is None:
+        column = pc.local_timestamp(column.cast(pa.timestamp(source.unit, tz=HUB_TZ)))
+    if _UNITS[source.unit] > _UNITS[target.unit]:
+        column = pc.floor_temporal(column, unit=_FLOOR[target.unit])
+        column = column.cast(pa.timestamp(target.unit, tz=column.type.tz), safe=False)
+    return column.cast(target)
+
+
+def _finite(out: pa.Array, bad: dict[int, str]) -> tuple[pa.Array, dict[int, str]]:
+    """NaN and ±Infinity are not values a department means: null, with a reject each."""
+    mask = pc.and_(pc.is_valid(out), pc.invert(pc.is_finite(out)))
+    idx = _mask_indices(mask)
+    if not idx:
+        return out, bad
+    for i in idx:
+        bad[i] = "not a finite number"
+    return pc.if_else(mask, pa.scalar(None, out.type), out), bad
 
 
 def _cast_typed(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
     if column.type == target:
         return column, {}
+    if pa.types.is_timestamp(column.type) and isinstance(target, pa.TimestampType):
+        column = _cast_timestamps(column, target)
     try:
         return pc.cast(column, target), {}
     except pa.ArrowNotImplementedError:
@@ -276,11 +316,17 @@ def cast_column(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[i
     """Cast one column to ``target``: bad values become null, returned as {index: reason}."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()  # Parquet's dictionary-encoded strings are strings
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return _cast_strings(column, target)
-    if pa.types.is_null(column.type):
+        out, bad = _cast_strings(column, target)
+    elif pa.types.is_null(column.type):
         return pa.nulls(len(column), target), {}
-    return _cast_typed(column, target)
+    else:
+        out, bad = _cast_typed(column, target)
+    if pa.types.is_floating(target):
+        out, bad = _finite(out, bad)
+    return out, bad
 
 
 def _text(value: Any) -> str | None:
@@ -301,6 +347,7 @@ def conform(
     target: pa.Schema,
     *,
     source_names: Mapping[str, str] | None = None,
+    normalize: Mapping[str, Sequence[str]] | None = None,
 ) -> Conformed:
     """Cast ``batch`` to the declared ``target`` schema.
 
@@ -309,7 +356,9 @@ def conform(
     columns not declared, null when there are none). Declared columns missing from the source
     are all null. Text is stripped of surrounding whitespace; an empty string is null
     (for every target type). Each value that cannot be cast is null in the output and reported as a
-    ``Reject`` (the row stays).
+    ``Reject`` (the row stays). ``normalize`` maps a target field to its declared normalisations
+    (``connectors.normalise``), applied to its text before the cast. Timestamps follow the
+    time-zone rule (:data:`HUB_TZ`); NaN and ±Infinity are rejected in float fields.
     """
     names = batch.schema.names
     n = batch.num_rows
@@ -328,6 +377,11 @@ def conform(
             continue
         used.add(source_name)
         column = batch.column(source_name)
+        steps = (normalize or {}).get(target_field.name)
+        if steps:
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            column = normalise(column, steps)
         out, bad = cast_column(column, target_field.type)
         arrays.append(out)
         for i in sorted(bad):

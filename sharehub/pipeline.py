@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from catalog import runs as run_store
 from catalog import serving, store
 from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
+from sharehub import intake
 from sharehub.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
         columns=cols,
         max_volume_change=spec.quality.max_volume_change,
         previous_row_count=previous_row_count,
+        duplicate_keys=spec.quality.duplicate_keys.value,
     )
 
 
@@ -208,6 +210,7 @@ def _open_connector(h: Hub, spec: DatasetSpec, *, full: bool) -> tuple[Any, Any]
         seen=seen,
         s3=h.settings.s3_options() if location.startswith("s3://") else None,
         batch_size=h.settings.batch_size,
+        columns=intake.file_columns(spec),  # bad input: headers matched to the declared fields
     )
     return conn, None
 
@@ -241,7 +244,10 @@ def extract_land(
         connector, watermark = _open_connector(h, spec, full=full)
         target = declared_schema(spec)
         rschema = raw_schema(spec)
-        source_names = {f.name: f.source_name for f in spec.fields if f.source_name}
+        # file connectors match headers to the fields themselves (NFKC, title rows; sharehub.intake)
+        sql = spec.source.kind == "sql"
+        source_names = {f.name: f.source_name for f in spec.fields if f.source_name} if sql else {}
+        normalize = intake.normalisations(spec)
         rejects: list[dict[str, Any]] = []
         drift_seen: dict[str, Any] = {}
         counter = {"rows": 0}
@@ -269,7 +275,7 @@ def extract_land(
                                 f"{code}: {drift.describe()} (the dataset's drift policy is fail)"
                             )
                         log.warning("%s: %s", code, drift.describe())
-                conformed = conform(batch, target, source_names=source_names)
+                conformed = conform(batch, target, source_names=source_names, normalize=normalize)
                 n = conformed.batch.num_rows
                 start = counter["rows"]
                 counter["rows"] += n
@@ -289,9 +295,7 @@ def extract_land(
         # rows the connector could not read at all never landed: they have no run row id
         rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         run_store.add_rejects(h.engine, run_id, rejects)
-        files = [
-            {"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])
-        ]
+        files = intake.file_entries(connector)
         new_wm = getattr(connector, "new_watermark", None)
         run_store.update_run(
             h.engine,
@@ -322,14 +326,7 @@ def extract_land(
 
 def _reject_record(rj: Any) -> dict[str, Any]:
     """A connector Reject as a hub_run_rejects row (its run row id filled in later, if it landed)."""
-    return {
-        "rid": None,
-        "source": rj.source,
-        "row": rj.row,
-        "field": rj.field,
-        "value": rj.value,
-        "reason": rj.reason,
-    }
+    return intake.reject_record(rj)
 
 
 def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -426,6 +423,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             suite_name=f"{code}.suite",
             row_label="_label" if several_files else ROW,
             on_chunk=keep_bad,
+            source_column=SOURCE,
         )
         reasons: dict[int, list[dict[str, Any]]] = {}
         for rid, violations in outcome.violations.items():
@@ -443,13 +441,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             if not reasons[rid]:
                 del reasons[rid]
         for rj in rejects:
-            reason = {
-                "field": rj["field"],
-                "rule": "cast" if rj["field"] else "read",
-                "message": rj["reason"],
-            }
-            if rj["value"] is not None and rj["field"]:
-                reason["message"] = f"{rj['field']}: {rj['value']!r} {rj['reason']}"
+            reason = intake.reason_of(rj)
             if rj["rid"] is None:
                 unlanded.append({**rj, "reasons": [reason]})
             else:
@@ -486,12 +478,14 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         if q_rows:
             h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
         total = outcome.row_count + len(unlanded)
-        n_bad = len(q_rows)
+        n_bad = intake.bad_count(q_rows)  # rows superseded by a later file's copy are not bad
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
-        blocked_reason = None
+        blocked_reason = intake.blocked_by_missing_columns(spec, rejects)
         volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
-        if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
+        if blocked_reason:
+            pass
+        elif spec.quality.policy is QualityPolicy.BLOCK and n_bad:
             blocked_reason = f"{n_bad} bad row(s) and the policy is block"
         elif total and n_bad / total > spec.quality.max_bad_ratio:
             blocked_reason = (

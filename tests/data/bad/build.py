@@ -288,8 +288,8 @@ def csv_utf8_bad_line(folder: Path) -> list[Row]:
 
 @case
 def csv_utf16_declared_large(folder: Path) -> list[Row]:
-    """UTF-16 LE with BOM (Excel's 'Unicode text' as CSV), 1.6 MB: line feeds are 0A 00."""
-    n = 12_000
+    """UTF-16 LE with BOM (Excel's "Unicode text" as CSV), 1.4 MB: line feeds are 0A 00."""
+    n = 20_000
     write(folder / "data.csv", csv_text(HEADER, [line(i) for i in range(1, n + 1)]), "utf-16")
     return [good(i) for i in range(1, n + 1)]
 
