@@ -19,6 +19,16 @@ class ConnectorError(Exception):
     """A whole-source problem; the message names the file or table, the line and the cause."""
 
 
+class FileRefused(ConnectorError):
+    """A whole file cannot be read; the other files of the drop go on.
+
+    ``row`` is the line or sheet row concerned (0 for the whole file)."""
+
+    def __init__(self, message: str, row: int = 0) -> None:
+        super().__init__(message)
+        self.row = row
+
+
 @dataclass(frozen=True)
 class Reject:
     """One row (or one value) that could not be read or cast.

@@ -78,7 +78,10 @@ class _LineNumbers:
         while self.pending and (final or self.pending[0].record <= self.next_record):
             raw = self.pending.pop(0)
             line = self.next_line
-            values = next(csv.reader(io.StringIO(raw.text)), [])
+            try:
+                values = next(csv.reader(io.StringIO(raw.text)), [])
+            except csv.Error:
+                values = []
             if self.named <= len(values) < self.width or (
                 len(values) > self.width and not any(v.strip() for v in values[self.width :])
             ):
@@ -160,7 +163,11 @@ def _first_lines(chunks: Iterator[bytes], want: int) -> tuple[list[bytes], bytes
 
 
 def _parse_line(line: bytes) -> list[str]:
-    return next(csv.reader([line.decode("utf-8").rstrip("\r")]), [])
+    """One line's fields (Python's csv module, which refuses fields over 128 KB: then none)."""
+    try:
+        return next(csv.reader([line.decode("utf-8").rstrip("\r")]), [])
+    except csv.Error:
+        return []
 
 
 def _trailing_columns(lines: list[bytes], named: int) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, FileRefused
 
 UTF8_BOM = codecs.BOM_UTF8
 # GBK and GB2312 are subsets of GB18030: decoding with the superset accepts every drop.
@@ -46,7 +46,7 @@ MIN_LEAD = 0.25
 WIDE_CODECS = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
 
 
-class EncodingRefused(ConnectorError):
+class EncodingRefused(FileRefused):
     """The file's encoding cannot be told from its bytes (the message says what to declare)."""
 
 

@@ -14,22 +14,14 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors.base import ConnectorError, Reject
+from connectors.base import FileRefused, Reject
+
+__all__ = ["FileRefused", "HeaderPlan", "header_key", "match_columns", "plan_header"]
 
 MAX_HEADER_ROWS = 20
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 MISSING_COLUMN = "missing_column"
 FILE = "file"
-
-
-class FileRefused(ConnectorError):
-    """A whole file cannot be read; the other files of the drop go on.
-
-    ``row`` is the line or sheet row concerned (0 for the whole file)."""
-
-    def __init__(self, message: str, row: int = 0) -> None:
-        super().__init__(message)
-        self.row = row
 
 
 def header_key(name: str) -> str:

@@ -289,11 +289,12 @@ def extract_land(
 
         h.lake.ensure_table(RAW, code, rschema)
         raw_snapshot = h.lake.append(RAW, code, batches(), run_id=run_id)
+        # rows the connector could not read at all never landed: they find no run row id; its
+        # field findings on rows that landed (an xlsx formula without a value) do
+        rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         # rejects of a cast carry (source, row): give them the row's run id
         if rejects and counter["rows"]:
             rejects = _locate_rids(h, code, run_id, rejects)
-        # rows the connector could not read at all never landed: they have no run row id
-        rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         run_store.add_rejects(h.engine, run_id, rejects)
         files = intake.file_entries(connector)
         new_wm = getattr(connector, "new_watermark", None)

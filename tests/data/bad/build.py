@@ -339,7 +339,7 @@ def _credit_codes() -> list[str]:
 @case
 def csv_fullwidth_credit_code_undeclared(folder: Path) -> list[Row]:
     codes = _credit_codes()
-    shown = [codes[0], codes[1][:5] + "３" + codes[1][6:], codes[2]]
+    shown = [codes[0], codes[1][:2] + "３" + codes[1][3:], codes[2]]  # 913… with a full-width 3
     rows = [[*line(i), shown[i - 1]] for i in range(1, 4)]
     write(folder / "data.csv", csv_text([*HEADER, "统一社会信用代码"], rows))
     return [{**good(i), "uscc": codes[i - 1]} for i in (1, 3)]
@@ -348,7 +348,7 @@ def csv_fullwidth_credit_code_undeclared(folder: Path) -> list[Row]:
 @case
 def csv_fullwidth_credit_code_declared(folder: Path) -> list[Row]:
     codes = _credit_codes()
-    shown = [codes[0], codes[1][:5] + "３" + codes[1][6:], "９" + codes[2][1:]]
+    shown = [codes[0], codes[1][:2] + "３" + codes[1][3:], "９" + codes[2][1:]]
     rows = [[*line(i), shown[i - 1]] for i in range(1, 4)]
     write(folder / "data.csv", csv_text([*HEADER, "统一社会信用代码"], rows))
     return [{**good(i), "uscc": codes[i - 1]} for i in (1, 2, 3)]
