@@ -82,6 +82,26 @@ def blocked_by_missing_columns(spec: DatasetSpec, rejects: Iterable[Mapping[str,
     return "; ".join(missing) + " (quality.missing_columns is block)"
 
 
+def sql_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[str, Any]]:
+    """Findings (stored reject rows) for declared columns a SQL source's result lacks."""
+    label = spec.source.table or "query"
+    out = []
+    for name in missing:
+        f = spec.field(name)
+        reason = f"{label}: declared column {f.source_name or f.name} (field {f.name}) is not in the result"
+        out.append(
+            {
+                "rid": None,
+                "source": label,
+                "row": 0,
+                "field": f.name,
+                "value": None,
+                "reason": f"[{MISSING_COLUMN}] {reason}",
+            }
+        )
+    return out
+
+
 def file_columns(spec: DatasetSpec) -> dict[str, str]:
     """Declared field -> the column name its files use (for header matching)."""
     return {f.name: f.source_name or f.name for f in spec.fields}

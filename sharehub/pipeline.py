@@ -275,6 +275,8 @@ def extract_land(
                                 f"{code}: {drift.describe()} (the dataset's drift policy is fail)"
                             )
                         log.warning("%s: %s", code, drift.describe())
+                        if sql:  # files report their own missing columns, per file
+                            rejects.extend(intake.sql_missing_columns(spec, drift.missing))
                 conformed = conform(batch, target, source_names=source_names, normalize=normalize)
                 n = conformed.batch.num_rows
                 start = counter["rows"]

@@ -89,10 +89,11 @@ def dataset(case: str, decl: dict[str, Any]) -> dict[str, Any]:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("bad")
     expected = _builder().build(base / "sources", list(MANIFEST))
+    env = {"SHAREHUB_VAR_DIR": str(base / "var")}
+    env |= {f"SHAREHUB_CONNECTIONS__{case.upper()}": str(base / "sources" / case) for case in MANIFEST}
     mp = pytest.MonkeyPatch()
-    mp.setenv("SHAREHUB_VAR_DIR", str(base / "var"))
-    for case in MANIFEST:
-        mp.setenv(f"SHAREHUB_CONNECTIONS__{case.upper()}", str(base / "sources" / case))
+    for key, value in env.items():
+        mp.setenv(key, value)
     get_settings.cache_clear()
     directory = {
         "department": {"code": "BADIN", "name": "坏数据测试局"},
@@ -102,7 +103,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False), encoding="utf-8")
     engine = store.engine_for(get_settings().hub_db_url)
     store.publish_path(engine, path)
-    yield {"engine": engine, "expected": expected, "base": base}
+    yield {"engine": engine, "expected": expected, "base": base, "env": env}
     mp.undo()
     get_settings.cache_clear()
 
@@ -124,11 +125,19 @@ def _rows(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
     return sorted(({n: _plain(r[n]) for n in names} for r in rows), key=lambda r: str(r["code"]))
 
 
+def use(corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch, **more: str) -> None:
+    """The corpus hub's settings for this test (the autouse fixture clears SHAREHUB_* per test)."""
+    for key, value in {**corpus["env"], **more}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("case", list(MANIFEST))
-def test_case(case: str, corpus: dict[str, Any]) -> None:
+def test_case(case: str, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from lake import CURATED
     from sharehub.reports import quarantine_rows
 
+    use(corpus, monkeypatch)
     expect = MANIFEST[case]["expect"]
     engine = corpus["engine"]
     code = dataset_code(case)
@@ -148,7 +157,9 @@ def test_case(case: str, corpus: dict[str, Any]) -> None:
 
     # the quarantine: exactly the declared entries
     found = sorted(
-        (q["source"], q["row"], r["rule"], r["message"]) for q in quarantine_rows(code, run["run_id"]) for r in q["reasons"]
+        (q["source"], q["row"], r["rule"], r["message"])
+        for q in quarantine_rows(code, run["run_id"])
+        for r in q["reasons"]
     )
     want = sorted((q["source"], q["row"], q["rule"], q["message"]) for q in expect["quarantine"])
     assert [f[:3] for f in found] == [w[:3] for w in want], json.dumps(found, ensure_ascii=False)
@@ -158,11 +169,7 @@ def test_case(case: str, corpus: dict[str, Any]) -> None:
     # curated and serving: exactly the good rows
     good = _rows(corpus["expected"][case], names)
     lake = pipeline.hub().lake
-    published = (
-        _rows(lake.read(CURATED, code).to_pylist(), names)
-        if run["status"] == "success"
-        else []
-    )
+    published = _rows(lake.read(CURATED, code).to_pylist(), names) if run["status"] == "success" else []
     assert published == good
     if run["status"] == "success":
         import sqlalchemy as sa
@@ -179,3 +186,60 @@ def test_case(case: str, corpus: dict[str, Any]) -> None:
         assert name in notes, notes
         for key, value in keys.items():
             assert notes[name].get(key) == value, (name, key, notes[name])
+
+
+def _publish_extra(corpus: dict[str, Any], dept: str, datasets: list[dict[str, Any]]) -> None:
+    path = corpus["base"] / f"{dept}.yaml"
+    directory = {"department": {"code": dept, "name": dept}, "datasets": datasets}
+    path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    store.publish_path(corpus["engine"], path)
+
+
+def test_cli_sync_of_a_connector_failure_prints_the_error_without_a_traceback(
+    corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from sharehub.cli import app
+
+    spec = dataset("csv_cli_no_folder", {})
+    spec["code"] = "BAD-cli"
+    _publish_extra(corpus, "BADCLI", [spec])
+    use(corpus, monkeypatch, SHAREHUB_CONNECTIONS__CSV_CLI_NO_FOLDER=str(corpus["base"] / "no-such-folder"))
+    res = CliRunner().invoke(app, ["sync", "BAD-cli"])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    flat = " ".join(res.output.split())  # rich wraps long lines
+    assert "BAD-cli: sync failed:" in flat and "no-such-folder: cannot list files" in flat
+    (run,) = runs.recent_runs(corpus["engine"], limit=1, dataset_code="BAD-cli")
+    assert run["status"] == "failed" and "cannot list files" in run["error"]
+
+
+def test_sql_query_missing_a_declared_column_is_a_finding_that_blocks(
+    corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from sharehub.reports import quarantine_rows
+
+    db = corpus["base"] / "dept.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (code TEXT, name TEXT, amount REAL, at TEXT)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?)", [(f"C{i}", f"n{i}", i, "2026-01-01") for i in range(3)]
+        )
+    spec = dataset("csv_sql", {"ascii_headers": True})
+    spec["code"] = "BAD-sql"
+    spec["source"] = {"kind": "sql", "connection": "bad_sql", "query": "SELECT code, name, at FROM t"}
+    _publish_extra(corpus, "BADSQL", [spec])
+    use(corpus, monkeypatch, SHAREHUB_CONNECTIONS__BAD_SQL=f"sqlite:///{db}")
+    with pytest.raises(pipeline.QualityBlocked, match=r"declared column amount \(field amount\) is missing"):
+        pipeline.sync("BAD-sql", full=True)
+    (run,) = runs.recent_runs(corpus["engine"], limit=1, dataset_code="BAD-sql")
+    found = [
+        (q["source"], q["row"], r["rule"])
+        for q in quarantine_rows("BAD-sql", run["run_id"])
+        for r in q["reasons"]
+    ]
+    assert found == [("query", 0, "missing_column")]

@@ -61,7 +61,9 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> None:
     path.write_bytes(text.encode(encoding))
 
 
-def xlsx(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]], str]], merges: Sequence[str] = ()) -> None:
+def xlsx(
+    path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[Any]], str]], merges: Sequence[str] = ()
+) -> None:
     """A workbook like Excel/WPS writes: ``(title, rows, state)`` per sheet; merges on the data sheet."""
     import openpyxl
 
@@ -384,7 +386,12 @@ def csv_lowercase_x_declared(folder: Path) -> list[Row]:
 @case
 def csv_time_zones(folder: Path) -> list[Row]:
     """One instant, Beijing 10:00, written four ways."""
-    stamps = ["2026-01-01T10:00:00+08:00", "2026-01-01T02:00:00Z", "2026-01-01 10:00:00", "2026-01-01T03:00:00+01:00"]
+    stamps = [
+        "2026-01-01T10:00:00+08:00",
+        "2026-01-01T02:00:00Z",
+        "2026-01-01 10:00:00",
+        "2026-01-01T03:00:00+01:00",
+    ]
     rows = [line(i, at=stamps[i - 1]) for i in range(1, 5)]
     write(folder / "data.csv", csv_text(HEADER, rows))
     return [good(i) for i in range(1, 5)]
@@ -449,7 +456,9 @@ def parquet_tz_aware(folder: Path) -> list[Row]:
     import pyarrow as pa
 
     utc = dt.datetime(2026, 1, 1, 2, 0, tzinfo=dt.UTC)
-    parquet(folder / "data.parquet", {**_pq_base(3), "时间": pa.array([utc] * 3, pa.timestamp("us", tz="UTC"))})
+    parquet(
+        folder / "data.parquet", {**_pq_base(3), "时间": pa.array([utc] * 3, pa.timestamp("us", tz="UTC"))}
+    )
     return [good(i) for i in range(1, 4)]
 
 
@@ -498,7 +507,9 @@ def parquet_not_parquet(folder: Path) -> list[Row]:
 
 
 def _xrows(n: int) -> list[list[Any]]:
-    return [[code(i), f"{SIMPLIFIED[i % 10]}{i}", i + 0.5, dt.datetime(2026, 1, 1, 10)] for i in range(1, n + 1)]
+    return [
+        [code(i), f"{SIMPLIFIED[i % 10]}{i}", i + 0.5, dt.datetime(2026, 1, 1, 10)] for i in range(1, n + 1)
+    ]
 
 
 @case
