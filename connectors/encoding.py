@@ -22,6 +22,7 @@ by 0.05) chose wrong in 3 % of the samples with fewer than 8 hanzi and refused 4
 from __future__ import annotations
 
 import codecs
+import itertools
 from dataclasses import dataclass
 
 from connectors.base import ConnectorError, FileRefused
@@ -102,14 +103,15 @@ _COMMON = {"gb18030": _common_gb, "big5": _common_big5}
 
 def common_share(text: str, codec: str) -> float:
     """Share of the non-ASCII characters of ``text`` that are common ones in ``codec``'s standard."""
-    chars = [c for c in text if ord(c) >= 0x80][:EVIDENCE_CHARS]
+    chars = list(itertools.islice((c for c in text if ord(c) >= 0x80), EVIDENCE_CHARS))
     if not chars:
         return 0.0
     test = _COMMON[codec]
     return sum(1 for c in chars if test(c)) / len(chars)
 
 
-def _bad_lines(lines: list[bytes], codec: str) -> int:
+def _bad_lines(lines: list[bytes], codec: str, allowed: int) -> int:
+    """How many ``lines`` do not decode (counting stops past ``allowed``)."""
     try:
         b"\n".join(lines).decode(codec)
         return 0
@@ -121,6 +123,8 @@ def _bad_lines(lines: list[bytes], codec: str) -> int:
             line.decode(codec)
         except UnicodeDecodeError:
             bad += 1
+            if bad > allowed:
+                break
     return bad
 
 
@@ -154,12 +158,12 @@ def detect_encoding(head: bytes, *, name: str, complete: bool) -> Encoding:
     if not foreign:
         return Encoding("utf-8", True, "ASCII only")
     allowed = int(len(foreign) * BAD_LINE_TOLERANCE)
-    if _bad_lines(foreign, "utf-8") <= allowed:
+    if _bad_lines(foreign, "utf-8", allowed) <= allowed:
         return Encoding("utf-8", True, "valid UTF-8")
     shares: dict[str, float] = {}
     for codec in ("gb18030", "big5"):
-        if _bad_lines(foreign, codec) <= allowed:
-            text = b"\n".join(foreign).decode(codec, errors="ignore")
+        if _bad_lines(foreign, codec, allowed) <= allowed:
+            text = b"\n".join(foreign[:EVIDENCE_CHARS]).decode(codec, errors="ignore")
             shares[codec] = common_share(text, codec)
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     evidence = ", ".join(f"{_label(c)} {s:.0%} common characters" for c, s in ranked)
