@@ -187,8 +187,35 @@ def _label(codec: str) -> str:
     return Encoding(codec, True).label
 
 
+#: non-ASCII bytes, all valid UTF-8, that overrule a declared legacy encoding
+UTF8_PROOF_BYTES = 12
+
+
+def _utf8_proof(head: bytes, complete: bool) -> bool:
+    """Whether ``head`` is clearly UTF-8 text: enough non-ASCII bytes, every line valid UTF-8."""
+    lines = head.split(b"\n")
+    if not complete and len(lines) > 1:
+        lines.pop()
+    foreign = [line for line in lines if not line.isascii()]
+    if (
+        sum(len(line) - len(line.decode("latin-1").encode("ascii", "ignore")) for line in foreign)
+        < UTF8_PROOF_BYTES
+    ):
+        return False
+    return _bad_lines(foreign, "utf-8", 0) == 0
+
+
 def choose_encoding(head: bytes, *, name: str, declared: str | None, complete: bool) -> Encoding:
-    """The declared encoding (normalised), or the one :func:`detect_encoding` proves."""
+    """The declared encoding (normalised), or the one :func:`detect_encoding` proves.
+
+    A file declared GB18030 or Big5 whose bytes are plainly UTF-8 is refused: read as declared
+    it would publish garbled text without a single decoding error."""
     if declared is not None:
-        return Encoding(normalise_encoding(declared), False, "declared")
+        codec = normalise_encoding(declared)
+        if codec in ("gb18030", "big5") and _utf8_proof(head, complete):
+            raise EncodingRefused(
+                f"{name}: declared {_label(codec)}, but the file is UTF-8 (every non-ASCII line is "
+                "valid UTF-8); correct source.encoding, or remove it to have the encoding detected"
+            )
+        return Encoding(codec, False, "declared")
     return detect_encoding(head, name=name, complete=complete)

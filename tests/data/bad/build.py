@@ -270,6 +270,14 @@ def csv_big5_declared(folder: Path) -> list[Row]:
 
 
 @case
+def csv_declared_gbk_but_utf8(folder: Path) -> list[Row]:
+    """Declared GBK, but the department's new export is UTF-8: GB18030 would decode it garbled."""
+    write(folder / "a.csv", csv_text(HEADER, [line(i) for i in range(1, 4)]), "gbk")
+    write(folder / "b.csv", csv_text(HEADER, [line(i) for i in range(4, 7)]), "utf-8")
+    return [good(i) for i in range(1, 4)]
+
+
+@case
 def csv_gbk_bad_line(folder: Path) -> list[Row]:
     text = csv_text(HEADER, [line(i) for i in range(1, 201)])
     lines = text.encode("gbk").split(b"\n")
