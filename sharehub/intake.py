@@ -82,6 +82,16 @@ def blocked_by_missing_columns(spec: DatasetSpec, rejects: Iterable[Mapping[str,
     return "; ".join(missing) + " (quality.missing_columns is block)"
 
 
+def file_findings(unlanded: Iterable[Mapping[str, Any]], limit: int = 100) -> list[dict[str, Any]]:
+    """The file-level findings of a run (refused files, missing columns) for its quality record."""
+    out = []
+    for rj in unlanded:
+        for reason in rj["reasons"]:
+            if reason["rule"] in (FILE, MISSING_COLUMN):
+                out.append({"source": rj["source"], "row": rj["row"], **reason})
+    return out[:limit]
+
+
 def sql_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[str, Any]]:
     """Findings (stored reject rows) for declared columns a SQL source's result lacks."""
     label = spec.source.table or "query"

@@ -484,6 +484,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         n_bad = intake.bad_count(q_rows)  # rows superseded by a later file's copy are not bad
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
+        summary["findings"] = intake.file_findings(unlanded)  # refused files, missing columns: the report
         blocked_reason = intake.blocked_by_missing_columns(spec, rejects)
         volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
         if blocked_reason:

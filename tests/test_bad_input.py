@@ -13,6 +13,7 @@ DB, local warehouse). Each is synced with ``sharehub.pipeline.sync`` (full), the
 from __future__ import annotations
 
 import datetime as dt
+import html
 import importlib.util
 import json
 import math
@@ -180,6 +181,12 @@ def test_case(case: str, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
         assert run["rows_published"] == len(good)
     else:
         assert lake.current_snapshot_id(CURATED, code) is None if lake.table_exists(CURATED, code) else True
+
+    # file-level findings are in the quality report too, not only in the correction list
+    report = html.unescape((get_settings().reports_dir / f"{code}.html").read_text(encoding="utf-8"))
+    for q in expect["quarantine"]:
+        if q["rule"] in ("file", "missing_column"):
+            assert q["message"] in report, q
 
     notes = {f["name"]: f for f in run["files"] or []}
     for name, keys in (expect.get("files") or {}).items():
