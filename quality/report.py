@@ -4,7 +4,8 @@ It reads only stored run records, so it needs neither Great Expectations nor the
 run is a dict with ``run_id``, a time (``finished_at`` / ``started_at`` / ``time``), optional
 counts, and the stored :meth:`ValidationOutcome.to_json` dict, either under ``outcome`` /
 ``quality`` or merged into the run dict itself, with optional ``findings`` (file-level
-problems: ``{source, row, rule, message}``). Every value is HTML-escaped.
+problems: ``{source, row, rule, message}``) and ``notes`` (``{source, message}``). Every value
+is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ def _run_section(run: Mapping[str, Any]) -> str:
                 f'<td class="fail">{_e(f.get("rule"))}</td><td>{_e(f.get("message"))}</td></tr>'
             )
         html.append("</table>")
+    notes = out.get("notes") or []
+    if notes:
+        html.append("<h3>File notes 文件说明</h3><ul>")
+        html.extend(f"<li>{_e(n.get('message'))}</li>" for n in notes[:MAX_FINDINGS])
+        html.append("</ul>")
     checks = out.get("dataset_checks") or {}
     if checks:
         html.append("<h3>Dataset checks</h3><table><tr><th>check</th><th>status</th><th>details</th></tr>")

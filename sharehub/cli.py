@@ -203,6 +203,7 @@ def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
                 "snapshot_id": r["snapshot_id"],
                 "error": r["error"],
                 "drift": r["drift"],
+                "files": r["files"],  # name, checksum, rows and how each was read (encoding, header line…)
             }
         )
     return out

@@ -92,6 +92,21 @@ def file_findings(unlanded: Iterable[Mapping[str, Any]], limit: int = 100) -> li
     return out[:limit]
 
 
+def file_notes(files: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What the run's file list says that the department should hear but that is not an error."""
+    out = []
+    for f in files:
+        if f.get("identical_to"):
+            out.append(
+                {
+                    "source": f["name"],
+                    "message": f"{f['name']} has the same bytes as {f['identical_to']} (sha256 "
+                    f"{str(f.get('checksum', ''))[:12]}…): the same file dropped under two names, read once",
+                }
+            )
+    return out
+
+
 def sql_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[str, Any]]:
     """Findings (stored reject rows) for declared columns a SQL source's result lacks."""
     label = spec.source.table or "query"

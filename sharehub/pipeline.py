@@ -485,11 +485,10 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
         summary["findings"] = intake.file_findings(unlanded)  # refused files, missing columns: the report
-        blocked_reason = intake.blocked_by_missing_columns(spec, rejects)
+        summary["notes"] = intake.file_notes(run["files"] or [])  # e.g. one file dropped under two names
+        blocked_reason = None
         volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
-        if blocked_reason:
-            pass
-        elif spec.quality.policy is QualityPolicy.BLOCK and n_bad:
+        if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
             blocked_reason = f"{n_bad} bad row(s) and the policy is block"
         elif total and n_bad / total > spec.quality.max_bad_ratio:
             blocked_reason = (
@@ -501,6 +500,8 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 f"(more than the allowed {c['max_volume_change']:.0%})"
                 for c in volume
             )
+        # bad input: a declared column missing from a file blocks first (quality.missing_columns)
+        blocked_reason = intake.blocked_by_missing_columns(spec, rejects) or blocked_reason
         run_store.update_run(
             h.engine,
             run_id,

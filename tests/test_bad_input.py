@@ -188,6 +188,10 @@ def test_case(case: str, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
         if q["rule"] in ("file", "missing_column"):
             assert q["message"] in report, q
 
+    for name, keys in (expect.get("files") or {}).items():
+        if "identical_to" in keys:  # pointed out to the department, not only recorded
+            assert f"{name} has the same bytes as {keys['identical_to']}" in report
+
     notes = {f["name"]: f for f in run["files"] or []}
     for name, keys in (expect.get("files") or {}).items():
         assert name in notes, notes
