@@ -134,6 +134,9 @@ def plan_header(
 def _assign(
     cands: list[list[str]], declared: Mapping[str, str] | None, *, file: str, where: str, line: int
 ) -> HeaderPlan:
+    cands = list(cands)
+    while cands and not any(cands[-1]):
+        cands.pop()  # empty cells after the last name are not columns (a trailing comma, Excel's width)
     names: list[str] = []
     source: list[str] = []
     taken: dict[str, int] = {}
