@@ -166,3 +166,20 @@ def test_non_finite_floats_are_rejects_and_dictionary_strings_are_strings() -> N
     assert compare_schema({"w": words.type}, pa.schema([("w", pa.string())])).empty
     batch = pa.RecordBatch.from_arrays([words], names=["w"])
     assert conform(batch, pa.schema([("w", pa.string())])).batch.column("w").to_pylist() == ["a", "b", "a"]
+
+
+def test_directory_options_for_bad_input_are_validated() -> None:
+    from pydantic import ValidationError
+
+    from catalog.model import FieldSpec, QualitySpec
+
+    assert FieldSpec(name="amount", label="金额", type="float", normalize=["thousands"]).normalize == [
+        "thousands"
+    ]
+    with pytest.raises(ValidationError, match="normalize thousands applies to numbers, not string"):
+        FieldSpec(name="code", label="编号", normalize=["thousands"])
+    with pytest.raises(ValidationError):
+        FieldSpec(name="code", label="编号", normalize=["lowercase"])
+    with pytest.raises(ValidationError):
+        QualitySpec.model_validate({"duplicate_keys": "first_wins"})
+    assert QualitySpec.model_validate({}).missing_columns.value == "block"
