@@ -183,3 +183,16 @@ def test_directory_options_for_bad_input_are_validated() -> None:
     with pytest.raises(ValidationError):
         QualitySpec.model_validate({"duplicate_keys": "first_wins"})
     assert QualitySpec.model_validate({}).missing_columns.value == "block"
+
+
+def test_text_timestamps_with_offsets_are_converted_at_once() -> None:
+    stamps = [f"2026-01-01T02:00:{i % 60:02d}Z" for i in range(50_000)]
+    text = pa.array([*stamps, "2026-01-01T10:00:00.123456789-05:30", "2026-01-01 10:00:00", "bad"])
+    out, bad = cast_column(text, pa.timestamp("us"))
+    assert out[0].as_py() == dt.datetime(2026, 1, 1, 10, 0, 0)
+    assert out[-3:].to_pylist() == [
+        dt.datetime(2026, 1, 1, 23, 30, 0, 123456),
+        dt.datetime(2026, 1, 1, 10),
+        None,
+    ]
+    assert bad == {50_002: "not a valid timestamp"}
