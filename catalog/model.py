@@ -81,6 +81,27 @@ class DriftPolicy(StrEnum):
 
 FIELD_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 
+#: declared normalisations of a field's text, applied before casting and checking (in this order):
+#: ``nfkc`` full-width digits, letters and punctuation to their ASCII forms (Unicode NFKC);
+#: ``strip_spaces`` every space inside the value removed; ``upper`` upper case (a citizen ID's x);
+#: ``thousands`` digit-group commas removed from numbers (``1,234.50``)
+Normalisation = Literal["nfkc", "strip_spaces", "upper", "thousands"]
+NORMALISATIONS: tuple[str, ...] = ("nfkc", "strip_spaces", "upper", "thousands")
+
+
+class DuplicateKeyPolicy(StrEnum):
+    """What a run does with rows of one primary key found more than once in the run."""
+
+    QUARANTINE_ALL = "quarantine_all"  # every copy goes to quarantine (the department decides)
+    LATEST_FILE_WINS = "latest_file_wins"  # across files: the copy in the latest file (name order) wins
+
+
+class MissingColumnPolicy(StrEnum):
+    """What a run does when a declared column is not in a source file's header."""
+
+    BLOCK = "block"  # the run is blocked: nothing is published until the file is fixed
+    PUBLISH_NULL = "publish_null"  # the rows are published with the column null (the finding stays)
+
 
 class RangeRule(_Strict):
     """Inclusive bounds for numbers or dates (ISO strings)."""
@@ -132,6 +153,7 @@ class FieldSpec(_Strict):
     sensitivity: Sensitivity = Sensitivity.INTERNAL
     mask: MaskKind | None = None
     source_name: str | None = None  # column name at the source, when it differs (e.g. Chinese headers)
+    normalize: list[Normalisation] = Field(default_factory=list)  # declared clean-ups, see NORMALISATIONS
     rules: FieldRules = FieldRules()
 
     @field_validator("type")
@@ -143,6 +165,10 @@ class FieldSpec(_Strict):
 
     @model_validator(mode="after")
     def _sensitive_needs_mask(self) -> FieldSpec:
+        if "thousands" in self.normalize and self.type not in ("integer", "float") and not _DECIMAL_RE.match(
+            self.type
+        ):
+            raise ValueError(f"field {self.name}: normalize thousands applies to numbers, not {self.type}")
         if self.sensitivity is Sensitivity.SENSITIVE and self.mask is None:
             raise ValueError(f"field {self.name}: a sensitive field needs a mask rule")
         if self.mask is not None and self.mask is not MaskKind.FULL and self.type != "string":
@@ -202,8 +228,9 @@ class SourceSpec(_Strict):
     query: str | None = None
     path: str | None = None  # file glob under the connection's folder/prefix, e.g. "residents_*.csv"
     format: Literal["csv", "xlsx", "jsonl", "parquet"] | None = None
-    encoding: str | None = None  # CSV only; None = detect (UTF-8, UTF-8 with BOM, GB18030)
-    sheet: str | None = None  # xlsx only
+    # CSV/jsonl; None = detect from evidence (BOM, UTF-8, UTF-16, GB18030, Big5); an ambiguous file is refused
+    encoding: str | None = None
+    sheet: str | None = None  # xlsx only; None = the first visible sheet that holds the declared header
     cursor: str | None = None  # incremental cursor column (source name)
     lookback: str | None = None  # re-read window behind the watermark for late rows, e.g. "1h"
     drift: DriftPolicy = DriftPolicy.WARN
@@ -225,6 +252,8 @@ class QualitySpec(_Strict):
     policy: QualityPolicy = QualityPolicy.QUARANTINE
     max_bad_ratio: float = Field(0.05, ge=0, le=1)  # above this share of bad rows the run blocks anyway
     max_volume_change: float | None = Field(0.5, ge=0)  # |rows - last| / last above this fails the check
+    duplicate_keys: DuplicateKeyPolicy = DuplicateKeyPolicy.QUARANTINE_ALL
+    missing_columns: MissingColumnPolicy = MissingColumnPolicy.BLOCK
 
 
 class CertificateMapping(_Strict):

@@ -19,13 +19,25 @@ class ConnectorError(Exception):
     """A whole-source problem; the message names the file or table, the line and the cause."""
 
 
+class FileRefused(ConnectorError):
+    """A whole file cannot be read; the other files of the drop go on.
+
+    ``row`` is the line or sheet row concerned (0 for the whole file)."""
+
+    def __init__(self, message: str, row: int = 0) -> None:
+        super().__init__(message)
+        self.row = row
+
+
 @dataclass(frozen=True)
 class Reject:
     """One row (or one value) that could not be read or cast.
 
     ``source`` is the file or table name, ``row`` the row's number in that source (see the
     ``_row`` column), ``field`` the column concerned (``None`` for a whole-row problem),
-    ``value`` the offending text and ``reason`` a message for the department.
+    ``value`` the offending text and ``reason`` a message for the department. ``rule`` names
+    the kind of problem when it is not the default (``cast`` for a value, ``read`` for a row):
+    ``file`` (the whole file refused), ``missing_column``, ``formula``.
     """
 
     source: str
@@ -33,6 +45,12 @@ class Reject:
     field: str | None
     value: str | None
     reason: str
+    rule: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The rule this reject stands for in the correction list."""
+        return self.rule or ("cast" if self.field else "read")
 
 
 @runtime_checkable

@@ -1,139 +1,46 @@
-"""CSV files: encoding detection, streaming transcoding to UTF-8, and pyarrow's streaming reader.
+"""CSV files: encoding, header row, record boundaries, then pyarrow's streaming reader.
 
-Every column is read as a string (``conform`` casts them). Rows are numbered by their
-physical line (the header is line 1), also when quoted values span several lines; ragged
-rows become rejects and the rest of the file goes on.
+The bytes are decoded to UTF-8 a chunk of whole lines at a time (``text_lines``: the declared
+encoding or one the bytes prove, ``encoding``), the header row is found among the first lines
+and mapped to the declared fields (``headers``), the quoting is followed line by line so a
+stray quote cannot swallow or shift the rows after it (``csv_guard``), and pyarrow parses the
+rest. Every column is read as a string (``conform`` casts them). Rows are numbered by their
+physical line (the header is line 1 unless title lines precede it), also when quoted values
+span several lines; ragged rows become rejects and the rest of the file goes on. A trailing
+comma after the last field (WPS exports) is not a ragged row.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from connectors.base import ConnectorError, Reject
-from connectors.common import slice_batches, with_origin
+from connectors.base import Reject
+from connectors.common import slice_batches, strings_batch, with_origin
+from connectors.csv_guard import MAX_ROW_BYTES, QuoteGuard
+from connectors.encoding import choose_encoding, normalise_encoding
+from connectors.headers import MAX_HEADER_ROWS, FileRefused, plan_header
+from connectors.text_lines import ChunkStream, Utf8Lines
 
-UTF8_BOM = codecs.BOM_UTF8
+__all__ = ["DETECT_BYTES", "normalise_encoding", "read_csv"]
+
 #: how much of a file is sampled to detect its encoding
 DETECT_BYTES = 1 << 20
-_CHUNK = 1 << 20
-# GBK and GB2312 are subsets of GB18030: decoding with the superset accepts every drop.
-_SUPERSETS = {"gbk": "gb18030", "gb2312": "gb18030", "hz": "hz"}
+#: pyarrow's block: every row the guard lets through fits in one
+BLOCK_BYTES = 1 << 24
+#: data lines after the header looked at to see whether rows end in a trailing comma
+_SAMPLE_LINES = 50
 
 
-def normalise_encoding(encoding: str) -> str:
-    """The Python codec name for a declared encoding (GBK/GB2312 widened to GB18030)."""
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise ConnectorError(f"unknown encoding {encoding!r}") from None
-    return _SUPERSETS.get(name, name)
-
-
-def detect_encoding(head: bytes) -> str:
-    """Detect UTF-8 with BOM, UTF-8 or GB18030 from the first bytes of a file.
-
-    The sample may end inside a multi-byte character; that is not held against it.
-    Falls back to UTF-8 when the sample fits neither (decoding then reports the line).
-    """
-    if head.startswith(UTF8_BOM):
-        return "utf-8-sig"
-    for candidate in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(candidate)()
-        try:
-            decoder.decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-        return candidate
-    return "utf-8"
-
-
-class DecodingStream(io.RawIOBase):
-    """A read-only byte stream that decodes ``raw`` from ``encoding`` and yields UTF-8.
-
-    Decoding goes whole lines at a time (a line feed byte never occurs inside a character in
-    UTF-8 or GB18030), so a decoding error is reported with its line number. Memory is
-    bounded by the chunk size plus the longest line.
-    """
-
-    def __init__(self, raw: BinaryIO, *, name: str, encoding: str, detected: bool, prefix: bytes = b""):
-        super().__init__()
-        self._raw = raw
-        self._name = name
-        self._detected = detected
-        self._pending = prefix
-        self._out = bytearray()
-        self._eof = False
-        self._line = 1
-        self._first = True
-        self.encoding = encoding
-        # a declared UTF-8 file may still start with a BOM: drop it rather than keep U+FEFF
-        self._codec = "utf-8" if encoding in ("utf-8", "utf-8-sig") else encoding
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> bool:
-        """Decode one more chunk into the output buffer; False at the end of the input."""
-        while not self._eof:
-            chunk = self._raw.read(_CHUNK)
-            data = self._pending + chunk
-            if not chunk:
-                self._eof = True
-                complete, self._pending = data, b""
-            else:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    self._pending = data
-                    continue
-                complete, self._pending = data[:cut], data[cut:]
-            if self._first:
-                self._first = False
-                if complete.startswith(UTF8_BOM) and self._codec == "utf-8":
-                    complete = complete[len(UTF8_BOM) :]
-            if not complete:
-                continue
-            self._out += self._decode(complete)
-            self._line += complete.count(b"\n")
-            return True
-        return False
-
-    def _decode(self, data: bytes) -> bytes:
-        try:
-            text = data.decode(self._codec)
-        except UnicodeDecodeError as exc:
-            line = self._line + data[: exc.start].count(b"\n")
-            how = "detected" if self._detected else "declared"
-            raise ConnectorError(
-                f"{self._name}: line {line}: not valid {self.encoding} ({how} encoding): "
-                f"cannot decode byte 0x{data[exc.start]:02x}"
-            ) from None
-        if self._codec == "utf-8":
-            return data  # validated; already UTF-8
-        return text.encode("utf-8")
-
-    def first_line(self) -> bytes:
-        """The first line (without consuming it), or b"" for an empty stream."""
-        while b"\n" not in self._out and self._fill():
-            pass
-        end = self._out.find(b"\n")
-        return bytes(self._out if end < 0 else self._out[:end])
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._out and self._fill():
-            pass
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        del self._out[:n]
-        return n
+#: pyarrow's number of the first data record (the header line the reader writes is record 1)
+FIRST_RECORD = 2
 
 
 @dataclass
@@ -145,18 +52,23 @@ class _RawReject:
 
 
 class _LineNumbers:
-    """Turns pyarrow's record numbers into physical line numbers and emits ragged-row rejects.
+    """Turns pyarrow's record numbers into physical line numbers; handles rows pyarrow skips.
 
-    pyarrow's invalid-row handler gives the record number (header = 1) of a skipped row and may
-    run ahead of the batches; rows are numbered when their batch arrives.
+    pyarrow's invalid-row handler gives the record number of a skipped row and may run ahead of
+    the batches; rows are numbered when their batch arrives. A skipped row whose extra fields
+    are all empty (a trailing comma), or that lacks only unnamed trailing columns, is kept:
+    it comes out in ``recovered``; any other is a ragged-row reject.
     """
 
-    def __init__(self, name: str, rejects: list[Reject], header_lines: int):
+    def __init__(self, name: str, rejects: list[Reject], header_lines: int, named: int, width: int):
         self.name = name
         self.rejects = rejects
         self.pending: list[_RawReject] = []
-        self.next_record = 2
+        self.next_record = FIRST_RECORD
         self.next_line = 1 + header_lines
+        self.named = named
+        self.width = width
+        self.recovered: list[tuple[int, list[str]]] = []
 
     def handler(self, row: pa_csv.InvalidRow) -> str:
         self.pending.append(_RawReject(row.number, row.text, row.expected_columns, row.actual_columns))
@@ -166,15 +78,24 @@ class _LineNumbers:
         while self.pending and (final or self.pending[0].record <= self.next_record):
             raw = self.pending.pop(0)
             line = self.next_line
-            self.rejects.append(
-                Reject(
-                    self.name,
-                    line,
-                    None,
-                    raw.text,
-                    f"line {line}: expected {raw.expected} fields, found {raw.actual}",
+            try:
+                values = next(csv.reader(io.StringIO(raw.text)), [])
+            except csv.Error:
+                values = []
+            if self.named <= len(values) < self.width or (
+                len(values) > self.width and not any(v.strip() for v in values[self.width :])
+            ):
+                self.recovered.append((line, (values + [""] * self.width)[: self.width]))
+            else:
+                self.rejects.append(
+                    Reject(
+                        self.name,
+                        line,
+                        None,
+                        raw.text,
+                        f"line {line}: expected {self.named} fields, found {len(values) or raw.actual}",
+                    )
                 )
-            )
             self.next_line += 1 + raw.text.count("\n")
             self.next_record += 1
 
@@ -201,6 +122,13 @@ class _LineNumbers:
     def finish(self) -> None:
         self._emit_due(final=True)
 
+    def take_recovered(self, names: list[str]) -> pa.RecordBatch | None:
+        """The recovered rows so far as one batch (with ``_source``/``_row``), or None."""
+        if not self.recovered:
+            return None
+        rows, self.recovered = self.recovered, []
+        return with_origin(strings_batch(names, [v for _, v in rows]), self.name, [n for n, _ in rows])
+
 
 def _row_spans(batch: pa.RecordBatch) -> pa.Array:
     """How many physical lines each row occupies (1 + line feeds inside its quoted values)."""
@@ -220,6 +148,52 @@ def _all_empty(batch: pa.RecordBatch) -> pa.Array:
     return mask
 
 
+def _first_lines(chunks: Iterator[bytes], want: int) -> tuple[list[bytes], bytes]:
+    """The first ``want`` lines (without line feeds) and the rest of the chunk they end in."""
+    buffered = b""
+    for chunk in chunks:
+        buffered += chunk
+        if buffered.count(b"\n") >= want:
+            break
+    lines = buffered.split(b"\n", want)
+    rest = lines.pop() if len(lines) > want else b""
+    if lines and lines[-1] == b"" and not rest:
+        lines.pop()
+    return lines, rest
+
+
+def _parse_line(line: bytes) -> list[str]:
+    """One line's fields (Python's csv module, which refuses fields over 128 KB: then none)."""
+    try:
+        return next(csv.reader([line.decode("utf-8").rstrip("\r")]), [])
+    except csv.Error:
+        return []
+
+
+def _trailing_columns(lines: list[bytes], named: int) -> int:
+    """How many empty fields most sampled data rows carry after the header's (trailing commas)."""
+    extra = []
+    for line in lines:
+        values = _parse_line(line)
+        if len(values) > named and not any(v.strip() for v in values[named:]):
+            extra.append(len(values) - named)
+        elif values:
+            extra.append(0)
+    if not extra:
+        return 0
+    common = max(set(extra), key=extra.count)
+    return common if extra.count(common) * 2 > len(extra) else 0
+
+
+def _drop_empty(batch: pa.RecordBatch, unnamed: list[str]) -> pa.RecordBatch:
+    """Drop unnamed trailing columns that hold nothing (values there go to ``_extra``)."""
+    for name in unnamed:
+        column = batch.column(name)
+        if not pc.any(pc.not_equal(column, "")).as_py():
+            batch = batch.drop_columns([name])
+    return batch
+
+
 def read_csv(
     stream: BinaryIO,
     *,
@@ -227,34 +201,58 @@ def read_csv(
     encoding: str | None,
     rejects: list[Reject],
     batch_size: int,
+    columns: Mapping[str, str] | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a CSV file as string batches with ``_source``/``_row`` columns.
 
-    Raises ConnectorError when the file is empty or not valid in its declared/detected
-    encoding; ragged rows are appended to ``rejects``.
+    ``columns`` maps declared fields to their source names: the header is searched for among
+    the first lines and matched columns are named by their field; ``notes`` receives the
+    encoding, the header line and the missing declared columns (``missing``: rejects). Raises
+    :class:`FileRefused` (before any batch) when the file is empty, its encoding cannot be told,
+    or its header cannot be found; bad lines and ragged rows are appended to ``rejects``.
     """
+    notes = {} if notes is None else notes
     head = stream.read(DETECT_BYTES)
     if not head:
-        raise ConnectorError(f"{name}: file is empty")
-    if encoding is None:
-        codec, detected = detect_encoding(head), True
-    else:
-        codec, detected = normalise_encoding(encoding), False
-    decoded = DecodingStream(stream, name=name, encoding=codec, detected=detected, prefix=head)
-    header_text = decoded.first_line().decode("utf-8").rstrip("\r")
-    if not header_text.strip():
-        raise ConnectorError(f"{name}: line 1: the header row is empty")
-    header = next(csv.reader([header_text]))
-    lines = _LineNumbers(name, rejects, header_lines=1)
+        raise FileRefused(f"{name}: file is empty")
+    enc = choose_encoding(head, name=name, declared=encoding, complete=len(head) < DETECT_BYTES)
+    notes["encoding"] = "utf-8" if enc.codec == "utf-8-sig" else enc.codec
+    decoded = Utf8Lines(stream, name=name, encoding=enc, head=head, rejects=rejects)
+    chunks = decoded.chunks()
+    first, rest = _first_lines(chunks, MAX_HEADER_ROWS + _SAMPLE_LINES)
+    top = first[:MAX_HEADER_ROWS]
+    plan = plan_header([_parse_line(x) for x in top], columns, file=name)
+    notes["header_line"] = plan.line
+    notes["missing"] = plan.findings(name)
+    named = len(plan.names)
+    trailing = _trailing_columns(first[plan.line : plan.line + _SAMPLE_LINES], named)
+    unnamed = [f"column_{named + k + 1}" for k in range(trailing)]
+    names = plan.names + unnamed
+    guard = QuoteGuard(
+        name=name, header=plan.source, first_line=plan.line + 1, rejects=rejects, max_row_bytes=MAX_ROW_BYTES
+    )
+    after = b"".join(x + b"\n" for x in first[plan.line :]) + rest
+
+    def guarded() -> Iterator[bytes]:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(names)  # pyarrow numbers records only after a header
+        yield out.getvalue().encode("utf-8")
+        yield guard.feed(after)
+        for chunk in chunks:
+            yield guard.feed(chunk)
+        yield guard.finish()
+
+    lines = _LineNumbers(name, rejects, header_lines=plan.line, named=named, width=len(names))
     try:
         reader = pa_csv.open_csv(
-            io.BufferedReader(decoded, buffer_size=_CHUNK),
-            read_options=pa_csv.ReadOptions(use_threads=False, block_size=_CHUNK),
+            io.BufferedReader(ChunkStream(guarded()), buffer_size=1 << 20),
+            read_options=pa_csv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES),
             parse_options=pa_csv.ParseOptions(
                 newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=lines.handler
             ),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
+                column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -265,7 +263,13 @@ def read_csv(
             rows = lines.number(_row_spans(batch))
             keep = pc.invert(_all_empty(batch))  # blank lines carry no data
             out = with_origin(batch, name, rows).filter(keep)
-            yield from slice_batches(out, batch_size)
+            yield from slice_batches(_drop_empty(out, unnamed), batch_size)
+            recovered = lines.take_recovered(names)
+            if recovered is not None:
+                yield _drop_empty(recovered, unnamed)
     except pa.ArrowInvalid as exc:
-        raise ConnectorError(f"{name}: line {lines.next_line}: {exc}") from None
+        raise FileRefused(f"{name}: line {lines.next_line}: {exc}") from None
     lines.finish()
+    recovered = lines.take_recovered(names)
+    if recovered is not None:
+        yield _drop_empty(recovered, unnamed)

@@ -49,6 +49,8 @@ class Drift:
 
 
 def _family(arrow_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type  # dictionary encoding is storage, not a type
     if pa.types.is_null(arrow_type):
         return "null"
     if pa.types.is_boolean(arrow_type):
@@ -59,7 +61,11 @@ def _family(arrow_type: pa.DataType) -> str:
         return "float"
     if pa.types.is_decimal(arrow_type):
         return "decimal"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+    if (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+    ):
         return "string"
     if pa.types.is_date(arrow_type):
         return "date"

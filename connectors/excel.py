@@ -1,16 +1,22 @@
-"""xlsx workbooks through openpyxl's read-only mode: the first row is the header."""
+"""xlsx workbooks (Excel, WPS) through openpyxl's read-only mode."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import itertools
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from connectors.base import ConnectorError, Reject
+from connectors.base import Reject
 from connectors.common import strings_batch, with_origin
+from connectors.headers import MAX_HEADER_ROWS, FileRefused, HeaderPlan, plan_header
+
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
 
 
 def cell_text(value: Any) -> str | None:
@@ -34,6 +40,56 @@ def cell_text(value: Any) -> str | None:
     return str(value)
 
 
+def _has_formulas(workbook: Any, worksheet: Any) -> bool:
+    """Whether the sheet's XML holds any formula (cheap byte scan; True when it cannot tell)."""
+    archive = getattr(workbook, "_archive", None)
+    path = getattr(worksheet, "_worksheet_path", None)
+    if archive is None or path is None:
+        return True
+    tail = b""
+    with archive.open(path) as xml:
+        while chunk := xml.read(1 << 20):
+            if _FORMULA_TAG.search(tail + chunk):
+                return True
+            tail = chunk[-16:]
+    return False
+
+
+def _pick_sheet(
+    workbook: Any, *, name: str, sheet: str | None, columns: Mapping[str, str] | None
+) -> tuple[Any, HeaderPlan, list[tuple[Any, ...]], Iterator[tuple[Any, ...]]]:
+    """The sheet to read, its header, the rows read to find it and the iterator of the rest.
+
+    A declared ``sheet`` is read whatever its state; otherwise the first visible sheet whose
+    first rows hold a header naming a declared column (hidden sheets are templates' settings)."""
+    if sheet is not None:
+        if sheet not in workbook.sheetnames:
+            raise FileRefused(f"{name}: no sheet named {sheet!r} (sheets: {', '.join(workbook.sheetnames)})")
+        candidates = [workbook[sheet]]
+    else:
+        candidates = [ws for ws in workbook.worksheets if ws.sheet_state == "visible"]
+        if not candidates:
+            raise FileRefused(f"{name}: every sheet is hidden (sheets: {', '.join(workbook.sheetnames)})")
+    refusals: list[FileRefused] = []
+    for worksheet in candidates:
+        worksheet.reset_dimensions()
+        rows = worksheet.iter_rows(values_only=True)
+        top = list(itertools.islice(rows, MAX_HEADER_ROWS))
+        texts = [[cell_text(v) for v in row] for row in top]
+        try:
+            plan = plan_header(texts, columns, file=name, unit="row")
+        except FileRefused as exc:
+            refusals.append(exc)
+            continue
+        return worksheet, plan, top, rows
+    hidden = [ws.title for ws in workbook.worksheets if ws.sheet_state != "visible"]
+    if len(refusals) == 1 and not hidden:
+        raise refusals[0]
+    shown = "; ".join(f"sheet {ws.title!r}: {exc}" for ws, exc in zip(candidates, refusals, strict=True))
+    note = f"; hidden sheets not read: {', '.join(hidden)} (declare source.sheet)" if hidden else ""
+    raise FileRefused(f"{name}: no visible sheet has a header naming a declared column ({shown}){note}")
+
+
 def read_xlsx(
     stream: BinaryIO,
     *,
@@ -41,40 +97,61 @@ def read_xlsx(
     sheet: str | None,
     rejects: list[Reject],
     batch_size: int,
+    columns: Mapping[str, str] | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream one sheet (``sheet`` or the first) as string batches with ``_source``/``_row``.
+    """Stream one sheet as string batches with ``_source``/``_row`` (sheet row numbers).
 
-    Fully empty rows are skipped; a row with values beyond the header's width is a reject.
+    The sheet is ``sheet``, or the first visible one holding the declared header; the header
+    row is searched for (title rows, two-row headers, see ``headers``). Fully empty rows are
+    skipped; a row with values beyond the header's width is a reject; a formula cell without a
+    cached value (a workbook saved by a program that never calculated it) is a ``formula``
+    reject on its field. Raises :class:`FileRefused` (before any batch) when the file is not a
+    workbook or no sheet has the header.
     """
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    notes = {} if notes is None else notes
     try:
         workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise ConnectorError(f"{name}: not a readable xlsx workbook: {exc}") from None
+    except (InvalidFileException, OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise FileRefused(f"{name}: not a readable xlsx workbook: {exc}") from None
+    formulas_book = None
     try:
-        if sheet is None:
-            worksheet = workbook.worksheets[0]
-        elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
-        else:
-            raise ConnectorError(
-                f"{name}: no sheet named {sheet!r} (sheets: {', '.join(workbook.sheetnames)})"
-            )
-        worksheet.reset_dimensions()  # type: ignore[union-attr]
-        rows = worksheet.iter_rows(values_only=True)
-        header_row = next(rows, None)
-        if header_row is None or all(v is None for v in header_row):
-            raise ConnectorError(f"{name}: sheet {worksheet.title!r}: row 1: the header row is empty")
-        header = [cell_text(v) or f"column_{i + 1}" for i, v in enumerate(header_row)]
-        while header and header_row[len(header) - 1] is None:
-            header.pop()  # trailing empty header cells
+        worksheet, plan, top, rest = _pick_sheet(workbook, name=name, sheet=sheet, columns=columns)
+        notes.update(sheet=worksheet.title, header_line=plan.line, missing=plan.findings(name, unit="row"))
+        header = plan.names
         width = len(header)
+        formulas: Iterator[tuple[Any, ...]] | None = None
+        if _has_formulas(workbook, worksheet):
+            stream.seek(0)
+            formulas_book = openpyxl.load_workbook(stream, read_only=True, data_only=False)
+            fsheet = formulas_book[worksheet.title]
+            fsheet.reset_dimensions()
+            formulas = fsheet.iter_rows(values_only=True)
+            for _ in range(plan.line):
+                next(formulas, None)
         buffered: list[list[str | None]] = []
         numbers: list[int] = []
-        for number, row in enumerate(rows, start=2):
+        data_rows = itertools.chain(top[plan.line :], rest)
+        for number, row in enumerate(data_rows, start=plan.line + 1):
+            formula_row = next(formulas, None) if formulas is not None else None
             values = [cell_text(v) for v in row]
+            if formula_row is not None:
+                for j, (value, formula) in enumerate(zip(row, formula_row, strict=False)):
+                    if value is None and isinstance(formula, str) and formula.startswith("=") and j < width:
+                        rejects.append(
+                            Reject(
+                                name,
+                                number,
+                                header[j],
+                                formula,
+                                f"formula {formula} has no cached value (the workbook was saved without "
+                                "calculating it: open and save it in Excel or WPS)",
+                                rule="formula",
+                            )
+                        )
             if all(v is None for v in values):
                 continue
             extra = [v for v in values[width:] if v is not None]
@@ -99,6 +176,8 @@ def read_xlsx(
             yield with_origin(strings_batch(header, buffered), name, numbers)
     finally:
         workbook.close()
+        if formulas_book is not None:
+            formulas_book.close()
 
 
 def _trailing_nones(values: list[str | None]) -> int:

@@ -16,8 +16,8 @@ from quality.checksums import (
     CREDIT_CODE_WEIGHTS,
 )
 
-_CITIZEN_ID_PATTERN = r"^[1-9]\d{16}[\dX]$"
-_CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}\d{6}[0-9A-HJ-NP-RTUWXY]{10}$"
+_CITIZEN_ID_PATTERN = r"^[1-9][0-9]{16}[0-9X]$"
+_CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$"
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 

@@ -3,7 +3,9 @@
 It reads only stored run records, so it needs neither Great Expectations nor the data: each
 run is a dict with ``run_id``, a time (``finished_at`` / ``started_at`` / ``time``), optional
 counts, and the stored :meth:`ValidationOutcome.to_json` dict, either under ``outcome`` /
-``quality`` or merged into the run dict itself. Every value is HTML-escaped.
+``quality`` or merged into the run dict itself, with optional ``findings`` (file-level
+problems: ``{source, row, rule, message}``) and ``notes`` (``{source, message}``). Every value
+is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 MAX_RUNS = 20
 MAX_SAMPLE_ROWS = 20
+#: file-level findings (refused files, missing declared columns) shown per run
+MAX_FINDINGS = 100
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;
@@ -112,6 +116,23 @@ def _run_section(run: Mapping[str, Any]) -> str:
         f"{_e(_count(run, 'row_count'))} rows, {_e(_count(run, 'bad_row_count'))} bad rows, "
         f"{_e(out.get('violation_count', ''))} violations</p>",
     ]
+    findings = out.get("findings") or []
+    if findings:
+        html.append(
+            "<h3>File findings 文件问题</h3><table><tr><th>file</th><th>row</th><th>rule</th>"
+            "<th>message</th></tr>"
+        )
+        for f in findings[:MAX_FINDINGS]:
+            html.append(
+                f'<tr><td>{_e(f.get("source"))}</td><td>{_e(f.get("row"))}</td>'
+                f'<td class="fail">{_e(f.get("rule"))}</td><td>{_e(f.get("message"))}</td></tr>'
+            )
+        html.append("</table>")
+    notes = out.get("notes") or []
+    if notes:
+        html.append("<h3>File notes 文件说明</h3><ul>")
+        html.extend(f"<li>{_e(n.get('message'))}</li>" for n in notes[:MAX_FINDINGS])
+        html.append("</ul>")
     checks = out.get("dataset_checks") or {}
     if checks:
         html.append("<h3>Dataset checks</h3><table><tr><th>check</th><th>status</th><th>details</th></tr>")

@@ -52,6 +52,10 @@ COMPARE_OPS: frozenset[str] = frozenset({"<", "<=", ">", ">=", "==", "!="})
 #: rule names used in violations for the dataset-level checks
 PRIMARY_KEY = "primary_key"
 VOLUME_CHANGE = "volume_change"
+#: an older copy of a key replaced by the copy in a later file (``duplicate_keys`` latest_file_wins)
+SUPERSEDED = "superseded"
+#: what duplicate keys do: every copy is a violation, or across files the latest file's copy wins
+DUPLICATE_KEY_POLICIES: frozenset[str] = frozenset({"quarantine_all", "latest_file_wins"})
 
 
 @dataclass(frozen=True)
@@ -108,17 +112,23 @@ class DatasetRules:
     ``key``: the primary key (possibly composite), checked for uniqueness when not empty.
     ``max_volume_change``: allowed relative change of the row count against
     ``previous_row_count`` (0.5 = ±50 %); the check runs only when both are set and the
-    previous count is positive.
+    previous count is positive. ``duplicate_keys``: ``quarantine_all`` (every copy of a
+    duplicated key is a violation) or ``latest_file_wins`` (when the copies come from several
+    files and the latest file holds exactly one, that copy is good and the others are
+    ``superseded``; see :func:`quality.validate.validate_chunks`).
     """
 
     key: Sequence[str] = ()
     columns: Sequence[ColumnRule] = ()
     max_volume_change: float | None = None
     previous_row_count: int | None = None
+    duplicate_keys: str = "quarantine_all"
 
     def __post_init__(self) -> None:
         if self.max_volume_change is not None and self.max_volume_change < 0:
             raise ValueError("max_volume_change must be >= 0")
+        if self.duplicate_keys not in DUPLICATE_KEY_POLICIES:
+            raise ValueError(f"duplicate_keys must be one of {sorted(DUPLICATE_KEY_POLICIES)}")
 
     def fields(self) -> list[str]:
         """Every field the rules mention, in first-mention order."""
@@ -136,6 +146,7 @@ class DatasetRules:
             "columns": [r.to_dict() for r in self.columns],
             "max_volume_change": self.max_volume_change,
             "previous_row_count": self.previous_row_count,
+            "duplicate_keys": self.duplicate_keys,
         }
 
     @classmethod
@@ -148,4 +159,5 @@ class DatasetRules:
             columns=[ColumnRule.from_dict(c) for c in data.get("columns") or []],
             max_volume_change=None if mvc is None else float(mvc),
             previous_row_count=None if prev is None else int(prev),
+            duplicate_keys=str(data.get("duplicate_keys") or "quarantine_all"),
         )

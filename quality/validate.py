@@ -39,6 +39,7 @@ from quality.rules import (
     PRIMARY_KEY,
     RANGE,
     REGEX,
+    SUPERSEDED,
     UNIQUE,
     VOLUME_CHANGE,
     DatasetRules,
@@ -196,6 +197,7 @@ def validate_chunks(
     suite_name: str,
     row_label: str | None = None,
     on_chunk: Callable[[pa.Table, list[int]], None] | None = None,
+    source_column: str | None = None,
 ) -> ValidationOutcome:
     """Validate a stream of tables as one batch, in memory bounded by one chunk.
 
@@ -206,8 +208,15 @@ def validate_chunks(
     rows (rows that only break a uniqueness rule are known at the end, in the outcome).
     ``row_id`` must be a column of every chunk. The outcome is the same as :func:`validate`'s
     on the concatenated chunks, except that ``gx_result`` holds one GX result per part.
+
+    With ``rules.duplicate_keys == "latest_file_wins"``, ``source_column`` names the file each
+    row came from; row ids must grow in the order the files were read.
     """
-    keep = list(dict.fromkeys([*_global_fields(rules), row_id, *([row_label] if row_label else [])]))
+    latest_wins = rules.duplicate_keys == "latest_file_wins" and source_column is not None
+    extra = [source_column] if latest_wins and source_column else []
+    keep = list(
+        dict.fromkeys([*_global_fields(rules), row_id, *([row_label] if row_label else []), *extra])
+    )
     kept: list[pa.Table] = []
     merged = _Merged()
     rows = 0
@@ -234,6 +243,8 @@ def validate_chunks(
             suite_name=suite_name,
             row_label=row_label,
         )
+        if latest_wins and source_column:
+            _latest_file_wins(keys, part.violations, rules, row_id, source_column, row_label)
         merged.add(part)
     return ValidationOutcome(
         suite_name=suite_name,
@@ -247,6 +258,52 @@ def validate_chunks(
         row_id_is_position=False,
         gx_result=merged.gx_results[0] if len(merged.gx_results) == 1 else merged.gx_results,
     )
+
+
+def _latest_file_wins(
+    keys: pa.Table,
+    violations: dict[int, list[Violation]],
+    rules: DatasetRules,
+    row_id: str,
+    source: str,
+    row_label: str | None,
+) -> None:
+    """Turn duplicate-key violations into one winner per key and ``superseded`` older copies.
+
+    Files are read in name order, so the copy with the largest row id is in the latest file.
+    When that file holds exactly one copy, it is good and each other copy is ``superseded``;
+    when it holds several, the department must choose: every copy stays a duplicate."""
+    dup = [rid for rid, vs in violations.items() if any(v.rule == PRIMARY_KEY for v in vs)]
+    if not dup:
+        return
+    key = list(rules.key)
+    label = row_label or row_id
+    sub = keys.filter(pc.is_in(keys.column(row_id), pa.array(dup, pa.int64())))
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in sub.select(list(dict.fromkeys([*key, row_id, source, label]))).to_pylist():
+        groups[tuple(row[k] for k in key)].append(row)
+    fields = ", ".join(key)
+    for copies in groups.values():
+        latest = max(copies, key=lambda r: int(r[row_id]))[source]
+        in_latest = [r for r in copies if r[source] == latest]
+        if len(in_latest) != 1:
+            continue
+        winner = in_latest[0]
+        for row in copies:
+            rid = int(row[row_id])
+            kept = [v for v in violations[rid] if v.rule != PRIMARY_KEY]
+            if row is not winner:
+                kept.append(
+                    Violation(
+                        ",".join(key),
+                        SUPERSEDED,
+                        f"{fields}: superseded by row {winner[label]} (duplicate_keys: latest_file_wins)",
+                    )
+                )
+            if kept:
+                violations[rid] = kept
+            else:
+                del violations[rid]
 
 
 # which rules a GX run covers: all of them, the per-row ones, the ones that need every row

@@ -164,15 +164,18 @@ def sync(
     code: str, full: Annotated[bool, typer.Option("--full", help="force a full resync")] = False
 ) -> None:
     """Run one dataset's sync in-process (the same code path as its DAG's tasks)."""
+    from connectors.base import ConnectorError
+    from lake.errors import LakeError
     from sharehub import pipeline
 
     try:
         out = pipeline.sync(code, full=full)
     except KeyError as exc:
-        err.print(f"[red]{exc.args[0]}[/red]")
+        err.print(f"[red]{escape(str(exc.args[0]))}[/red]")
         raise typer.Exit(1) from None
-    except pipeline.SyncError as exc:
-        err.print(f"[red]{exc}[/red]")
+    except (pipeline.SyncError, ConnectorError, LakeError) as exc:
+        # the run record holds the same error (sharehub runs); no traceback for a source problem
+        err.print(f"[red]{escape(code)}: sync failed: {escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     _dump(out)
 
@@ -203,6 +206,7 @@ def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
                 "snapshot_id": r["snapshot_id"],
                 "error": r["error"],
                 "drift": r["drift"],
+                "files": r["files"],  # name, checksum, rows and how each was read (encoding, header line…)
             }
         )
     return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from catalog import runs as run_store
 from catalog import serving, store
 from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
-from sharehub import faults
+from sharehub import faults, intake
 from sharehub.run_guard import Fenced, run_step
 from sharehub.settings import Settings, get_settings
 
@@ -156,6 +156,7 @@ def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
         columns=cols,
         max_volume_change=spec.quality.max_volume_change,
         previous_row_count=previous_row_count,
+        duplicate_keys=spec.quality.duplicate_keys.value,
     )
 
 
@@ -210,6 +211,7 @@ def _open_connector(h: Hub, spec: DatasetSpec, *, full: bool) -> tuple[Any, Any]
         seen=seen,
         s3=h.settings.s3_options() if location.startswith("s3://") else None,
         batch_size=h.settings.batch_size,
+        columns=intake.file_columns(spec),  # bad input: headers matched to the declared fields
     )
     return conn, None
 
@@ -252,7 +254,10 @@ def extract_land(
         connector, watermark = _open_connector(h, spec, full=full)
         target = declared_schema(spec)
         rschema = raw_schema(spec)
-        source_names = {f.name: f.source_name for f in spec.fields if f.source_name}
+        # file connectors match headers to the fields themselves (NFKC, title rows; sharehub.intake)
+        sql = spec.source.kind == "sql"
+        source_names = {f.name: f.source_name for f in spec.fields if f.source_name} if sql else {}
+        normalize = intake.normalisations(spec)
         rejects: list[dict[str, Any]] = []
         drift_seen: dict[str, Any] = {}
         counter = {"rows": 0}
@@ -280,7 +285,9 @@ def extract_land(
                                 f"{code}: {drift.describe()} (the dataset's drift policy is fail)"
                             )
                         log.warning("%s: %s", code, drift.describe())
-                conformed = conform(batch, target, source_names=source_names)
+                        if sql:  # files report their own missing columns, per file
+                            rejects.extend(intake.sql_missing_columns(spec, drift.missing))
+                conformed = conform(batch, target, source_names=source_names, normalize=normalize)
                 n = conformed.batch.num_rows
                 start = counter["rows"]
                 counter["rows"] += n
@@ -300,15 +307,14 @@ def extract_land(
         step.fence()
         raw_snapshot = h.lake.append(RAW, code, batches(), run_id=run_id)
         faults.point("extract.after_raw_commit")
+        # rows the connector could not read at all never landed: they find no run row id; its
+        # field findings on rows that landed (an xlsx formula without a value) do
+        rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         # rejects of a cast carry (source, row): give them the row's run id
         if rejects and counter["rows"]:
             rejects = _locate_rids(h, code, run_id, rejects)
-        # rows the connector could not read at all never landed: they have no run row id
-        rejects.extend(_reject_record(rj) for rj in getattr(connector, "rejects", []))
         run_store.add_rejects(h.engine, run_id, rejects)
-        files = [
-            {"name": f.name, "checksum": f.checksum, "rows": f.rows} for f in getattr(connector, "taken", [])
-        ]
+        files = intake.file_entries(connector)
         new_wm = getattr(connector, "new_watermark", None)
         run_store.update_run(
             h.engine,
@@ -373,14 +379,7 @@ def converge_serving(h: Hub, spec: DatasetSpec, run_id: str) -> int | None:
 
 def _reject_record(rj: Any) -> dict[str, Any]:
     """A connector Reject as a hub_run_rejects row (its run row id filled in later, if it landed)."""
-    return {
-        "rid": None,
-        "source": rj.source,
-        "row": rj.row,
-        "field": rj.field,
-        "value": rj.value,
-        "reason": rj.reason,
-    }
+    return intake.reject_record(rj)
 
 
 def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -477,6 +476,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             suite_name=f"{code}.suite",
             row_label="_label" if several_files else ROW,
             on_chunk=keep_bad,
+            source_column=SOURCE,
         )
         reasons: dict[int, list[dict[str, Any]]] = {}
         for rid, violations in outcome.violations.items():
@@ -494,13 +494,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             if not reasons[rid]:
                 del reasons[rid]
         for rj in rejects:
-            reason = {
-                "field": rj["field"],
-                "rule": "cast" if rj["field"] else "read",
-                "message": rj["reason"],
-            }
-            if rj["value"] is not None and rj["field"]:
-                reason["message"] = f"{rj['field']}: {rj['value']!r} {rj['reason']}"
+            reason = intake.reason_of(rj)
             if rj["rid"] is None:
                 unlanded.append({**rj, "reasons": [reason]})
             else:
@@ -541,9 +535,11 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
             h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
         faults.point("validate.after_quarantine_commit")
         total = outcome.row_count + len(unlanded)
-        n_bad = len(q_rows)
+        n_bad = intake.bad_count(q_rows)  # rows superseded by a later file's copy are not bad
         pass_rate = (total - n_bad) / total if total else 1.0
         summary = outcome.to_json()
+        summary["findings"] = intake.file_findings(unlanded)  # refused files, missing columns: the report
+        summary["notes"] = intake.file_notes(run["files"] or [])  # e.g. one file dropped under two names
         blocked_reason = None
         volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
         if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
@@ -558,6 +554,8 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
                 f"(more than the allowed {c['max_volume_change']:.0%})"
                 for c in volume
             )
+        # bad input: a declared column missing from a file blocks first (quality.missing_columns)
+        blocked_reason = intake.blocked_by_missing_columns(spec, rejects) or blocked_reason
         run_store.update_run(
             h.engine,
             run_id,

@@ -57,14 +57,17 @@ def test_csv_encodings(tmp_path, encoded, declared):
     assert conn.taken == [TakenFile("企业.csv", hashlib.sha256(encoded).hexdigest(), 2)]
 
 
-def test_csv_wrong_declared_encoding_names_file_encoding_and_line(tmp_path):
-    data = ("id,name\n1,ok\n2,fine\n3,张三\n").encode("gb18030")
+def test_csv_line_not_in_the_declared_encoding_is_one_reject_naming_line_and_byte(tmp_path):
+    data = ("id,name\n1,ok\n2,fine\n3,张三\n4,again\n").encode("gb18030")
     write(tmp_path / "people.csv", data)
     conn = FileConnector(str(tmp_path), "*.csv", "csv", encoding="utf-8")
-    with pytest.raises(ConnectorError) as err:
-        read_all(conn)
-    assert str(err.value) == (
-        "people.csv: line 4: not valid utf-8 (declared encoding): cannot decode byte 0xd5"
+    table = read_all(conn)
+    assert table.column("id").to_pylist() == ["1", "2", "4"]
+    assert table.column("_row").to_pylist() == [2, 3, 5]
+    (reject,) = conn.rejects
+    assert (reject.source, reject.row, reject.kind) == ("people.csv", 4, "read")
+    assert reject.reason == (
+        "line 4: not valid UTF-8 (declared encoding): cannot decode byte 0xd5 at character 3"
     )
 
 
@@ -100,12 +103,13 @@ def test_csv_ragged_rows_across_small_batches_keep_line_numbers(tmp_path):
     assert conn.taken[0].rows == 4995
 
 
-def test_csv_empty_file_and_header_only(tmp_path):
+def test_csv_empty_file_is_refused_alone_and_header_only_is_empty(tmp_path):
     write(tmp_path / "a_empty.csv", b"")
-    conn = FileConnector(str(tmp_path), "a_empty.csv", "csv")
-    with pytest.raises(ConnectorError) as err:
-        read_all(conn)
-    assert str(err.value) == "a_empty.csv: file is empty"
+    write(tmp_path / "a_good.csv", b"x\n1\n")
+    conn = FileConnector(str(tmp_path), "a_*.csv", "csv")
+    assert read_all(conn).column("x").to_pylist() == ["1"]
+    assert conn.rejects == [Reject("a_empty.csv", 0, None, None, "a_empty.csv: file is empty", rule="file")]
+    assert [t.name for t in conn.taken] == ["a_good.csv"]  # the empty file is read again next time
     write(tmp_path / "b_header.csv", "编号,名称\n".encode())
     conn = FileConnector(str(tmp_path), "b_header.csv", "csv")
     assert list(conn.read_batches()) == []
@@ -184,8 +188,9 @@ def test_xlsx(tmp_path):
         },
     ]
     assert conn.rejects == [Reject("企业.xlsx", 5, None, "4,x,,,,extra", "row 5: expected 5 fields, found 6")]
-    with pytest.raises(ConnectorError, match="no sheet named 'nope'"):
-        list(FileConnector(str(tmp_path), "*.xlsx", "xlsx", sheet="nope").read_batches())
+    nope = FileConnector(str(tmp_path), "*.xlsx", "xlsx", sheet="nope")
+    assert list(nope.read_batches()) == []
+    assert "企业.xlsx: no sheet named 'nope'" in nope.rejects[0].reason and nope.rejects[0].kind == "file"
 
 
 def test_jsonl_bad_lines_are_rejects(tmp_path):
@@ -284,10 +289,11 @@ def test_files_under_an_s3_prefix(s3_endpoint, tmp_path):
 
 
 @pytest.mark.parametrize("fmt,name", [("jsonl", "e.jsonl"), ("xlsx", "e.xlsx"), ("parquet", "e.parquet")])
-def test_empty_file_is_an_error_in_every_format(tmp_path, fmt, name):
-    from connectors.base import ConnectorError
+def test_empty_file_is_refused_in_every_format(tmp_path, fmt, name):
     from connectors.files import FileConnector
 
     (tmp_path / name).write_bytes(b"")
-    with pytest.raises(ConnectorError, match=f"^{name}: file is empty$"):
-        list(FileConnector(str(tmp_path), "e.*", fmt).read_batches())
+    conn = FileConnector(str(tmp_path), "e.*", fmt)
+    assert list(conn.read_batches()) == []
+    assert [(r.source, r.reason, r.kind) for r in conn.rejects] == [(name, f"{name}: file is empty", "file")]
+    assert conn.taken == []

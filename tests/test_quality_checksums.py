@@ -53,9 +53,21 @@ def test_impossible_birth_date(birth):
     assert citizen_id_problem(value) == f"birth date {birth} is not a real date"
 
 
-@pytest.mark.parametrize("value", ["", "1101051949123100", "01010519491231002X", "11010519491231002x"])
+@pytest.mark.parametrize("value", ["", "1101051949123100", "01010519491231002X"])
 def test_malformed_citizen_ids(value):
     assert citizen_id_problem(value) == "must be 17 digits followed by a digit or X"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("11010519491231002x", "ends in a lower-case x (declare normalize: [upper] on the field"),
+        ("110105 19491231002X", "has spaces inside (declare normalize: [strip_spaces] on the field"),
+        ("１10105194912310021", "has the full-width character '１' at position 1 (declare normalize: [nfkc]"),
+    ],
+)
+def test_citizen_ids_in_a_usual_wrong_shape_say_which_normalisation_accepts_them(value, message):
+    assert citizen_id_problem(value).startswith(message)
 
 
 @pytest.mark.parametrize("value", ["91350100M000100Y4", "91350100M000100I43", "9135010OM000100Y43"])
