@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub import cli_access, cli_airflow, cli_audit, cli_db, cli_lake
+from sharehub import cli_access, cli_airflow, cli_audit, cli_backup, cli_db, cli_lake
 from sharehub.cli_common import console, err
 from sharehub.cli_common import dump as _dump
 from sharehub.cli_common import engine as _engine
@@ -27,6 +27,8 @@ app.add_typer(cli_audit.app, name="audit")
 app.add_typer(cli_lake.app, name="lake")
 app.add_typer(cli_db.app, name="db")
 app.add_typer(cli_airflow.app, name="airflow")
+app.command("backup")(cli_backup.backup)
+app.command("restore")(cli_backup.restore)
 
 
 # ---- catalog ------------------------------------------------------------------------------

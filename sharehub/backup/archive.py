@@ -1,0 +1,188 @@
+"""The backup folder's format: ``manifest.json``, table files, checksums, the value codec.
+
+A backup is a folder::
+
+    manifest.json          what the backup holds (written last: no manifest, no backup)
+    db/<table>.jsonl       one table: a header line, then one JSON array per row
+    lake/<path>            a local warehouse's files, by their path under the warehouse
+    keys/<file>            the private keys folder, only with ``--include-keys``
+
+Every file is listed in the manifest with its size and SHA-256; a restore checks them all
+before it writes anything. Values are JSON: datetimes as ISO 8601 (aware ones in UTC, naive
+ones as they are), dates ISO, decimals as strings, bytes base64; the target column's type
+decides how a value is read back.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+FORMAT = "sharehub-backup/1"
+MANIFEST = "manifest.json"
+DB_DIR, LAKE_DIR, KEYS_DIR = "db", "lake", "keys"
+_CHUNK = 1 << 20
+
+
+class BackupError(RuntimeError):
+    """A backup cannot be taken or restored; the message says which file, table or check and why."""
+
+
+# ---- files and checksums -----------------------------------------------------------------
+
+
+class HashingWriter:
+    """A binary file that counts and hashes what is written to it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._f: BinaryIO = path.open("wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._h.update(data)
+        self.size += len(data)
+
+    def close(self) -> dict[str, Any]:
+        """Flush to disk; the file's ``size`` and ``sha256``."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return {"size": self.size, "sha256": self._h.hexdigest()}
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return {"size": size, "sha256": h.hexdigest()}
+
+
+def check_file(root: Path, rel: str, want: dict[str, Any]) -> None:
+    """Raise :class:`BackupError` unless ``root/rel`` has the listed size and SHA-256."""
+    path = root / rel
+    if not path.is_file():
+        raise BackupError(f"{rel}: missing from the backup at {root}")
+    got = file_digest(path)
+    if got["size"] != want["size"]:
+        raise BackupError(
+            f"{rel}: {got['size']} bytes, the manifest says {want['size']} "
+            "(the file was truncated or changed)"
+        )
+    if got["sha256"] != want["sha256"]:
+        raise BackupError(f"{rel}: SHA-256 differs from the manifest (the file was changed)")
+
+
+def safe_relative(rel: str) -> str:
+    """``rel`` when it is a plain relative path inside the backup (never ``..`` or absolute)."""
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts or "\\" in rel:
+        raise BackupError(f"unsafe path in the manifest: {rel!r}")
+    return rel
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` atomically (a crash leaves no manifest, so no usable backup)."""
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(root / MANIFEST)
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise BackupError(f"{root}: no such folder")
+    if not path.is_file():
+        raise BackupError(
+            f"{root} is not a complete sharehub backup: {MANIFEST} is missing "
+            "(a backup writes it last, so an interrupted backup has none)"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupError(f"{path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"{path}: format {manifest.get('format')!r}, this sharehub reads {FORMAT!r}")
+    return manifest
+
+
+# ---- values ------------------------------------------------------------------------------
+
+
+def encode(value: Any) -> Any:
+    """A column value as JSON (see the module docstring)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return value
+
+
+def row_line(row: Any) -> bytes:
+    return json.dumps([encode(v) for v in row], ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decoder(column: sa.Column[Any]) -> Any:
+    """A function turning a JSON value back into what ``column`` takes."""
+    t = column.type
+    if isinstance(t, sa.DateTime):
+        aware = bool(getattr(t, "timezone", False))
+        return lambda v: None if v is None else _datetime(v, aware)
+    if isinstance(t, sa.Date):
+        return lambda v: None if v is None else dt.date.fromisoformat(v)
+    if isinstance(t, sa.Time):
+        return lambda v: None if v is None else dt.time.fromisoformat(v)
+    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float) and t.asdecimal:
+        return lambda v: None if v is None else decimal.Decimal(str(v))
+    if isinstance(t, sa.LargeBinary):
+        return lambda v: None if v is None else base64.b64decode(v)
+    return None
+
+
+def _datetime(text: str, aware: bool) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if aware and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)  # the hub keeps UTC in databases without time zones
+    if not aware and value.tzinfo is not None:
+        # a column without time zone (SQLite): UTC wall time, as the hub writes it there
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def read_rows(path: Path) -> tuple[dict[str, Any], Iterator[list[Any]]]:
+    """A table file's header and its rows (JSON arrays, not yet decoded)."""
+    f = path.open("rb")
+    header: dict[str, Any] = json.loads(f.readline())
+
+    def rows() -> Iterator[list[Any]]:
+        with f:
+            for n, line in enumerate(f, start=2):
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise BackupError(f"{path.name}, line {n}: not a JSON row ({exc})") from None
+
+    return header, rows()
