@@ -44,10 +44,15 @@ def check(src: Path) -> dict[str, Any]:
         check_file(src, safe_relative(t["file"]), t)
         if not t["file"].startswith(DB_DIR + "/"):
             raise BackupError(f"unsafe table file in the manifest: {t['file']!r}")
+    local = manifest["lake"]["kind"] == "local"
     for table in manifest["lake"]["tables"]:
         for f in table["files"]:
-            if "sha256" in f:
+            if local and "sha256" not in f:
+                raise BackupError(f"the manifest lists lake file {f['path']!r} without its checksum")
+            if local:
                 check_file(src, f"{LAKE_DIR}/{safe_relative(f['path'])}", f)
+            else:
+                safe_relative(f["path"])
     for f in (manifest.get("keys") or {}).get("files", []):
         check_file(src, safe_relative(f["path"]), f)
     return manifest
