@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 STAMP  := $(VENV)/.installed
+# pytest-xdist workers (one test module per worker at a time); WORKERS=0 runs in this process
+WORKERS ?= auto
 
 .PHONY: demo test bench lint typecheck venv clean
 
@@ -22,7 +24,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(ARGS)
 
 # issue-5 benchmarks B1-B7 against their baselines (full sizes; ARGS=--quick for a smoke run)
 bench: $(STAMP)
@@ -32,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests benchmarks
 	$(BIN)/ruff format --check sharehub connectors lake quality catalog dags tests || true
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,7 @@ serving table of ``--rows`` enterprises (200,000; 2,000 quick) and signed certif
 ``--certificates`` of them (20,000; 200 quick). The app 企业开办 holds grants on SCJ-LIC
 (approved by a hub admin) and SCJ-OPEN, with a rate limit far above what the run reaches.
 
-Server: ``uvicorn catalog.api:create_app --factory`` with ``--workers`` (default 1, see
+Server: ``uvicorn sharehub.serve:create_app --factory`` with ``--workers`` (default 1, see
 WORKERS) in a child process, configured through ``SHAREHUB_*`` variables only.
 
 Load: a separate process (``python benchmarks/access_api.py --load SPEC``) opens ``--clients``
@@ -533,9 +533,9 @@ def server_env(hub: Hub, token_ttl: int, redis_url: str | None) -> dict[str, str
 
 def start_server(env: dict[str, str], port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     cmd = [
-        sys.executable, "-m", "uvicorn", "catalog.api:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", "sharehub.serve:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "catalog.api.server:HttpProtocol", "--log-level", "warning",
+        "--loop", "uvloop", "--http", "sharehub.serve:HttpProtocol", "--log-level", "warning",
         "--no-access-log",
     ]  # fmt: skip
     with log_path.open("wb") as log:
@@ -749,7 +749,7 @@ def run(
         "quick": quick,
         "hub_db": hub_db,
         "uvicorn_workers": workers,
-        "uvicorn": "uvloop + httptools (catalog.api.server:HttpProtocol), --no-access-log",
+        "uvicorn": "uvloop + httptools (sharehub.serve:HttpProtocol), --no-access-log",
         "load_client": f"{client} (separate process, keep-alive HTTP/1.1, uvloop)",
         "rate_limiter": "redis" if redis_url else "in-process memory",
         "serving_rows": sizes["rows"],

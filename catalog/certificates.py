@@ -21,7 +21,6 @@ one of the mapping's revoked values, ``expired`` when the validity end is before
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import hashlib
 import json
 import secrets
@@ -32,6 +31,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from catalog import schema
+from catalog.canonical import jsonable
 from catalog.model import CertificateMapping, DatasetSpec, DepartmentSpec
 
 if TYPE_CHECKING:
@@ -91,15 +91,6 @@ class IssueResult:
     reissued: int = 0  # face changed: new version
     status_changed: int = 0
     unchanged: int = 0
-
-
-def jsonable(v: Any) -> Any:
-    """Dates as ISO text and decimals as strings; other values unchanged."""
-    if isinstance(v, dt.datetime | dt.date):
-        return v.isoformat()
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    return v
 
 
 def face_digest(face: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.certificates import jsonable
+from catalog.canonical import jsonable
 from catalog.masking import mask
 from catalog.model import DatasetSpec, Sensitivity
 

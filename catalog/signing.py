@@ -21,8 +21,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from catalog.canonical import canonical_json
-from catalog.certificates import jsonable
+from catalog.canonical import canonical_json, jsonable
 from catalog.keys import KeyStore, SigningKey, b64url, b64url_decode
 
 ALGORITHM = "EdDSA"

@@ -6,13 +6,7 @@ Light to import: the heavy modules (``connectors.sql``, ``connectors.files``,
 
 from __future__ import annotations
 
-from connectors.base import (
-    Connector,
-    ConnectorError,
-    Reject,
-    connector_kinds,
-    open_connector,
-    register_connector,
-)
+from connectors.base import Connector, ConnectorError, Reject
+from connectors.registry import connector_kinds, open_connector, register_connector
 
 __all__ = ["Connector", "ConnectorError", "Reject", "connector_kinds", "open_connector", "register_connector"]

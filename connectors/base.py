@@ -1,10 +1,10 @@
-"""The connector interface: the protocol, rejects, errors and the registry of connector kinds."""
+"""The connector interface: the protocol, rejects and errors (kinds are in :mod:`connectors.registry`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,47 +65,3 @@ class Connector(Protocol):
     def rejects(self) -> list[Reject]:
         """Rows the connector could not read, filled during iteration."""
         ...
-
-
-ConnectorFactory = Callable[..., Connector]
-_REGISTRY: dict[str, Callable[[], ConnectorFactory]] = {}
-
-
-def _sql() -> ConnectorFactory:
-    from connectors.sql import SqlConnector
-
-    return SqlConnector
-
-
-def _file() -> ConnectorFactory:
-    from connectors.files import FileConnector
-
-    return FileConnector
-
-
-_REGISTRY["sql"] = _sql
-_REGISTRY["file"] = _file
-
-
-def register_connector(kind: str, loader: Callable[[], ConnectorFactory]) -> None:
-    """Register a connector kind; ``loader`` returns the factory (imported lazily)."""
-    _REGISTRY[kind] = loader
-
-
-def connector_kinds() -> list[str]:
-    """The registered connector kinds, sorted."""
-    return sorted(_REGISTRY)
-
-
-def open_connector(kind: str, **options: Any) -> Connector:
-    """Build a connector of ``kind`` ("sql", "file", ...) from keyword options.
-
-    Raises ConnectorError for an unknown kind.
-    """
-    try:
-        loader = _REGISTRY[kind]
-    except KeyError:
-        raise ConnectorError(
-            f"unknown connector kind {kind!r}; known kinds: {', '.join(connector_kinds())}"
-        ) from None
-    return loader()(**options)

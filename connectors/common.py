@@ -11,6 +11,9 @@ import pyarrow as pa
 
 from connectors.base import ROW_COLUMN, SOURCE_COLUMN
 
+#: the bind parameter of an incremental query's lower bound (the stored watermark)
+WATERMARK_PARAM = "sharehub_watermark"
+
 T = TypeVar("T")
 _END = object()
 

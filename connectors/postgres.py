@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from connectors.arrow_types import PG_TIMESTAMPTZ, from_pg_oid
 from connectors.base import ConnectorError
-from connectors.common import ordinal_rows, read_ahead, slice_batches, with_origin
+from connectors.common import WATERMARK_PARAM, ordinal_rows, read_ahead, slice_batches, with_origin
 
 if TYPE_CHECKING:
     import psycopg
@@ -61,7 +61,6 @@ def _connect(engine: sa.Engine) -> psycopg.Connection[Any]:
 def _inner_sql(engine: sa.Engine, plan: Plan) -> psql.Composable | None:
     from psycopg import sql as psql
 
-    from connectors.sql import WATERMARK_PARAM
 
     if engine.dialect.paramstyle != "pyformat":
         return None

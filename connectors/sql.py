@@ -18,9 +18,8 @@ import sqlalchemy as sa
 
 from connectors.arrow_types import from_pg_oid, from_sqlalchemy, infer_from_values, to_array
 from connectors.base import DEFAULT_BATCH_SIZE, ConnectorError, Reject
-from connectors.common import ordinal_rows, with_origin
+from connectors.common import WATERMARK_PARAM, ordinal_rows, with_origin
 
-WATERMARK_PARAM = "sharehub_watermark"
 QUERY_SOURCE = "query"
 # a colon that SQLAlchemy's text() would take for a bind parameter (not "::" casts)
 _TEXT_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")

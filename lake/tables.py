@@ -113,12 +113,13 @@ class Lake:
         Incompatible changes (e.g. string -> int) raise :class:`LakeError`.
         """
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
+        from pyiceberg.table import TableProperties
 
         key = list(key or [])
         ident = self.table_name(zone, dataset_code)
         stored = storage_schema(schema, key)
         table_props = {
-            props.WRITE_TARGET_FILE_SIZE_BYTES: str(props.DEFAULT_TARGET_FILE_SIZE_BYTES),
+            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: str(props.DEFAULT_TARGET_FILE_SIZE_BYTES),
             **(properties or {}),
             props.DECLARED_SCHEMA: encode_schema(schema),
             props.KEY_FIELDS: ",".join(key),
@@ -524,9 +525,10 @@ def _stream_files(tx: Any, io: Any, commit_uuid: Any, batches: Iterable[pa.Recor
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
+    from pyiceberg.table import TableProperties
 
     target = int(
-        tx.table_metadata.properties.get(props.WRITE_TARGET_FILE_SIZE_BYTES)
+        tx.table_metadata.properties.get(TableProperties.WRITE_TARGET_FILE_SIZE_BYTES)
         or props.DEFAULT_TARGET_FILE_SIZE_BYTES
     )
     counter = itertools.count(0)
@@ -594,12 +596,6 @@ def _key_range_filter(src: pa.Table, key: Sequence[str]) -> BooleanExpression:
             ),
         )
     return expr
-
-
-def _rangeable(t: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date(t)
-    )
 
 
 def _rows_differ(new: pa.Table, old: pa.Table, columns: Sequence[str]) -> pa.Array:

@@ -49,8 +49,8 @@ def open_lake(
     catalog_props = catalog_properties(catalog_uri, warehouse, s3=s3)
     if warehouse.startswith("s3://") or warehouse.startswith("s3a://"):
         check_s3_warehouse(warehouse, s3 or {})
-    elif catalog_props[props.CATALOG_WAREHOUSE].startswith("file://"):
-        Path(_file_path(catalog_props[props.CATALOG_WAREHOUSE])).mkdir(parents=True, exist_ok=True)
+    elif catalog_props["warehouse"].startswith("file://"):  # pyiceberg.catalog.WAREHOUSE_LOCATION
+        Path(_file_path(catalog_props["warehouse"])).mkdir(parents=True, exist_ok=True)
     catalog = load_sql_catalog(name, catalog_props)
     ensure_namespaces(catalog)
     return Lake(catalog)
@@ -76,6 +76,15 @@ def catalog_properties(
     catalog_uri: str, warehouse: str, *, s3: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """pyiceberg SqlCatalog properties (catalog + FileIO) for these settings."""
+    from pyiceberg.catalog import URI, WAREHOUSE_LOCATION
+    from pyiceberg.io import (
+        S3_ACCESS_KEY_ID,
+        S3_ENDPOINT,
+        S3_FORCE_VIRTUAL_ADDRESSING,
+        S3_REGION,
+        S3_SECRET_ACCESS_KEY,
+    )
+
     if warehouse.startswith("/"):
         warehouse = Path(warehouse).as_uri()
     scheme = urlparse(warehouse).scheme
@@ -84,8 +93,8 @@ def catalog_properties(
     if scheme == "file" and not _file_path(warehouse).startswith("/"):
         raise LakeError(f"the warehouse folder must be absolute: {warehouse!r}")
     result = {
-        props.CATALOG_URI: _with_sqlite_timeout(catalog_uri),
-        props.CATALOG_WAREHOUSE: warehouse.rstrip("/"),
+        URI: _with_sqlite_timeout(catalog_uri),
+        WAREHOUSE_LOCATION: warehouse.rstrip("/"),
         # we create the catalog tables ourselves, tolerating a concurrent creator
         props.CATALOG_INIT_TABLES: "false",
         props.CATALOG_POOL_PRE_PING: "true",
@@ -93,15 +102,15 @@ def catalog_properties(
     if scheme in ("s3", "s3a"):
         s3 = s3 or {}
         if s3.get("endpoint"):
-            result[props.S3_ENDPOINT] = s3["endpoint"]
+            result[S3_ENDPOINT] = s3["endpoint"]
             # MinIO and most S3-compatible stores want path-style addressing
-            result[props.S3_FORCE_VIRTUAL_ADDRESSING] = "false"
+            result[S3_FORCE_VIRTUAL_ADDRESSING] = "false"
         if s3.get("access_key"):
-            result[props.S3_ACCESS_KEY_ID] = s3["access_key"]
+            result[S3_ACCESS_KEY_ID] = s3["access_key"]
         if s3.get("secret_key"):
-            result[props.S3_SECRET_ACCESS_KEY] = s3["secret_key"]
+            result[S3_SECRET_ACCESS_KEY] = s3["secret_key"]
         # always set: without a region pyiceberg asks AWS where the bucket lives
-        result[props.S3_REGION] = s3.get("region") or props.DEFAULT_S3_REGION
+        result[S3_REGION] = s3.get("region") or props.DEFAULT_S3_REGION
     return result
 
 
@@ -128,9 +137,7 @@ def check_s3_warehouse(warehouse: str, s3: Mapping[str, str]) -> None:
     except OSError as exc:
         text = str(exc)
         upper = text.upper()
-        if any(
-            m in upper for m in ("ACCESS_DENIED", "ACCESSDENIED", "INVALIDACCESSKEYID", "SIGNATURE", "403")
-        ):
+        if any(m in upper for m in _DENIED):
             raise LakeError(
                 f"S3 credentials rejected by {endpoint} (access key {s3.get('access_key', '')!r}): {text}"
             ) from exc
@@ -176,6 +183,8 @@ def _safe_url(catalog_props: Mapping[str, str]) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(catalog_props[props.CATALOG_URI]).render_as_string(hide_password=True)
+        from pyiceberg.catalog import URI
+
+        return make_url(catalog_props[URI]).render_as_string(hide_password=True)
     except Exception:
         return "<catalog uri>"

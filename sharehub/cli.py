@@ -169,13 +169,14 @@ def sync(
     from connectors.base import ConnectorError
     from lake.errors import LakeError
     from sharehub import pipeline
+    from sharehub.hub import SyncError
 
     try:
         out = pipeline.sync(code, full=full)
     except KeyError as exc:
         err.print(f"[red]{escape(str(exc.args[0]))}[/red]")
         raise typer.Exit(1) from None
-    except (pipeline.SyncError, ConnectorError, LakeError) as exc:
+    except (SyncError, ConnectorError, LakeError) as exc:
         # the run record holds the same error (sharehub runs); no traceback for a source problem
         err.print(f"[red]{escape(code)}: sync failed: {escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
@@ -317,12 +318,12 @@ def serve(
 
     s = get_settings()
     uvicorn.run(
-        "catalog.api:create_app",
+        "sharehub.serve:create_app",
         factory=True,
         host=host or s.api_host,
         port=port or s.api_port,
         workers=workers,
-        http="catalog.api.server:HttpProtocol",
+        http="sharehub.serve:HttpProtocol",
         limit_concurrency=s.api_limit_concurrency,
         h11_max_incomplete_event_size=s.api_max_header_bytes,
         proxy_headers=forwarded_allow_ips is not None,

@@ -13,21 +13,19 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from catalog import runs as run_store
 from catalog import serving, store
 from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
 from sharehub import faults, intake
+from sharehub.hub import Hub, QualityBlocked, SyncError, hub
 from sharehub.run_guard import Fenced, run_step
-from sharehub.settings import Settings, get_settings
+from sharehub.settings import Settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import sqlalchemy as sa
 
-    from lake import Lake
 
 log = logging.getLogger("sharehub.pipeline")
 
@@ -37,41 +35,6 @@ SOURCE = "_source"
 ROW = "_row"
 EXTRA = "_extra"
 META = (RID, RUN_ID, SOURCE, ROW, EXTRA)
-
-
-class SyncError(RuntimeError):
-    """A run step failed; the message says which dataset, run and why."""
-
-
-class QualityBlocked(SyncError):
-    """The quality policy stopped the run before publishing (retrying would not change the data)."""
-
-    retryable = False
-
-
-@dataclass
-class Hub:
-    """The parts one pipeline step works with."""
-
-    settings: Settings
-    engine: sa.Engine
-    _lake: Lake | None = None
-
-    @property
-    def lake(self) -> Lake:
-        if self._lake is None:
-            from lake import open_lake
-
-            self._lake = open_lake(
-                self.settings.hub_db_url, self.settings.warehouse, s3=self.settings.s3_options()
-            )
-        return self._lake
-
-
-def hub(settings: Settings | None = None) -> Hub:
-    """The hub for these settings (default: the process settings)."""
-    s = settings or get_settings()
-    return Hub(s, store.engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow))
 
 
 # ---- schemas ------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from catalog import runs as run_store
-from sharehub.pipeline import hub, run_filter
+from sharehub.hub import hub
+from sharehub.pipeline import run_filter
 from sharehub.settings import Settings
 
 

@@ -33,7 +33,7 @@ from catalog import runs as run_store
 from catalog.run_lease import DatasetBusy
 
 if TYPE_CHECKING:
-    from sharehub.pipeline import Hub
+    from sharehub.hub import Hub
 
 __all__ = ["DatasetBusy", "Fenced", "Step", "StepRefused", "run_step"]
 
@@ -108,7 +108,7 @@ def _check(step: str, code: str, run_id: str, run: dict[str, Any] | None) -> Non
 @contextlib.contextmanager
 def run_step(h: Hub, code: str, run_id: str, step: str) -> Iterator[Step]:
     """Run one step of ``run_id`` under the protocol of this module (see its docstring)."""
-    from sharehub.pipeline import QualityBlocked
+    from sharehub.hub import QualityBlocked
 
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}")

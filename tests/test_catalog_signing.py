@@ -118,6 +118,11 @@ def test_canonical_json_stability() -> None:
         canonical_json({1: "int key"})
     with pytest.raises(TypeError):
         canonical_json({"x": object()})
+    # integers a JCS verifier elsewhere (IEEE doubles) would re-serialise differently
+    assert canonical_json({"i": 2**53 - 1}) == b'{"i":9007199254740991}'
+    for big in (2**53, -(2**53), 10**20):
+        with pytest.raises(ValueError):
+            canonical_json({"i": big})
 
 
 # ---- signing at issue and verify by identifier ---------------------------------------------

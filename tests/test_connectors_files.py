@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.base import ConnectorError, Reject, open_connector
+from connectors.base import ConnectorError, Reject
 from connectors.files import FileConnector, TakenFile
+from connectors.registry import open_connector
 
 HEADER_CN = "统一社会信用代码,企业名称,成立日期\n"
 ROWS_CN = (

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from connectors.base import ConnectorError, open_connector
+from connectors.base import ConnectorError
+from connectors.registry import open_connector
 from connectors.sql import SqlConnector
 
 T0 = dt.datetime(2024, 3, 1, 8, 0, 0)

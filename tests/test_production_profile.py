@@ -89,9 +89,9 @@ def prod(
 def _serve(env: dict[str, str], log: Path, workers: int = 2) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     argv = [
-        sys.executable, "-m", "uvicorn", "catalog.api:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", "sharehub.serve:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--http", "catalog.api.server:HttpProtocol", "--limit-concurrency", "1000",
+        "--http", "sharehub.serve:HttpProtocol", "--limit-concurrency", "1000",
     ]  # fmt: skip
     proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -57,11 +57,9 @@ def _build_hub(settings: Any) -> Hub:
     )
 
 
-def create_app(settings: Any = None) -> FastAPI:
-    """The FastAPI application (uvicorn factory: ``catalog.api:create_app``)."""
-    from sharehub.settings import get_settings
-
-    hub = _build_hub(settings or get_settings())
+def create_app(settings: Any) -> FastAPI:
+    """The FastAPI application for the hub's settings (uvicorn factory: ``sharehub.serve:create_app``)."""
+    hub = _build_hub(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,9 +41,36 @@ if TYPE_CHECKING:
     from catalog.keys import KeyStore
     from catalog.ratelimit import RateLimiter
     from catalog.workdays import Calendar
-    from sharehub.settings import Settings
 
 T = TypeVar("T")
+
+
+class Settings(Protocol):
+    """What the API reads of the hub's settings (``sharehub.settings.Settings`` fits)."""
+
+    hub_db_url: str
+    db_pool_size: int
+    db_max_overflow: int
+    signing_keys_dir: Path
+    redis_url: str | None
+    holidays: list[dt.date]
+    extra_workdays: list[dt.date]
+    token_ttl_seconds: int
+    token_audience: str
+    token_issuer: str
+    default_rate_limit: int
+    audit_batch_max: int
+    purpose_end_user_pattern: str
+    purpose_case_number_pattern: str
+    public_verify_rate_limit: int
+    open_download_rate_limit: int
+    login_rate_limit_per_address: int
+    login_rate_limit_per_account: int
+    login_concurrency: int
+    api_max_body_bytes: int
+    api_max_query_params: int
+    api_body_timeout_seconds: float
+    working_days_deadline: int
 
 
 @dataclass

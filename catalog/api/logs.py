@@ -10,7 +10,7 @@ access logger formats it:
 * the path segment after ``subjects`` becomes ``*`` (``/api/v1/subjects/*/certificates``).
 
 The filter sits on the ``uvicorn.access`` logger itself, so it applies however uvicorn is
-started (``sharehub serve``, ``uvicorn catalog.api:create_app --factory``, gunicorn workers)
+started (``sharehub serve``, ``uvicorn sharehub.serve:create_app --factory``, gunicorn workers)
 and whatever handlers the deployment's log configuration adds. Correlate an access-log line
 with its audit record by the response's ``X-Request-Id`` and the time.
 """

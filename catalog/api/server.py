@@ -20,11 +20,12 @@ request) but not audited.
 
 Use it as ``sharehub serve`` does, or with uvicorn's command line::
 
-    uvicorn catalog.api:create_app --factory --http catalog.api.server:HttpProtocol \\
+    uvicorn sharehub.serve:create_app --factory --http sharehub.serve:HttpProtocol \\
         --limit-concurrency 1000 --workers 4
 
-The class reads its limits from the hub's settings (environment, secrets file, config file)
-when the first connection arrives; :func:`protocol_class` makes one with explicit limits.
+``sharehub.serve.HttpProtocol`` reads its limits from the hub's settings (environment, secrets
+file, config file) when the first connection arrives; :func:`protocol_class` makes one with
+explicit limits; the classes here use the defaults.
 """
 
 from __future__ import annotations
@@ -55,10 +56,8 @@ class ServerLimits:
     header_timeout_s: float = 10.0
 
     @classmethod
-    def from_settings(cls) -> ServerLimits:
-        from sharehub.settings import get_settings
-
-        s = get_settings()
+    def from_settings(cls, s: Any) -> ServerLimits:
+        """The limits of the hub's settings (``api_max_header_bytes``, ``api_header_timeout_seconds``)."""
         return cls(max_header_bytes=s.api_max_header_bytes, header_timeout_s=s.api_header_timeout_seconds)
 
 
@@ -103,10 +102,15 @@ class _HeadGuard:
     def _guard_init(self) -> None:
         lim = type(self).limits
         if lim is None:
-            lim = type(self).limits = ServerLimits.from_settings()
+            lim = type(self).limits = type(self).load_limits()
         self._limits = lim
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def load_limits(cls) -> ServerLimits:
+        """The limits when the class has none: the defaults (``sharehub.serve`` reads the settings)."""
+        return ServerLimits()
 
     def _reading_head(self) -> bool:
         raise NotImplementedError

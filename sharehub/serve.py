@@ -1,0 +1,32 @@
+"""The API process, configured from the hub's settings: uvicorn's entry points.
+
+``sharehub serve`` runs ``uvicorn sharehub.serve:create_app --factory --http
+sharehub.serve:HttpProtocol``; the same two names serve a compose file or another process
+manager. ``catalog.api`` itself takes its settings as an argument and never reads them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from catalog.api.server import HttpProtocol as _HubHttpProtocol
+from catalog.api.server import ServerLimits
+from sharehub.settings import get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    """The access API for the process settings (environment, secrets file, config file)."""
+    from catalog.api import create_app as build
+
+    return build(get_settings())
+
+
+class HttpProtocol(_HubHttpProtocol):  # type: ignore[misc,valid-type]
+    """The hub's HTTP protocol with the header limits of the process settings."""
+
+    @classmethod
+    def load_limits(cls) -> ServerLimits:
+        return ServerLimits.from_settings(get_settings())
