@@ -19,7 +19,7 @@ def backup(
         bool,
         typer.Option(
             "--include-keys",
-            help="also copy the private signing and cursor keys (the backup is then a secret: store it so)",
+            help="also copy the private signing and cursor keys (store the backup apart, encrypted)",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -79,7 +79,8 @@ def restore(
     console.print(
         f"restored {len(report['rows'])} tables ({rows} rows) and {len(lake)} lake tables; verified: "
         f"audit chain ({report['audit']['records']} records, head {report['audit']['head_seq']}), "
-        f"{report['certificates']['signatures_verified']} certificate signatures, every lake snapshot"
+        f"{report['certificates']['signatures_verified']} certificate signatures, "
+        "each lake table's current snapshot"
     )
     if report["serving_behind"]:
         console.print(

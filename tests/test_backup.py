@@ -146,7 +146,7 @@ def _read_every_snapshot(settings: Settings) -> dict[str, list[int]]:
 
 @pytest.fixture(scope="module")
 def backup_dir(source: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("bk") / "backup"
+    dest = tmp_path_factory.mktemp("bk") / "备份 2026-12"  # a space and Chinese characters
     take(source["settings"], dest, include_keys=True)
     return dest
 
@@ -162,7 +162,7 @@ def test_restore_onto_a_fresh_hub_elsewhere_is_the_same_hub(
     source: dict[str, Any], backup_dir: Path, tmp_path: Path
 ) -> None:
     src = source["settings"]
-    target = _fresh(tmp_path)
+    target = _fresh(tmp_path / "目标 hub")
     report = restore(target, backup_dir)
     assert content(target.hub_db_url) == content(src.hub_db_url)
     assert _lake_state(target) == _lake_state(src)
@@ -284,8 +284,8 @@ def test_backup_reads_one_snapshot_while_the_hub_works(
     before = audit.verify(engine).last_seq
     real = take_mod._dump_table
 
-    def dump_then_write(conn: sa.Connection, dest: Path, name: str) -> dict[str, Any]:
-        out = real(conn, dest, name)
+    def dump_then_write(conn: sa.Connection, dest: Path, name: str, **kw: Any) -> dict[str, Any]:
+        out = real(conn, dest, name, **kw)
         if name == "hub_audit":
             audit.append(engine, [_record(i) for i in range(3)])  # another connection, committed
         return out
@@ -314,9 +314,9 @@ def _untouched(target: Settings) -> None:
         return  # not even created
     engine = sa.create_engine(target.hub_db_url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
-        names = sa.inspect(conn).get_table_names()
+        names = [n for n in sa.inspect(conn).get_table_names() if n != "hub_alembic_version"]
     engine.dispose()
-    assert not names, names  # nothing was written: not even the schema
+    assert not names, names  # no hub, serving or catalog table
 
 
 def test_a_changed_table_file_is_refused_before_anything_is_written(backup_dir: Path, tmp_path: Path) -> None:
@@ -374,10 +374,17 @@ def test_an_edited_row_with_its_checksum_fixed_fails_verification(backup_dir: Pa
         entry = next(t for t in manifest["tables"] if t["name"] == name)
         entry.update(file_digest(path))
     (bad / "manifest.json").write_text(json.dumps(manifest))
+    target = _fresh(tmp_path)
     with pytest.raises(BackupError) as caught:
-        restore(_fresh(tmp_path), bad)
+        restore(target, bad)
     text = str(caught.value)
     assert "signature bad_signature" in text and "audit chain" in text
+    # a restore that fails its checks leaves no hub behind: no tables, no lake files, no keys
+    _untouched(target)
+    assert not [p for p in (tmp_path / "var" / "lake").rglob("*") if p.is_file()]
+    assert not (tmp_path / "var" / "keys").exists() or not any((tmp_path / "var" / "keys").iterdir())
+    # and the same target takes a good backup afterwards
+    assert restore(target, backup_dir)["certificates"]["signatures_failed"] == 0
 
 
 def test_a_target_with_data_is_refused_and_left_as_it_was(source: dict[str, Any], backup_dir: Path) -> None:
@@ -482,3 +489,44 @@ def test_cli_backup_check_and_restore(
     get_settings.cache_clear()
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["certificates"]["signatures_failed"] == 0
+
+
+def test_backup_files_are_private(backup_dir: Path) -> None:
+    """A backup holds personal data (serving tables) and password hashes: owner-only."""
+    for path in [backup_dir, *backup_dir.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+
+
+def test_a_target_at_another_revision_is_refused(backup_dir: Path, tmp_path: Path) -> None:
+    from catalog import dbschema
+
+    bad = _copy(backup_dir, tmp_path)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["source"]["revision"] = "0002"  # an older hub's backup
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    target = _fresh(tmp_path)
+    dbschema.upgrade(target.hub_db_url)  # someone ran `sharehub db upgrade` first
+    with pytest.raises(BackupError, match=r"has a schema at revision 0003, the backup 0002"):
+        restore(target, bad)
+
+
+def test_a_backup_taken_after_a_republish_restores_its_serving_tables_as_they_were(
+    backup_dir: Path, tmp_path: Path
+) -> None:
+    """A dataset republished with a renamed field, not yet synced: its serving table still has
+    the old columns, and that is what the backup holds and the restore rebuilds."""
+    from sharehub.demo import DIRECTORY_DIR
+
+    hub = _fresh(tmp_path / "源 hub")  # a warehouse path with a space and Chinese characters
+    restore(hub, backup_dir)
+    text = (DIRECTORY_DIR / "fy.yaml").read_text(encoding="utf-8")
+    changed = tmp_path / "fy.yaml"
+    changed.write_text(text.replace("- name: obligation\n", "- name: duty\n", 1), encoding="utf-8")
+    store.publish_path(store.engine_for(hub.hub_db_url), changed)
+    manifest = take(hub, tmp_path / "after republish")
+    (entry,) = [t for t in manifest["tables"] if t["name"] == "srv_fy_sxbzxr_001"]
+    assert "obligation" in [c["name"] for c in entry["shape"]["columns"]]
+    again = _fresh(tmp_path / "again")
+    restore(again, tmp_path / "after republish")
+    assert content(again.hub_db_url) == content(hub.hub_db_url)

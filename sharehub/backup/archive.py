@@ -44,9 +44,9 @@ class HashingWriter:
     """A binary file that counts and hashes what is written to it."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
-        self._f: BinaryIO = path.open("wb")
+        self._f: BinaryIO = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self._h = hashlib.sha256()
         self.size = 0
 
@@ -61,6 +61,35 @@ class HashingWriter:
         os.fsync(self._f.fileno())
         self._f.close()
         return {"size": self.size, "sha256": self._h.hexdigest()}
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) readable by the owner only: a backup holds personal data."""
+    target, missing = path, []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)  # whatever the umask
+    target.chmod(0o700)
+
+
+def copy_private(src: Path, dst: Path) -> dict[str, Any]:
+    """Copy ``src`` to a new owner-only file ``dst``, flushed to disk; its size and SHA-256."""
+    out = HashingWriter(dst)
+    with src.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            out.write(chunk)
+    return out.close()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -102,7 +131,9 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
     with tmp.open("rb") as f:
         os.fsync(f.fileno())
+    tmp.chmod(0o600)
     tmp.replace(root / MANIFEST)
+    fsync_dir(root)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -121,6 +152,87 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{path}: format {manifest.get('format')!r}, this sharehub reads {FORMAT!r}")
     return manifest
+
+
+# ---- table shapes (serving tables are rebuilt from what was dumped, not from today's spec) ----
+
+
+def type_token(t: Any) -> list[Any]:
+    """A portable description of a column type (raises :class:`BackupError` for others)."""
+    if isinstance(t, sa.Boolean):
+        return ["boolean"]
+    if isinstance(t, sa.DateTime):
+        return ["datetime", bool(getattr(t, "timezone", False))]
+    if isinstance(t, sa.Date):
+        return ["date"]
+    if isinstance(t, sa.Time):
+        return ["time"]
+    if isinstance(t, sa.Float):
+        return ["float"]
+    if isinstance(t, sa.Numeric):
+        return ["numeric", t.precision, t.scale]
+    if isinstance(t, sa.BigInteger):
+        return ["biginteger"]
+    if isinstance(t, sa.Integer):
+        return ["integer"]
+    if isinstance(t, sa.JSON):
+        return ["json"]
+    if isinstance(t, sa.LargeBinary):
+        return ["binary"]
+    if isinstance(t, sa.String):
+        return ["string", t.length] if t.length else ["text"]
+    raise BackupError(f"column type {t!r} has no portable form in a backup")
+
+
+def _type_of(token: list[Any]) -> Any:
+    kind = token[0]
+    simple: dict[str, Any] = {
+        "boolean": sa.Boolean(),
+        "date": sa.Date(),
+        "time": sa.Time(),
+        "float": sa.Float(),
+        "biginteger": sa.BigInteger(),
+        "integer": sa.Integer(),
+        "json": sa.JSON(),
+        "binary": sa.LargeBinary(),
+        "text": sa.Text(),
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "datetime":
+        return sa.DateTime(timezone=bool(token[1]))
+    if kind == "numeric":
+        return sa.Numeric(token[1], token[2])
+    if kind == "string":
+        return sa.String(int(token[1]))
+    raise BackupError(f"unknown column type {token!r} in the backup")
+
+
+def describe_table(table: sa.Table, indexes: list[Any]) -> dict[str, Any]:
+    """Columns (name, type, nullable, key) and indexes of a reflected table."""
+    return {
+        "columns": [
+            {"name": c.name, "type": type_token(c.type), "nullable": bool(c.nullable), "key": c.primary_key}
+            for c in table.columns
+        ],
+        "indexes": [
+            {"name": i["name"], "columns": list(i["column_names"]), "unique": bool(i.get("unique"))}
+            for i in indexes
+            if i.get("name") and all(i["column_names"])
+        ],
+    }
+
+
+def build_table(name: str, shape: dict[str, Any], metadata: sa.MetaData) -> sa.Table:
+    """The table a :func:`describe_table` description stands for."""
+    columns = [
+        sa.Column(
+            c["name"], _type_of(c["type"]), nullable=c["nullable"], primary_key=c["key"], autoincrement=False
+        )
+        for c in shape["columns"]
+    ]
+    indexes = [sa.Index(i["name"], *i["columns"], unique=i["unique"]) for i in shape["indexes"]]
+    return sa.Table(name, metadata, *columns, *indexes)
 
 
 # ---- values ------------------------------------------------------------------------------

@@ -12,14 +12,14 @@ on S3 they are checked to exist and left where they are (bucket versioning keeps
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
 from catalog import dbschema, serving
+from lake.errors import LakeError
 from lake.relocate import LakeFile, read_metadata_json, table_files
 from sharehub.backup.archive import (
     DB_DIR,
@@ -28,7 +28,9 @@ from sharehub.backup.archive import (
     LAKE_DIR,
     BackupError,
     HashingWriter,
-    file_digest,
+    copy_private,
+    describe_table,
+    private_dir,
     row_line,
     write_manifest,
 )
@@ -46,7 +48,7 @@ def take(settings: Settings, dest: Path, *, include_keys: bool = False) -> dict[
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest} is not an empty folder: a backup goes into a new or empty folder")
-    dest.mkdir(parents=True, exist_ok=True)
+    private_dir(dest)
     url = settings.hub_db_url
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
@@ -99,7 +101,7 @@ def _dump_db(engine: sa.Engine, dest: Path) -> dict[str, Any]:
                 kind, code = "iceberg", None
             else:
                 continue  # not the hub's (another application's table in the same database)
-            entry = _dump_table(conn, dest, name)
+            entry = _dump_table(conn, dest, name, shaped=kind == "serving")
             entry.update(kind=kind, dataset_code=code)
             tables.append(entry)
         head = conn.execute(sa.text("SELECT seq, hash FROM hub_audit_head")).first()
@@ -122,8 +124,10 @@ def _dump_db(engine: sa.Engine, dest: Path) -> dict[str, Any]:
     }
 
 
-def _dump_table(conn: sa.Connection, dest: Path, name: str) -> dict[str, Any]:
+def _dump_table(conn: sa.Connection, dest: Path, name: str, *, shaped: bool) -> dict[str, Any]:
+    """Write one table; ``shaped``: also describe its columns and indexes (to rebuild it as it was)."""
     table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+    shape = describe_table(table, sa.inspect(conn).get_indexes(name)) if shaped else None
     order = list(table.primary_key.columns) or list(table.columns)
     rel = f"{DB_DIR}/{name}.jsonl"
     out = HashingWriter(dest / rel)
@@ -135,7 +139,10 @@ def _dump_table(conn: sa.Connection, dest: Path, name: str) -> dict[str, Any]:
     for row in result:
         out.write(row_line(row))
         rows += 1
-    return {"name": name, "file": rel, "rows": rows, **out.close()}
+    entry = {"name": name, "file": rel, "rows": rows, **out.close()}
+    if shape is not None:
+        entry["shape"] = shape
+    return entry
 
 
 # ---- the lake ---------------------------------------------------------------------------
@@ -168,7 +175,7 @@ def _copy_lake(settings: Settings, dest: Path, iceberg: list[dict[str, Any]]) ->
         try:
             files = table_files(io, location)
             meta = read_metadata_json(_read(io, location))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LakeError) as exc:
             raise BackupError(f"lake table {ident}: cannot read its metadata at {location}: {exc}") from exc
         current = meta.get("current-snapshot-id")
         if current == -1:
@@ -205,17 +212,14 @@ def _take_file(io: Any, dest: Path, f: LakeFile, root: str, ident: str, local: b
                 raise BackupError(f"lake table {ident}: {f.path} is missing from the bucket")
             return None
         return entry
-    src = Path(unquote(urlparse(f.path).path))
+    src = Path(urlparse(f.path).path)  # as pyiceberg reads it: %-escapes are not decoded
     if not src.is_file():
         if f.required:
             raise BackupError(
                 f"lake table {ident}: {src} is missing (the warehouse lost a file its metadata needs)"
             )
         return None
-    target = dest / LAKE_DIR / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
-    entry.update(file_digest(target))
+    entry.update(copy_private(src, dest / LAKE_DIR / rel))
     return entry
 
 
@@ -242,9 +246,6 @@ def _copy_keys(settings: Settings, dest: Path) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     if src.is_dir():
         for path in sorted(p for p in src.iterdir() if p.is_file()):
-            target = dest / KEYS_DIR / path.name
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            shutil.copyfile(path, target)
-            target.chmod(0o600)
-            files.append({"path": f"{KEYS_DIR}/{path.name}", **file_digest(target)})
+            digest = copy_private(path, dest / KEYS_DIR / path.name)
+            files.append({"path": f"{KEYS_DIR}/{path.name}", **digest})
     return {"files": files}

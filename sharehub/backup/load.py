@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
@@ -22,10 +22,14 @@ from catalog import dbschema, serving
 from lake.relocate import LakeFile, copy_table, prefix_rewriter
 from sharehub.backup.archive import (
     DB_DIR,
+    KEYS_DIR,
     LAKE_DIR,
     BackupError,
+    build_table,
     check_file,
+    copy_private,
     decoder,
+    private_dir,
     read_manifest,
     read_rows,
     safe_relative,
@@ -54,12 +58,19 @@ def check(src: Path) -> dict[str, Any]:
             else:
                 safe_relative(f["path"])
     for f in (manifest.get("keys") or {}).get("files", []):
+        if not f["path"].startswith(KEYS_DIR + "/"):
+            raise BackupError(f"unsafe key file in the manifest: {f['path']!r}")
         check_file(src, safe_relative(f["path"]), f)
     return manifest
 
 
 def restore(settings: Settings, src: Path) -> dict[str, Any]:
-    """Restore the backup at ``src`` into the hub of ``settings`` (which must be empty); a report."""
+    """Restore the backup at ``src`` into the hub of ``settings`` (which must be empty); a report.
+
+    Whatever stops the restore once it has begun writing (a failed load, a failed check) empties
+    the target again: its hub tables are dropped and the warehouse folder cleared, so that a
+    half-restored hub never serves and the restore can simply be run again.
+    """
     src = Path(src)
     manifest = check(src)
     revision = manifest["source"]["revision"]
@@ -69,37 +80,72 @@ def restore(settings: Settings, src: Path) -> dict[str, Any]:
             f"(its newest is {dbschema.head()}): restore it with the sharehub version that made it"
         )
     url = settings.hub_db_url
-    _require_empty(url)
+    _require_empty(url, revision)
+    new_root = _target_root(settings, manifest["lake"])
+    try:
+        loaded = _load(settings, src, manifest, new_root)
+        from sharehub.backup.verify import verify_restored
+
+        report = verify_restored(settings, manifest, new_root)
+    except BaseException as exc:
+        _wipe(url, new_root if manifest["lake"]["kind"] == "local" else None)
+        if isinstance(exc, BackupError) or not isinstance(exc, Exception):
+            raise
+        why = f"{type(exc).__name__}: {exc}"
+        raise BackupError(f"restore stopped ({why}); the target was emptied again") from exc
+    _copy_keys(settings, src, manifest)  # last: a failed restore installs no keys
+    report["rows"] = loaded
+    return report
+
+
+def _load(settings: Settings, src: Path, manifest: dict[str, Any], new_root: str) -> dict[str, int]:
+    url = settings.hub_db_url
     lake = manifest["lake"]
-    new_root = _target_root(settings, lake)
-    dbschema.upgrade(url, revision or "head")
+    dbschema.upgrade(url, manifest["source"]["revision"] or "head")
     _create_catalog_tables(settings)  # before the load's transaction: SQLite has one writer
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    copied: list[Path] = []
     try:
         with engine.begin() as conn:
             loaded = _load_tables(conn, src, manifest, kinds=("hub",))
             _create_serving(conn, manifest)
             loaded |= _load_tables(conn, src, manifest, kinds=("serving",))
             if lake["kind"] == "local":
-                copied = _copy_lake(settings, src, lake, new_root)
+                _copy_lake(settings, src, lake, new_root)
             move = prefix_rewriter(lake["warehouse"], new_root)
             loaded |= _load_tables(conn, src, manifest, kinds=("iceberg",), move=move)
             _reset_sequences(conn)
-    except BaseException:
-        for path in copied:
-            path.unlink(missing_ok=True)
-        raise
     finally:
         engine.dispose()
     dbschema.upgrade(url, "head")
     _wal(url)
-    _copy_keys(settings, src, manifest)
-    from sharehub.backup.verify import verify_restored
+    return loaded
 
-    report = verify_restored(settings, manifest, new_root)
-    report["rows"] = loaded
-    return report
+
+def _wipe(url: str, local_root: str | None) -> None:
+    """Empty the target again: drop the hub's tables, clear a local warehouse folder."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            md = sa.MetaData()
+            md.reflect(conn)
+            ours = [
+                t
+                for t in md.sorted_tables
+                if t.name.startswith((dbschema.MANAGED_PREFIX, serving.SERVING_PREFIX, "iceberg_"))
+            ]
+            md.drop_all(conn, tables=ours)
+    finally:
+        engine.dispose()
+    if local_root is not None:
+        folder = _folder(local_root)
+        if folder.is_dir():
+            for child in folder.iterdir():  # it held no files when the restore began
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _folder(uri: str) -> Path:
+    """A local warehouse's folder as pyiceberg uses it (%-escapes are not decoded)."""
+    return Path(urlparse(uri).path)
 
 
 def _wal(url: str) -> None:
@@ -112,7 +158,14 @@ def _wal(url: str) -> None:
 # ---- the target ---------------------------------------------------------------------------
 
 
-def _require_empty(url: str) -> None:
+def _require_empty(url: str, revision: str | None) -> None:
+    current = dbschema.current(url)
+    if current is not None and current != revision:
+        raise BackupError(
+            f"the target hub DB {dbschema.masked_url(url)} has a schema at revision {current}, the backup "
+            f"{revision}: restore into a new, empty database (the backup's rows are loaded at its "
+            "revision, then migrated)"
+        )
     with dbschema.connect(url) as conn:  # (creates a SQLite file's folder)
         full = []
         for name in sorted(sa.inspect(conn).get_table_names()):
@@ -137,7 +190,7 @@ def _target_root(settings: Settings, lake: dict[str, Any]) -> str:
                 f"the backup holds a local warehouse; the target's lake is {root}: "
                 "restore onto a hub with a local warehouse (unset SHAREHUB_S3__BUCKET)"
             )
-        folder = Path(unquote(urlparse(root).path))
+        folder = _folder(root)
         if folder.exists() and any(p.is_file() for p in folder.rglob("*")):
             raise BackupError(f"the target warehouse {folder} holds files: restore needs an empty folder")
         return root
@@ -204,6 +257,8 @@ def _insert(
             if d is not None:
                 v = d(v)
             if m and isinstance(v, str) and move is not None and v.startswith(("file:", "s3:", "s3a:", "/")):
+                if "/../" in v or v.endswith("/.."):
+                    raise BackupError(f"{entry['file']}: location {v!r} leaves the warehouse")
                 v = move(v)
             row[c] = v
         batch.append(row)
@@ -219,20 +274,11 @@ def _insert(
 
 
 def _create_serving(conn: sa.Connection, manifest: dict[str, Any]) -> None:
-    from catalog.model import DatasetSpec
-
-    t = sa.table("hub_datasets", sa.column("code"), sa.column("spec", sa.JSON()))
-    specs = {r.code: r.spec for r in conn.execute(sa.select(t.c.code, t.c.spec))}
+    """The serving tables as they were dumped (the directory may have moved on since)."""
+    md = sa.MetaData()
     for entry in manifest["tables"]:
-        if entry["kind"] != "serving":
-            continue
-        spec = specs.get(entry["dataset_code"])
-        if spec is None:
-            raise BackupError(
-                f"{entry['file']}: dataset {entry['dataset_code']} is not in the restored directory"
-            )
-        table = serving.serving_table(DatasetSpec.model_validate(spec), sa.MetaData())
-        table.create(conn, checkfirst=True)
+        if entry["kind"] == "serving":
+            build_table(entry["name"], entry["shape"], md).create(conn)
 
 
 def _create_catalog_tables(settings: Settings) -> None:
@@ -272,10 +318,10 @@ def _copy_lake(settings: Settings, src: Path, lake: dict[str, Any], new_root: st
         files = [LakeFile(base + f["path"], f["kind"], f["required"]) for f in table["files"]]
 
         def source(path: str) -> str:
-            return (src / LAKE_DIR / path[len(base) :]).resolve().as_uri()
+            return "file://" + str((src / LAKE_DIR / path[len(base) :]).resolve())  # not %-encoded
 
         moved = copy_table(io, files, source=source, old_root=old_root, new_root=new_root)
-        written += [Path(unquote(urlparse(p).path)) for p in moved.values()]
+        written += [_folder(p) for p in moved.values()]
     return written
 
 
@@ -284,10 +330,12 @@ def _copy_keys(settings: Settings, src: Path, manifest: dict[str, Any]) -> None:
     if not keys:
         return
     target = settings.signing_keys_dir
-    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(target)
     for f in keys["files"]:
         dst = target / Path(f["path"]).name
         if dst.exists() and dst.read_bytes() != (src / f["path"]).read_bytes():
             raise BackupError(f"{dst} exists and differs from the backup's {f['path']}: not overwritten")
-        shutil.copyfile(src / f["path"], dst)
-        dst.chmod(0o600)
+        tmp = dst.with_name(dst.name + ".restoring")
+        tmp.unlink(missing_ok=True)
+        copy_private(src / f["path"], tmp)
+        tmp.replace(dst)
