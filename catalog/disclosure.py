@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog import masking
 from catalog.canonical import jsonable
 from catalog.masking import mask
 from catalog.model import DatasetSpec, Sensitivity
@@ -190,7 +191,7 @@ def for_grant(
     clear = set(clear_fields)
     names = tuple(f.name for f in spec.fields if f.name in granted)
     masked = {
-        f.name: (f.mask.value if f.mask is not None else "full")
+        f.name: (f.mask if f.mask is not None else masking.FULL)
         for f in spec.fields
         if f.name in granted and f.sensitivity is Sensitivity.SENSITIVE and f.name not in clear
     }

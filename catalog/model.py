@@ -13,7 +13,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from catalog import masking
 
 DATASET_CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$"
 FIELD_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
@@ -22,6 +24,18 @@ _DECIMAL_RE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_mask(name: str) -> str:
+    if name not in masking.rule_names():
+        raise ValueError(f"unknown mask rule {name!r} (rules: {', '.join(masking.rule_names())})")
+    return name
+
+
+#: a masking rule's name (``catalog.masking``: the registry decides which exist)
+MaskRule = Annotated[
+    str, AfterValidator(_known_mask), Field(json_schema_extra={"enum": masking.rule_names()})
+]
 
 
 class ShareType(StrEnum):
@@ -46,16 +60,6 @@ class Sensitivity(StrEnum):
     PUBLIC = "public"  # shown as is
     INTERNAL = "internal"  # shown as is to granted apps
     SENSITIVE = "sensitive"  # personal data: masked unless granted in clear
-
-
-class MaskKind(StrEnum):
-    """Masking rule for a sensitive field (applied by the access layer)."""
-
-    CITIZEN_ID = "citizen_id"  # keep first 1 and last 2 characters
-    MOBILE = "mobile"  # keep first 3 and last 4
-    NAME = "name"  # keep the first character
-    ADDRESS = "address"  # drop the last 8 characters
-    FULL = "full"  # replace entirely
 
 
 class SubjectKind(StrEnum):
@@ -151,7 +155,7 @@ class FieldSpec(_Strict):
     type: str = "string"  # string|integer|float|boolean|date|timestamp|decimal(p,s)
     description: str = ""
     sensitivity: Sensitivity = Sensitivity.INTERNAL
-    mask: MaskKind | None = None
+    mask: MaskRule | None = None
     source_name: str | None = None  # column name at the source, when it differs (e.g. Chinese headers)
     normalize: list[Normalisation] = Field(default_factory=list)  # declared clean-ups, see NORMALISATIONS
     rules: FieldRules = FieldRules()
@@ -171,9 +175,9 @@ class FieldSpec(_Strict):
             raise ValueError(f"field {self.name}: normalize thousands applies to numbers, not {self.type}")
         if self.sensitivity is Sensitivity.SENSITIVE and self.mask is None:
             raise ValueError(f"field {self.name}: a sensitive field needs a mask rule")
-        if self.mask is not None and self.mask is not MaskKind.FULL and self.type != "string":
+        if self.mask is not None and self.mask != masking.FULL and self.type != "string":
             raise ValueError(
-                f"field {self.name}: mask {self.mask.value} keeps part of a text; a {self.type} field "
+                f"field {self.name}: mask {self.mask} keeps part of a text; a {self.type} field "
                 "can only be masked full"
             )
         return self

@@ -112,7 +112,7 @@ def show_dataset(code: str, hub: HubDep, call: CallDep, principal: OptionalPrinc
             "label": f.label,
             "type": f.type,
             "sensitivity": f.sensitivity.value,
-            "mask": f.mask.value if f.mask else None,
+            "mask": f.mask,
             "description": f.description,
         }
         for f in s.fields
