@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.model import DatasetSpec, Sensitivity, ShareType, SubjectKind
 from catalog.purpose import DEFAULT_RULES, PurposeRules
 
@@ -63,7 +63,7 @@ def is_personal(spec: DatasetSpec) -> bool:
 def check_shared(spec: DatasetSpec) -> None:
     """``none`` data is never served."""
     if spec.share.type is ShareType.NONE:
-        raise ApiError("not_shared", 403, code=spec.code)
+        raise HubError("not_shared", code=spec.code)
 
 
 def check_purpose(principal: Principal, spec: DatasetSpec, rules: PurposeRules = DEFAULT_RULES) -> None:
@@ -73,13 +73,13 @@ def check_purpose(principal: Principal, spec: DatasetSpec, rules: PurposeRules =
         rules.check(principal.end_user, principal.case_number)
 
 
-#: access_state kind -> (error code, HTTP status) for refusals
-REFUSALS: dict[str, tuple[str, int]] = {
-    "none": ("no_grant", 403),
-    "pending": ("application_pending", 403),
-    "refused": ("application_refused", 403),
-    "expired": ("grant_expired", 403),
-    "revoked": ("grant_revoked", 403),
+#: access_state kind -> the error code of the refusal
+REFUSALS: dict[str, str] = {
+    "none": "no_grant",
+    "pending": "application_pending",
+    "refused": "application_refused",
+    "expired": "grant_expired",
+    "revoked": "grant_revoked",
 }
 
 

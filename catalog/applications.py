@@ -30,7 +30,7 @@ from catalog import schema, store
 from catalog.apps import App, from_mapping
 from catalog.clock import as_utc as _aware
 from catalog.clock import utc_now as _utc
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.model import DatasetSpec, Sensitivity, ShareType
 from catalog.staff import StaffUser
 from catalog.store import utcnow
@@ -217,9 +217,9 @@ def _dataset(engine: sa.Engine, code: str) -> store.PublishedDataset:
     try:
         published = store.get_dataset(engine, code)
     except KeyError:
-        raise ApiError("dataset_not_found", 404, code=code) from None
+        raise HubError("dataset_not_found", code=code) from None
     if published.spec.share.type is ShareType.NONE:
-        raise ApiError("not_shared", 403, code=code)
+        raise HubError("not_shared", code=code)
     return published
 
 
@@ -228,10 +228,10 @@ def _checked_fields(spec: DatasetSpec, fields: Sequence[str] | None) -> list[str
     if fields is None:
         return names
     if not fields:
-        raise ApiError("fields_required", 400)
+        raise HubError("fields_required")
     for name in fields:
         if name not in names:
-            raise ApiError("unknown_field", 400, code=spec.code, field=name)
+            raise HubError("unknown_field", code=spec.code, field=name)
     wanted = set(fields)
     return [n for n in names if n in wanted]
 
@@ -240,18 +240,18 @@ def _checked_clear(spec: DatasetSpec, fields: list[str], clear_fields: Sequence[
     names = [f.name for f in spec.fields]
     for name in clear_fields:
         if name not in names:
-            raise ApiError("unknown_field", 400, code=spec.code, field=name)
+            raise HubError("unknown_field", code=spec.code, field=name)
         if name not in fields:
-            raise ApiError("clear_not_requested", 400, field=name)
+            raise HubError("clear_not_requested", field=name)
         if spec.field(name).sensitivity is not Sensitivity.SENSITIVE:
-            raise ApiError("not_sensitive", 400, field=name)
+            raise HubError("not_sensitive", field=name)
     wanted = set(clear_fields)
     return [n for n in names if n in wanted]
 
 
 def _check_future(d: dt.date | None, at: dt.datetime, field: str) -> None:
     if d is not None and end_of_day_utc(d) < at:
-        raise ApiError("bad_date", 400, field=field)
+        raise HubError("bad_date", field=field)
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def _lock_app(conn: sa.Connection, app_id: str) -> None:
         sa.select(schema.apps.c.app_id).where(schema.apps.c.app_id == app_id).with_for_update()
     ).first()
     if found is None:
-        raise ApiError("app_not_found", 404, app_id=app_id)
+        raise HubError("app_not_found", app_id=app_id)
 
 
 def _inserted_id(result: sa.CursorResult[Any]) -> int:
@@ -356,10 +356,10 @@ def submit(
     chosen = _checked_fields(spec, fields)
     clear = _checked_clear(spec, chosen, clear_fields)
     if not purpose.strip() or not legal_basis.strip():
-        raise ApiError("purpose_missing", 400)
+        raise HubError("purpose_missing")
     _check_future(requested_until, at, "requested_until")
     if default_rate_limit < 1:
-        raise ApiError("bad_rate_limit", 400)
+        raise HubError("bad_rate_limit")
     deadline = calendar.add_working_days(local_date(at), deadline_days)
     auto = spec.share.type is ShareType.UNCONDITIONAL and not clear
     with engine.begin() as conn:
@@ -370,7 +370,7 @@ def submit(
             )
         ).first()
         if pending is not None:
-            raise ApiError("already_pending", 409, app_id=app_id, id=pending.id, code=dataset_code)
+            raise HubError("already_pending", app_id=app_id, id=pending.id, code=dataset_code)
         auto = auto and not _owner_involved(conn, app_id, dataset_code)
         values: dict[str, Any] = {
             "app_id": app_id,
@@ -432,13 +432,13 @@ def _require_application(conn: sa.Connection, application_id: int, *, lock: bool
     query = sa.select(_A).where(_A.c.id == application_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
-        raise ApiError("application_not_found", 404, id=application_id)
+        raise HubError("application_not_found", id=application_id)
     return row
 
 
 def _require_pending(row: sa.Row[Any]) -> None:
     if row.status != "pending":
-        raise ApiError("already_decided", 409, id=row.id, status=row.status)
+        raise HubError("already_decided", id=row.id, status=row.status)
 
 
 def decide(
@@ -474,9 +474,9 @@ def decide(
     with engine.connect() as conn:
         row = _require_application(conn, application_id)
     if not staff.has("approver"):
-        raise ApiError("forbidden_role", 403, role="approver")
+        raise HubError("forbidden_role", role="approver")
     if not staff.covers(row.department_code):
-        raise ApiError("wrong_department", 403, code=row.dataset_code)
+        raise HubError("wrong_department", code=row.dataset_code)
     _require_pending(row)
     grant_fields: list[str] = []
     grant_clear: list[str] = []
@@ -484,31 +484,31 @@ def decide(
     limit = default_rate_limit
     if not approve:
         if not reason.strip():
-            raise ApiError("reason_required", 400)
+            raise HubError("reason_required")
     else:
         requested: list[str] = list(row.fields)
         requested_clear: list[str] = list(row.clear_fields)
         if fields is not None:
             if not fields:
-                raise ApiError("fields_required", 400)
+                raise HubError("fields_required")
             for name in fields:
                 if name not in requested:
-                    raise ApiError("fields_not_requested", 400, field=name)
+                    raise HubError("fields_not_requested", field=name)
         grant_fields = [n for n in requested if fields is None or n in set(fields)]
         if clear_fields is None:
             grant_clear = [n for n in requested_clear if n in grant_fields]
         else:
             for name in clear_fields:
                 if name not in requested_clear:
-                    raise ApiError("fields_not_requested", 400, field=name)
+                    raise HubError("fields_not_requested", field=name)
                 if name not in grant_fields:
-                    raise ApiError("clear_not_requested", 400, field=name)
+                    raise HubError("clear_not_requested", field=name)
             grant_clear = [n for n in requested_clear if n in set(clear_fields)]
         until = valid_until if valid_until is not None else row.requested_until
         _check_future(until, at, "valid_until")
         limit = rate_limit if rate_limit is not None else default_rate_limit
         if limit < 1:
-            raise ApiError("bad_rate_limit", 400)
+            raise HubError("bad_rate_limit")
         # the directory may have changed since the application: grant only what is still there
         spec = _dataset(engine, row.dataset_code).spec
         _checked_clear(spec, _checked_fields(spec, grant_fields), grant_clear)
@@ -551,7 +551,7 @@ def withdraw(
     with engine.begin() as conn:
         row = _require_application(conn, application_id)
         if row.app_id != app_id:
-            raise ApiError("application_not_found", 404, id=application_id)
+            raise HubError("application_not_found", id=application_id)
         _lock_app(conn, app_id)
         row = _require_application(conn, application_id, lock=True)
         _require_pending(row)
@@ -612,18 +612,18 @@ def revoke(
     with engine.begin() as conn:
         row = conn.execute(sa.select(_G).where(_G.c.id == grant_id)).first()
         if row is None:
-            raise ApiError("grant_not_found", 404, id=grant_id)
+            raise HubError("grant_not_found", id=grant_id)
         if row.status != "active":
-            raise ApiError("grant_not_active", 409, id=grant_id, status=row.status)
+            raise HubError("grant_not_active", id=grant_id, status=row.status)
         if not reason.strip():
-            raise ApiError("reason_required", 400)
+            raise HubError("reason_required")
         done = conn.execute(
             _G.update()
             .where(_G.c.id == grant_id, _G.c.status == "active")
             .values(status="revoked", revoked_at=at, revoked_by=by, revoke_reason=reason.strip())
         )
         if done.rowcount != 1:  # revoked (or superseded) by a concurrent call since we read it
-            raise ApiError("grant_not_active", 409, id=grant_id, status="revoked")
+            raise HubError("grant_not_active", id=grant_id, status="revoked")
         return _grant(conn.execute(sa.select(_G).where(_G.c.id == grant_id)).one())
 
 

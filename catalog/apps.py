@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from catalog import schema
 from catalog.clock import as_utc as _aware
 from catalog.clock import utc_now as _utc
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.passwords import client_secret_matches, hash_client_secret, new_client_secret
 
 APP_STATUSES = ("active", "disabled")
@@ -82,7 +82,7 @@ def from_mapping(m: Mapping[Any, Any], prefix: str = "") -> App:
 def _require(conn: sa.Connection, app_id: str) -> sa.Row[Any]:
     row = conn.execute(sa.select(schema.apps).where(schema.apps.c.app_id == app_id)).first()
     if row is None:
-        raise ApiError("app_not_found", 404, app_id=app_id)
+        raise HubError("app_not_found", app_id=app_id)
     return row
 
 
@@ -111,10 +111,10 @@ def register_app(
                 sa.select(schema.departments.c.code).where(schema.departments.c.code == department_code)
             ).first()
             if dept is None:
-                raise ApiError("department_not_found", 404, code=department_code)
+                raise HubError("department_not_found", code=department_code)
             taken = conn.execute(sa.select(schema.apps.c.app_id).where(schema.apps.c.name == name)).first()
             if taken is not None:
-                raise ApiError("app_name_taken", 409, name=name)
+                raise HubError("app_name_taken", name=name)
             conn.execute(
                 schema.apps.insert().values(
                     app_id=app_id,
@@ -130,7 +130,7 @@ def register_app(
             )
     except sa.exc.IntegrityError:
         # a concurrent registration took the name between the check and the insert
-        raise ApiError("app_name_taken", 409, name=name) from None
+        raise HubError("app_name_taken", name=name) from None
     app = get_app(engine, app_id)
     assert app is not None
     return app, secret

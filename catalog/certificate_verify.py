@@ -39,7 +39,7 @@ from catalog import schema
 from catalog.canonical import canonical_json
 from catalog.certificates import OID_PREFIX, face_digest, identifier_is_well_formed
 from catalog.clock import utc_now as _utcnow
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.keys import KeyStore
 from catalog.signing import (
     ALGORITHM,
@@ -192,8 +192,8 @@ def verify_identifier(
     return dataclasses.replace(out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"))
 
 
-def _bad(why: str) -> ApiError:
-    return ApiError("bad_document", 400, why=why)
+def _bad(why: str) -> HubError:
+    return HubError("bad_document", why=why)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -208,7 +208,7 @@ def verify_document(
 ) -> VerifyResult:
     """Verify a signed certificate or a signed copy as the hub handed it out.
 
-    Raises ``ApiError("bad_document")`` when the document does not have the shape of either.
+    Raises ``HubError("bad_document")`` when the document does not have the shape of either.
     """
     if not isinstance(document, Mapping):
         raise _bad("expected a JSON object")
@@ -251,7 +251,7 @@ def verify_qr(
 ) -> VerifyResult:
     """Verify a QR payload (``SH1....``): signature, the record it names, status and expiry.
 
-    Raises ``ApiError("bad_document")`` when the text is not a sharehub QR payload at all.
+    Raises ``HubError("bad_document")`` when the text is not a sharehub QR payload at all.
     """
     moment = _utcnow(now)
     out = _new_outcome("copy_not_expired")

@@ -1,4 +1,4 @@
-"""Stable API error codes with English and Chinese messages."""
+"""The hub's error root: stable codes with English and Chinese messages (no HTTP here)."""
 
 from __future__ import annotations
 
@@ -153,18 +153,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class ApiError(Exception):
-    """An error the API reports with a stable code."""
+class HubError(Exception):
+    """A refusal or failure the hub names with a stable code (a key of :data:`MESSAGES`).
 
-    def __init__(self, error_code: str, status: int, /, **params: Any) -> None:
+    Domain code raises it without any transport detail; the API maps each code to its HTTP
+    status in one place (``catalog/api/status.py``) and the CLI prints the message.
+    """
+
+    def __init__(self, error_code: str, /, **params: Any) -> None:
         self.code = error_code
-        self.status = status
         self.params = params
-        self.headers: dict[str, str] = {}
         super().__init__(error_code)
 
 
-def error_body(exc: ApiError) -> dict[str, Any]:
+def error_body(exc: HubError) -> dict[str, Any]:
     """The JSON body: ``{"error": {"code", "message", "message_zh"}}``."""
     en, zh = MESSAGES.get(exc.code, (exc.code, exc.code))
     return {

@@ -23,7 +23,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 MIN_PASSWORD_LENGTH = 12
 CLIENT_SECRET_PREFIX = "shs_"  # noqa: S105 (a marker, not a secret: lets scanners spot leaked secrets)
@@ -65,7 +65,7 @@ def dummy_password_hash() -> str:
 def check_password_strength(password: str) -> None:
     """Raise ``weak_password`` (400) when the password is shorter than 12 characters."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ApiError("weak_password", 400)
+        raise HubError("weak_password")
 
 
 def new_client_secret() -> str:

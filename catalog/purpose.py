@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 #: at least two characters, no surrounding spaces, no control characters
 DEFAULT_END_USER_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,98})[^\s\x00-\x1f\x7f]$"
@@ -66,13 +66,13 @@ class PurposeRules:
     def check(self, end_user: str | None, case_number: str | None) -> None:
         """400 ``purpose_required`` when a header is missing, ``purpose_invalid`` when it says nothing."""
         if not end_user or not case_number:
-            raise ApiError("purpose_required", 400)
+            raise HubError("purpose_required")
         for header, value, pattern in (
             ("X-End-User-Id", end_user, self.end_user),
             ("X-Case-Number", case_number, self.case_number),
         ):
             if "\ufffd" in value or is_placeholder(value) or not pattern.fullmatch(value):
-                raise ApiError("purpose_invalid", 400, header=header)
+                raise HubError("purpose_invalid", header=header)
 
 
 DEFAULT_RULES = PurposeRules.from_patterns(DEFAULT_END_USER_PATTERN, DEFAULT_CASE_NUMBER_PATTERN)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from catalog import schema
 from catalog.clock import utc_now as _utc
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.passwords import (
     check_password_strength,
     dummy_password_hash,
@@ -82,18 +82,18 @@ def _checked_roles(roles: Iterable[str], department_code: str | None) -> list[st
     wanted = set(roles)
     for role in sorted(wanted):
         if role not in ROLES:
-            raise ApiError("unknown_role", 400, role=role)
+            raise HubError("unknown_role", role=role)
     if not wanted:
-        raise ApiError("roles_required", 400, roles=", ".join(ROLES))
+        raise HubError("roles_required", roles=", ".join(ROLES))
     if department_code is None and "admin" not in wanted and wanted != {"auditor"}:
-        raise ApiError("hub_wide_role", 400)
+        raise HubError("hub_wide_role")
     return [r for r in ROLES if r in wanted]
 
 
 def _require(conn: sa.Connection, username: str) -> sa.Row[Any]:
     row = conn.execute(sa.select(schema.staff).where(schema.staff.c.username == username)).first()
     if row is None:
-        raise ApiError("staff_not_found", 404, username=username)
+        raise HubError("staff_not_found", username=username)
     return row
 
 
@@ -126,12 +126,12 @@ def create_staff(
                     sa.select(schema.departments.c.code).where(schema.departments.c.code == department_code)
                 ).first()
                 if dept is None:
-                    raise ApiError("department_not_found", 404, code=department_code)
+                    raise HubError("department_not_found", code=department_code)
             exists = conn.execute(
                 sa.select(schema.staff.c.username).where(schema.staff.c.username == username)
             ).first()
             if exists is not None:
-                raise ApiError("staff_exists", 409, username=username)
+                raise HubError("staff_exists", username=username)
             conn.execute(
                 schema.staff.insert().values(
                     username=username,
@@ -146,7 +146,7 @@ def create_staff(
             )
     except sa.exc.IntegrityError:
         # a concurrent create took the username between the check and the insert
-        raise ApiError("staff_exists", 409, username=username) from None
+        raise HubError("staff_exists", username=username) from None
     return StaffUser(username, department_code, frozenset(checked), "active", 1)
 
 

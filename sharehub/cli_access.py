@@ -35,9 +35,9 @@ def _operator() -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    from catalog.errors import ApiError, error_body
+    from catalog.errors import HubError, error_body
 
-    if isinstance(exc, ApiError):
+    if isinstance(exc, HubError):
         body = error_body(exc)["error"]
         err.print(
             f"[red]error[/red] {body['code']}: {body['message']} ({body['message_zh']})", highlight=False
@@ -59,11 +59,11 @@ def apps_create(
 ) -> None:
     """Register an app; prints its client id and secret (the secret is shown only this once)."""
     from catalog import apps
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     try:
         app, secret = apps.register_app(_engine(), name, department, description)
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     if as_json:
         _dump({"client_id": app.app_id, "client_secret": secret, "name": app.name, "department": department})
@@ -106,11 +106,11 @@ def apps_list(
 def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """New client secret; the old one and every token issued with it stop working at once."""
     from catalog import apps
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     try:
         app, secret = apps.rotate_secret(_engine(), client_id)
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     if as_json:
         _dump({"client_id": app.app_id, "client_secret": secret, "secret_generation": app.secret_generation})
@@ -122,11 +122,11 @@ def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")]
 def apps_disable(client_id: str) -> None:
     """Disable an app (its tokens are refused from the next call)."""
     from catalog import apps
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     try:
         apps.set_status(_engine(), client_id, "disabled")
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(f"{client_id} disabled")
 
@@ -135,11 +135,11 @@ def apps_disable(client_id: str) -> None:
 def apps_enable(client_id: str) -> None:
     """Enable a disabled app."""
     from catalog import apps
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     try:
         apps.set_status(_engine(), client_id, "active")
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(f"{client_id} enabled")
 
@@ -169,12 +169,12 @@ def staff_create(
 ) -> None:
     """Create a staff account (password hashed with argon2id; at least 12 characters)."""
     from catalog import staff
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     password = _read_password(password_stdin)
     try:
         user = staff.create_staff(_engine(), username, department, role, password)
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(
         f"staff {user.username} ({', '.join(sorted(user.roles))}) for {department or 'the whole hub'}"
@@ -188,12 +188,12 @@ def staff_set_password(
 ) -> None:
     """Change a password (tokens issued before stop working)."""
     from catalog import staff
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     password = _read_password(password_stdin)
     try:
         staff.set_password(_engine(), username, password)
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(f"password of {username} changed")
 
@@ -237,7 +237,7 @@ def applications_submit(
 ) -> None:
     """Apply on an app's behalf (operators onboarding an app; apps normally use the API)."""
     from catalog import applications
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     s = get_settings()
     try:
@@ -254,7 +254,7 @@ def applications_submit(
             deadline_days=s.working_days_deadline,
             default_rate_limit=s.default_rate_limit,
         )
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     if as_json:
         _dump(a.to_json())
@@ -309,12 +309,12 @@ def applications_decide(
 ) -> None:
     """Approve or refuse as an approver of the owning department (a refusal needs --reason)."""
     from catalog import applications, staff
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     engine = _engine()
     user = staff.get_staff(engine, staff_user)
     if user is None:
-        raise _fail(ApiError("staff_not_found", 404, username=staff_user))
+        raise _fail(HubError("staff_not_found", username=staff_user))
     try:
         a = applications.decide(
             engine,
@@ -327,7 +327,7 @@ def applications_decide(
             rate_limit=rate_limit,
             default_rate_limit=get_settings().default_rate_limit,
         )
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(f"application {a.id}: {a.status}" + (f" (grant {a.grant_id})" if a.grant_id else ""))
 
@@ -365,11 +365,11 @@ def grants_list(
 def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option(help="why (recorded)")]) -> None:
     """Revoke a grant at once."""
     from catalog import applications
-    from catalog.errors import ApiError
+    from catalog.errors import HubError
 
     try:
         applications.revoke(_engine(), grant_id, by=_operator(), reason=reason)
-    except ApiError as exc:
+    except HubError as exc:
         raise _fail(exc) from None
     console.print(f"grant {grant_id} revoked")
 

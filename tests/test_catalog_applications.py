@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from catalog import applications as ap
 from catalog import apps, schema, store
-from catalog.errors import ApiError, error_body
+from catalog.api.status import status_of
+from catalog.errors import HubError, error_body
 from catalog.model import DirectoryFile
 from catalog.staff import StaffUser
 from catalog.workdays import Calendar
@@ -110,10 +111,10 @@ def grant_of(engine: sa.Engine, application: ap.Application) -> ap.Grant:
     return grant
 
 
-def raises(code: str, status: int, fn: Callable[[], object]) -> ApiError:
-    with pytest.raises(ApiError) as exc:
+def raises(code: str, status: int, fn: Callable[[], object]) -> HubError:
+    with pytest.raises(HubError) as exc:
         fn()
-    assert (exc.value.code, exc.value.status) == (code, status)
+    assert (exc.value.code, status_of(exc.value)) == (code, status)
     error_body(exc.value)  # the params fill the message placeholders
     return exc.value
 
@@ -567,7 +568,7 @@ def _race(n: int, fn: Callable[[int], object]) -> list[object]:
         barrier.wait()
         try:
             return fn(i)
-        except ApiError as exc:
+        except HubError as exc:
             return exc.code
 
     with ThreadPoolExecutor(n) as pool:

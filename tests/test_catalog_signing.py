@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from catalog import certificates, schema, store
+from catalog.api.status import status_of
 from catalog.canonical import canonical_json
 from catalog.certificate_verify import verify_document, verify_identifier, verify_qr
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.keys import KeyStore, SigningKey, b64url, b64url_decode
 from catalog.model import DirectoryFile
 from catalog.signing import (
@@ -345,9 +346,9 @@ def test_bad_document_shapes(signed: Hub) -> None:
         {**doc, "annotation": 1},
         {**doc, "annotation": {"expires_at": "tomorrow"}},
     ):
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(HubError) as err:
             verify_document(signed.engine, signed.keys, bad, now=NOW)
-        assert err.value.code == "bad_document" and err.value.status == 400 and "why" in err.value.params
+        assert err.value.code == "bad_document" and status_of(err.value) == 400 and "why" in err.value.params
     # a changed identifier breaks the signature: the hub is not even asked whether it exists
     unknown = {**doc, "certificate": {**doc["certificate"], "identifier": "1.2.3"}}
     assert verify_document(signed.engine, signed.keys, unknown, now=NOW).problems == ["bad_signature"]
@@ -488,7 +489,7 @@ def test_qr_tampering(signed: Hub) -> None:
     for junk in ("", "SH1", "SH2.a.b.c", "SH1.a.b", f"{payload}.x"):
         with pytest.raises(ValueError, match="malformed"):
             parse_qr(signed.keys, junk)
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(HubError) as err:
             verify_qr(signed.engine, signed.keys, junk, now=NOW)
         assert err.value.code == "bad_document"
 

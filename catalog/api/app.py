@@ -30,7 +30,8 @@ from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
 from catalog.api.logs import install_access_log_redaction
 from catalog.api.models import Health
-from catalog.errors import ApiError, error_body
+from catalog.api.status import ApiError, headers_of, status_of
+from catalog.errors import HubError, error_body
 from catalog.keys import KeyStoreError
 
 #: not audited: liveness probes that return no data. ``/ping`` touches nothing (no DB, no auth):
@@ -81,12 +82,14 @@ def create_app(settings: Any) -> FastAPI:
     )
     app.state.hub = hub
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
         call: CallAudit | None = getattr(request.state, "call", None)
         if call is not None and call.reason is None:
             call.reason = exc.code
-        return JSONResponse(status_code=exc.status, content=error_body(exc), headers=exc.headers or None)
+        return JSONResponse(
+            status_code=status_of(exc), content=error_body(exc), headers=headers_of(exc) or None
+        )
 
     @app.exception_handler(KeyStoreError)
     async def _keys(request: Request, exc: KeyStoreError) -> JSONResponse:
@@ -97,7 +100,8 @@ def create_app(settings: Any) -> FastAPI:
         call: CallAudit | None = getattr(request.state, "call", None)
         if call is not None:
             call.reason = "keys_unavailable"
-        return JSONResponse(status_code=503, content=error_body(ApiError("keys_unavailable", 503)))
+        err = HubError("keys_unavailable")
+        return JSONResponse(status_code=status_of(err), content=error_body(err))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -117,20 +121,19 @@ def create_app(settings: Any) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         """Starlette's own refusals (unknown path, wrong method, unreadable body) in our error shape."""
         headers = dict(exc.headers or {})
+        err: HubError
         if exc.status_code == 404:
-            err = ApiError("route_not_found", 404, path=request.url.path[:200])
+            err = HubError("route_not_found", path=request.url.path[:200])
         elif exc.status_code == 405:
-            err = ApiError("method_not_allowed", 405, method=request.method)
+            err = HubError("method_not_allowed", method=request.method)
             headers["Allow"] = ", ".join(_allowed_methods(request))
         elif exc.status_code == 400:
-            err = ApiError("bad_body", 400, why=str(exc.detail))
+            err = HubError("bad_body", why=str(exc.detail))
         elif exc.status_code == 413:
-            err = ApiError(
-                "body_too_large", 413, limit=getattr(exc, "limit", hub.settings.api_max_body_bytes)
-            )
+            err = HubError("body_too_large", limit=getattr(exc, "limit", hub.settings.api_max_body_bytes))
             headers["Connection"] = "close"
         elif exc.status_code == 408:
-            err = ApiError("body_timeout", 408, seconds=hub.settings.api_body_timeout_seconds)
+            err = HubError("body_timeout", seconds=hub.settings.api_body_timeout_seconds)
             headers["Connection"] = "close"
         else:
             err = ApiError("http_error", exc.status_code, why=str(exc.detail))
@@ -138,7 +141,7 @@ def create_app(settings: Any) -> FastAPI:
         if call is not None:
             call.reason = err.code
         identify_quietly(request)
-        return JSONResponse(status_code=err.status, content=error_body(err), headers=headers or None)
+        return JSONResponse(status_code=status_of(err), content=error_body(err), headers=headers or None)
 
     s = hub.settings
     app.add_middleware(
@@ -248,7 +251,7 @@ class AuditMiddleware:
                     sent["refused"] = True
                     refusal = JSONResponse(
                         status_code=503,
-                        content=error_body(ApiError("audit_unavailable", 503)),
+                        content=error_body(HubError("audit_unavailable")),
                         headers={"X-Request-Id": request_id},
                     )
                     await refusal(scope, receive, send)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from catalog import access, applications, certificates, disclosure, schema, store
 from catalog.api.context import Hub, limit
 from catalog.certificates import OID_PREFIX
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.model import ShareType
 
 _PREFIX_PARTS = len(OID_PREFIX.split("."))
@@ -58,7 +58,7 @@ def type_access(hub: Hub, principal: access.Principal) -> dict[str, TypeAccess]:
             continue
         try:
             d = hub.dataset(dataset_code)
-        except ApiError:
+        except HubError:
             continue
         if d.spec.share.type is ShareType.NONE or d.spec.certificate is None:
             continue

@@ -30,7 +30,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from catalog import access, applications, apps, disclosure, staff, store, tokens
 from catalog.access import Principal
-from catalog.errors import ApiError
+from catalog.api.status import ApiError
+from catalog.errors import HubError
 from catalog.purpose import PurposeRules, header_text
 from catalog.ratelimit import RateLimiterUnavailable
 
@@ -171,7 +172,7 @@ class Hub:
         try:
             d = store.get_dataset(self.engine, code)
         except KeyError:
-            raise ApiError("dataset_not_found", 404, code=code) from None
+            raise HubError("dataset_not_found", code=code) from None
         self._datasets[code] = (now, d)
         return d
 
@@ -263,7 +264,7 @@ def app_principal_of(app: apps.App | None, generation: Any) -> Principal:
     if app is None:
         raise _unauthorized("invalid_token", why="credentials were rotated")
     if app.status != "active":
-        raise ApiError("app_disabled", 403, app_id=app.app_id)
+        raise HubError("app_disabled", app_id=app.app_id)
     if app.secret_generation != generation:  # rotated, or disabled since the token was issued
         raise _unauthorized("invalid_token", why="credentials were rotated")
     return Principal(kind="app", app_id=app.app_id, app_name=app.name, department_code=app.department_code)
@@ -354,7 +355,7 @@ async def app_principal(principal: OptionalPrincipal) -> Principal:
     if principal.kind == "anonymous":
         raise _unauthorized("not_authenticated")
     if principal.kind != "app":
-        raise ApiError("wrong_party", 403, party="apps")
+        raise HubError("wrong_party", party="apps")
     return principal
 
 
@@ -392,7 +393,7 @@ async def app_claims(
         # staff (or an unknown kind): the general path, for the same answer and audit record
         principal = await hub.run_db(resolve_principal, hub, credentials.credentials)
         call.principal = with_purpose(principal, x_end_user_id, x_case_number)
-        raise ApiError("wrong_party", 403, party="apps")
+        raise HubError("wrong_party", party="apps")
     return AppClaims(
         app_id=str(claims["sub"]),
         generation=claims.get("gen"),
@@ -406,7 +407,7 @@ async def staff_principal(principal: OptionalPrincipal) -> Principal:
     if principal.kind == "anonymous":
         raise _unauthorized("not_authenticated")
     if principal.kind != "staff":
-        raise ApiError("wrong_party", 403, party="department staff")
+        raise HubError("wrong_party", party="department staff")
     return principal
 
 
@@ -441,11 +442,11 @@ def _granted(
     """The grant's projection, or the refusal for the app's standing; counts the call against
     the app's budget on the dataset."""
     if state.kind != "granted" or state.grant is None:
-        code_, status = access.REFUSALS[state.kind]
+        code_ = access.REFUSALS[state.kind]
         params: dict[str, Any] = {"code": d.spec.code}
         if code_ == "application_refused":
             params["reason"] = (state.application.reason if state.application else "") or ""
-        raise ApiError(code_, status, **params)
+        raise HubError(code_, **params)
     grant = state.grant
     limit(hub, access.rate_key(app_id, d.spec.code), grant.rate_limit)
     return disclosure.for_grant(
@@ -477,7 +478,7 @@ async def strict_query(request: Request) -> None:
         return
     for key in request.query_params:
         if key not in names:
-            raise ApiError("unknown_parameter", 400, name=key[:50])
+            raise HubError("unknown_parameter", name=key[:50])
 
 
 def client_address(request: Request) -> str:
@@ -494,7 +495,7 @@ def limit(hub: Hub, key: str, per_minute: int) -> None:
     try:
         result = hub.limiter.hit(key, per_minute)
     except RateLimiterUnavailable:
-        raise ApiError("rate_limit_unavailable", 503) from None
+        raise HubError("rate_limit_unavailable") from None
     if not result.allowed:
         err = ApiError("rate_limited", 429, limit=per_minute, retry_after=result.retry_after)
         err.headers = {"Retry-After": str(max(1, result.retry_after))}

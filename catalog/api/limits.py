@@ -27,7 +27,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog.errors import ApiError, error_body
+from catalog.api.status import status_of
+from catalog.errors import HubError, error_body
 
 
 class BodyTooLarge(HTTPException):
@@ -64,14 +65,14 @@ class LimitsMiddleware:
         query: bytes = scope.get("query_string", b"")
         if "\x00" in scope["path"] or b"\x00" in query or b"%00" in query:
             # no identifier, code or key holds a NUL, and PostgreSQL text cannot store one
-            await _refuse(scope, receive, send, ApiError("nul_character", 400))
+            await _refuse(scope, receive, send, HubError("nul_character"))
             return
         if query and query.count(b"&") + query.count(b";") + 1 > self.max_params:
-            await _refuse(scope, receive, send, ApiError("too_many_parameters", 400, limit=self.max_params))
+            await _refuse(scope, receive, send, HubError("too_many_parameters", limit=self.max_params))
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body:
-            await _refuse(scope, receive, send, ApiError("body_too_large", 413, limit=self.max_body))
+            await _refuse(scope, receive, send, HubError("body_too_large", limit=self.max_body))
             return
         await self.app(scope, self._guarded(receive), send)
 
@@ -114,9 +115,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, err: ApiError) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, err: HubError) -> None:
     call = scope.get("state", {}).get("call")
     if call is not None:
         call.reason = err.code
-    response = JSONResponse(status_code=err.status, content=error_body(err), headers={"Connection": "close"})
+    response = JSONResponse(
+        status_code=status_of(err), content=error_body(err), headers={"Connection": "close"}
+    )
     await response(scope, receive, send)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 
 def _text_problem(value: Any, depth: int = 0) -> str | None:
@@ -43,7 +43,7 @@ def _text_problem(value: Any, depth: int = 0) -> str | None:
 class _In(BaseModel):
     """A request body: unknown members refused, every string storable as UTF-8 text.
 
-    Unstorable text is answered 400 ``bad_text`` (an ``ApiError`` passes through pydantic and
+    Unstorable text is answered 400 ``bad_text`` (a ``HubError`` passes through pydantic and
     FastAPI to the app's handler), not 422: the body has the schema's shape, its content is
     what the hub refuses."""
 
@@ -54,7 +54,7 @@ class _In(BaseModel):
     def _storable(cls, data: Any) -> Any:
         problem = _text_problem(data)
         if problem:
-            raise ApiError("bad_text", 400, why=problem)
+            raise HubError("bad_text", why=problem)
         return data
 
 

@@ -20,7 +20,7 @@ from catalog.api.models import (
     GrantOut,
     RevokeIn,
 )
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 router = APIRouter(prefix="/api/v1", tags=["applications"])
 
@@ -36,7 +36,7 @@ def _own_or_covered(principal: Principal, app_id: str, department_code: str) -> 
 def _application(hub: Any, principal: Principal, application_id: int) -> applications.Application:
     a = applications.get_application(hub.engine, application_id)
     if a is None or not _own_or_covered(principal, a.app_id, a.department_code):
-        raise ApiError("application_not_found", 404, id=application_id)
+        raise HubError("application_not_found", id=application_id)
     return a
 
 
@@ -199,10 +199,10 @@ def revoke(
     g = applications.get_grant(hub.engine, grant_id)
     owner = hub.dataset(g.dataset_code).department.code if g else ""
     if g is None or not _own_or_covered(principal, g.app_id, owner):
-        raise ApiError("grant_not_found", 404, id=grant_id)
+        raise HubError("grant_not_found", id=grant_id)
     call.dataset_code = g.dataset_code
     if principal.kind == "staff" and not principal.has_role("approver"):
-        raise ApiError("forbidden_role", 403, role="approver")
+        raise HubError("forbidden_role", role="approver")
     by = principal.username if principal.kind == "staff" else applications.app_actor(principal.app_id or "")
     out = applications.revoke(
         hub.engine, grant_id, by=by or "", reason=body.reason, now=dt.datetime.now(dt.UTC)
@@ -217,5 +217,5 @@ def _staff_user(hub: Any, principal: Principal) -> Any:
     assert principal.username is not None
     user = staff.get_staff(hub.engine, principal.username)
     if user is None:
-        raise ApiError("staff_not_found", 404, username=principal.username)
+        raise HubError("staff_not_found", username=principal.username)
     return user

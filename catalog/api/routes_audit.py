@@ -11,7 +11,7 @@ from catalog import audit, store
 from catalog.api.context import AnyPrincipal, CallDep, HubDep
 from catalog.api.errors_doc import errors
 from catalog.api.models import AuditList
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -27,7 +27,7 @@ def _time(name: str, value: str | None) -> dt.datetime | None:
         # in UTC here: an offset can carry a time past the calendar's ends (9999-12-31T23:59-23:59)
         return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     except (ValueError, OverflowError):
-        raise ApiError("bad_filter", 400, field=name) from None
+        raise HubError("bad_filter", field=name) from None
 
 
 @router.get("/audit", response_model=AuditList, responses=errors(400, 401, 403), summary="The access log")
@@ -63,7 +63,7 @@ def list_audit(
         app_id = principal.app_id
     else:
         if not principal.has_role("auditor"):
-            raise ApiError("forbidden_role", 403, role="auditor")
+            raise HubError("forbidden_role", role="auditor")
         app_id = app
         if principal.department_code is not None:
             codes = [

@@ -14,7 +14,7 @@ from catalog.access import Principal
 from catalog.api.context import CallDep, HubDep, client_address, limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import Jwks, TokenError, TokenResponse
-from catalog.errors import ApiError
+from catalog.api.status import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 well_known = APIRouter(tags=["auth"])

@@ -26,7 +26,7 @@ from catalog.api.context import (
 )
 from catalog.api.errors_doc import errors
 from catalog.api.models import CertificateList, CertificateOut, CopyOut, CopyRequest, VerifyOut, VerifyRequest
-from catalog.errors import ApiError
+from catalog.errors import HubError
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
@@ -42,14 +42,14 @@ def _visible_row(
     ta = cert_views.type_access(hub, principal).get(type_code or "")
     if ta is None:
         call.reason = "no_grant" if type_code else "certificate_not_found"
-        raise ApiError("certificate_not_found", 404, identifier=identifier)
+        raise HubError("certificate_not_found", identifier=identifier)
     call.dataset_code = ta.dataset.spec.code
     check_purpose(principal, ta.dataset.spec, hub.purpose)
     assert principal.app_id is not None
     limit(hub, rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
     row = certificates.certificate(hub.engine, identifier)
     if row is None:
-        raise ApiError("certificate_not_found", 404, identifier=identifier)
+        raise HubError("certificate_not_found", identifier=identifier)
     call.subject = str(row["holder_id"])
     return row, ta
 
@@ -145,7 +145,7 @@ def verify_document(body: VerifyRequest, request: Request, hub: HubDep, call: Ca
     limit(hub, f"verify:{client_address(request)}", hub.settings.public_verify_rate_limit)
     identify_quietly(request)
     if (body.document is None) == (body.qr is None):
-        raise ApiError("bad_document", 400, why="give exactly one of document or qr")
+        raise HubError("bad_document", why="give exactly one of document or qr")
     if body.qr is not None:
         result = certificate_verify.verify_qr(hub.engine, hub.keys, body.qr)
     else:
@@ -175,9 +175,9 @@ def make_copy(
     released = disclosure.Released()
     view = ta.projection.certificate(row, released)
     if not view["complete"]:
-        raise ApiError("copy_needs_full_grant", 403, identifier=identifier)
+        raise HubError("copy_needs_full_grant", identifier=identifier)
     if row["status"] != "valid":
-        raise ApiError("certificate_not_valid", 409, identifier=identifier, status=row["status"])
+        raise HubError("certificate_not_valid", identifier=identifier, status=row["status"])
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     expires_at = now + dt.timedelta(days=body.valid_days)
     copy_id = "cp-" + secrets.token_hex(8)

@@ -17,7 +17,7 @@ from catalog import runs as run_store
 from catalog.api.context import CallDep, HubDep, OptionalPrincipal, client_address, limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import DatasetDetail, DatasetList
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.model import ShareType
 
 router = APIRouter(prefix="/api/v1", tags=["directory"])
@@ -100,7 +100,7 @@ def show_dataset(code: str, hub: HubDep, call: CallDep, principal: OptionalPrinc
     d = hub.dataset(code)
     if not _visible(principal, d):
         call.reason = "not_open"
-        raise ApiError("dataset_not_found", 404, code=code)
+        raise HubError("dataset_not_found", code=code)
     call.dataset_code = d.spec.code
     s = d.spec
     out = _entry(d)
@@ -176,7 +176,7 @@ def download(
     d = hub.dataset(code)
     if d.spec.share.type is ShareType.NONE or not d.spec.open.open:
         call.reason = "not_shared" if d.spec.share.type is ShareType.NONE else "not_open"
-        raise ApiError("dataset_not_found", 404, code=code)
+        raise HubError("dataset_not_found", code=code)
     call.dataset_code = d.spec.code
     projection = disclosure.for_public(d.spec)
     call.fields = [projection.audit_name(f) for f in projection.fields]

@@ -26,7 +26,7 @@ from catalog.api.context import (
 from catalog.api.context import limit as rate_limit
 from catalog.api.errors_doc import errors
 from catalog.api.models import RecordsPage, SubjectView
-from catalog.errors import ApiError
+from catalog.errors import HubError
 from catalog.model import DatasetSpec, ShareType
 
 router = APIRouter(prefix="/api/v1", tags=["records"])
@@ -48,9 +48,9 @@ def _open_cursor(hub: Hub, context: tuple[str, str, str], spec: DatasetSpec, cur
     try:
         value = hub.cursors.open(cursor, *context)
     except BadCursor:
-        raise ApiError("bad_cursor", 400) from None
+        raise HubError("bad_cursor") from None
     if len(value) != len(spec.primary_key):
-        raise ApiError("bad_cursor", 400)
+        raise HubError("bad_cursor")
     return [
         _coerce_key(spec, k, str(v)) if v is not None else None
         for k, v in zip(spec.primary_key, value, strict=True)
@@ -83,7 +83,7 @@ def _coerce_key(spec: DatasetSpec, name: str, raw: str) -> Any:
         if f.type == "date":
             return dt.date.fromisoformat(raw)
     except ValueError:
-        raise ApiError("bad_filter", 400, field=name) from None
+        raise HubError("bad_filter", field=name) from None
     return raw
 
 
@@ -137,7 +137,7 @@ def _records(
         allowed = {*spec.primary_key, "subject", "limit", "cursor"}
         unknown = [k for k, _ in query if k not in allowed]
         if unknown:
-            raise ApiError("filter_not_allowed", 400, field=unknown[0])
+            raise HubError("filter_not_allowed", field=unknown[0])
         key_filters = dict((k, v) for k, v in query if k in spec.primary_key)
         page: dict[str, Any] = {
             "dataset": spec.code,
@@ -146,13 +146,13 @@ def _records(
         }
         if key_filters:
             if set(key_filters) != set(spec.primary_key):
-                raise ApiError("incomplete_key", 400, fields=",".join(spec.primary_key))
+                raise HubError("incomplete_key", fields=",".join(spec.primary_key))
             # a lookup by a key field the grant withholds (or masks) would answer "exists or not"
             # for guessed values of it: key lookups need every key field but the subject in clear
             subject_field = spec.subject.field if spec.subject else None
             for k in spec.primary_key:
                 if k != subject_field and (k not in projection.fields or k in projection.masked):
-                    raise ApiError("filter_not_granted", 400, field=k)
+                    raise HubError("filter_not_granted", field=k)
             key = {k: _coerce_key(spec, k, v) for k, v in key_filters.items()}
             row = reads.lookup_key(spec, key)
             if row and spec.subject:
@@ -162,9 +162,9 @@ def _records(
             call.fields = released.names()
             return {**page, "items": items, "count": len(items), "next_cursor": None}
         if subject is None:
-            raise ApiError("filter_required", 400, fields=",".join([*spec.primary_key, "subject"]))
+            raise HubError("filter_required", fields=",".join([*spec.primary_key, "subject"]))
         if spec.subject is None:
-            raise ApiError("no_subject", 400, code=code)
+            raise HubError("no_subject", code=code)
         context = _cursor_context(claims.app_id, spec, subject)
         after = _open_cursor(hub, context, spec, cursor) if cursor else None
         rows = reads.lookup_subject(spec, subject, limit=limit + 1, after=after)
@@ -202,7 +202,7 @@ def subject_view(
     for grant in applications.list_grants(hub.engine, app_id=principal.app_id, active_only=True):
         try:
             d = hub.dataset(grant.dataset_code)
-        except ApiError:
+        except HubError:
             continue
         spec = d.spec
         if spec.subject is None or spec.share.type is ShareType.NONE:
