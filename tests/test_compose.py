@@ -523,7 +523,12 @@ def test_hub_api_runs_the_app_factory_with_several_workers(
     assert "uvicorn" in argv and "--factory" in argv
     # the hub's own protocol class (header size and time limits), importable as written
     proto_module, _, proto_attr = _option(argv, "--http").partition(":")
-    assert getattr(importlib.import_module(proto_module), proto_attr).__name__.startswith("Guarded")
+    from catalog.api.server import _HeadGuard
+
+    protocol = getattr(importlib.import_module(proto_module), proto_attr)
+    # and it reads the limits from the settings (catalog.api.server alone uses the defaults)
+    assert issubclass(protocol, _HeadGuard)
+    assert protocol.load_limits.__func__ is not _HeadGuard.load_limits.__func__
     assert int(_option(argv, "--limit-concurrency")) >= 100
     assert int(_option(argv, "--workers")) >= 2
     port = int(_option(argv, "--port"))
