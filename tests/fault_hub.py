@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from catalog import run_lease, runs, serving, store
@@ -226,3 +227,25 @@ def make_hub(
     hub.fill(rows)
     store.publish(hub.engine, DirectoryFile.model_validate(DIRECTORY), source_file="flt.yaml")
     return hub
+
+
+# ---- the fixture both fault modules use --------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def fhub(request: pytest.FixtureRequest, tmp_path: Path) -> FaultHub:
+    url = request.getfixturevalue("hub_pg_url") if request.param == "postgresql" else None
+    hub = make_hub(tmp_path, url)
+    hub.sync()  # the first publish: the state a killed run must leave intact
+    check_published(hub)
+    return hub
+
+
+def raw_rows(hub: FaultHub, run_id: str) -> int:
+    h = pipeline.hub(hub.settings)
+    return h.lake.read("raw", CODE, row_filter=pipeline.run_filter(run_id)).num_rows
+
+
+def quarantined_rows(hub: FaultHub, run_id: str) -> int:
+    h = pipeline.hub(hub.settings)
+    return h.lake.read("quarantine", CODE, row_filter=pipeline.run_filter(run_id)).num_rows

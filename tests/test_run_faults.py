@@ -13,76 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
 from catalog import run_lease, runs
 from sharehub import pipeline
-from sharehub.run_guard import DatasetBusy, Fenced, StepRefused
-from tests.fault_hub import CODE, T0, FaultHub, check_published, make_hub
+from sharehub.run_guard import DatasetBusy, Fenced
+from tests.fault_hub import CODE, T0, FaultHub, check_published, fhub, quarantined_rows, raw_rows
 
-POINTS = [
-    "extract.after_first_batch",
-    "extract.after_raw_commit",
-    "validate.after_quarantine_commit",
-    "publish.before_curated_commit",
-    "publish.after_curated_commit",
-    "publish.during_serving_load",
-    "publish.after_serving_commit",
-    "publish.before_final_record",
-]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def fhub(request: pytest.FixtureRequest, tmp_path: Path) -> FaultHub:
-    url = request.getfixturevalue("hub_pg_url") if request.param == "postgresql" else None
-    hub = make_hub(tmp_path, url)
-    hub.sync()  # the first publish: the state a killed run must leave intact
-    check_published(hub)
-    return hub
-
-
-def _raw_rows(hub: FaultHub, run_id: str) -> int:
-    h = pipeline.hub(hub.settings)
-    return h.lake.read("raw", CODE, row_filter=pipeline.run_filter(run_id)).num_rows
-
-
-def _quarantined(hub: FaultHub, run_id: str) -> int:
-    h = pipeline.hub(hub.settings)
-    return h.lake.read("quarantine", CODE, row_filter=pipeline.run_filter(run_id)).num_rows
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
-@pytest.mark.parametrize("point", POINTS)
-def test_killed_run_is_reaped_and_its_retry_publishes_exactly(fhub: FaultHub, point: str, full: bool) -> None:
-    """Kill at ``point``, see the run reported dead with the reason, retry it under its id,
-    and find exactly the source's good rows in curated and serving — never doubled raw or
-    quarantine rows, never a half-published state served."""
-    at = T0 + dt.timedelta(days=1)
-    fhub.touch(range(1, 101), at=at)  # 100 changed rows
-    fhub.execute("INSERT INTO people VALUES (5001, '新人', '城市1', 1, ?)", at.isoformat(" "))
-    fhub.execute("INSERT INTO people VALUES (5002, NULL, '城市2', 2, ?)", at.isoformat(" "))  # a bad row
-    if full:  # a full resync of a source that shrank by a fifth
-        fhub.execute("DELETE FROM people WHERE pid BETWEEN 801 AND 1000")
-    rid = f"kill__{point}__{'full' if full else 'incr'}"
-    assert fhub.killed_sync(rid, point, full=full) == -9
-    before = runs.get_run(fhub.engine, rid)
-    assert before["status"] not in ("success", "failed")  # the dead process recorded nothing
-    assert fhub.reap_after_lease() == [rid]
-    dead = runs.get_run(fhub.engine, rid)
-    assert dead["status"] == "failed" and dead["error"].startswith("abandoned in "), dead["error"]
-    fhub.resume(rid)
-    check_published(fhub, run_id=rid)
-    run = runs.get_run(fhub.engine, rid)
-    assert _raw_rows(fhub, rid) == run["rows_read"]
-    # every bad row read (the new one, and older ones inside the lookback) quarantined once
-    assert _quarantined(fhub, rid) == run["rows_quarantined"] >= 1
-    # a finished run is not run again under its id
-    with pytest.raises(StepRefused, match="already published"):
-        pipeline.extract_land(CODE, rid, trigger="cli", settings=fhub.settings)
-    assert runs.get_run(fhub.engine, rid)["rows_read"] == run["rows_read"]
+__all__ = ["fhub"]  # the fixture, imported so that pytest finds it here
 
 
 @pytest.mark.slow
@@ -125,8 +64,8 @@ def test_retried_steps_replace_their_output(fhub: FaultHub) -> None:
     out = pipeline.publish(CODE, rid, settings=fhub.settings)
     run = runs.get_run(fhub.engine, rid)
     assert run["attempts"] == {"extract_land": 2, "validate": 2, "publish": 1}
-    assert _raw_rows(fhub, rid) == run["rows_read"] == out["published"] + run["rows_quarantined"]
-    assert _quarantined(fhub, rid) == run["rows_quarantined"]
+    assert raw_rows(fhub, rid) == run["rows_read"] == out["published"] + run["rows_quarantined"]
+    assert quarantined_rows(fhub, rid) == run["rows_quarantined"]
     check_published(fhub, run_id=rid)
 
 
