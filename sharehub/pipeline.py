@@ -681,17 +681,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             snapshot = result.snapshot_id if result.snapshot_id is not None else _curated_snapshot(h, code)
             n_good = good.num_rows
             faults.point("publish.after_curated_commit")
-            if serving_at_base:
-                serving.refresh(
-                    h.engine,
-                    spec,
-                    _faulty(good.to_batches()),
-                    run_id=run_id,
-                    replace=False,
-                    snapshot_id=snapshot,
-                )
-            else:
-                _reload_serving(h, spec, snapshot, run_id)
+            _serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
         else:  # resumed: the run's curated commit landed in an earlier try
             snapshot = own
             log.warning("%s: run %s resumes after its curated commit (snapshot %s)", code, run_id, own)
@@ -702,19 +692,8 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             else:
                 good = pa.Table.from_batches(list(good_batches()), schema=declared)
                 n_good = good.num_rows
-                if known and served == snapshot:
-                    pass
-                elif serving_at_base:
-                    serving.refresh(
-                        h.engine,
-                        spec,
-                        _faulty(good.to_batches()),
-                        run_id=run_id,
-                        replace=False,
-                        snapshot_id=snapshot,
-                    )
-                else:
-                    _reload_serving(h, spec, snapshot, run_id)
+                if not (known and served == snapshot):
+                    _serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
         faults.point("publish.after_serving_commit")
         issued: dict[str, Any] = {}
         for ct in store.certificate_types_for(h.engine, code):
@@ -763,6 +742,19 @@ def _faulty(batches: Any) -> Any:
         yield b
         if i == 0:
             faults.point("publish.during_serving_load")
+
+
+def _serve_upsert(
+    h: Hub, spec: DatasetSpec, good: pa.Table, snapshot: int | None, run_id: str, *, at_base: bool
+) -> None:
+    """Bring serving to ``snapshot`` after an upsert: apply the run's good rows when serving was
+    at the run's base, else reload it whole from the snapshot."""
+    if at_base:
+        serving.refresh(
+            h.engine, spec, _faulty(good.to_batches()), run_id=run_id, replace=False, snapshot_id=snapshot
+        )
+    else:
+        _reload_serving(h, spec, snapshot, run_id)
 
 
 def _reload_serving(h: Hub, spec: DatasetSpec, snapshot: int | None, run_id: str) -> None:
