@@ -425,9 +425,12 @@ def prepare_hub(tmp: Path, *, hub_db: str, rows: int, certificates: int, subject
         sys.path.insert(0, str(REPO))
     # tests.api_hub imports FastAPI's TestClient, which warns about httpx on import (not used here)
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
-    from catalog import applications, dbschema, schema, serving, staff, store
-    from catalog import certificates as certs
-    from catalog.workdays import Calendar
+    from catalog.access import applications, staff
+    from catalog.access.workdays import Calendar
+    from catalog.certificates import issuing as certs
+    from catalog.db import migrate, tables
+    from catalog.directory import store
+    from catalog.serving import tables as serving
     from tests.api_hub import CERT_TYPE, build_hub
 
     timings: dict[str, float] = {}
@@ -436,7 +439,7 @@ def prepare_hub(tmp: Path, *, hub_db: str, rows: int, certificates: int, subject
     overrides: dict[str, Any] = {}
     if hub_db == "postgresql":
         url, drop = _create_pg_database()
-        dbschema.upgrade(url)  # what `sharehub db upgrade` does
+        migrate.upgrade(url)  # what `sharehub db upgrade` does
         overrides["database_url"] = url
     elif hub_db != "sqlite":
         raise ValueError(f"hub_db must be postgresql or sqlite, not {hub_db!r}")
@@ -491,7 +494,7 @@ def prepare_hub(tmp: Path, *, hub_db: str, rows: int, certificates: int, subject
             idents = [
                 str(i)
                 for i in conn.execute(
-                    sa.select(schema.certificates.c.identifier).order_by(schema.certificates.c.serial)
+                    sa.select(tables.certificates.c.identifier).order_by(tables.certificates.c.serial)
                 ).scalars()
             ]
         pick.shuffle(idents)
@@ -780,11 +783,12 @@ def _measure(
 ) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from catalog import audit, schema
+    from catalog.audit import chain as audit
+    from catalog.db import tables
 
     engine = sa.create_engine(hub.database_url)
     with engine.connect() as conn:
-        audit_before = int(conn.execute(sa.select(sa.func.count()).select_from(schema.audit)).scalar_one())
+        audit_before = int(conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar_one())
     engine.dispose()
 
     n_scenarios = 4 if subject_view else 3
@@ -846,7 +850,7 @@ def _measure(
     engine = sa.create_engine(hub.database_url)
     try:
         with engine.connect() as conn:
-            audit_after = int(conn.execute(sa.select(sa.func.count()).select_from(schema.audit)).scalar_one())
+            audit_after = int(conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar_one())
         report = audit.verify(engine)
     finally:
         engine.dispose()

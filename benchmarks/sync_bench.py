@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from catalog import publishing
+from catalog.db.engine import engine_for
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -193,13 +196,13 @@ def hub_env(var_dir: Path, hub_url: str, src_url: str) -> dict[str, str]:
 
 def prepare_hub(var_dir: Path, hub_url: str) -> None:
     """Migrate the (fresh) hub DB and publish the benchmark directory."""
-    from catalog import dbschema, store
+    from catalog.db import migrate
 
     var_dir.mkdir(parents=True, exist_ok=True)
-    dbschema.upgrade(hub_url)
-    engine = store.engine_for(hub_url)
+    migrate.upgrade(hub_url)
+    engine = engine_for(hub_url)
     try:
-        store.publish_path(engine, directory_file(var_dir / "scjgj-bench.yaml"))
+        publishing.publish_path(engine, directory_file(var_dir / "scjgj-bench.yaml"))
     finally:
         engine.dispose()
 
@@ -224,12 +227,12 @@ def warm_up() -> float:
 
     import connectors.conform
     import connectors.postgres  # noqa: F401
-    from catalog import dbschema
+    from catalog.db import migrate
     from quality import _gx
 
     _gx.custom_expectations()
     _gx.batch_definition()
-    dbschema.head()
+    migrate.head()
     return time.perf_counter() - t0
 
 

@@ -52,7 +52,7 @@ def mask_rule(name: str) -> Callable[[Callable[[str], str]], Callable[[str], str
     """Register a masking rule: ``@mask_rule("plate")`` over ``def f(value: str) -> str``.
 
     A new rule is this one function; the directory accepts its name in a field's ``mask`` at
-    once (``catalog.model.FieldSpec``), and every value that leaves goes through it in the
+    once (``catalog.directory.model.FieldSpec``), and every value that leaves goes through it in the
     disclosure projection. The function gets a non-empty string and returns what may be shown.
     """
 

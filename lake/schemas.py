@@ -84,7 +84,7 @@ def _cast(col: pa.Array | pa.ChunkedArray, target: pa.DataType, name: str) -> pa
         raise LakeError(f"column '{name}': cannot convert {col.type} to {target}: {exc}") from exc
 
 
-def conform(data: T, target: pa.Schema) -> T:
+def fit_to_table(data: T, target: pa.Schema) -> T:
     """Select, order and cast ``data`` to the table's write schema; absent optional columns are null."""
     extra = [n for n in data.schema.names if n not in target.names]
     if extra:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from lake import properties as props
 from lake.errors import LakeError
 from lake.retry import with_retry
-from lake.schemas import conform, decode_schema, encode_schema, merge_declared, restore, storage_schema
+from lake.schemas import decode_schema, encode_schema, fit_to_table, merge_declared, restore, storage_schema
 from lake.zones import CURATED, ZONES
 
 if TYPE_CHECKING:
@@ -189,10 +189,10 @@ class Lake:
                 warnings.simplefilter("ignore")
                 tx = table.transaction()
                 if isinstance(source, pa.Table):
-                    tx.append(conform(source, target), snapshot_properties=snapshot_props)
+                    tx.append(fit_to_table(source, target), snapshot_properties=snapshot_props)
                 else:
                     with tx.update_snapshot(snapshot_properties=snapshot_props).fast_append() as appender:
-                        batches = (conform(b, target) for b in source)
+                        batches = (fit_to_table(b, target) for b in source)
                         for f in _stream_files(tx, table.io, appender.commit_uuid, batches):
                             appender.append_data_file(f)
                 committed = tx.commit_transaction()
@@ -271,7 +271,7 @@ class Lake:
         missing = [k for k in key if k not in target.names]
         if missing:
             raise LakeError(f"key column(s) {missing} are not in {table.name()}")
-        src = conform(data, target)
+        src = fit_to_table(data, target)
         for k in key:
             if src.column(k).null_count:
                 raise LakeError(f"key column '{k}' has {src.column(k).null_count} null value(s)")
@@ -356,7 +356,7 @@ class Lake:
 
         def counted(batches: Iterable[pa.RecordBatch], target: pa.Schema) -> Iterator[pa.RecordBatch]:
             for b in batches:
-                b = conform(b, target)
+                b = fit_to_table(b, target)
                 rows[0] += b.num_rows
                 yield b
 
@@ -372,7 +372,7 @@ class Lake:
                 warnings.simplefilter("ignore")
                 tx = table.transaction()
                 if isinstance(source, pa.Table):
-                    payload = conform(source, target)
+                    payload = fit_to_table(source, target)
                     rows[0] = payload.num_rows
                     tx.overwrite(payload, snapshot_properties=snapshot_props)
                 else:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from catalog.db.engine import engine_for
 from sharehub.dagspec import DagSpec
 from sharehub.settings import Settings, get_settings
 
 
 def load_dag_specs(settings: Settings | None = None) -> list[DagSpec]:
     """One DagSpec per published dataset, read from the hub DB."""
-    from catalog import store
+    from catalog.directory import store
 
     s = settings or get_settings()
-    engine = store.engine_for(s.hub_db_url)
+    engine = engine_for(s.hub_db_url)
     out = []
     for ds in store.list_datasets(engine):
         spec = ds.spec

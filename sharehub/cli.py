@@ -39,8 +39,8 @@ def catalog_publish(
     path: Annotated[Path, typer.Argument(help="a directory YAML file or a folder of them")],
 ) -> None:
     """Validate and publish department directory files (a changed dataset gets a new version)."""
-    from catalog.directory_file import DirectoryFileError, directory_files
-    from catalog.store import publish_path
+    from catalog.directory.loader import DirectoryFileError, directory_files
+    from catalog.publishing import publish_path
 
     files = directory_files(path)
     if not files:
@@ -69,7 +69,7 @@ def catalog_publish(
 @catalog_app.command("list")
 def catalog_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List published datasets."""
-    from catalog import store
+    from catalog.directory import store
 
     items = store.list_datasets(_engine())
     rows = [
@@ -106,7 +106,7 @@ def catalog_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 @catalog_app.command("show")
 def catalog_show(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one dataset's directory entry."""
-    from catalog import store
+    from catalog.directory import store
 
     try:
         d = store.get_dataset(_engine(), code)
@@ -142,7 +142,7 @@ def catalog_show(code: str, as_json: Annotated[bool, typer.Option("--json")] = F
 @catalog_app.command("history")
 def catalog_history(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show every version of a dataset with what changed."""
-    from catalog import store
+    from catalog.directory import store
 
     try:
         entries = store.history(_engine(), code)
@@ -185,9 +185,10 @@ def sync(
 
 def run_rows(limit: int, dataset: str | None = None) -> list[dict[str, Any]]:
     """Recent runs as JSON-able dicts (newest first); runs that died are reaped first."""
-    from catalog import run_lease, runs
+    from catalog.runs import lease
+    from catalog.runs import record as runs
 
-    run_lease.reap(_engine(), dataset)
+    lease.reap(_engine(), dataset)
     out = []
     for r in runs.recent_runs(_engine(), limit=limit, dataset_code=dataset):
         dur = r["finished_at"] - r["started_at"] if r["finished_at"] else None
@@ -261,7 +262,8 @@ def cancel_run(
 ) -> None:
     """Give up an unfinished run: it is marked failed and its dataset's lock released, so that
     a new run may start (a run waiting between steps otherwise holds it for run_step_gap_seconds)."""
-    from catalog import run_lease, runs
+    from catalog.runs import lease
+    from catalog.runs import record as runs
 
     engine = _engine()
     try:
@@ -269,12 +271,12 @@ def cancel_run(
     except KeyError:
         console.print(f"[red]no run {run_id}[/red]")
         raise typer.Exit(1) from None
-    if run["status"] not in run_lease.UNFINISHED:
+    if run["status"] not in lease.UNFINISHED:
         console.print(f"[red]run {run_id} is {run['status']}; only an unfinished run can be cancelled[/red]")
         raise typer.Exit(1)
     runs.fail_run(engine, run_id, run["stage"], f"cancelled by the operator: {reason}")
     with engine.begin() as conn:
-        run_lease.release(conn, run["dataset_code"], run_id)
+        lease.release(conn, run["dataset_code"], run_id)
     console.print(f"run {run_id} cancelled; {run['dataset_code']} may be synced again")
 
 

@@ -58,7 +58,7 @@ def apps_create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Register an app; prints its client id and secret (the secret is shown only this once)."""
-    from catalog import apps
+    from catalog.access import apps
     from catalog.errors import HubError
 
     try:
@@ -80,7 +80,7 @@ def apps_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Registered apps."""
-    from catalog import apps
+    from catalog.access import apps
 
     rows = [
         {
@@ -105,7 +105,7 @@ def apps_list(
 @apps_app.command("rotate-secret")
 def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """New client secret; the old one and every token issued with it stop working at once."""
-    from catalog import apps
+    from catalog.access import apps
     from catalog.errors import HubError
 
     try:
@@ -121,7 +121,7 @@ def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")]
 @apps_app.command("disable")
 def apps_disable(client_id: str) -> None:
     """Disable an app (its tokens are refused from the next call)."""
-    from catalog import apps
+    from catalog.access import apps
     from catalog.errors import HubError
 
     try:
@@ -134,7 +134,7 @@ def apps_disable(client_id: str) -> None:
 @apps_app.command("enable")
 def apps_enable(client_id: str) -> None:
     """Enable a disabled app."""
-    from catalog import apps
+    from catalog.access import apps
     from catalog.errors import HubError
 
     try:
@@ -168,7 +168,7 @@ def staff_create(
     ] = False,
 ) -> None:
     """Create a staff account (password hashed with argon2id; at least 12 characters)."""
-    from catalog import staff
+    from catalog.access import staff
     from catalog.errors import HubError
 
     password = _read_password(password_stdin)
@@ -187,7 +187,7 @@ def staff_set_password(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Change a password (tokens issued before stop working)."""
-    from catalog import staff
+    from catalog.access import staff
     from catalog.errors import HubError
 
     password = _read_password(password_stdin)
@@ -201,7 +201,7 @@ def staff_set_password(
 @staff_app.command("list")
 def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Staff accounts."""
-    from catalog import staff
+    from catalog.access import staff
 
     users = staff.list_staff(_engine())
     if as_json:
@@ -217,7 +217,7 @@ def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 def _calendar() -> Any:
-    from catalog.workdays import Calendar
+    from catalog.access.workdays import Calendar
 
     return Calendar.from_settings(get_settings())
 
@@ -236,7 +236,7 @@ def applications_submit(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Apply on an app's behalf (operators onboarding an app; apps normally use the API)."""
-    from catalog import applications
+    from catalog.access import applications
     from catalog.errors import HubError
 
     s = get_settings()
@@ -273,7 +273,7 @@ def applications_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Applications, newest first; overdue ones are flagged."""
-    from catalog import applications
+    from catalog.access import applications
 
     items = applications.list_applications(
         _engine(), app_id=app_id, department_code=department, status=status, overdue_only=overdue
@@ -308,7 +308,7 @@ def applications_decide(
     rate_limit: Annotated[int | None, typer.Option(help="requests per minute")] = None,
 ) -> None:
     """Approve or refuse as an approver of the owning department (a refusal needs --reason)."""
-    from catalog import applications, staff
+    from catalog.access import applications, staff
     from catalog.errors import HubError
 
     engine = _engine()
@@ -340,7 +340,7 @@ def grants_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Grants."""
-    from catalog import applications
+    from catalog.access import applications
 
     items = applications.list_grants(_engine(), app_id=app_id, department_code=department, active_only=active)
     if as_json:
@@ -364,7 +364,7 @@ def grants_list(
 @grants_app.command("revoke")
 def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option(help="why (recorded)")]) -> None:
     """Revoke a grant at once."""
-    from catalog import applications
+    from catalog.access import applications
     from catalog.errors import HubError
 
     try:
@@ -380,7 +380,7 @@ def grants_revoke(grant_id: int, reason: Annotated[str, typer.Option(help="why (
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Signing keys (public parts; private keys stay in the keys directory)."""
-    from catalog.keys import KeyStore
+    from catalog.auth.keys import KeyStore
 
     s = get_settings()
     rows = KeyStore(_engine(), s.signing_keys_dir).list_keys()
@@ -396,7 +396,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @keys_app.command("rotate")
 def keys_rotate(purpose: Annotated[str, typer.Argument(help="token or certificate")]) -> None:
     """New active key; the old one is retired but stays published so what it signed still verifies."""
-    from catalog.keys import KeyStore
+    from catalog.auth.keys import KeyStore
 
     s = get_settings()
     key = KeyStore(_engine(), s.signing_keys_dir).rotate(purpose)
@@ -406,10 +406,10 @@ def keys_rotate(purpose: Annotated[str, typer.Argument(help="token or certificat
 @keys_app.command("sign-missing")
 def keys_sign_missing() -> None:
     """Sign certificates issued before signing existed (with the active certificate key)."""
-    from catalog import certificates
-    from catalog.keys import KeyStore
+    from catalog.auth.keys import KeyStore
+    from catalog.certificates import issuing
 
     s = get_settings()
     engine = _engine()
-    n = certificates.sign_missing(engine, KeyStore(engine, s.signing_keys_dir).active("certificate"))
+    n = issuing.sign_missing(engine, KeyStore(engine, s.signing_keys_dir).active("certificate"))
     console.print(f"signed {n} certificate(s)")

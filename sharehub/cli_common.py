@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from catalog.db.engine import engine_for
 from sharehub.settings import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # logs and CI pipes: no 80-column squeeze
@@ -16,10 +17,9 @@ err = Console(stderr=True)
 
 def engine() -> Any:
     """The hub DB engine, pooled as the settings say (the same engine the pipeline uses)."""
-    from catalog import store
 
     s = get_settings()
-    return store.engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
+    return engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow)
 
 
 def dump(data: Any) -> None:

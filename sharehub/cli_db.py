@@ -23,17 +23,17 @@ def upgrade_cmd(
     """Apply the migrations up to a revision (default: the newest); a no-op when already there."""
     from alembic.util import CommandError
 
-    from catalog import dbschema
+    from catalog.db import migrate
 
     url = get_settings().hub_db_url
-    before = dbschema.current(url)
+    before = migrate.current(url)
     try:
-        dbschema.upgrade(url, revision)
+        migrate.upgrade(url, revision)
     except CommandError as exc:
         err.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    after = dbschema.current(url)
-    where = escape(dbschema.masked_url(url))
+    after = migrate.current(url)
+    where = escape(migrate.masked_url(url))
     if before == after:
         console.print(f"{where}: already at revision {after or 'none'}")
     else:
@@ -43,10 +43,10 @@ def upgrade_cmd(
 @app.command("current")
 def current_cmd() -> None:
     """Print the database's revision ("none" before the first upgrade) and whether it is the head."""
-    from catalog import dbschema
+    from catalog.db import migrate
 
-    rev = dbschema.current(get_settings().hub_db_url)
-    head = dbschema.head()
+    rev = migrate.current(get_settings().hub_db_url)
+    head = migrate.head()
     if rev == head:
         console.print(f"{rev} (head)")
     else:
@@ -56,13 +56,13 @@ def current_cmd() -> None:
 @app.command("check")
 def check_cmd() -> None:
     """Compare the database with the models; exit 1 listing every difference."""
-    from catalog import dbschema
+    from catalog.db import migrate
 
     url = get_settings().hub_db_url
-    diffs = dbschema.check(url)
+    diffs = migrate.check(url)
     if not diffs:
         console.print(
-            f"{escape(dbschema.masked_url(url))}: in sync with the models (revision {dbschema.head()})"
+            f"{escape(migrate.masked_url(url))}: in sync with the models (revision {migrate.head()})"
         )
         return
     for d in diffs:
@@ -74,6 +74,6 @@ def check_cmd() -> None:
 @app.command("url")
 def url_cmd() -> None:
     """Print the hub database URL (password masked)."""
-    from catalog import dbschema
+    from catalog.db import migrate
 
-    typer.echo(dbschema.masked_url(get_settings().hub_db_url))
+    typer.echo(migrate.masked_url(get_settings().hub_db_url))

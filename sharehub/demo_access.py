@@ -53,7 +53,7 @@ class DemoAccess:
 
 
 def _credentials(engine: sa.Engine, name: str, department: str, description: str) -> tuple[str, str]:
-    from catalog import apps
+    from catalog.access import apps
 
     existing = apps.find_app(engine, name)
     if existing is None:
@@ -66,7 +66,7 @@ def _credentials(engine: sa.Engine, name: str, department: str, description: str
 
 
 def _approver(engine: sa.Engine) -> str:
-    from catalog import staff
+    from catalog.access import staff
 
     password = secrets.token_urlsafe(12)
     if staff.get_staff(engine, APPROVER) is None:
@@ -80,8 +80,8 @@ def _ensure_grant(
     engine: sa.Engine, settings: Any, client_id: str, dataset: str, purpose: str, basis: str
 ) -> dict[str, Any]:
     """Apply unless a grant is already active; approve a pending conditional one as the approver."""
-    from catalog import applications, staff
-    from catalog.workdays import Calendar
+    from catalog.access import applications, staff
+    from catalog.access.workdays import Calendar
 
     state = applications.access_state(engine, client_id, dataset)
     if state.kind == "granted" and state.application is not None:
@@ -110,7 +110,8 @@ def _ensure_grant(
 
 
 def _first(engine: sa.Engine, code: str, column: str) -> str:
-    from catalog import serving, store
+    from catalog.directory import store
+    from catalog.serving import tables as serving
 
     spec = store.get_dataset(engine, code).spec
     table = serving.serving_table(spec)
@@ -146,11 +147,11 @@ def setup_access(engine: sa.Engine, settings: Any) -> DemoAccess:
 
 def example_calls(engine: sa.Engine) -> list[DemoCall]:
     """Calls that work against the demo hub once it is published and synced."""
-    from catalog import certificates
+    from catalog.certificates import issuing
 
     debtor = _first(engine, "FY-SXBZXR-001", "case_no")
     person = _first(engine, "GAJ-HJRK-001", "id_no")
-    cert = certificates.certificates_of(engine, person)
+    cert = issuing.certificates_of(engine, person)
     calls = [
         DemoCall("the directory, as the public sees it (open data only)", "GET", "/api/v1/datasets"),
         DemoCall(

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from catalog import publishing
+from catalog.db.engine import engine_for
 from sharehub.settings import get_settings
 
 
@@ -27,25 +29,25 @@ def _configure_sources(scale: float, console: Console) -> None:
 
 
 def _publish(console: Console) -> list[str]:
-    from catalog import store
-    from catalog.directory_file import directory_files
+    from catalog.directory.loader import directory_files
     from sharehub.demo import DIRECTORY_DIR
 
-    engine = store.engine_for(get_settings().hub_db_url)
+    engine = engine_for(get_settings().hub_db_url)
     codes: list[str] = []
     for f in directory_files(DIRECTORY_DIR):
-        for change in store.publish_path(engine, f):
+        for change in publishing.publish_path(engine, f):
             codes.append(change.code)
             console.print(f"directory {f.name}: {change.code} v{change.version} {change.action}")
     return codes
 
 
 def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Console) -> bool:
-    from catalog import runs, store
+    from catalog.directory import store
+    from catalog.runs import record as runs
     from sharehub.reports import quarantine_rows
 
     s = get_settings()
-    engine = store.engine_for(s.hub_db_url)
+    engine = engine_for(s.hub_db_url)
     t = Table(
         "dataset",
         "department",
@@ -137,11 +139,10 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
 
 def _access(console: Console) -> None:
     """Register the sample apps, make their applications, print calls that work."""
-    from catalog import store
     from sharehub.demo_access import curl_lines, setup_access
 
     s = get_settings()
-    engine = store.engine_for(s.hub_db_url)
+    engine = engine_for(s.hub_db_url)
     access = setup_access(engine, s)
     console.print("\n[bold]access control[/bold]: two service apps and their applications")
     for name, (cid, _secret) in access.credentials.items():

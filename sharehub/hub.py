@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from catalog import store
+from catalog.db.engine import engine_for
 from sharehub.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -46,4 +46,4 @@ class Hub:
 def hub(settings: Settings | None = None) -> Hub:
     """The hub for these settings (default: the process settings)."""
     s = settings or get_settings()
-    return Hub(s, store.engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow))
+    return Hub(s, engine_for(s.hub_db_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow))

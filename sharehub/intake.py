@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from catalog.model import DatasetSpec, MissingColumnPolicy
+from catalog.directory.model import DatasetSpec, MissingColumnPolicy
 
 MISSING_COLUMN = "missing_column"
 FILE = "file"

@@ -15,9 +15,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from catalog import runs as run_store
-from catalog import serving, store
-from catalog.model import DatasetSpec, FieldSpec, QualityPolicy
+from catalog.directory import store
+from catalog.directory.model import DatasetSpec, FieldSpec, QualityPolicy
+from catalog.runs import record as run_store
+from catalog.serving import tables as serving
 from sharehub import faults, intake
 from sharehub.hub import Hub, QualityBlocked, SyncError, hub
 from sharehub.run_guard import Fenced, run_step
@@ -612,8 +613,9 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
     """
     import pyarrow as pa
 
-    from catalog import certificates, run_lease
-    from catalog.keys import KeyStore
+    from catalog.auth.keys import KeyStore
+    from catalog.certificates import issuing
+    from catalog.runs import lease
     from lake import CURATED, QUARANTINE, RAW
 
     t0 = time.perf_counter()
@@ -704,7 +706,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
                     else h.lake.read(CURATED, code, snapshot_id=snapshot)
                 )
                 signer = KeyStore(h.engine, h.settings.signing_keys_dir).active("certificate")
-                res = certificates.issue(
+                res = issuing.issue(
                     h.engine, spec, ds.department, ct["code"], rows, run_id=run_id, signer=signer
                 )
                 issued[ct["code"]] = res.__dict__
@@ -712,7 +714,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
         faults.point("publish.before_final_record")
         step.fence()
         with h.engine.begin() as conn:
-            if not run_lease.holds(conn, code, run_id):
+            if not lease.holds(conn, code, run_id):
                 raise Fenced(
                     f"{code}: run {run_id} no longer holds the dataset's lock; its record is not written"
                 )
@@ -722,7 +724,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
                 run_store.set_watermark(conn, code, run["watermark_after"], run_id)
             run_store.record_files(conn, code, run["files"] or [], run_id)
             run_store.finish_run_in(conn, run_id, "success", rows_published=n_good, snapshot_id=snapshot)
-            run_lease.release(conn, code, run_id)
+            lease.release(conn, code, run_id)
         return {
             "dataset": code,
             "run_id": run_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog import runs as run_store
+from catalog.runs import record as run_store
 from sharehub.hub import hub
 from sharehub.pipeline import run_filter
 from sharehub.settings import Settings

@@ -2,7 +2,7 @@
 
 ``with run_step(h, code, run_id, "validate") as step:`` …
 
-1. **Lock.** The dataset's run lock is taken for the run (:mod:`catalog.run_lease`); another
+1. **Lock.** The dataset's run lock is taken for the run (:mod:`catalog.runs.lease`); another
    live run of the dataset makes the step fail with :class:`DatasetBusy`, naming that run. Runs
    that died are reaped first, so their records say why.
 2. **Preconditions.** Each step knows what must be done before it, from the run record:
@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from catalog import run_lease
-from catalog import runs as run_store
-from catalog.run_lease import DatasetBusy
+from catalog.runs import lease
+from catalog.runs import record as run_store
+from catalog.runs.lease import DatasetBusy
 
 if TYPE_CHECKING:
     from sharehub.hub import Hub
@@ -58,7 +58,7 @@ class Step:
     run_id: str
     name: str
     run: dict[str, Any]
-    heartbeat: run_lease.Heartbeat
+    heartbeat: lease.Heartbeat
 
     def fence(self) -> None:
         """Raise :class:`Fenced` when this run lost the dataset's lock (checked before commits)."""
@@ -113,7 +113,7 @@ def run_step(h: Hub, code: str, run_id: str, step: str) -> Iterator[Step]:
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}")
     s = h.settings
-    run_lease.acquire(h.engine, code, run_id, step, lease_s=s.run_lease_seconds)
+    lease.acquire(h.engine, code, run_id, step, lease_s=s.run_lease_seconds)
     try:
         try:
             run: dict[str, Any] | None = run_store.get_run(h.engine, run_id)
@@ -126,9 +126,9 @@ def run_step(h: Hub, code: str, run_id: str, step: str) -> Iterator[Step]:
             run = run_store.get_run(h.engine, run_id)
     except BaseException:
         with h.engine.begin() as conn:  # refused before starting: the lock goes back
-            run_lease.release(conn, code, run_id)
+            lease.release(conn, code, run_id)
         raise
-    heartbeat = run_lease.Heartbeat(h.engine, code, run_id, lease_s=s.run_lease_seconds)
+    heartbeat = lease.Heartbeat(h.engine, code, run_id, lease_s=s.run_lease_seconds)
     with heartbeat:
         try:
             yield Step(code, run_id, step, run or {}, heartbeat)
@@ -145,12 +145,12 @@ def run_step(h: Hub, code: str, run_id: str, step: str) -> Iterator[Step]:
             _safe(_release, h, code, run_id)
             raise
     if step != "publish":  # publish released the lock with its final record
-        run_lease.hand_over(h.engine, code, run_id, hold_s=s.run_step_gap_seconds)
+        lease.hand_over(h.engine, code, run_id, hold_s=s.run_step_gap_seconds)
 
 
 def _release(h: Hub, code: str, run_id: str) -> None:
     with h.engine.begin() as conn:
-        run_lease.release(conn, code, run_id)
+        lease.release(conn, code, run_id)
 
 
 def _safe(fn: Any, *args: Any, **kwargs: Any) -> None:

@@ -27,7 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from catalog.purpose import DEFAULT_CASE_NUMBER_PATTERN, DEFAULT_END_USER_PATTERN
+from catalog.access.purpose import DEFAULT_CASE_NUMBER_PATTERN, DEFAULT_END_USER_PATTERN
 
 
 class S3Settings(BaseModel):
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     validate_chunk_rows: int = Field(
         default=200_000, ge=1_000, description="rows validated at once (bounds the validate step's memory)"
     )
-    # ---- run safety (catalog.run_lease) -----------------------------------------------------
+    # ---- run safety (catalog.runs.lease) -----------------------------------------------------
     run_lease_seconds: float = Field(
         default=60.0, gt=0, description="a working step renews its lock this often x4; silent longer = dead"
     )
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     default_rate_limit: int = Field(default=600, ge=1, description="requests per minute per grant")
     redis_url: str | None = Field(default=None, description="shared rate-limit counters; None = per process")
     audit_batch_max: int = Field(default=256, ge=1)
-    # ---- the purpose of a call (catalog.purpose) -------------------------------------------
+    # ---- the purpose of a call (catalog.access.purpose) -------------------------------------------
     purpose_end_user_pattern: str = Field(
         default=DEFAULT_END_USER_PATTERN, description="regular expression an X-End-User-Id must match"
     )

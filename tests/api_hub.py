@@ -16,9 +16,14 @@ import pyarrow as pa
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from catalog import apps, certificates, serving, staff, store
-from catalog.keys import KeyStore
-from catalog.model import DirectoryFile
+from catalog import publishing
+from catalog.access import apps, staff
+from catalog.auth.keys import KeyStore
+from catalog.certificates import issuing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
+from catalog.serving import tables as serving
 
 CERT_TYPE = "11100000000013127D001"
 USCC = ["91330100MA27XL0B5H", "91330106MA2CFP8M0B", "91330108MA2H2Y4X1U"]
@@ -183,17 +188,17 @@ class ApiHub:
         return {"Authorization": f"Bearer {self.staff_token(username)}"}
 
     def last_audit(self) -> dict[str, Any]:
-        from catalog import schema
+        from catalog.db import tables
 
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.audit).order_by(schema.audit.c.seq.desc()).limit(1)).one()
+            row = conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq.desc()).limit(1)).one()
         return dict(row._mapping)
 
     def audit_count(self) -> int:
-        from catalog import schema
+        from catalog.db import tables
 
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(schema.audit)).scalar_one())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar_one())
 
 
 def build_hub(tmp_path: Path, **overrides: Any) -> ApiHub:
@@ -201,9 +206,9 @@ def build_hub(tmp_path: Path, **overrides: Any) -> ApiHub:
     from sharehub.settings import Settings
 
     settings = Settings(var_dir=tmp_path / "var", **overrides)
-    engine = store.engine_for(settings.hub_db_url)
+    engine = engine_for(settings.hub_db_url)
     for name, doc in (("scj.yaml", SCJ), ("rsj.yaml", RSJ), ("zgj.yaml", BDC)):
-        store.publish(engine, DirectoryFile.model_validate(doc), source_file=name)
+        publishing.publish(engine, DirectoryFile.model_validate(doc), source_file=name)
     lic = store.get_dataset(engine, "SCJ-LIC")
     serving.ensure_serving_table(engine, lic.spec)
     serving.refresh(
@@ -214,7 +219,7 @@ def build_hub(tmp_path: Path, **overrides: Any) -> ApiHub:
         replace=True,
     )
     keys = KeyStore(engine, settings.signing_keys_dir)
-    certificates.issue(
+    issuing.issue(
         engine,
         lic.spec,
         lic.department,
@@ -324,11 +329,11 @@ def residents() -> pa.Table:
 
 def publish_id_cards(hub: ApiHub) -> None:
     """Publish the police's ID-card dataset, fill its serving table and issue signed ID cards."""
-    store.publish(hub.engine, DirectoryFile.model_validate(GAJ), source_file="gaj.yaml")
+    publishing.publish(hub.engine, DirectoryFile.model_validate(GAJ), source_file="gaj.yaml")
     d = store.get_dataset(hub.engine, "GAJ-ID")
     serving.ensure_serving_table(hub.engine, d.spec)
     serving.refresh(hub.engine, d.spec, residents(), run_id="r1", replace=True)
-    certificates.issue(
+    issuing.issue(
         hub.engine,
         d.spec,
         d.department,

@@ -78,9 +78,9 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def hub_pg_url(pg_url: str) -> str:
     """``pg_url`` with the hub tables created by the migrations (``sharehub db upgrade``)."""
-    from catalog import dbschema
+    from catalog.db import migrate
 
-    dbschema.upgrade(pg_url)
+    migrate.upgrade(pg_url)
     return pg_url
 
 

@@ -20,8 +20,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from catalog import run_lease, runs, serving, store
-from catalog.model import DirectoryFile
+from catalog import publishing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
+from catalog.runs import lease
+from catalog.runs import record as runs
+from catalog.serving import tables as serving
 from sharehub import pipeline
 from sharehub.settings import Settings
 
@@ -72,7 +77,7 @@ class FaultHub:
 
     @property
     def engine(self) -> sa.Engine:
-        return store.engine_for(self.settings.hub_db_url)
+        return engine_for(self.settings.hub_db_url)
 
     # ---- the source -------------------------------------------------------------------------
     def fill(self, n: int) -> None:
@@ -136,7 +141,7 @@ class FaultHub:
     def reap_after_lease(self) -> list[str]:
         """What the reaper finds once the killed process's lease has run out (no sleeping)."""
         later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.run_lease_seconds + 1)
-        return run_lease.reap(self.engine, CODE, now=later)
+        return lease.reap(self.engine, CODE, now=later)
 
     def resume(self, run_id: str) -> dict[str, Any]:
         """Retry a run's steps under its own id from where it stopped (as Airflow's retries do)."""
@@ -197,7 +202,7 @@ def check_published(hub: FaultHub, *, run_id: str | None = None) -> None:
     if run_id is not None:
         run = runs.get_run(h.engine, run_id)
         assert run["status"] == "success" and run["snapshot_id"] == curated_snapshot, run
-    assert run_lease.current(h.engine, CODE) is None, "a finished run left the dataset's lock"
+    assert lease.current(h.engine, CODE) is None, "a finished run left the dataset's lock"
 
 
 def make_hub(
@@ -225,7 +230,7 @@ def make_hub(
     )
     hub = FaultHub(settings=settings, source=source, env=env)
     hub.fill(rows)
-    store.publish(hub.engine, DirectoryFile.model_validate(DIRECTORY), source_file="flt.yaml")
+    publishing.publish(hub.engine, DirectoryFile.model_validate(DIRECTORY), source_file="flt.yaml")
     return hub
 
 

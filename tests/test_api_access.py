@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from catalog import apps, audit, schema, tokens
-from catalog.keys import KeyStore
+from catalog.access import apps
+from catalog.audit import chain as audit
+from catalog.auth import tokens
+from catalog.auth.keys import KeyStore
+from catalog.db import tables
 from tests.api_hub import CITIZENS, USCC, ApiHub, build_hub
 
 APPLY = {"purpose": "企业开办一件事", "legal_basis": "《优化营商环境条例》第十九条"}
@@ -98,7 +101,7 @@ def test_token_endpoint_and_forgeries(hub: ApiHub, tmp_path: Path) -> None:
     assert call(aud).json()["error"]["code"] == "invalid_token"
     # forged: signed by a key the hub never published
     other = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    schema.metadata.create_all(other)
+    tables.metadata.create_all(other)
     stranger = KeyStore(other, tmp_path / "otherkeys")
     forged, _ = tokens.issue_token(
         stranger,
@@ -160,7 +163,7 @@ def _state(hub: ApiHub, share: str, state: str) -> None:
     if state == "expired":
         with hub.engine.begin() as conn:  # time passes: the grant's end is now in the past
             conn.execute(
-                sa.update(schema.grants).values(valid_until=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+                sa.update(tables.grants).values(valid_until=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
             )
     if state == "revoked":
         (g,) = hub.client.get("/api/v1/grants", headers=hub.as_app("企业开办")).json()["items"]
@@ -287,7 +290,7 @@ def test_overdue_applications_are_flagged(hub: ApiHub) -> None:
     ).json()
     assert listing["count"] == 0
     with hub.engine.begin() as conn:
-        conn.execute(sa.update(schema.applications).values(deadline=dt.date.today() - dt.timedelta(days=1)))
+        conn.execute(sa.update(tables.applications).values(deadline=dt.date.today() - dt.timedelta(days=1)))
     listing = hub.client.get(
         "/api/v1/applications", params={"overdue": True}, headers=hub.as_staff("scj_approver")
     ).json()
@@ -385,7 +388,7 @@ def test_certificates_are_hidden_without_grant_and_signed_with_one(hub: ApiHub) 
     assert ident.status_code == 404
     with hub.engine.connect() as conn:
         real = conn.execute(
-            sa.select(schema.certificates.c.identifier).where(schema.certificates.c.holder_id == USCC[0])
+            sa.select(tables.certificates.c.identifier).where(tables.certificates.c.holder_id == USCC[0])
         ).scalar_one()
     missing = real[:-3] + "9.Q"
     a = hub.client.get(f"/api/v1/certificates/{real}", headers=hub.as_app("企业开办"))
@@ -419,7 +422,7 @@ def test_certificates_are_hidden_without_grant_and_signed_with_one(hub: ApiHub) 
     # a revoked licence fails verification even with a good signature
     with hub.engine.connect() as conn:
         revoked = conn.execute(
-            sa.select(schema.certificates.c.identifier).where(schema.certificates.c.holder_id == USCC[2])
+            sa.select(tables.certificates.c.identifier).where(tables.certificates.c.holder_id == USCC[2])
         ).scalar_one()
     v = hub.client.get(f"/api/v1/certificates/{revoked}/verify").json()
     assert v["valid"] is False and v["status"] == "revoked" and "revoked" in v["problems"]
@@ -444,7 +447,7 @@ def test_annotated_copy_and_qr(hub: ApiHub) -> None:
     _approve_licences(hub, clear_fields=["legal_rep"])
     with hub.engine.connect() as conn:
         ident = conn.execute(
-            sa.select(schema.certificates.c.identifier).where(schema.certificates.c.holder_id == USCC[0])
+            sa.select(tables.certificates.c.identifier).where(tables.certificates.c.holder_id == USCC[0])
         ).scalar_one()
     r = hub.client.post(
         f"/api/v1/certificates/{ident}/copies",
@@ -495,7 +498,7 @@ def test_every_call_is_audited_and_scoped(hub: ApiHub) -> None:
     report = audit.verify(hub.engine)
     assert report.ok and report.checked == hub.audit_count()
     with hub.engine.begin() as conn:
-        conn.execute(sa.update(schema.audit).where(schema.audit.c.seq == 3).values(app_id="someone-else"))
+        conn.execute(sa.update(tables.audit).where(tables.audit.c.seq == 3).values(app_id="someone-else"))
     report = audit.verify(hub.engine)
     assert not report.ok and any("seq 3" in p for p in report.problems)
 
@@ -533,8 +536,8 @@ def test_lost_signing_keys_answer_503_not_500(hub: ApiHub) -> None:
         pem.unlink()
     from fastapi.testclient import TestClient
 
-    from catalog import keys as keys_module
     from catalog.api import create_app
+    from catalog.auth import keys as keys_module
 
     keys_module._PRIVATE_CACHE.clear()  # as in a freshly started API process
 

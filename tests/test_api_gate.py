@@ -1,6 +1,6 @@
 """The data-call gate on both hub databases, the bare ``/ping`` endpoint and the hot-path reads.
 
-Record lookups and stored-certificate verification read through ``catalog.api.reads``: the
+Record lookups and stored-certificate verification read through ``catalog.serving.reads``: the
 catalog's SQLAlchemy functions on SQLite, the same statements straight through psycopg on
 PostgreSQL. Both must give the same answers, and nothing may be cached between calls: a
 revoked grant, a rotated secret or a disabled app shows on the very next call.
@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from catalog import applications, apps, audit, schema
-from catalog.api.reads import PsycopgPool, SqlAlchemyReads
+from catalog.access import applications, apps
+from catalog.audit import chain as audit
+from catalog.db import tables
+from catalog.serving.reads import PsycopgPool, SqlAlchemyReads
 from tests.api_hub import CERT_TYPE, USCC, ApiHub, build_hub
 
 APPLY = {"purpose": "企业开办一件事", "legal_basis": "《优化营商环境条例》第十九条"}
@@ -87,7 +89,7 @@ def test_grant_changes_show_on_the_next_call(hub: ApiHub) -> None:
     assert records(hub).status_code == 200
     with hub.engine.begin() as conn:  # time passes: the grant's end is now in the past
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-        conn.execute(sa.update(schema.grants).values(valid_until=past))
+        conn.execute(sa.update(tables.grants).values(valid_until=past))
     assert error(records(hub)) == (403, "grant_expired")
 
 
@@ -171,8 +173,8 @@ def test_pages_and_filters(hub: ApiHub) -> None:
 def test_verify_stored_certificates(hub: ApiHub) -> None:
     with hub.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(schema.certificates.c.holder_id, schema.certificates.c.identifier).order_by(
-                schema.certificates.c.holder_id
+            sa.select(tables.certificates.c.holder_id, tables.certificates.c.identifier).order_by(
+                tables.certificates.c.holder_id
             )
         ).all()
     ident = {h: i for h, i in rows}
@@ -211,7 +213,7 @@ def test_ping_is_bare(hub: ApiHub, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.services
 def test_psycopg_reads_match_sqlalchemy(hub_pg_url: str, tmp_path: Path) -> None:
-    from catalog import store
+    from catalog.directory import store
 
     hub = build_hub(tmp_path, database_url=hub_pg_url)
     api_hub = hub.client.app.state.hub  # type: ignore[attr-defined]
@@ -219,7 +221,7 @@ def test_psycopg_reads_match_sqlalchemy(hub_pg_url: str, tmp_path: Path) -> None
         cid = hub.apps["企业开办"][0]
         lic = store.get_dataset(hub.engine, "SCJ-LIC").spec
         with hub.engine.connect() as conn:
-            idents = list(conn.execute(sa.select(schema.certificates.c.identifier)).scalars())
+            idents = list(conn.execute(sa.select(tables.certificates.c.identifier)).scalars())
         pool = PsycopgPool(hub.engine, 2)
 
         def both(fn: Any) -> tuple[Any, Any]:

@@ -25,8 +25,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 
-from catalog import store
+from catalog import publishing
 from catalog.api import create_app
+from catalog.db.engine import engine_for
+from catalog.directory import store
 from sharehub.demo import DIRECTORY_DIR
 from sharehub.settings import Settings
 
@@ -73,9 +75,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
         login_rate_limit_per_address=1_000_000,
         login_rate_limit_per_account=1_000_000,
     )
-    engine = store.engine_for(hub_settings.hub_db_url)
+    engine = engine_for(hub_settings.hub_db_url)
     for f in sorted(Path(DIRECTORY_DIR).glob("*.yaml")):
-        store.publish_path(engine, f)
+        publishing.publish_path(engine, f)
     api = create_app(hub_settings)
     with TestClient(api):  # runs the lifespan, so shutdown closes what startup opened
         yield api
@@ -87,7 +89,7 @@ def auth_headers(app: FastAPI) -> dict[str, str]:
     """An app with grants on every shareable dataset (one approved conditional grant, the
     unconditional ones automatic), its token, and the purpose headers: generated requests get
     past the gate and exercise the data operations."""
-    from catalog import applications, apps, staff
+    from catalog.access import applications, apps, staff
 
     hub = app.state.hub
     engine = hub.engine

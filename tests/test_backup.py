@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from catalog import audit, store
+from catalog import publishing
+from catalog.audit import chain as audit
+from catalog.db.engine import engine_for
 from sharehub import pipeline
 from sharehub.backup import BackupError, check, restore, take
 from sharehub.backup import dump as take_mod
@@ -46,9 +48,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         mp.setenv(f"SHAREHUB_CONNECTIONS__{ref.upper()}", loc)
     get_settings.cache_clear()
     settings = get_settings()
-    engine = store.engine_for(settings.hub_db_url)
+    engine = engine_for(settings.hub_db_url)
     for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        store.publish_path(engine, f)
+        publishing.publish_path(engine, f)
     for code in CODES:
         pipeline.sync(code)
     pipeline.sync("RSJ-SBJF-001", full=True)  # a second curated snapshot (history to keep)
@@ -208,9 +210,9 @@ def test_restored_hub_syncs_on_from_where_it_was(
     restore(target, backup_dir)
     before = _lake_state(target)["curated.rsj_sbjf_001"]
     result = pipeline.sync("RSJ-SBJF-001", settings=target)
-    from catalog import runs
+    from catalog.runs import record as runs
 
-    engine = store.engine_for(target.hub_db_url)
+    engine = engine_for(target.hub_db_url)
     run = runs.get_run(engine, result["run_id"])
     assert run["status"] == "success", run
     assert run["base_snapshot_id"] == before[-1]
@@ -449,7 +451,7 @@ def test_s3_lake_backup_points_at_the_bucket(tmp_path: Path, s3_endpoint: Any) -
         "region": s3_endpoint.region,
     }
     hub = Settings(var_dir=tmp_path / "a", s3=s3)  # type: ignore[arg-type]
-    store.engine_for(hub.hub_db_url)
+    engine_for(hub.hub_db_url)
     with open_lake(hub.hub_db_url, hub.warehouse, s3=hub.s3_options()) as lake:
         lake.ensure_table("curated", "S3-T-1", pa.schema([("k", pa.string()), ("v", pa.int64())]), key=["k"])
         lake.upsert("S3-T-1", pa.table({"k": ["a", "b"], "v": [1, 2]}), key=["k"], run_id="r1")
@@ -499,14 +501,14 @@ def test_backup_files_are_private(backup_dir: Path) -> None:
 
 
 def test_a_target_at_another_revision_is_refused(backup_dir: Path, tmp_path: Path) -> None:
-    from catalog import dbschema
+    from catalog.db import migrate
 
     bad = _copy(backup_dir, tmp_path)
     manifest = json.loads((bad / "manifest.json").read_text())
     manifest["source"]["revision"] = "0002"  # an older hub's backup
     (bad / "manifest.json").write_text(json.dumps(manifest))
     target = _fresh(tmp_path)
-    dbschema.upgrade(target.hub_db_url)  # someone ran `sharehub db upgrade` first
+    migrate.upgrade(target.hub_db_url)  # someone ran `sharehub db upgrade` first
     with pytest.raises(BackupError, match=r"has a schema at revision 0003, the backup 0002"):
         restore(target, bad)
 
@@ -523,7 +525,7 @@ def test_a_backup_taken_after_a_republish_restores_its_serving_tables_as_they_we
     text = (DIRECTORY_DIR / "fy.yaml").read_text(encoding="utf-8")
     changed = tmp_path / "fy.yaml"
     changed.write_text(text.replace("- name: obligation\n", "- name: duty\n", 1), encoding="utf-8")
-    store.publish_path(store.engine_for(hub.hub_db_url), changed)
+    publishing.publish_path(engine_for(hub.hub_db_url), changed)
     manifest = take(hub, tmp_path / "after republish")
     (entry,) = [t for t in manifest["tables"] if t["name"] == "srv_fy_sxbzxr_001"]
     assert "obligation" in [c["name"] for c in entry["shape"]["columns"]]

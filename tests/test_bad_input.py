@@ -24,7 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
-from catalog import runs, serving, store
+from catalog import publishing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.runs import record as runs
+from catalog.serving import tables as serving
 from sharehub import pipeline
 from sharehub.settings import get_settings
 
@@ -102,8 +106,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     }
     path = base / "bad.yaml"
     path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    engine = store.engine_for(get_settings().hub_db_url)
-    store.publish_path(engine, path)
+    engine = engine_for(get_settings().hub_db_url)
+    publishing.publish_path(engine, path)
     yield {"engine": engine, "expected": expected, "base": base, "env": env}
     mp.undo()
     get_settings.cache_clear()
@@ -203,7 +207,7 @@ def _publish_extra(corpus: dict[str, Any], dept: str, datasets: list[dict[str, A
     path = corpus["base"] / f"{dept}.yaml"
     directory = {"department": {"code": dept, "name": dept}, "datasets": datasets}
     path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    store.publish_path(corpus["engine"], path)
+    publishing.publish_path(corpus["engine"], path)
 
 
 def test_cli_sync_of_a_connector_failure_prints_the_error_without_a_traceback(

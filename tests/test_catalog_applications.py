@@ -12,13 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from catalog import applications as ap
-from catalog import apps, schema, store
+from catalog import publishing
+from catalog.access import applications as ap
+from catalog.access import apps
+from catalog.access.staff import StaffUser
+from catalog.access.workdays import Calendar
 from catalog.api.status import status_of
+from catalog.db import tables
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
 from catalog.errors import HubError, error_body
-from catalog.model import DirectoryFile
-from catalog.staff import StaffUser
-from catalog.workdays import Calendar
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "directory"
 D = dt.date.fromisoformat
@@ -63,10 +67,10 @@ EXTRA = {
 
 
 def make_hub(url: str) -> sa.Engine:
-    engine = store.engine_for(url)
+    engine = engine_for(url)
     for path in sorted(DIRECTORY.glob("*.yaml")):
-        store.publish_path(engine, path)
-    store.publish(engine, DirectoryFile.model_validate(EXTRA), source_file="xj.yaml")
+        publishing.publish_path(engine, path)
+    publishing.publish(engine, DirectoryFile.model_validate(EXTRA), source_file="xj.yaml")
     return engine
 
 
@@ -364,7 +368,7 @@ def test_approval_checks_the_current_directory(engine: sa.Engine, app_id: str) -
             ],
         }
     )
-    store.publish(engine, directory, source_file="gaj.yaml")
+    publishing.publish(engine, directory, source_file="gaj.yaml")
     e = raises("unknown_field", 400, lambda: decide(engine, a.id, GAJ_APPROVER))
     assert e.params == {"code": GAJ, "field": "mobile"}
     assert decide(engine, a.id, GAJ_APPROVER, fields=["id_no"]).status == "approved"
@@ -593,4 +597,4 @@ def test_pg_concurrent_decisions_make_one_grant(pg_engine: sa.Engine) -> None:
     assert sum(isinstance(r, ap.Application) for r in results) == 1
     assert sorted(r for r in results if isinstance(r, str)) == ["already_decided"] * 3
     with pg_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schema.grants)).scalar_one() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(tables.grants)).scalar_one() == 1

@@ -15,8 +15,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from catalog import audit, schema, store
-from catalog.audit import GENESIS, AuditError, AuditRecord, AuditWriter
+from catalog.audit import chain as audit
+from catalog.audit.chain import GENESIS, AuditError, AuditRecord, AuditWriter
+from catalog.db import tables
+from catalog.db.engine import engine_for
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -46,7 +48,7 @@ def rec(i: int, **kw: object) -> AuditRecord:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> sa.Engine:
-    return store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    return engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
 
 
 def fill(engine: sa.Engine, n: int, chunk: int = 9) -> None:
@@ -83,7 +85,7 @@ def test_record_hash_matches_the_documented_byte_layout() -> None:
         '"fields":["uscc","名称"],"method":"GET","path":"/a\\"b","reason":null,"request_id":"r1",'
         '"row_count":2,"seq":7,"staff":null,"status":200,"subject":null}'
     )
-    assert audit.canonical_json(7, r) == expected
+    assert audit.hash_input(7, r) == expected
     prev = "ab" * 32
     assert audit.record_hash(prev, 7, r) == hashlib.sha256((prev + expected).encode("utf-8")).hexdigest()
     assert audit.record_hash(prev, 8, r) != audit.record_hash(prev, 7, r)
@@ -95,11 +97,11 @@ def test_datasets_and_query_join_the_hash_only_when_set() -> None:
     """Records from before migration 0002 (no datasets, no query) keep their hashes; a record
     that has either carries it in the canonical JSON, in key order."""
     plain = rec(1)
-    assert '"datasets"' not in audit.canonical_json(1, plain) and '"query"' not in audit.canonical_json(
+    assert '"datasets"' not in audit.hash_input(1, plain) and '"query"' not in audit.hash_input(
         1, plain
     )
     multi = rec(1, dataset_code=None, datasets={"RSJ-PEN": 2, "GA-ID": 0}, query='{"id_no":"1"}')
-    text = audit.canonical_json(1, multi)
+    text = audit.hash_input(1, multi)
     assert '"datasets":{"GA-ID":0,"RSJ-PEN":2}' in text and '"query":"{\\"id_no\\":\\"1\\"}"' in text
     assert list(json.loads(text)) == sorted(json.loads(text))
     assert audit.record_hash(GENESIS, 1, multi) != audit.record_hash(GENESIS, 1, rec(1, dataset_code=None))
@@ -141,8 +143,8 @@ def test_a_long_chain_verifies_and_the_head_follows(engine: sa.Engine) -> None:
     assert report.ok, report.problems
     assert report.checked == 300 and report.last_seq == 300
     with engine.connect() as conn:
-        head = conn.execute(sa.select(schema.audit_head)).one()
-        first = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == 1)).one()
+        head = conn.execute(sa.select(tables.audit_head)).one()
+        first = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == 1)).one()
     assert (head.seq, head.hash) == (300, report.last_hash)
     assert first.prev_hash == GENESIS
 
@@ -201,11 +203,11 @@ def test_an_edited_field_is_named(engine: sa.Engine, column: str, value: object)
 def test_a_record_rewritten_with_a_fresh_hash_breaks_the_next_link(engine: sa.Engine) -> None:
     fill(engine, 40)
     with engine.begin() as conn:
-        row = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == 17)).one()
+        row = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == 17)).one()
         forged = rec(17, row_count=0, fields=[])
         conn.execute(
-            schema.audit.update()
-            .where(schema.audit.c.seq == 17)
+            tables.audit.update()
+            .where(tables.audit.c.seq == 17)
             .values(
                 row_count=0, fields=[], hash=audit.record_hash(row.prev_hash, 17, audit.normalise(forged))
             )
@@ -218,9 +220,9 @@ def test_a_record_rewritten_with_a_fresh_hash_breaks_the_next_link(engine: sa.En
 def test_the_last_record_rewritten_with_a_fresh_hash_is_caught_by_the_head(engine: sa.Engine) -> None:
     fill(engine, 40)
     with engine.begin() as conn:
-        row = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == 40)).one()
+        row = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == 40)).one()
         new_hash = audit.record_hash(row.prev_hash, 40, audit.normalise(rec(40, row_count=3)))
-        conn.execute(schema.audit.update().where(schema.audit.c.seq == 40).values(row_count=3, hash=new_hash))
+        conn.execute(tables.audit.update().where(tables.audit.c.seq == 40).values(row_count=3, hash=new_hash))
     report = audit.verify(engine)
     assert report.problems == ["seq 40: hash does not match the head (the last record was rewritten)"]
 
@@ -253,10 +255,10 @@ def test_a_removed_tail_is_named(engine: sa.Engine) -> None:
 def test_rows_slipped_in_after_the_head_are_named(engine: sa.Engine) -> None:
     fill(engine, 10)
     with engine.begin() as conn:
-        row = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == 10)).one()
+        row = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == 10)).one()
         r = audit.normalise(rec(11))
         values = {**r.__dict__, "seq": 11, "prev_hash": row.hash, "hash": audit.record_hash(row.hash, 11, r)}
-        conn.execute(schema.audit.insert().values(**values))
+        conn.execute(tables.audit.insert().values(**values))
     report = audit.verify(engine)
     assert len(report.problems) == 1 and "after the head" in report.problems[0]
     assert "seq 11" in report.problems[0]
@@ -276,17 +278,17 @@ def _swap_seqs(engine: sa.Engine, a: int, b: int) -> None:
     sql(engine, "UPDATE hub_audit SET seq = :b WHERE seq = -1", b=b)
 
 
-_CONTENT = [c.name for c in schema.audit.columns if c.name not in {"seq", "prev_hash", "hash"}]
+_CONTENT = [c.name for c in tables.audit.columns if c.name not in {"seq", "prev_hash", "hash"}]
 
 
 def _swap_contents(engine: sa.Engine, a: int, b: int) -> None:
     """Swap every content column of two rows, leaving seq, prev_hash and hash in place."""
     with engine.begin() as conn:
-        ra = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == a)).one()._mapping
-        rb = conn.execute(sa.select(schema.audit).where(schema.audit.c.seq == b)).one()._mapping
+        ra = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == a)).one()._mapping
+        rb = conn.execute(sa.select(tables.audit).where(tables.audit.c.seq == b)).one()._mapping
         for seq, src in ((a, rb), (b, ra)):
             conn.execute(
-                schema.audit.update().where(schema.audit.c.seq == seq).values(**{c: src[c] for c in _CONTENT})
+                tables.audit.update().where(tables.audit.c.seq == seq).values(**{c: src[c] for c in _CONTENT})
             )
 
 
@@ -400,7 +402,7 @@ def test_writer_group_commit_from_16_threads(engine: sa.Engine) -> None:
                     return
                 with engine.connect() as conn:  # committed: visible from another connection
                     stored = conn.execute(
-                        sa.select(schema.audit.c.request_id).where(schema.audit.c.seq == seq)
+                        sa.select(tables.audit.c.request_id).where(tables.audit.c.seq == seq)
                     ).scalar()
                 assert stored == rid
                 with lock:
@@ -422,10 +424,10 @@ def test_writer_surfaces_a_db_failure_and_recovers(engine: sa.Engine) -> None:
     writer = AuditWriter(engine)
     try:
         assert writer.write(rec(1)) == 1
-        schema.audit.drop(engine)
+        tables.audit.drop(engine)
         with pytest.raises(AuditError, match="audit append failed"):
             writer.write(rec(2))
-        schema.audit.create(engine)
+        tables.audit.create(engine)
         sql(engine, "DELETE FROM hub_audit_datasets")
         sql(engine, "UPDATE hub_audit_head SET seq = 0, hash = :g", g=GENESIS)
         assert writer.write(rec(3)) == 1  # the thread survived the failure
@@ -523,7 +525,7 @@ def test_async_write_refuses_a_malformed_record_and_times_out_uncommitted(
 
 
 def _pg_child(url: str, tag: str, go: object) -> None:
-    engine = store.engine_for(url)
+    engine = engine_for(url)
     failures: list[BaseException] = []
     plain_append = audit._PgAppender.append  # what the writer appends with on PostgreSQL
 
@@ -558,7 +560,7 @@ def _pg_child(url: str, tag: str, go: object) -> None:
 
 @pytest.mark.services
 def test_two_processes_append_one_chain_on_postgresql(hub_pg_url: str) -> None:
-    engine = store.engine_for(hub_pg_url)
+    engine = engine_for(hub_pg_url)
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Barrier(2, timeout=120)
     procs = [ctx.Process(target=_pg_child, args=(hub_pg_url, tag, go)) for tag in ("p1", "p2")]
@@ -578,7 +580,7 @@ def test_two_processes_append_one_chain_on_postgresql(hub_pg_url: str) -> None:
 
 @pytest.mark.services
 def test_postgresql_round_trip_and_tamper_detection(hub_pg_url: str) -> None:
-    engine = store.engine_for(hub_pg_url)
+    engine = engine_for(hub_pg_url)
     odd = rec(0, path="/x\x00y" + "é" * 600, end_user="李四\udcff", at=T0)
     audit.append(engine, [odd, *[rec(i) for i in range(1, 30)]])
     assert audit.verify(engine, batch=7).ok
@@ -595,7 +597,7 @@ def test_postgresql_round_trip_and_tamper_detection(hub_pg_url: str) -> None:
 
 @pytest.mark.services
 def test_postgresql_writer_copies_batches_and_survives_a_dropped_connection(hub_pg_url: str) -> None:
-    engine = store.engine_for(hub_pg_url)
+    engine = engine_for(hub_pg_url)
     with AuditWriter(engine, batch_max=16) as writer:
         assert writer.write(rec(0)) == 1  # creates the head through the general path
         assert sorted(_async_writes(writer, 30)) == list(range(2, 32))
@@ -623,7 +625,7 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engin
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("SHAREHUB_DATABASE_URL", url)
     get_settings.cache_clear()
-    yield store.engine_for(url)
+    yield engine_for(url)
     get_settings.cache_clear()
 
 

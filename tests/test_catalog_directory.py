@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog import store
-from catalog.directory_file import DirectoryFileError, load_directory_file
+from catalog import publishing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.loader import DirectoryFileError, load_directory_file
 
 GOOD = textwrap.dedent(
     """\
@@ -92,17 +94,17 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 
 def test_publish_versions_and_history(tmp_path: Path) -> None:
-    engine = store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    engine = engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
     p = write(tmp_path, GOOD)
-    assert [c.action for c in store.publish_path(engine, p)] == ["created"]
-    assert [c.action for c in store.publish_path(engine, p)] == ["unchanged"]
+    assert [c.action for c in publishing.publish_path(engine, p)] == ["created"]
+    assert [c.action for c in publishing.publish_path(engine, p)] == ["unchanged"]
     write(
         tmp_path,
         GOOD.replace("label: 企业名称}", "label: 企业名称（全称）}").replace(
             "grade: important", "grade: core"
         ),
     )
-    (change,) = store.publish_path(engine, p)
+    (change,) = publishing.publish_path(engine, p)
     assert (change.action, change.version) == ("updated", 2)
     ds = store.get_dataset(engine, "TEST-001")
     assert ds.version == 2 and ds.spec.grade.value == "core"
@@ -114,11 +116,11 @@ def test_publish_versions_and_history(tmp_path: Path) -> None:
 
 
 def test_dataset_cannot_move_between_departments(tmp_path: Path) -> None:
-    engine = store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
-    store.publish_path(engine, write(tmp_path, GOOD))
+    engine = engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    publishing.publish_path(engine, write(tmp_path, GOOD))
     other = write(tmp_path, GOOD.replace("code: TEST\n", "code: OTHER\n"), "other.yaml")
     with pytest.raises(ValueError, match="belongs to department TEST"):
-        store.publish_path(engine, other)
+        publishing.publish_path(engine, other)
 
 
 def test_cli_publish_list_show_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

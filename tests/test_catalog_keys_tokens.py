@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from catalog import schema, store
-from catalog.keys import KeyStore, KeyStoreError, SigningKey, b64url, b64url_decode, raw_public_key
-from catalog.tokens import TokenError, TokenVerifier, issue_token, verify_token
+from catalog.auth.keys import KeyStore, KeyStoreError, SigningKey, b64url, b64url_decode, raw_public_key
+from catalog.auth.tokens import TokenRejected, TokenVerifier, issue_token, verify_token
+from catalog.db import tables
+from catalog.db.engine import engine_for
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
 AUD, ISS = "sharehub-api", "sharehub"
@@ -28,7 +29,7 @@ TTL = 900  # the longest token life these tests issue
 
 @pytest.fixture
 def engine(tmp_path: Path) -> sa.Engine:
-    return store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    return engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_first_key_is_created_with_private_file_0600(keys: KeyStore, engine: sa.
     assert b"PRIVATE KEY" in pem.read_bytes()
     # the DB holds only the raw public key, nothing private
     with engine.connect() as conn:
-        (row,) = conn.execute(sa.select(schema.signing_keys)).all()
+        (row,) = conn.execute(sa.select(tables.signing_keys)).all()
     assert row.kid == key.kid and row.status == "active" and row.purpose == "certificate"
     assert b64url_decode(row.public_key) == raw_public_key(key.public_key)
     private_raw = loaded.private_bytes(
@@ -140,7 +141,7 @@ def test_public_key_cache(keys: KeyStore, engine: sa.Engine) -> None:
     assert keys.public_key("cert-19990101-abcdef") is None and keys.purpose_of("nope") is None
     assert keys.public_key(key.kid) is not None and keys.purpose_of(key.kid) == "certificate"
     with engine.begin() as conn:
-        conn.execute(sa.delete(schema.signing_keys))
+        conn.execute(sa.delete(tables.signing_keys))
     # served from memory now (a kid's public key never changes), a fresh store reads the DB
     cached = keys.public_key(key.kid)
     assert cached is not None and raw_public_key(cached) == raw_public_key(key.public_key)
@@ -152,7 +153,7 @@ def test_public_key_cache(keys: KeyStore, engine: sa.Engine) -> None:
 
 
 def _race_first_key(url: str, keys_dir: Path) -> None:
-    engine = store.engine_for(url)
+    engine = engine_for(url)
     barrier = threading.Barrier(6)
     results: list[SigningKey] = []
     errors: list[BaseException] = []
@@ -242,7 +243,7 @@ def test_retired_token_key_verifies_only_while_its_tokens_can_live(keys: KeyStor
     claims = {"iss": ISS, "aud": AUD, "sub": "s", "kind": "staff", "iat": iat, "exp": iat + 60}
     forged = jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})  # type: ignore[arg-type]
     assert _reason(keys, forged, now=late) == "unknown_key"
-    with pytest.raises(TokenError):
+    with pytest.raises(TokenRejected):
         verifier.verify(forged, now=late)
 
 
@@ -256,7 +257,7 @@ def test_token_claiming_a_longer_life_than_configured_is_refused(keys: KeyStore)
 def _reason(
     keys: KeyStore, token: str, *, now: dt.datetime = NOW, audience: str = AUD, issuer: str = ISS
 ) -> str:
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(TokenRejected) as err:
         verify_token(keys, token, audience=audience, issuer=issuer, max_lifetime_s=TTL, now=now)
     return err.value.reason
 
@@ -290,7 +291,7 @@ def test_verifier_remembers_signatures_not_times(keys: KeyStore, monkeypatch: py
     assert verifier.verify(token, now=NOW + dt.timedelta(seconds=60))["sub"] == "a"
     assert checks == ["decode"] and len(verifier) == 1  # the signature was checked once
     # the times are checked on every call
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(TokenRejected) as err:
         verifier.verify(token, now=NOW + dt.timedelta(seconds=700))
     assert err.value.reason == "expired"
     # refused tokens are not remembered, and each is checked again
@@ -298,11 +299,11 @@ def test_verifier_remembers_signatures_not_times(keys: KeyStore, monkeypatch: py
     claims = jwt.decode(token, options={"verify_signature": False})
     forged = ".".join([header, _seg({**claims, "sub": "b"}), sig])
     for _ in range(2):
-        with pytest.raises(TokenError) as err:
+        with pytest.raises(TokenRejected) as err:
             verifier.verify(forged, now=NOW)
         assert err.value.reason == "bad_signature"
     other = TokenVerifier(keys, audience="another-api", issuer=ISS, max_lifetime_s=TTL)
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(TokenRejected) as err:
         other.verify(token, now=NOW)
     assert err.value.reason == "wrong_audience"
     assert len(verifier) == 1

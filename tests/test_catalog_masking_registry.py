@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from catalog import masking
-from catalog.model import FieldSpec
+from catalog.directory.model import FieldSpec
 
 
 @pytest.fixture

@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
-from catalog import apps, passwords, schema, staff, store
+from catalog import publishing
+from catalog.access import apps, passwords, staff
 from catalog.api.status import HTTP_STATUS, status_of
+from catalog.db import tables
+from catalog.db.engine import engine_for
 from catalog.errors import MESSAGES, HubError, error_body
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "directory"
@@ -23,9 +26,9 @@ PW = "correct horse battery"
 
 @pytest.fixture
 def engine(tmp_path: Path) -> sa.Engine:
-    eng = store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    eng = engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
     for path in sorted(DIRECTORY.glob("*.yaml")):
-        store.publish_path(eng, path)
+        publishing.publish_path(eng, path)
     return eng
 
 
@@ -104,7 +107,7 @@ def test_register_and_authenticate_app(engine: sa.Engine) -> None:
     )
     assert app.secret_generation == 1 and app.created_at == T0 == app.secret_rotated_at
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(schema.apps.c.secret_hash)).scalar_one()
+        stored = conn.execute(sa.select(tables.apps.c.secret_hash)).scalar_one()
     assert stored == passwords.hash_client_secret(secret) and secret not in stored
     assert apps.authenticate_app(engine, app.app_id, secret) == app
     assert apps.authenticate_app(engine, app.app_id, secret + "x") is None
@@ -202,7 +205,7 @@ def test_create_and_authenticate_staff(engine: sa.Engine) -> None:
     assert staff.authenticate_staff(engine, "zhang", PW + "!") is None
     assert staff.authenticate_staff(engine, "nobody", PW) is None
     with engine.connect() as conn:
-        row = conn.execute(sa.select(schema.staff)).one()
+        row = conn.execute(sa.select(tables.staff)).one()
     assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
     assert row.roles == ["publisher", "approver"]  # stored in the canonical order
     assert user.to_json()["roles"] == ["publisher", "approver"]
@@ -285,16 +288,16 @@ def test_login_rehashes_outdated_hash(engine: sa.Engine) -> None:
     staff.create_staff(engine, "chen", "FY", ["approver"], PW)
     old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PW)
     with engine.begin() as conn:
-        conn.execute(schema.staff.update().values(password_hash=old))
+        conn.execute(tables.staff.update().values(password_hash=old))
     assert staff.authenticate_staff(engine, "chen", "not the password") is None
     with engine.connect() as conn:
         assert (
-            conn.execute(sa.select(schema.staff.c.password_hash)).scalar_one() == old
+            conn.execute(sa.select(tables.staff.c.password_hash)).scalar_one() == old
         )  # no rehash on failure
     user = staff.authenticate_staff(engine, "chen", PW)
     assert user is not None and user.password_generation == 1  # same password, same generation
     with engine.connect() as conn:
-        new = conn.execute(sa.select(schema.staff.c.password_hash)).scalar_one()
+        new = conn.execute(sa.select(tables.staff.c.password_hash)).scalar_one()
     assert new != old and not passwords.needs_rehash(new) and passwords.verify_password(new, PW)
     assert staff.authenticate_staff(engine, "chen", PW) == user
 
@@ -306,7 +309,7 @@ def test_set_password_bumps_generation(engine: sa.Engine) -> None:
     assert staff.authenticate_staff(engine, "sun", PW) is None
     assert staff.authenticate_staff(engine, "sun", "a brand new passphrase") == user
     with engine.connect() as conn:
-        changed = conn.execute(sa.select(schema.staff.c.password_changed_at)).scalar_one()
+        changed = conn.execute(sa.select(tables.staff.c.password_changed_at)).scalar_one()
     assert changed.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(days=1)
     with pytest.raises(HubError) as exc:
         staff.set_password(engine, "sun", "short")

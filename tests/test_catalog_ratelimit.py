@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from catalog.ratelimit import (
+from catalog.access.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
     RateLimiterUnavailable,

@@ -12,9 +12,13 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from catalog import certificates, serving, store
+from catalog import publishing
+from catalog.certificates import issuing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
 from catalog.masking import mask
-from catalog.model import DirectoryFile
+from catalog.serving import tables as serving
 from tests.api_hub import LICENCE_CERT_TYPE, LICENCE_DATASET, SCJ_DEPARTMENT, USCC, licences
 
 DIRECTORY = {
@@ -36,8 +40,8 @@ DIRECTORY = {
 
 @pytest.fixture
 def hub(tmp_path: Path) -> sa.Engine:
-    engine = store.engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
-    store.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
+    engine = engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
+    publishing.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
     return engine
 
 
@@ -80,7 +84,7 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
     ds = store.get_dataset(hub, "SCJ-LIC")
     code = "11100000000013127D001"
     today = dt.date(2026, 11, 22)
-    res = certificates.issue(
+    res = issuing.issue(
         hub,
         ds.spec,
         ds.department,
@@ -90,21 +94,21 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
         today=today,
     )
     assert res.issued == 3
-    certs = {c["number"]: c for c in certificates.certificates_of(hub, USCC[0])}
+    certs = {c["number"]: c for c in issuing.certificates_of(hub, USCC[0])}
     c0 = certs[USCC[0]]
     # <prefix>.<type>.<issuer>.<random 16-digit serial>.<version>.<check>
     assert re.fullmatch(
         rf"1\.2\.156\.3005\.2\.{code}\.11330100002482345X\.\d{{16}}\.1\.[0-9A-Z]", c0["identifier"]
     )
-    assert len({c["serial"] for u in USCC for c in certificates.certificates_of(hub, u)}) == 3
-    assert certificates.identifier_is_well_formed(c0["identifier"])
-    assert not certificates.identifier_is_well_formed(
+    assert len({c["serial"] for u in USCC for c in issuing.certificates_of(hub, u)}) == 3
+    assert issuing.identifier_is_well_formed(c0["identifier"])
+    assert not issuing.identifier_is_well_formed(
         c0["identifier"][:-1] + ("0" if c0["identifier"][-1] != "0" else "1")
     )
-    statuses = {c["number"]: c["status"] for c in (certificates.certificates_of(hub, u)[0] for u in USCC)}
+    statuses = {c["number"]: c["status"] for c in (issuing.certificates_of(hub, u)[0] for u in USCC)}
     assert statuses == {USCC[0]: "valid", USCC[1]: "expired", USCC[2]: "revoked"}
     # a face change gives a new version of the same serial; a status change keeps the identifier
-    res = certificates.issue(
+    res = issuing.issue(
         hub,
         ds.spec,
         ds.department,
@@ -114,19 +118,19 @@ def test_certificate_identifiers_and_status(hub: sa.Engine) -> None:
         today=today,
     )
     assert (res.issued, res.reissued, res.unchanged) == (0, 1, 2)
-    (c0b,) = certificates.certificates_of(hub, USCC[0])
+    (c0b,) = issuing.certificates_of(hub, USCC[0])
     assert c0b["serial"] == c0["serial"] and c0b["version"] == 2
     assert c0b["identifier"].split(".")[-2] == "2"
-    res = certificates.issue(
+    res = issuing.issue(
         hub, ds.spec, ds.department, code, licences(["甲（更名）"], ["吊销"]), run_id="r3", today=today
     )
     assert res.status_changed == 1
-    assert certificates.certificates_of(hub, USCC[0])[0]["status"] == "revoked"
+    assert issuing.certificates_of(hub, USCC[0])[0]["status"] == "revoked"
 
 
 def test_mod37_36_known_value() -> None:
     # ISO/IEC 7064 MOD 37,36 over "A12425GABC1234002" gives "M" (worked example in the standard family)
-    assert certificates.mod37_36_check("A12425GABC1234002") == "M"
+    assert issuing.mod37_36_check("A12425GABC1234002") == "M"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -136,8 +140,8 @@ def any_hub(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
         if request.param == "sqlite"
         else request.getfixturevalue("hub_pg_url")
     )
-    engine = store.engine_for(url)
-    store.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
+    engine = engine_for(url)
+    publishing.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
     return engine
 
 

@@ -14,14 +14,12 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from catalog import certificates, schema, store
+from catalog import publishing
 from catalog.api.status import status_of
-from catalog.canonical import canonical_json
-from catalog.certificate_verify import verify_document, verify_identifier, verify_qr
-from catalog.errors import HubError
-from catalog.keys import KeyStore, SigningKey, b64url, b64url_decode
-from catalog.model import DirectoryFile
-from catalog.signing import (
+from catalog.auth.keys import KeyStore, SigningKey, b64url, b64url_decode
+from catalog.certificates import issuing
+from catalog.certificates.canonical import canonical_json
+from catalog.certificates.signing import (
     certificate_document,
     make_copy,
     parse_qr,
@@ -30,6 +28,12 @@ from catalog.signing import (
     signed_certificate,
     verify_signature,
 )
+from catalog.certificates.verify import verify_document, verify_identifier, verify_qr
+from catalog.db import tables
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
+from catalog.errors import HubError
 from tests.api_hub import CERT_TYPE, LICENCE_CERT_TYPE, LICENCE_DATASET, SCJ_DEPARTMENT, USCC, licences
 
 TYPE = CERT_TYPE
@@ -49,23 +53,23 @@ class Hub:
 
     def issue(self, table: pa.Table, *, signer: SigningKey | None = None, run_id: str = "r1") -> Any:
         ds = store.get_dataset(self.engine, "SCJ-LIC")
-        return certificates.issue(
+        return issuing.issue(
             self.engine, ds.spec, ds.department, TYPE, table, run_id=run_id, today=TODAY, signer=signer
         )
 
     def row(self, uscc: str) -> dict[str, Any]:
-        (row,) = certificates.certificates_of(self.engine, uscc)
+        (row,) = issuing.certificates_of(self.engine, uscc)
         return row
 
     def set(self, identifier: str, **values: Any) -> None:
         with self.engine.begin() as conn:
-            t = schema.certificates
+            t = tables.certificates
             conn.execute(t.update().where(t.c.identifier == identifier).values(**values))
 
 
 def _hub(url: str, keys_dir: Path) -> Hub:
-    engine = store.engine_for(url)
-    store.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
+    engine = engine_for(url)
+    publishing.publish(engine, DirectoryFile.model_validate(DIRECTORY), source_file="scj.yaml")
     return Hub(engine, KeyStore(engine, keys_dir))
 
 
@@ -169,7 +173,7 @@ def test_changed_face_in_the_db_fails(signed: Hub) -> None:
     assert "bad_signature" in res.problems and "record_changed" in res.problems
     # a consistent-looking forgery (digest updated too) still fails on the signature
     changed = {**row["face"], "legal_rep": "冒名顶替"}
-    signed.set(row["identifier"], face_sha256=certificates.face_digest(changed))
+    signed.set(row["identifier"], face_sha256=issuing.face_digest(changed))
     res = verify_identifier(signed.engine, signed.keys, row["identifier"], today=TODAY)
     assert res.problems == ["bad_signature"] and not res.valid
     # so does a changed signed column outside the face
@@ -201,7 +205,7 @@ def test_unknown_and_malformed_identifiers(signed: Hub) -> None:
         res = verify_identifier(signed.engine, signed.keys, bogus, today=TODAY)
         assert res.problems == ["unknown_certificate"] and not res.valid and res.status is None
         assert not any(res.checks.values())
-    well_formed_unknown = certificates.certificate_identifier(TYPE, "11330100002482345X", 99, 1)
+    well_formed_unknown = issuing.certificate_identifier(TYPE, "11330100002482345X", 99, 1)
     res = verify_identifier(signed.engine, signed.keys, well_formed_unknown, today=TODAY)
     assert res.problems == ["unknown_certificate"]
 
@@ -211,8 +215,8 @@ def test_unsigned_certificates_and_sign_missing(hub: Hub) -> None:
     ident = hub.row(USCC[0])["identifier"]
     res = verify_identifier(hub.engine, hub.keys, ident, today=TODAY)
     assert res.problems == ["unsigned"] and not res.valid
-    assert certificates.sign_missing(hub.engine, hub.keys.active("certificate"), batch=1) == 1
-    assert certificates.sign_missing(hub.engine, hub.keys.active("certificate")) == 0
+    assert issuing.sign_missing(hub.engine, hub.keys.active("certificate"), batch=1) == 1
+    assert issuing.sign_missing(hub.engine, hub.keys.active("certificate")) == 0
     assert verify_identifier(hub.engine, hub.keys, ident, today=TODAY).valid
 
 
@@ -355,8 +359,8 @@ def test_bad_document_shapes(signed: Hub) -> None:
     # a document the hub signed, whose certificate the hub no longer holds, is unknown
     with signed.engine.begin() as conn:
         conn.execute(
-            sa.delete(schema.certificates).where(
-                schema.certificates.c.identifier == doc["certificate"]["identifier"]
+            sa.delete(tables.certificates).where(
+                tables.certificates.c.identifier == doc["certificate"]["identifier"]
             )
         )
     assert verify_document(signed.engine, signed.keys, doc, now=NOW).problems == ["unknown_certificate"]

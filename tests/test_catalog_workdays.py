@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from catalog.workdays import Calendar
+from catalog.access.workdays import Calendar
 from sharehub.settings import Settings
 
 D = dt.date.fromisoformat

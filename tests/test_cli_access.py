@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog import apps, store
+from catalog import publishing
+from catalog.access import apps
+from catalog.db.engine import engine_for
 from sharehub.demo import DIRECTORY_DIR
 
 
@@ -19,9 +21,9 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
 
     monkeypatch.setenv("SHAREHUB_VAR_DIR", str(tmp_path / "var"))
     get_settings.cache_clear()
-    engine = store.engine_for(get_settings().hub_db_url)
+    engine = engine_for(get_settings().hub_db_url)
     for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        store.publish_path(engine, f)
+        publishing.publish_path(engine, f)
     yield CliRunner()
     get_settings.cache_clear()
 
@@ -39,7 +41,7 @@ def test_operator_onboards_an_app_end_to_end(cli: CliRunner) -> None:
 
     created = json.loads(run(cli, "apps", "create", "不动产登记", "--department", "ZGJ", "--json"))
     cid, secret = created["client_id"], created["client_secret"]
-    engine = store.engine_for(get_settings().hub_db_url)
+    engine = engine_for(get_settings().hub_db_url)
     assert apps.authenticate_app(engine, cid, secret) is not None
     out = run(cli, "apps", "create", "不动产登记", "--department", "ZGJ", code=1)
     assert "app_name_taken" in out

@@ -171,7 +171,7 @@ def test_non_finite_floats_are_rejects_and_dictionary_strings_are_strings() -> N
 def test_directory_options_for_bad_input_are_validated() -> None:
     from pydantic import ValidationError
 
-    from catalog.model import FieldSpec, QualitySpec
+    from catalog.directory.model import FieldSpec, QualitySpec
 
     assert FieldSpec(name="amount", label="金额", type="float", normalize=["thousands"]).normalize == [
         "thousands"

@@ -13,15 +13,20 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from catalog import audit, dbschema, schema, serving, store
-from catalog.audit import AuditRecord
-from catalog.dbschema import SchemaNotCurrentError
-from catalog.directory_file import directory_files, load_directory_file
+from catalog import publishing
+from catalog.audit import chain as audit
+from catalog.audit.chain import AuditRecord
+from catalog.db import migrate, tables
+from catalog.db.engine import engine_for
+from catalog.db.migrate import SchemaNotCurrentError
+from catalog.directory import store
+from catalog.directory.loader import directory_files, load_directory_file
+from catalog.serving import tables as serving
 from sharehub.cli_db import app as db_app
 from sharehub.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
-HUB_TABLES = set(schema.metadata.tables)
+HUB_TABLES = set(tables.metadata.tables)
 
 
 def table_names(url: str) -> set[str]:
@@ -47,27 +52,27 @@ def version_rows(url: str) -> list[str]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            return list(conn.execute(sa.text(f"SELECT version_num FROM {dbschema.VERSION_TABLE}")).scalars())
+            return list(conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).scalars())
     finally:
         engine.dispose()
 
 
 def models_copy() -> sa.MetaData:
     md = sa.MetaData()
-    for table in schema.metadata.tables.values():
+    for table in tables.metadata.tables.values():
         table.to_metadata(md)
     return md
 
 
 def test_one_head_and_every_hub_table_is_managed() -> None:
-    assert dbschema.head() == "0003"
-    assert all(dbschema.include_name(t, "table", {}) for t in HUB_TABLES)
+    assert migrate.head() == "0003"
+    assert all(migrate.include_name(t, "table", {}) for t in HUB_TABLES)
     for foreign in ("srv_scj_yyzz_001", "iceberg_tables", "iceberg_namespace_properties", "alembic_version"):
-        assert not dbschema.include_name(foreign, "table", {})
-    assert not dbschema.include_name(dbschema.VERSION_TABLE, "table", {})
+        assert not migrate.include_name(foreign, "table", {})
+    assert not migrate.include_name(migrate.VERSION_TABLE, "table", {})
     # the packaged scripts are found without any alembic.ini
-    assert (dbschema.MIGRATIONS_DIR / "env.py").is_file()
-    assert (dbschema.MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
+    assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
@@ -75,16 +80,16 @@ def test_one_head_and_every_hub_table_is_managed() -> None:
 
 @pytest.mark.services
 def test_upgrade_creates_every_table_and_matches_the_models(pg_url: str) -> None:
-    assert dbschema.current(pg_url) is None
-    before = dbschema.check(pg_url)
+    assert migrate.current(pg_url) is None
+    before = migrate.check(pg_url)
     assert before[0] == "revision: database at none, migrations at 0003"
     assert {f"add table {t}" for t in HUB_TABLES} <= set(before)
 
-    dbschema.upgrade(pg_url)
+    migrate.upgrade(pg_url)
 
-    assert HUB_TABLES | {dbschema.VERSION_TABLE} == table_names(pg_url)
-    assert dbschema.current(pg_url) == dbschema.head()
-    assert dbschema.check(pg_url) == []  # the migrations create exactly the models
+    assert HUB_TABLES | {migrate.VERSION_TABLE} == table_names(pg_url)
+    assert migrate.current(pg_url) == migrate.head()
+    assert migrate.check(pg_url) == []  # the migrations create exactly the models
 
 
 @pytest.mark.services
@@ -99,7 +104,7 @@ def test_check_reports_model_changes_that_have_no_migration(hub_pg_url: str) -> 
     md.remove(md.tables["hub_watermarks"])
     sa.Table("hub_notes", md, sa.Column("id", sa.Integer, primary_key=True))
 
-    diffs = dbschema.check(hub_pg_url, md)
+    diffs = migrate.check(hub_pg_url, md)
 
     assert set(diffs) == {
         "add column hub_apps.homepage VARCHAR(300)",
@@ -111,7 +116,7 @@ def test_check_reports_model_changes_that_have_no_migration(hub_pg_url: str) -> 
         "remove table hub_watermarks",
         "add table hub_notes",
     }
-    assert dbschema.check(hub_pg_url) == []
+    assert migrate.check(hub_pg_url) == []
 
 
 @pytest.mark.services
@@ -123,7 +128,7 @@ def test_check_reports_database_drift(hub_pg_url: str) -> None:
         "ALTER TABLE hub_staff DROP CONSTRAINT hub_staff_department_code_fkey",
         "CREATE TABLE hub_leftover (id INTEGER PRIMARY KEY)",
     )
-    assert set(dbschema.check(hub_pg_url)) == {
+    assert set(migrate.check(hub_pg_url)) == {
         "remove column hub_sync_runs.note TEXT",
         "add index ix_hub_certificates_holder_id on hub_certificates (holder_id)",
         "add foreign key on hub_staff (department_code) -> hub_departments",
@@ -133,25 +138,25 @@ def test_check_reports_database_drift(hub_pg_url: str) -> None:
 
 @pytest.mark.services
 def test_upgrade_twice_is_a_no_op(pg_url: str) -> None:
-    dbschema.upgrade(pg_url)
-    engine = store.engine_for(pg_url)
-    store.publish_path(engine, REPO / "directory" / "scjgj.yaml")
-    dbschema.upgrade(pg_url)
-    dbschema.upgrade(pg_url, "0001")
-    assert version_rows(pg_url) == [dbschema.head()]
+    migrate.upgrade(pg_url)
+    engine = engine_for(pg_url)
+    publishing.publish_path(engine, REPO / "directory" / "scjgj.yaml")
+    migrate.upgrade(pg_url)
+    migrate.upgrade(pg_url, "0001")
+    assert version_rows(pg_url) == [migrate.head()]
     assert [d.spec.code for d in store.list_datasets(engine)]  # the data survived
-    assert dbschema.check(pg_url) == []
+    assert migrate.check(pg_url) == []
 
 
 _UPGRADE_CHILD = """
 import sys, time
 from pathlib import Path
-from catalog import dbschema
+from catalog.db import migrate
 url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
 while not go.exists():  # a start line: every process upgrades at once
     time.sleep(0.01)
-dbschema.upgrade(url)
+migrate.upgrade(url)
 """
 
 
@@ -175,15 +180,15 @@ def test_concurrent_upgrades_of_a_fresh_database_all_succeed(pg_url: str, tmp_pa
             if p.poll() is None:
                 p.kill()
     assert codes == [0, 0, 0]
-    assert version_rows(pg_url) == [dbschema.head()]
-    assert dbschema.check(pg_url) == []
+    assert version_rows(pg_url) == [migrate.head()]
+    assert migrate.check(pg_url) == []
 
 
 @pytest.mark.services
 def test_engine_for_refuses_a_database_that_was_not_upgraded(pg_url: str) -> None:
     with_password = pg_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores it
     with pytest.raises(SchemaNotCurrentError, match=r"run `sharehub db upgrade`") as info:
-        store.engine_for(with_password)
+        engine_for(with_password)
     assert "s3cret-pw" not in str(info.value)
     assert "postgres:***@" in str(info.value)
     assert table_names(pg_url) == set()  # engine_for creates nothing on a server database
@@ -191,26 +196,26 @@ def test_engine_for_refuses_a_database_that_was_not_upgraded(pg_url: str) -> Non
     execute(pg_url, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")  # Airflow's
     execute(pg_url, "INSERT INTO alembic_version VALUES ('a1b2c3d4e5f6')")
     with pytest.raises(SchemaNotCurrentError, match="no schema revision"):
-        store.engine_for(pg_url)
+        engine_for(pg_url)
 
-    dbschema.upgrade(pg_url)
-    engine = store.engine_for(pg_url, pool_size=3, max_overflow=2)
+    migrate.upgrade(pg_url)
+    engine = engine_for(pg_url, pool_size=3, max_overflow=2)
     assert engine.pool.size() == 3  # type: ignore[attr-defined]
     assert engine.pool._max_overflow == 2  # type: ignore[attr-defined]
-    assert store.engine_for(pg_url, pool_size=3, max_overflow=2) is engine
-    assert version_rows(pg_url) == [dbschema.head()]
-    assert dbschema.check(pg_url) == []  # Airflow's alembic_version is not ours
+    assert engine_for(pg_url, pool_size=3, max_overflow=2) is engine
+    assert version_rows(pg_url) == [migrate.head()]
+    assert migrate.check(pg_url) == []  # Airflow's alembic_version is not ours
 
 
 @pytest.mark.services
 def test_engine_for_refuses_an_unknown_or_missing_revision(hub_pg_url: str) -> None:
-    execute(hub_pg_url, f"UPDATE {dbschema.VERSION_TABLE} SET version_num = 'f00dcafe'")
+    execute(hub_pg_url, f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'f00dcafe'")
     with pytest.raises(SchemaNotCurrentError, match=r"f00dcafe.*newer sharehub"):
-        store.engine_for(hub_pg_url)
-    assert dbschema.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0003"]
-    execute(hub_pg_url, f"DELETE FROM {dbschema.VERSION_TABLE}")
+        engine_for(hub_pg_url)
+    assert migrate.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0003"]
+    execute(hub_pg_url, f"DELETE FROM {migrate.VERSION_TABLE}")
     with pytest.raises(SchemaNotCurrentError, match="no schema revision"):
-        store.engine_for(hub_pg_url)
+        engine_for(hub_pg_url)
 
 
 def _record(i: int) -> AuditRecord:
@@ -234,11 +239,11 @@ def _record(i: int) -> AuditRecord:
 def test_core_flows_and_the_lake_catalog_on_the_upgraded_database(hub_pg_url: str, tmp_path: Path) -> None:
     from lake import open_lake
 
-    engine = store.engine_for(hub_pg_url)
+    engine = engine_for(hub_pg_url)
     files = directory_files(REPO / "directory")
     assert len(files) >= 5
     for f in files:
-        assert {c.action for c in store.publish_path(engine, f)} <= {"created"}
+        assert {c.action for c in publishing.publish_path(engine, f)} <= {"created"}
     published = store.list_datasets(engine)
     assert len(published) == sum(len(load_directory_file(f).datasets) for f in files) >= 5
     assert audit.append(engine, [_record(i) for i in range(1, 6)]) == [1, 2, 3, 4, 5]
@@ -251,7 +256,7 @@ def test_core_flows_and_the_lake_catalog_on_the_upgraded_database(hub_pg_url: st
     names = table_names(hub_pg_url)
     assert {"iceberg_tables", "iceberg_namespace_properties"} <= names
     assert {serving.serving_table_name(p.spec.code) for p in published} <= names
-    assert dbschema.check(hub_pg_url) == []  # serving and Iceberg catalog tables are not ours
+    assert migrate.check(hub_pg_url) == []  # serving and Iceberg catalog tables are not ours
 
 
 # ---- SQLite (embedded) --------------------------------------------------------------------
@@ -259,49 +264,49 @@ def test_core_flows_and_the_lake_catalog_on_the_upgraded_database(hub_pg_url: st
 
 def test_engine_for_on_sqlite_creates_the_tables_and_stamps_head(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'var' / 'hub.db'}"
-    assert dbschema.current(url) is None
+    assert migrate.current(url) is None
     assert not (tmp_path / "var").exists()  # asking does not create the file
-    engine = store.engine_for(url)
-    assert dbschema.current(url) == dbschema.head()
+    engine = engine_for(url)
+    assert migrate.current(url) == migrate.head()
     assert table_names(url) >= HUB_TABLES
-    assert dbschema.check(url) == []
-    dbschema.upgrade(url)  # a no-op
-    assert version_rows(url) == [dbschema.head()]
-    store.publish_path(engine, REPO / "directory" / "scjgj.yaml")
-    assert dbschema.check(url) == []  # srv_* tables are not compared
+    assert migrate.check(url) == []
+    migrate.upgrade(url)  # a no-op
+    assert version_rows(url) == [migrate.head()]
+    publishing.publish_path(engine, REPO / "directory" / "scjgj.yaml")
+    assert migrate.check(url) == []  # srv_* tables are not compared
 
 
 def test_a_pre_migration_sqlite_file_gets_stamped(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     old = sa.create_engine(url)
-    schema.metadata.create_all(old)  # what engine_for did before migrations existed
+    tables.metadata.create_all(old)  # what engine_for did before migrations existed
     old.dispose()
-    store.engine_for(url)
-    assert version_rows(url) == [dbschema.head()]
+    engine_for(url)
+    assert version_rows(url) == [migrate.head()]
 
 
 def test_sqlite_from_the_migrations_matches_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new' / 'hub.db'}"
-    dbschema.upgrade(url)
-    assert dbschema.check(url) == []
-    store.engine_for(url)  # already at head: nothing to do
-    assert version_rows(url) == [dbschema.head()]
+    migrate.upgrade(url)
+    assert migrate.check(url) == []
+    engine_for(url)  # already at head: nothing to do
+    assert version_rows(url) == [migrate.head()]
 
 
 def test_sqlite_check_sees_a_column_missing_from_the_migrations(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
-    store.engine_for(url)
+    engine_for(url)
     md = models_copy()
     md.tables["hub_grants"].append_column(sa.Column("scope", sa.Text))
-    assert dbschema.check(url, md) == ["add column hub_grants.scope TEXT"]
+    assert migrate.check(url, md) == ["add column hub_grants.scope TEXT"]
 
 
 def test_sqlite_newer_revision_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
-    store.engine_for(url)
-    execute(url, f"UPDATE {dbschema.VERSION_TABLE} SET version_num = 'f00dcafe'")
+    engine_for(url)
+    execute(url, f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'f00dcafe'")
     with pytest.raises(SchemaNotCurrentError, match="newer sharehub"):
-        store.engine_for(f"sqlite:///{tmp_path}/./hub.db")  # another URL string: not the cached engine
+        engine_for(f"sqlite:///{tmp_path}/./hub.db")  # another URL string: not the cached engine
 
 
 def test_engines_initialising_one_sqlite_file_at_once(tmp_path: Path) -> None:
@@ -313,7 +318,7 @@ def test_engines_initialising_one_sqlite_file_at_once(tmp_path: Path) -> None:
     def work(url: str) -> None:
         try:
             go.wait()
-            store.engine_for(url)
+            engine_for(url)
         except BaseException as exc:
             errors.append(exc)
 
@@ -323,8 +328,8 @@ def test_engines_initialising_one_sqlite_file_at_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert version_rows(urls[0]) == [dbschema.head()]
-    assert dbschema.check(urls[0]) == []
+    assert version_rows(urls[0]) == [migrate.head()]
+    assert migrate.check(urls[0]) == []
 
 
 # ---- sharehub db ----------------------------------------------------------------------------
@@ -359,7 +364,7 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
 
     out = runner.invoke(db_app, ["upgrade", "--revision", "nope"])
     assert out.exit_code == 1 and "nope" in out.stderr
-    assert dbschema.current(pg_url) is None
+    assert migrate.current(pg_url) is None
 
     out = runner.invoke(db_app, ["upgrade"])
     assert out.exit_code == 0, out.output
@@ -403,7 +408,7 @@ def test_0002_keeps_data_and_fixes_duplicate_grants(pg_url: str) -> None:
     8-digit certificate serial, audit records — upgrades to 0002 with nothing lost: the newest
     grant stays active, the serial and identifier stay, the chain verifies and a department
     still finds its old records."""
-    dbschema.upgrade(pg_url, "0001")
+    migrate.upgrade(pg_url, "0001")
     t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     records = [
         AuditRecord(
@@ -454,9 +459,9 @@ def test_0002_keeps_data_and_fixes_duplicate_grants(pg_url: str) -> None:
             insert(conn, "hub_audit_head", id=1, seq=3, hash=prev)
     finally:
         engine.dispose()
-    dbschema.upgrade(pg_url)
-    assert dbschema.check(pg_url) == []
-    hub = store.engine_for(pg_url)
+    migrate.upgrade(pg_url)
+    assert migrate.check(pg_url) == []
+    hub = engine_for(pg_url)
     with hub.connect() as conn:
         grants = conn.execute(sa.text("SELECT id, status, revoked_by FROM hub_grants ORDER BY id")).all()
         serial = conn.execute(sa.text("SELECT serial FROM hub_certificates")).scalar_one()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from catalog.model import DirectoryFile, ShareType
+from catalog.directory.model import DirectoryFile, ShareType
 from sharehub.demo import DIRECTORY_DIR
 
 EXPECTED = {

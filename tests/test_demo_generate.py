@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from catalog.model import DatasetSpec, DirectoryFile
+from catalog.directory.model import DatasetSpec, DirectoryFile
 from quality.checksums import is_citizen_id, is_credit_code, is_mobile
 from sharehub.demo import DIRECTORY_DIR, generate
 

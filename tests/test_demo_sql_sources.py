@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from catalog import runs, serving, store
+from catalog import publishing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.runs import record as runs
+from catalog.serving import tables as serving
 from sharehub import pipeline
 from sharehub.demo.sql_sources import load_licences
 from sharehub.settings import get_settings
@@ -26,8 +30,8 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     for ref, loc in refs.items():
         monkeypatch.setenv(f"SHAREHUB_CONNECTIONS__{ref.upper()}", loc)
     get_settings.cache_clear()
-    engine = store.engine_for(get_settings().hub_db_url)
-    store.publish_path(engine, DIRECTORY_DIR / "scjgj.yaml")
+    engine = engine_for(get_settings().hub_db_url)
+    publishing.publish_path(engine, DIRECTORY_DIR / "scjgj.yaml")
     yield refs
     get_settings.cache_clear()
 
@@ -40,7 +44,7 @@ def test_sync_from_postgresql_then_mariadb(
     with sa.create_engine(sources["scj_db"]).connect() as conn:
         total = conn.execute(sa.text("SELECT count(*) FROM business_licence")).scalar_one()
     assert n_pg == n_my == total > 0
-    engine = store.engine_for(get_settings().hub_db_url)
+    engine = engine_for(get_settings().hub_db_url)
     spec = store.get_dataset(engine, SCJ).spec
     counts = []
     for url in (pg_url, mariadb_url):

@@ -21,7 +21,10 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from catalog import apps, certificates, schema, staff, store
+from catalog.access import apps, staff
+from catalog.certificates import issuing
+from catalog.db import tables
+from catalog.directory import store
 from catalog.masking import mask
 from tests.api_hub import (
     CERT_TYPE,
@@ -94,12 +97,12 @@ def grant(hub: ApiHub, app: str, dataset: str, fields: list[str], clear: list[st
 
 
 def id_cards(hub: ApiHub) -> list[dict[str, Any]]:
-    return [c for cid in CITIZENS for c in certificates.certificates_of(hub.engine, cid, ID_CARD_TYPE)]
+    return [c for cid in CITIZENS for c in issuing.certificates_of(hub.engine, cid, ID_CARD_TYPE)]
 
 
 def audit_rows(hub: ApiHub) -> list[dict[str, Any]]:
     with hub.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.select(schema.audit).order_by(schema.audit.c.seq))]
+        return [dict(r._mapping) for r in conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq))]
 
 
 # ---- 1. certificate views follow the grant; serials are unguessable ----------------------
@@ -116,7 +119,7 @@ def test_certificate_views_disclose_only_granted_fields(hub: ApiHub) -> None:
     forbidden += [person["id_valid_from"].isoformat(), person["id_valid_until"].isoformat()]
     # the masked forms of the sensitive ones may not appear either: the grant does not cover them
     forbidden += [mask("citizen_id", person["id_no"]), mask("name", person["name"])]
-    cert = certificates.certificates_of(hub.engine, person["id_no"], ID_CARD_TYPE)[0]
+    cert = issuing.certificates_of(hub.engine, person["id_no"], ID_CARD_TYPE)[0]
     h = hub.as_app("不动产登记")
     responses = [
         hub.client.get(f"/api/v1/subjects/{person['id_no']}/certificates", headers=h),
@@ -175,7 +178,7 @@ def test_new_certificate_serials_are_unguessable(hub: ApiHub) -> None:
     # walking from a known identifier finds nothing
     known = id_cards(hub)[0]
     for delta in (-2, -1, 1, 2):
-        walked = certificates.certificate_identifier(
+        walked = issuing.certificate_identifier(
             ID_CARD_TYPE, known["issuer_code"], int(known["serial"]) + delta, 1
         )
         v = hub.client.get(f"/api/v1/certificates/{walked}/verify").json()
@@ -185,10 +188,10 @@ def test_new_certificate_serials_are_unguessable(hub: ApiHub) -> None:
 def test_old_sequential_identifiers_stay_verifiable(hub: ApiHub) -> None:
     """A certificate issued before the change (serial 1) keeps its identifier and verifies."""
     d = store.get_dataset(hub.engine, "SCJ-LIC")
-    t = schema.certificates
-    old = certificates.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]
-    legacy = certificates.certificate_identifier(CERT_TYPE, old["issuer_code"], 1, 1)
-    from catalog.signing import sign_certificate
+    t = tables.certificates
+    old = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]
+    legacy = issuing.certificate_identifier(CERT_TYPE, old["issuer_code"], 1, 1)
+    from catalog.certificates.signing import sign_certificate
 
     row = {**old, "identifier": legacy, "serial": 1}
     sig, kid = sign_certificate(hub.keys.active("certificate"), row)
@@ -202,7 +205,7 @@ def test_old_sequential_identifiers_stay_verifiable(hub: ApiHub) -> None:
     # a face change re-issues it under the same serial, version 2
     from tests.api_hub import licences
 
-    certificates.issue(
+    issuing.issue(
         hub.engine,
         d.spec,
         d.department,
@@ -211,7 +214,7 @@ def test_old_sequential_identifiers_stay_verifiable(hub: ApiHub) -> None:
         run_id="r2",
         signer=hub.keys.active("certificate"),
     )
-    now = certificates.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]
+    now = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]
     assert (now["serial"], now["version"]) == (1, 2)
 
 
@@ -221,7 +224,7 @@ def test_old_sequential_identifiers_stay_verifiable(hub: ApiHub) -> None:
 def _signed_licence(hub: ApiHub) -> dict[str, Any]:
     a = apply(hub, "企业开办", "SCJ-LIC", clear_fields=["legal_rep"])
     approve(hub, a["id"], "scj_approver")
-    ident = certificates.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
     view = hub.client.get(f"/api/v1/certificates/{ident}", headers=hub.as_app("企业开办")).json()
     assert view["complete"] is True
     return dict(view["signed"])
@@ -249,7 +252,7 @@ def test_verify_with_a_bad_signature_reveals_nothing_about_the_record(hub: ApiHu
 
 def test_public_verify_is_rate_limited(tmp_path: Path) -> None:
     hub = build_hub(tmp_path, public_verify_rate_limit=5)
-    ident = certificates.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
     codes = [hub.client.get(f"/api/v1/certificates/{ident}/verify").status_code for _ in range(5)]
     assert codes == [200] * 5
     r = hub.client.get(f"/api/v1/certificates/{ident}/verify")
@@ -389,7 +392,7 @@ def test_rate_budget_follows_app_and_dataset_not_the_grant(tmp_path: Path) -> No
 
 def test_one_active_grant_per_app_and_dataset_is_enforced_by_the_database(hub: ApiHub) -> None:
     a = apply(hub, "企业开办", "SCJ-OPEN", fields=["uscc"])
-    g = schema.grants
+    g = tables.grants
     with hub.engine.connect() as conn:
         row = dict(conn.execute(sa.select(g).where(g.c.id == a["grant_id"])).one()._mapping)
     row.pop("id")
@@ -428,7 +431,7 @@ def test_retired_token_key_stops_verifying_after_the_longest_token_life(hub: Api
     fresh = _mint(hub, old, iat=now, exp=now + 60, sub=cid)
     # just retired: tokens it signed are still honoured for their short life
     assert hub.client.get("/api/v1/grants", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
-    t = schema.signing_keys
+    t = tables.signing_keys
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=hub.settings.token_ttl_seconds + 120)
     with hub.engine.begin() as conn:
         conn.execute(t.update().where(t.c.kid == old).values(retired_at=long_ago))
@@ -489,7 +492,7 @@ def test_subject_view_and_certificate_list_reach_the_owners_auditor(hub: ApiHub)
         "/api/v1/audit", params={"limit": 1000}, headers=hub.as_staff("scj_auditor")
     ).json()
     assert view_rec["seq"] not in {i["seq"] for i in other["items"]}
-    from catalog import audit
+    from catalog.audit import chain as audit
 
     assert audit.verify(hub.engine).ok
 
@@ -509,7 +512,7 @@ def test_refused_and_empty_lookups_record_what_was_asked(hub: ApiHub) -> None:
     assert r.status_code == 200 and r.json()["count"] == 0
     rec = hub.last_audit()
     assert json.loads(rec["query"]) == {"id_no": missing} and rec["row_count"] == 0 and rec["fields"] == []
-    ident = certificates.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["identifier"]
     hub.client.get(f"/api/v1/certificates/{ident}", headers=hub.as_app("企业开办"))
     assert hub.last_audit()["certificate_id"] == ident
 

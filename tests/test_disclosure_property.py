@@ -28,8 +28,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog import applications, apps, certificates, schema, serving, staff, store
-from catalog.model import DatasetSpec, Sensitivity
+from catalog.access import applications, apps, staff
+from catalog.certificates import issuing
+from catalog.db import tables
+from catalog.directory import store
+from catalog.directory.model import DatasetSpec, Sensitivity
+from catalog.serving import tables as serving
 from tests.api_hub import CITIZENS, USCC, ApiHub, build_hub, publish_id_cards
 
 APPLY = {"purpose": "属性测试", "legal_basis": "测试依据"}
@@ -136,7 +140,7 @@ def _forbidden(hub: ApiHub, spec: DatasetSpec, subject: str, fields: list[str], 
 
 def _audit_fields(hub: ApiHub) -> set[str]:
     with hub.engine.connect() as conn:
-        row = conn.execute(sa.select(schema.audit).order_by(schema.audit.c.seq.desc()).limit(1)).one()
+        row = conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq.desc()).limit(1)).one()
     return set(row.fields or [])
 
 
@@ -232,7 +236,7 @@ def test_nothing_leaves_but_what_the_grant_releases(
     assert r.status_code == 200
     expose.check(r, echoed=echoed)
     assert _audit_fields(hub) == cert_names
-    ident = certificates.certificates_of(hub.engine, subject, spec.certificate.type_code)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, subject, spec.certificate.type_code)[0]["identifier"]
     r = get(f"/api/v1/certificates/{ident}", headers=h)
     assert r.status_code == 200
     expose.check(r, echoed=echoed)
@@ -264,7 +268,7 @@ def test_open_download_releases_only_the_public_projection(hub: ApiHub) -> None:
         assert r.status_code == 200
         assert not any(v in r.text for v in secret_values)
         with hub.engine.connect() as conn:
-            rec = conn.execute(sa.select(schema.audit).order_by(schema.audit.c.seq.desc()).limit(1)).one()
+            rec = conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq.desc()).limit(1)).one()
         assert rec.fields == ["SCJ-OPEN.uscc", "SCJ-OPEN.ent_name"]
 
 
@@ -273,7 +277,7 @@ def test_the_property_test_would_catch_a_leak(
 ) -> None:
     """Guard against a property that cannot fail: break the projection on purpose (release every
     field of a certificate's number in clear) and see the check fire."""
-    from catalog import disclosure
+    from catalog.access import disclosure
 
     real = disclosure.Projection.certificate
 
@@ -293,7 +297,7 @@ def test_the_property_test_would_catch_a_leak(
     )  # fmt: skip
     applications.decide(hub.engine, a.id, approver, approve=True, default_rate_limit=1_000_000)
     expose = _forbidden(hub, spec, CITIZENS[2], ["gender"], [])
-    ident = certificates.certificates_of(hub.engine, CITIZENS[2], "11100000MB0143028Y001")[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, CITIZENS[2], "11100000MB0143028Y001")[0]["identifier"]
     r = hub.client.get(
         f"/api/v1/certificates/{ident}", headers={**hub.as_app(app.name, purpose=False), **PURPOSE}
     )

@@ -16,10 +16,13 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from catalog import certificates, serving, store
-from catalog.certificates import mod37_36_check
+from catalog import publishing
+from catalog.certificates import issuing
+from catalog.certificates.issuing import mod37_36_check
+from catalog.directory import store
+from catalog.directory.model import DirectoryFile
 from catalog.masking import mask
-from catalog.model import DirectoryFile
+from catalog.serving import tables as serving
 from tests.api_hub import (
     CERT_TYPE,
     CITIZENS,
@@ -95,7 +98,7 @@ INCOME, ALLOWANCE = 1234567, 876.54
 
 
 def publish_allowance(hub: ApiHub) -> None:
-    store.publish(hub.engine, DirectoryFile.model_validate(MZJ), source_file="mzj.yaml")
+    publishing.publish(hub.engine, DirectoryFile.model_validate(MZJ), source_file="mzj.yaml")
     spec = store.get_dataset(hub.engine, "MZJ-DB").spec
     serving.ensure_serving_table(hub.engine, spec)
     serving.refresh(
@@ -130,7 +133,7 @@ def test_app_cannot_read_a_withheld_holder_id_from_its_own_audit(hub: ApiHub) ->
     a QR code or a copy a citizen showed it). The view withholds number/holder_id; the audit
     record of that very call stores the holder's citizen ID, and GET /audit returns it."""
     grant(hub, "不动产登记", "GAJ-ID", ["gender"])
-    ident = certificates.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["identifier"]
     view = hub.client.get(f"/api/v1/certificates/{ident}", headers=hub.as_app("不动产登记"))
     assert view.status_code == 200 and view.json()["holder_id"] is None
     text = str(own_audit(hub, "不动产登记"))
@@ -184,7 +187,7 @@ def _licence_grant_without_status(hub: ApiHub) -> str:
     fields = ["uscc", "ent_name", "legal_rep", "capital", "est_date", "valid_until"]  # not `status`
     a = apply(hub, "企业开办", "SCJ-LIC", fields=fields, clear_fields=["legal_rep"])
     approve(hub, a["id"], "scj_approver")
-    return str(certificates.certificates_of(hub.engine, USCC[2], CERT_TYPE)[0]["identifier"])  # 吊销
+    return str(issuing.certificates_of(hub.engine, USCC[2], CERT_TYPE)[0]["identifier"])  # 吊销
 
 
 def test_copy_refusal_does_not_tell_the_status_the_view_withholds(hub: ApiHub) -> None:
@@ -255,7 +258,7 @@ def _verify_path(type_code: str, issuer: str, serial: str, version: str) -> str:
 
 @pytest.mark.parametrize("serial", ["1\u00b2", "9" * 40], ids=["superscript-digit", "overflowing-serial"])
 def test_anonymous_verify_by_identifier_with_odd_serials_is_not_a_500(hub: ApiHub, serial: str) -> None:
-    issuer = certificates.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["issuer_code"]
+    issuer = issuing.certificates_of(hub.engine, CITIZENS[0], ID_CARD_TYPE)[0]["issuer_code"]
     r = lenient(hub).get(_verify_path(ID_CARD_TYPE, issuer, serial, "1"))
     assert r.status_code < 500, (r.status_code, r.text)
 
@@ -279,7 +282,7 @@ def test_views_do_not_tell_when_a_withheld_field_changed(hub: ApiHub) -> None:
     moved = residents().to_pylist()
     moved[0]["address"] = "浙江省杭州市滨江区江南大道一号"  # only the (withheld) address changes
     d = store.get_dataset(hub.engine, "GAJ-ID")
-    certificates.issue(
+    issuing.issue(
         hub.engine,
         d.spec,
         d.department,
@@ -360,7 +363,7 @@ def test_a_withheld_revocation_does_not_change_the_view(hub: ApiHub) -> None:
     h = hub.as_app("企业开办")
     before = hub.client.get(f"/api/v1/subjects/{USCC[0]}/certificates", headers=h).json()["items"][0]
     d = store.get_dataset(hub.engine, "SCJ-LIC")
-    certificates.issue(  # 甲公司 is revoked (吊销); nothing the app was granted changes
+    issuing.issue(  # 甲公司 is revoked (吊销); nothing the app was granted changes
         hub.engine,
         d.spec,
         d.department,
@@ -389,7 +392,7 @@ def pg_hub(tmp_path: Path, hub_pg_url: str) -> Any:
 def test_nul_in_path_or_query_is_refused_on_postgresql(pg_hub: ApiHub) -> None:
     hub = pg_hub
     client = lenient(hub)
-    ident = certificates.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
+    ident = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
     issuer = ident.split(".")[-4]
     anonymous = [
         "/api/v1/datasets/X%00",

@@ -18,7 +18,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from catalog import applications, apps, audit, runs, schema, store
+from catalog import publishing
+from catalog.access import applications, apps
+from catalog.audit import chain as audit
+from catalog.db import tables
+from catalog.db.engine import engine_for
+from catalog.runs import record as runs
 from sharehub import pipeline
 from sharehub.airflow_services import AirflowServices, free_port
 from sharehub.settings import Settings, get_settings
@@ -79,9 +84,9 @@ def prod(
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     settings = get_settings()
-    engine = store.engine_for(settings.hub_db_url)
+    engine = engine_for(settings.hub_db_url)
     for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        store.publish_path(engine, f)
+        publishing.publish_path(engine, f)
     yield {"settings": settings, "engine": engine, "env": env, "mariadb": mariadb_url, "tmp": tmp_path}
     get_settings.cache_clear()
 
@@ -146,7 +151,7 @@ def test_production_profile(prod: dict[str, Any]) -> None:
 
     # 3. the access API on uvicorn with two worker processes, one audit chain
     app, secret = apps.register_app(engine, "不动产登记", "ZGJ")
-    from catalog.workdays import Calendar
+    from catalog.access.workdays import Calendar
 
     applications.submit(
         engine, app.app_id, "FY-SXBZXR-001", fields=None, purpose="核验", legal_basis="条例",
@@ -154,7 +159,7 @@ def test_production_profile(prod: dict[str, Any]) -> None:
     )  # fmt: skip
     with engine.connect() as conn:
         case_no = conn.execute(sa.text('SELECT case_no FROM "srv_fy_sxbzxr_001" LIMIT 1')).scalar_one()
-        ident = conn.execute(sa.select(schema.certificates.c.identifier).limit(1)).scalar_one()
+        ident = conn.execute(sa.select(tables.certificates.c.identifier).limit(1)).scalar_one()
     before = len(audit.query(engine, limit=100_000))
     proc, base = _serve(prod["env"], prod["tmp"] / "uvicorn.log")
     try:

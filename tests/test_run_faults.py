@@ -16,7 +16,8 @@ import threading
 
 import pytest
 
-from catalog import run_lease, runs
+from catalog.runs import lease
+from catalog.runs import record as runs
 from sharehub import pipeline
 from sharehub.run_guard import DatasetBusy, Fenced
 from tests.fault_hub import CODE, T0, FaultHub, check_published, fhub, quarantined_rows, raw_rows
@@ -128,4 +129,4 @@ def test_killed_runs_show_as_failed_in_sharehub_runs(fhub: FaultHub, monkeypatch
     (dead,) = [r for r in json.loads(out.output) if r["run_id"] == "dies-in-validate"]
     assert (dead["status"], dead["stage"]) == ("failed", "validate")
     assert dead["error"].startswith("abandoned in validate: no heartbeat from ")
-    assert run_lease.current(fhub.engine, CODE) is None
+    assert lease.current(fhub.engine, CODE) is None

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from catalog import runs
+from catalog.runs import record as runs
 from sharehub import faults, pipeline
 from tests.fault_hub import CODE, T0, check_published, make_hub
 

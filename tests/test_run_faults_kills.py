@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from catalog import runs
+from catalog.runs import record as runs
 from sharehub import pipeline
 from sharehub.run_guard import StepRefused
 from tests.fault_hub import CODE, T0, FaultHub, check_published, fhub, quarantined_rows, raw_rows

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from catalog import certificates, runs, serving, store
+from catalog import publishing
+from catalog.certificates import issuing
+from catalog.db.engine import engine_for
+from catalog.directory import store
+from catalog.runs import record as runs
+from catalog.serving import tables as serving
 from sharehub import pipeline
 from sharehub.settings import Settings, get_settings
 
@@ -37,9 +42,9 @@ def hub_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         mp.setenv(f"SHAREHUB_CONNECTIONS__{ref.upper()}", loc)
     get_settings.cache_clear()
     settings = get_settings()
-    engine = store.engine_for(settings.hub_db_url)
+    engine = engine_for(settings.hub_db_url)
     for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        store.publish_path(engine, f)
+        publishing.publish_path(engine, f)
     results = {code: pipeline.sync(code) for code in (SCJ, GAJ, RSJ, FY, SGB)}
     manifest = json.loads((base / "sources" / "manifest.json").read_text(encoding="utf-8"))
     yield {
@@ -97,20 +102,20 @@ def test_serving_store_and_certificates(hub_env: dict[str, Any]) -> None:
         assert serving.count(engine, spec) == run_of(hub_env, code)["rows_published"]
     spec = store.get_dataset(engine, GAJ).spec
     person = next(iter(serving.lookup_subject(engine, spec, _some_key(engine, spec))))
-    certs = certificates.certificates_of(engine, person["id_no"])
+    certs = issuing.certificates_of(engine, person["id_no"])
     assert [c["type_name"] for c in certs] == ["居民身份证"]
-    assert certificates.identifier_is_well_formed(certs[0]["identifier"])
+    assert issuing.identifier_is_well_formed(certs[0]["identifier"])
     scj = store.get_dataset(engine, SCJ).spec
     with engine.connect() as conn:
         import sqlalchemy as sa
 
-        from catalog import schema
+        from catalog.db import tables
 
         statuses = dict(
             conn.execute(
-                sa.select(schema.certificates.c.status, sa.func.count())
-                .where(schema.certificates.c.dataset_code == scj.code)
-                .group_by(schema.certificates.c.status)
+                sa.select(tables.certificates.c.status, sa.func.count())
+                .where(tables.certificates.c.dataset_code == scj.code)
+                .group_by(tables.certificates.c.status)
             ).all()
         )
     assert sum(statuses.values()) == run_of(hub_env, SCJ)["rows_published"]
@@ -252,7 +257,7 @@ def test_block_policy_publishes_nothing(hub_env: dict[str, Any], tmp_path: Path)
         .replace("policy: quarantine", "policy: block")
     )
     (tmp_path / "sgb.yaml").write_text(text, encoding="utf-8")
-    (change,) = store.publish_path(engine, tmp_path / "sgb.yaml")
+    (change,) = publishing.publish_path(engine, tmp_path / "sgb.yaml")
     assert change.action == "updated"
     before = runs.last_successful_run(engine, SGB)
     with pytest.raises(pipeline.QualityBlocked, match="bad row\\(s\\) and the policy is block"):
@@ -260,7 +265,7 @@ def test_block_policy_publishes_nothing(hub_env: dict[str, Any], tmp_path: Path)
     blocked = runs.recent_runs(engine, limit=1, dataset_code=SGB)[0]
     assert blocked["status"] == "blocked" and blocked["rows_quarantined"] >= 1
     assert pipeline.hub().lake.current_snapshot_id("curated", SGB) == before["snapshot_id"]
-    store.publish_path(engine, DIRECTORY_DIR / "sgb.yaml")
+    publishing.publish_path(engine, DIRECTORY_DIR / "sgb.yaml")
 
 
 @pytest.mark.airflow

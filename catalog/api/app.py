@@ -16,23 +16,16 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from catalog import store
-from catalog.api import (
-    routes_applications,
-    routes_audit,
-    routes_auth,
-    routes_certificates,
-    routes_directory,
-    routes_records,
-)
 from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
 from catalog.api.logs import install_access_log_redaction
-from catalog.api.models import Health
+from catalog.api.routers import applications, audit, auth, certificates, directory, records
+from catalog.api.schemas.common import Health
 from catalog.api.status import ApiError, headers_of, status_of
+from catalog.auth.keys import KeyStoreError
+from catalog.db.engine import engine_for
 from catalog.errors import HubError, error_body
-from catalog.keys import KeyStoreError
 
 #: not audited: liveness probes that return no data. ``/ping`` touches nothing (no DB, no auth):
 #: the bare endpoint the access-API benchmark compares the gated routes with.
@@ -40,11 +33,11 @@ _UNAUDITED = {"/api/v1/health", "/api/v1/ping"}
 
 
 def _build_hub(settings: Any) -> Hub:
-    from catalog.keys import KeyStore
-    from catalog.ratelimit import open_rate_limiter
-    from catalog.workdays import Calendar
+    from catalog.access.ratelimit import open_rate_limiter
+    from catalog.access.workdays import Calendar
+    from catalog.auth.keys import KeyStore
 
-    engine = store.engine_for(
+    engine = engine_for(
         settings.hub_db_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
     return Hub(
@@ -168,15 +161,15 @@ def create_app(settings: Any) -> FastAPI:
         return {"status": "ok"}
 
     for module in (
-        routes_auth,
-        routes_directory,
-        routes_records,
-        routes_certificates,
-        routes_applications,
-        routes_audit,
+        auth,
+        directory,
+        records,
+        certificates,
+        applications,
+        audit,
     ):
         app.include_router(module.router)
-    app.include_router(routes_auth.well_known)
+    app.include_router(auth.well_known)
     return app
 
 
@@ -283,7 +276,7 @@ async def _write_audit(
     status: int,
     reason: str | None,
 ) -> None:
-    from catalog.audit import AuditRecord
+    from catalog.audit.chain import AuditRecord
 
     p = call.principal
     rec = AuditRecord(

@@ -2,7 +2,7 @@
 
 A certificate is visible to an app that holds an active grant on the dataset its type is
 issued from; what it sees of one is that grant's disclosure projection
-(:meth:`catalog.disclosure.Projection.certificate`): attributes and face entries follow the
+(:meth:`catalog.access.disclosure.Projection.certificate`): attributes and face entries follow the
 dataset fields they come from.
 """
 
@@ -13,11 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog import access, applications, certificates, disclosure, schema, store
+from catalog.access import applications, disclosure, gate
 from catalog.api.context import Hub, limit
-from catalog.certificates import OID_PREFIX
+from catalog.certificates import issuing
+from catalog.certificates.issuing import OID_PREFIX
+from catalog.db import tables
+from catalog.directory import store
+from catalog.directory.model import ShareType
 from catalog.errors import HubError
-from catalog.model import ShareType
 
 _PREFIX_PARTS = len(OID_PREFIX.split("."))
 
@@ -38,7 +41,7 @@ def type_of(identifier: str) -> str | None:
     return parts[_PREFIX_PARTS]
 
 
-def type_access(hub: Hub, principal: access.Principal) -> dict[str, TypeAccess]:
+def type_access(hub: Hub, principal: gate.Principal) -> dict[str, TypeAccess]:
     """Certificate types the app may see, with the grant that lets it."""
     assert principal.app_id is not None
     grants = {
@@ -49,7 +52,7 @@ def type_access(hub: Hub, principal: access.Principal) -> dict[str, TypeAccess]:
         return {}
     with hub.engine.connect() as conn:
         types = conn.execute(
-            sa.select(schema.certificate_types.c.code, schema.certificate_types.c.dataset_code)
+            sa.select(tables.certificate_types.c.code, tables.certificate_types.c.dataset_code)
         ).all()
     out: dict[str, TypeAccess] = {}
     for code, dataset_code in types:
@@ -69,7 +72,7 @@ def type_access(hub: Hub, principal: access.Principal) -> dict[str, TypeAccess]:
 
 def visible_certificates(
     hub: Hub,
-    principal: access.Principal,
+    principal: gate.Principal,
     subject_id: str,
     type_code: str | None = None,
     *,
@@ -86,9 +89,9 @@ def visible_certificates(
         types = {k: v for k, v in types.items() if k == type_code}
     out: list[dict[str, Any]] = []
     for ta in types.values():
-        access.check_purpose(principal, ta.dataset.spec, hub.purpose)
-        limit(hub, access.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
-        rows = certificates.certificates_of(hub.engine, subject_id, ta.type_code)
+        gate.check_purpose(principal, ta.dataset.spec, hub.purpose)
+        limit(hub, gate.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
+        rows = issuing.certificates_of(hub.engine, subject_id, ta.type_code)
         consulted[ta.dataset.spec.code] = consulted.get(ta.dataset.spec.code, 0) + len(rows)
         out += [ta.projection.certificate(c, released) for c in rows]
     return out

@@ -28,20 +28,22 @@ from fastapi.dependencies.utils import get_flat_dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from catalog import access, applications, apps, disclosure, staff, store, tokens
-from catalog.access import Principal
+from catalog.access import applications, apps, disclosure, gate, staff
+from catalog.access.gate import Principal
+from catalog.access.purpose import PurposeRules, header_text
+from catalog.access.ratelimit import RateLimiterUnavailable
 from catalog.api.status import ApiError
+from catalog.auth import tokens
+from catalog.directory import store
 from catalog.errors import HubError
-from catalog.purpose import PurposeRules, header_text
-from catalog.ratelimit import RateLimiterUnavailable
 
 if TYPE_CHECKING:
-    from catalog.api.reads import PsycopgPool, Reads
-    from catalog.audit import AuditWriter
-    from catalog.cursors import CursorSealer
-    from catalog.keys import KeyStore
-    from catalog.ratelimit import RateLimiter
-    from catalog.workdays import Calendar
+    from catalog.access.ratelimit import RateLimiter
+    from catalog.access.workdays import Calendar
+    from catalog.api.cursors import CursorSealer
+    from catalog.audit.chain import AuditWriter
+    from catalog.auth.keys import KeyStore
+    from catalog.serving.reads import PsycopgPool, Reads
 
 T = TypeVar("T")
 
@@ -111,7 +113,7 @@ class Hub:
         self._cursors: CursorSealer | None = None
         self._pg: PsycopgPool | None = None
         if self.engine.dialect.name == "postgresql":
-            from catalog.api.reads import PsycopgPool
+            from catalog.serving.reads import PsycopgPool
 
             self._pg = PsycopgPool(self.engine, self.db_concurrency)
 
@@ -122,7 +124,7 @@ class Hub:
             with self._pg.reads() as pg:
                 yield pg
             return
-        from catalog.api.reads import SqlAlchemyReads
+        from catalog.serving.reads import SqlAlchemyReads
 
         with self.read_engine.connect() as conn:
             yield SqlAlchemyReads(conn, self.read_engine)
@@ -139,7 +141,7 @@ class Hub:
     def cursors(self) -> CursorSealer:
         """Seals and opens the pagination cursors (key in the keys folder, made on first use)."""
         if self._cursors is None:
-            from catalog.cursors import CursorSealer, load_or_create_key
+            from catalog.api.cursors import CursorSealer, load_or_create_key
 
             self._cursors = CursorSealer(load_or_create_key(self.settings.signing_keys_dir))
         return self._cursors
@@ -149,7 +151,7 @@ class Hub:
         """The process's audit writer, started on first use (and again after a shutdown)."""
         with self._audit_lock:
             if self._audit is None:
-                from catalog.audit import AuditWriter
+                from catalog.audit.chain import AuditWriter
 
                 self._audit = AuditWriter(self.engine, batch_max=self.audit_batch_max)
             return self._audit
@@ -182,7 +184,7 @@ class CallAudit:
     """What the audit record of this request will say; endpoints fill it in."""
 
     action: str = "other"
-    principal: Principal = access.ANONYMOUS
+    principal: Principal = gate.ANONYMOUS
     dataset_code: str | None = None
     #: a multi-dataset call (subject view, certificate lists): dataset consulted -> rows from it
     datasets: dict[str, int] | None = None
@@ -190,7 +192,7 @@ class CallAudit:
     subject: str | None = None
     #: what a lookup asked for besides the subject (the key fields as given), as JSON text
     query: str | None = None
-    #: what the disclosure projection released (audit names, see catalog.disclosure)
+    #: what the disclosure projection released (audit names, see catalog.access.disclosure)
     fields: list[str] | None = None
     row_count: int = 0
     reason: str | None = None  # the refusal's code, set by the error handlers (or before a masked 404)
@@ -252,7 +254,7 @@ def verified_claims(hub: Hub, token: str) -> dict[str, Any]:
     """The claims of a bearer token whose signature, audience, issuer and times check out."""
     try:
         return hub.verifier.verify(token)
-    except tokens.TokenError as exc:
+    except tokens.TokenRejected as exc:
         if exc.reason == "expired":
             raise _unauthorized("token_expired") from None
         raise _unauthorized("invalid_token", why=exc.reason) from None
@@ -298,7 +300,7 @@ def optional_principal(
     if credentials is None:
         if request.headers.get("authorization"):
             raise _unauthorized("invalid_token", why="not a Bearer token")
-        principal = access.ANONYMOUS
+        principal = gate.ANONYMOUS
     else:
         principal = resolve_principal(hub, credentials.credentials)
     principal = with_purpose(principal, x_end_user_id, x_case_number)
@@ -329,7 +331,7 @@ def identify_quietly(request: Request) -> None:
     if scheme.lower() == "bearer" and token:
         try:
             claims = request_hub(request).verifier.verify(token.strip())
-        except tokens.TokenError:
+        except tokens.TokenRejected:
             claims = None
         if claims is not None and claims.get("kind") == "app":
             principal = Principal(kind="app", app_id=str(claims["sub"]))
@@ -384,7 +386,7 @@ async def app_claims(
     (Few sub-dependencies on purpose: FastAPI's per-request work grows with each.)"""
     hub, call = request_hub(request), request_call(request)
     if credentials is None:
-        call.principal = with_purpose(access.ANONYMOUS, x_end_user_id, x_case_number)
+        call.principal = with_purpose(gate.ANONYMOUS, x_end_user_id, x_case_number)
         if request.headers.get("authorization"):
             raise _unauthorized("invalid_token", why="not a Bearer token")
         raise _unauthorized("not_authenticated")
@@ -431,8 +433,8 @@ def app_dataset_gate(
     call.principal = principal
     d = hub.dataset(code)
     call.dataset_code = d.spec.code
-    access.check_shared(d.spec)
-    access.check_purpose(principal, d.spec, hub.purpose)
+    gate.check_shared(d.spec)
+    gate.check_purpose(principal, d.spec, hub.purpose)
     return principal, d, _granted(hub, d, state, claims.app_id)
 
 
@@ -442,13 +444,13 @@ def _granted(
     """The grant's projection, or the refusal for the app's standing; counts the call against
     the app's budget on the dataset."""
     if state.kind != "granted" or state.grant is None:
-        code_ = access.REFUSALS[state.kind]
+        code_ = gate.REFUSALS[state.kind]
         params: dict[str, Any] = {"code": d.spec.code}
         if code_ == "application_refused":
             params["reason"] = (state.application.reason if state.application else "") or ""
         raise HubError(code_, **params)
     grant = state.grant
-    limit(hub, access.rate_key(app_id, d.spec.code), grant.rate_limit)
+    limit(hub, gate.rate_key(app_id, d.spec.code), grant.rate_limit)
     return disclosure.for_grant(
         d.spec, grant.fields, grant.clear_fields, grant_id=grant.id, rate_limit=grant.rate_limit
     )

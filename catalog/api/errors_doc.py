@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.api.models import ErrorBody
+from catalog.api.schemas.common import ErrorBody
 
 _DESCRIPTIONS = {
     400: "bad request (stable error code in the body)",

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
-from catalog import dbschema, serving
+from catalog.db import migrate
+from catalog.serving import tables as serving
 from lake.errors import LakeError
 from lake.relocate import LakeFile, read_metadata_json, table_files
 from sharehub.backup.archive import (
@@ -38,7 +39,7 @@ from sharehub.settings import Settings
 
 #: not backed up: the migration stamp (the manifest records the revision) and run locks (a
 #: restored hub has no running steps; runs unfinished at backup time are reaped as abandoned)
-SKIPPED = (dbschema.VERSION_TABLE, "hub_dataset_locks")
+SKIPPED = (migrate.VERSION_TABLE, "hub_dataset_locks")
 ICEBERG_TABLES = ("iceberg_namespace_properties", "iceberg_tables")
 _YIELD = 2_000
 
@@ -56,7 +57,7 @@ def take(settings: Settings, dest: Path, *, include_keys: bool = False) -> dict[
     finally:
         engine.dispose()
     manifest["created_at"] = dt.datetime.now(dt.UTC).isoformat()
-    manifest["source"]["url"] = dbschema.masked_url(url)
+    manifest["source"]["url"] = migrate.masked_url(url)
     manifest["lake"] = _copy_lake(settings, dest, manifest.pop("_iceberg"))
     manifest["keys"] = _copy_keys(settings, dest) if include_keys else None
     write_manifest(dest, manifest)
@@ -82,18 +83,18 @@ def _dump_db(engine: sa.Engine, dest: Path) -> dict[str, Any]:
     with engine.connect() as conn:
         conn = _snapshot(conn)
         names = set(sa.inspect(conn).get_table_names())
-        if dbschema.VERSION_TABLE not in names:
+        if migrate.VERSION_TABLE not in names:
             raise BackupError(
                 "the hub DB has no schema revision: nothing to back up (run `sharehub db upgrade`)"
             )
-        revision = conn.execute(sa.text(f"SELECT version_num FROM {dbschema.VERSION_TABLE}")).scalar()
+        revision = conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).scalar()
         codes = list(conn.execute(sa.text("SELECT code FROM hub_datasets ORDER BY code")).scalars())
         by_serving = {serving.serving_table_name(c): c for c in codes}
         tables: list[dict[str, Any]] = []
         for name in sorted(names):
             if name in SKIPPED:
                 continue
-            if name.startswith(dbschema.MANAGED_PREFIX):
+            if name.startswith(migrate.MANAGED_PREFIX):
                 kind, code = "hub", None
             elif name in by_serving:
                 kind, code = "serving", by_serving[name]

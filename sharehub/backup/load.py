@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
-from catalog import dbschema, serving
+from catalog.db import migrate
+from catalog.serving import tables as serving
 from lake.relocate import LakeFile, copy_table, prefix_rewriter
 from sharehub.backup.archive import (
     DB_DIR,
@@ -74,10 +75,10 @@ def restore(settings: Settings, src: Path) -> dict[str, Any]:
     src = Path(src)
     manifest = check(src)
     revision = manifest["source"]["revision"]
-    if revision is not None and not dbschema._known(revision):
+    if revision is not None and not migrate._known(revision):
         raise BackupError(
             f"the backup is at schema revision {revision}, which this sharehub does not know "
-            f"(its newest is {dbschema.head()}): restore it with the sharehub version that made it"
+            f"(its newest is {migrate.head()}): restore it with the sharehub version that made it"
         )
     url = settings.hub_db_url
     _require_empty(url, revision)
@@ -101,7 +102,7 @@ def restore(settings: Settings, src: Path) -> dict[str, Any]:
 def _load(settings: Settings, src: Path, manifest: dict[str, Any], new_root: str) -> dict[str, int]:
     url = settings.hub_db_url
     lake = manifest["lake"]
-    dbschema.upgrade(url, manifest["source"]["revision"] or "head")
+    migrate.upgrade(url, manifest["source"]["revision"] or "head")
     _create_catalog_tables(settings)  # before the load's transaction: SQLite has one writer
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
@@ -116,7 +117,7 @@ def _load(settings: Settings, src: Path, manifest: dict[str, Any], new_root: str
             _reset_sequences(conn)
     finally:
         engine.dispose()
-    dbschema.upgrade(url, "head")
+    migrate.upgrade(url, "head")
     _wal(url)
     return loaded
 
@@ -131,7 +132,7 @@ def _wipe(url: str, local_root: str | None) -> None:
             ours = [
                 t
                 for t in md.sorted_tables
-                if t.name.startswith((dbschema.MANAGED_PREFIX, serving.SERVING_PREFIX, "iceberg_"))
+                if t.name.startswith((migrate.MANAGED_PREFIX, serving.SERVING_PREFIX, "iceberg_"))
             ]
             md.drop_all(conn, tables=ours)
     finally:
@@ -151,7 +152,7 @@ def _folder(uri: str) -> Path:
 def _wal(url: str) -> None:
     """SQLite: the journal mode the embedded hub runs in (readers and one writer at once)."""
     if sa.make_url(url).get_backend_name() == "sqlite":
-        with dbschema.connect(url) as conn:
+        with migrate.connect(url) as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
@@ -159,25 +160,25 @@ def _wal(url: str) -> None:
 
 
 def _require_empty(url: str, revision: str | None) -> None:
-    current = dbschema.current(url)
+    current = migrate.current(url)
     if current is not None and current != revision:
         raise BackupError(
-            f"the target hub DB {dbschema.masked_url(url)} has a schema at revision {current}, the backup "
+            f"the target hub DB {migrate.masked_url(url)} has a schema at revision {current}, the backup "
             f"{revision}: restore into a new, empty database (the backup's rows are loaded at its "
             "revision, then migrated)"
         )
-    with dbschema.connect(url) as conn:  # (creates a SQLite file's folder)
+    with migrate.connect(url) as conn:  # (creates a SQLite file's folder)
         full = []
         for name in sorted(sa.inspect(conn).get_table_names()):
-            if name == dbschema.VERSION_TABLE:
+            if name == migrate.VERSION_TABLE:
                 continue
-            if name.startswith((dbschema.MANAGED_PREFIX, serving.SERVING_PREFIX, "iceberg_")):
+            if name.startswith((migrate.MANAGED_PREFIX, serving.SERVING_PREFIX, "iceberg_")):
                 q = sa.select(sa.literal(1)).select_from(sa.table(name)).limit(1)
                 if conn.execute(q).first() is not None:
                     full.append(name)
     if full:
         raise BackupError(
-            f"the target hub DB {dbschema.masked_url(url)} is not empty ({', '.join(full[:5])}"
+            f"the target hub DB {migrate.masked_url(url)} is not empty ({', '.join(full[:5])}"
             f"{', …' if len(full) > 5 else ''} hold rows): restore needs a new, empty database"
         )
 

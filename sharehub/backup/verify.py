@@ -14,8 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog import audit, schema, signing
-from catalog.keys import KeyStore
+from catalog.audit import chain as audit
+from catalog.auth.keys import KeyStore
+from catalog.certificates import signing
+from catalog.db import tables
 from sharehub.backup.archive import BackupError
 from sharehub.settings import Settings
 
@@ -61,7 +63,7 @@ def _audit(engine: sa.Engine, manifest: dict[str, Any], problems: list[str]) -> 
 
 def _certificates(engine: sa.Engine, settings: Settings, problems: list[str]) -> dict[str, int]:
     keys = KeyStore(engine, settings.signing_keys_dir)
-    t = schema.certificates
+    t = tables.certificates
     good = bad = 0
     with engine.connect() as conn:
         rows = conn.execution_options(yield_per=2_000).execute(sa.select(t).where(t.c.signature.is_not(None)))
@@ -112,7 +114,7 @@ def _lake(settings: Settings, manifest: dict[str, Any], problems: list[str]) -> 
 def _serving_behind(engine: sa.Engine, lake: dict[str, Any]) -> list[str]:
     from lake.tables import normalise_code
 
-    t = schema.serving_state
+    t = tables.serving_state
     behind = []
     with engine.connect() as conn:
         for code, snap in conn.execute(sa.select(t.c.dataset_code, t.c.snapshot_id)):

@@ -1,0 +1,3 @@
+"""Request and response bodies of the access API, one module per router.
+
+They make the OpenAPI document complete."""

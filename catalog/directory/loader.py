@@ -1,0 +1,119 @@
+"""Load a department's directory YAML file, with errors that name file, line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from catalog.directory.model import DirectoryFile
+
+
+@dataclass(frozen=True)
+class DirectoryProblem:
+    """One thing wrong with a directory file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class DirectoryFileError(ValueError):
+    """A directory file failed validation; ``problems`` lists each finding."""
+
+    def __init__(self, problems: list[DirectoryProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.Node | None, str]:
+    """Walk a composed YAML node along a pydantic error location; return the deepest node found."""
+    path: list[str] = []
+    current = node
+    for part in loc:
+        if isinstance(current, yaml.MappingNode) and isinstance(part, str):
+            found = next((v for k, v in current.value if getattr(k, "value", None) == part), None)
+            if found is None:
+                break
+            current = found
+            path.append(part)
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                break
+            current = current.value[part]
+            path.append(f"[{part}]")
+        else:
+            break
+    return current, ".".join(path).replace(".[", "[")
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _dataset_label(data: Any, loc: tuple[int | str, ...]) -> str:
+    """'datasets[2] (SCJ-001)' style prefix so the department knows which dataset is meant."""
+    if len(loc) >= 2 and loc[0] == "datasets" and isinstance(loc[1], int):
+        try:
+            code = data["datasets"][loc[1]]["code"]
+        except (KeyError, IndexError, TypeError):
+            return ""
+        return f" (dataset {code})"
+    return ""
+
+
+def load_directory_file(path: Path) -> DirectoryFile:
+    """Parse and validate one directory file; raise DirectoryFileError naming file, line and field."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DirectoryFileError(
+            [DirectoryProblem(name, None, "", f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")]
+        ) from None
+    except OSError as exc:
+        raise DirectoryFileError([DirectoryProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DirectoryFileError([DirectoryProblem(name, line, "", f"YAML syntax: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise DirectoryFileError(
+            [DirectoryProblem(name, 1, "", "expected a mapping with department and datasets")]
+        )
+    try:
+        return DirectoryFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            node, field = _node_at(root, loc)
+            line = node.start_mark.line + 1 if node is not None else None
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                field = _loc_path(loc)
+                msg = "required field is missing"
+            elif err["type"] == "extra_forbidden":
+                field = _loc_path(loc)
+                msg = "unknown field (check its spelling)"
+            problems.append(DirectoryProblem(name, line, field + _dataset_label(data, loc), msg))
+        raise DirectoryFileError(problems) from None
+
+
+def directory_files(path: Path) -> list[Path]:
+    """A directory file, or every ``*.yaml``/``*.yml`` file in a folder (sorted)."""
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]

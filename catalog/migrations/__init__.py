@@ -1,1 +1,0 @@
-"""Alembic migrations of the hub database (run through ``catalog.dbschema`` / ``sharehub db``)."""
