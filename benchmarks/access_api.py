@@ -783,7 +783,7 @@ def _measure(
 ) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from catalog.audit import chain as audit
+    from catalog import audit
     from catalog.db import tables
 
     engine = sa.create_engine(hub.database_url)

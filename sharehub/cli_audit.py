@@ -32,7 +32,7 @@ def verify_cmd(
     batch: Annotated[int, typer.Option(min=1, help="records read per query")] = 10_000,
 ) -> None:
     """Check every record's hash and link; exit 1 naming each changed, removed or reordered record."""
-    from catalog.audit import chain as audit
+    from catalog import audit
 
     report = audit.verify(_engine(), batch=batch)
     if as_json:
@@ -74,7 +74,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Audit records in seq order, filtered by app, dataset, time and decision."""
-    from catalog.audit import chain as audit
+    from catalog import audit
 
     if decision is not None and decision not in audit.DECISIONS:
         raise typer.BadParameter("must be allow or deny", param_hint="--decision")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from catalog import audit
 from catalog.access import apps
-from catalog.audit import chain as audit
 from catalog.auth import tokens
 from catalog.auth.keys import KeyStore
 from catalog.db import tables

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from catalog import audit
 from catalog.access import applications, apps
-from catalog.audit import chain as audit
 from catalog.db import tables
 from catalog.serving.reads import PsycopgPool, SqlAlchemyReads
 from tests.api_hub import CERT_TYPE, USCC, ApiHub, build_hub

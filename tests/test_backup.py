@@ -21,8 +21,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from catalog import publishing
-from catalog.audit import chain as audit
+from catalog import audit, publishing
 from catalog.db.engine import engine_for
 from sharehub import pipeline
 from sharehub.backup import BackupError, check, restore, take

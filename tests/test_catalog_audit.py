@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from catalog.audit import chain as audit
-from catalog.audit.chain import GENESIS, AuditError, AuditRecord, AuditWriter
+from catalog import audit
+from catalog.audit import GENESIS, AuditError, AuditRecord, AuditWriter
+from catalog.audit.writer import _PgAppender
 from catalog.db import tables
 from catalog.db.engine import engine_for
 
@@ -527,9 +528,9 @@ def test_async_write_refuses_a_malformed_record_and_times_out_uncommitted(
 def _pg_child(url: str, tag: str, go: object) -> None:
     engine = engine_for(url)
     failures: list[BaseException] = []
-    plain_append = audit._PgAppender.append  # what the writer appends with on PostgreSQL
+    plain_append = _PgAppender.append  # what the writer appends with on PostgreSQL
 
-    def counting_append(self: audit._PgAppender, records: list[AuditRecord]) -> list[int]:
+    def counting_append(self: _PgAppender, records: list[AuditRecord]) -> list[int]:
         # the writer retries a failed batch record by record, which would hide a lost race on seq
         try:
             return plain_append(self, records)
@@ -537,7 +538,7 @@ def _pg_child(url: str, tag: str, go: object) -> None:
             failures.append(exc)
             raise
 
-    audit._PgAppender.append = counting_append  # type: ignore[method-assign]
+    _PgAppender.append = counting_append  # type: ignore[method-assign]
     go.wait()  # type: ignore[attr-defined]  # a barrier: both processes start writing together
     with AuditWriter(engine, batch_max=16) as writer:
         errors: list[BaseException] = []

@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from catalog import publishing
-from catalog.audit import chain as audit
-from catalog.audit.chain import AuditRecord
+from catalog import audit, publishing
+from catalog.audit import AuditRecord
 from catalog.db import migrate, tables
 from catalog.db.engine import engine_for
 from catalog.db.migrate import SchemaNotCurrentError

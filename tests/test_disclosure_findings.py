@@ -492,7 +492,7 @@ def test_subject_view_and_certificate_list_reach_the_owners_auditor(hub: ApiHub)
         "/api/v1/audit", params={"limit": 1000}, headers=hub.as_staff("scj_auditor")
     ).json()
     assert view_rec["seq"] not in {i["seq"] for i in other["items"]}
-    from catalog.audit import chain as audit
+    from catalog import audit
 
     assert audit.verify(hub.engine).ok
 

@@ -18,9 +18,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from catalog import publishing
+from catalog import audit, publishing
 from catalog.access import applications, apps
-from catalog.audit import chain as audit
 from catalog.db import tables
 from catalog.db.engine import engine_for
 from catalog.runs import record as runs

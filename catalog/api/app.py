@@ -276,7 +276,7 @@ async def _write_audit(
     status: int,
     reason: str | None,
 ) -> None:
-    from catalog.audit.chain import AuditRecord
+    from catalog.audit import AuditRecord
 
     p = call.principal
     rec = AuditRecord(

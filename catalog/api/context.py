@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from catalog.access.ratelimit import RateLimiter
     from catalog.access.workdays import Calendar
     from catalog.api.cursors import CursorSealer
-    from catalog.audit.chain import AuditWriter
+    from catalog.audit import AuditWriter
     from catalog.auth.keys import KeyStore
     from catalog.serving.reads import PsycopgPool, Reads
 
@@ -151,7 +151,7 @@ class Hub:
         """The process's audit writer, started on first use (and again after a shutdown)."""
         with self._audit_lock:
             if self._audit is None:
-                from catalog.audit.chain import AuditWriter
+                from catalog.audit import AuditWriter
 
                 self._audit = AuditWriter(self.engine, batch_max=self.audit_batch_max)
             return self._audit

@@ -1,1 +1,36 @@
-"""catalog.audit.chain."""
+"""The access log (访问日志): one hash-chained record per API call, allowed or refused.
+
+``chain`` defines a record and its hash, ``writer`` appends, ``verify`` checks the chain and
+``queries`` reads it. The names below are the package's public surface.
+"""
+
+from catalog.audit.chain import (
+    ACTOR_KINDS,
+    DECISIONS,
+    GENESIS,
+    AuditError,
+    AuditRecord,
+    hash_input,
+    normalise,
+    record_hash,
+)
+from catalog.audit.queries import query
+from catalog.audit.verify import VerifyReport, verify
+from catalog.audit.writer import AuditWriter, append, dataset_index
+
+__all__ = [
+    "ACTOR_KINDS",
+    "DECISIONS",
+    "GENESIS",
+    "AuditError",
+    "AuditRecord",
+    "AuditWriter",
+    "VerifyReport",
+    "append",
+    "dataset_index",
+    "hash_input",
+    "normalise",
+    "query",
+    "record_hash",
+    "verify",
+]

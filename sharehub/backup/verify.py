@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog.audit import chain as audit
+from catalog import audit
 from catalog.auth.keys import KeyStore
 from catalog.certificates import signing
 from catalog.db import tables

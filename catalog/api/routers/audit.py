@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from catalog import audit
 from catalog.api.context import AnyPrincipal, CallDep, HubDep
 from catalog.api.errors_doc import errors
 from catalog.api.schemas.audit import AuditList
-from catalog.audit import chain as audit
 from catalog.directory import store
 from catalog.errors import HubError
 
