@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from sharehub.dagspec import DagSpec
+from sharehub.airflow.dagspec import DagSpec
 
 DEPARTMENTS = [
     ("SCJ", "市场监督管理局"),
@@ -73,8 +73,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sharehub.dag_factory import register
-from sharehub.dagspec import DagSpec
+from sharehub.airflow.factory import register
+from sharehub.airflow.dagspec import DagSpec
 
 
 def _load():
@@ -100,7 +100,7 @@ print(json.dumps({"airflow_import_s": t1 - t0, "dagbag_s": t2 - t1, "dags": len(
 
 
 def bench_build(specs: list[DagSpec]) -> float:
-    from sharehub.dag_factory import register
+    from sharehub.airflow.factory import register
 
     ns: dict[str, object] = {}
     t0 = time.perf_counter()

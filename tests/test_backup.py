@@ -36,8 +36,8 @@ CODES = ("SCJ-YYZZ-001", "GAJ-HJRK-001", "RSJ-SBJF-001", "FY-SXBZXR-001", "SGB-B
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from sharehub import demo_access
     from sharehub.demo import DIRECTORY_DIR, generate
+    from sharehub.demo import access as demo_access
 
     mp = pytest.MonkeyPatch()
     base = tmp_path_factory.mktemp("source")
@@ -63,7 +63,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 def _calls(settings: Settings, access: Any) -> dict[str, Any]:
     """Make the demo's calls on the hub of ``settings``; the bodies by title."""
     from catalog.api import create_app
-    from sharehub import demo_access
+    from sharehub.demo import access as demo_access
 
     client = TestClient(create_app(settings))
     tokens = {}
@@ -473,7 +473,7 @@ def test_s3_lake_backup_points_at_the_bucket(tmp_path: Path, s3_endpoint: Any) -
 def test_cli_backup_check_and_restore(
     source: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sharehub.cli import app
+    from sharehub.cli.main import app
 
     runner = CliRunner()
     r = runner.invoke(app, ["backup", str(tmp_path / "b")])

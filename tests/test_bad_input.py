@@ -140,7 +140,7 @@ def use(corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch, **more: str) ->
 @pytest.mark.parametrize("case", list(MANIFEST))
 def test_case(case: str, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from lake import CURATED
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     use(corpus, monkeypatch)
     expect = MANIFEST[case]["expect"]
@@ -215,7 +215,7 @@ def test_cli_sync_of_a_connector_failure_prints_the_error_without_a_traceback(
 ) -> None:
     from typer.testing import CliRunner
 
-    from sharehub.cli import app
+    from sharehub.cli.main import app
 
     spec = dataset("csv_cli_no_folder", {})
     spec["code"] = "BAD-cli"
@@ -236,7 +236,7 @@ def test_sql_query_missing_a_declared_column_is_a_finding_that_blocks(
 ) -> None:
     import sqlite3
 
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     db = corpus["base"] / "dept.db"
     with sqlite3.connect(db) as conn:

@@ -631,7 +631,7 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engin
 
 
 def test_cli_verify_and_list(cli_db: sa.Engine) -> None:
-    from sharehub import cli_audit
+    from sharehub.cli import audit as cli_audit
 
     fill(cli_db, 12)
     runner = CliRunner()

@@ -124,7 +124,7 @@ def test_dataset_cannot_move_between_departments(tmp_path: Path) -> None:
 
 
 def test_cli_publish_list_show_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sharehub.cli import app
+    from sharehub.cli.main import app
     from sharehub.settings import get_settings
 
     monkeypatch.setenv("SHAREHUB_VAR_DIR", str(tmp_path / "var"))

@@ -29,7 +29,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
 
 
 def run(cli: CliRunner, *args: str, stdin: str | None = None, code: int = 0) -> str:
-    from sharehub.cli import app
+    from sharehub.cli.main import app
 
     res = cli.invoke(app, list(args), input=stdin)
     assert res.exit_code == code, res.output

@@ -178,7 +178,7 @@ def settings_env_names() -> tuple[set[str], set[str]]:
         else:
             names.add(env_name)
     # read straight from the environment, outside Settings
-    from sharehub.airflow_env import DAGS_FOLDER_ENV
+    from sharehub.airflow.env import DAGS_FOLDER_ENV
 
     names.add(DAGS_FOLDER_ENV)
     return names, prefixes
@@ -435,7 +435,7 @@ def _airflow_command_lines(services: Mapping[str, Mapping[str, Any]]) -> list[li
 def test_airflow_options_and_commands_exist_in_airflow(
     services: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    from sharehub.airflow_env import DAGBAG_IMPORT_TIMEOUT
+    from sharehub.airflow.env import DAGBAG_IMPORT_TIMEOUT
 
     commands = _airflow_command_lines(services)
     assert len(commands) >= len(AIRFLOW_COMPONENTS) + 2  # + the dag-processor and triggerer checks
@@ -452,7 +452,7 @@ def test_airflow_options_and_commands_exist_in_airflow(
     for name in airflow_services(services):
         env = environment(services[name])
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
-        # the same limits as the embedded Airflow (sharehub.airflow_env)
+        # the same limits as the embedded Airflow (sharehub.airflow.env)
         assert env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] == str(DAGBAG_IMPORT_TIMEOUT), name
         api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
         assert api.path == "/execution/"
@@ -556,7 +556,7 @@ def test_sharehub_commands_used_in_compose_exist(services: dict[str, dict[str, A
     import typer
     from typer.testing import CliRunner
 
-    from sharehub.cli import app
+    from sharehub.cli.main import app
 
     calls = _sharehub_invocations(services)
     assert [c[:2] for c in calls] == [["db", "upgrade"], ["lake", "init"], ["catalog", "publish"]]
@@ -598,7 +598,7 @@ def _from_image() -> tuple[str, str]:
 def test_dockerfile_extends_the_installed_airflow_version() -> None:
     from packaging.specifiers import SpecifierSet
 
-    from sharehub.airflow_env import airflow_version
+    from sharehub.airflow.env import airflow_version
 
     version, python = _from_image()
     assert version.split(".")[:2] == airflow_version().split(".")[:2], (version, airflow_version())

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sharehub import airflow_env
-from sharehub.airflow_env import DagRunFailed, DagRunResult, airflow_environ, dag_id_for, run_dag
+from sharehub.airflow import env as airflow_env
+from sharehub.airflow.env import DagRunFailed, DagRunResult, airflow_environ, dag_id_for, run_dag
 from sharehub.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ STUB_PIPELINE = textwrap.dedent(
 )
 STUB_SPECS = textwrap.dedent(
     """
-    from sharehub.dagspec import DagSpec
+    from sharehub.airflow.dagspec import DagSpec
 
     def load_dag_specs():
         return [DagSpec(code="SCJ-YYZZ-001", name="营业执照", department_code="SCJ",

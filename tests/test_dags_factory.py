@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from sharehub import dag_factory
-from sharehub.dag_factory import asset_uri, build_dag, curated_table, register
-from sharehub.dagspec import DagSpec
+from sharehub.airflow import factory as dag_factory
+from sharehub.airflow.dagspec import DagSpec
+from sharehub.airflow.factory import asset_uri, build_dag, curated_table, register
 
 
 def make_spec(**overrides) -> DagSpec:
@@ -174,7 +174,7 @@ def test_register_with_loader():
 def test_register_skips_a_broken_spec(caplog):
     ns: dict = {}
     specs = [make_spec(code="A-1"), make_spec(code="B-2", schedule="not a cron"), make_spec(code="C-3")]
-    with caplog.at_level(logging.ERROR, logger="sharehub.dag_factory"):
+    with caplog.at_level(logging.ERROR, logger="sharehub.airflow.factory"):
         assert register(ns, loader=lambda: specs) == 2
     assert set(ns) == {"sync__A-1", "sync__C-3"}
     assert "B-2" in caplog.text
@@ -185,14 +185,14 @@ def test_register_survives_an_unreadable_directory(caplog):
         raise RuntimeError("no such table: dataset")
 
     ns: dict = {}
-    with caplog.at_level(logging.WARNING, logger="sharehub.dag_factory"):
+    with caplog.at_level(logging.WARNING, logger="sharehub.airflow.factory"):
         assert register(ns, loader=broken) == 0
     assert ns == {}
     assert "no sync DAGs registered" in caplog.text
 
 
 def test_register_default_loader_without_hub_db(tmp_path, monkeypatch):
-    # empty var dir: no hub DB (or sharehub.catalog_access not there yet) -> no DAGs, no exception
+    # empty var dir: no hub DB (or sharehub.airflow.directory_specs not there yet) -> no DAGs, no exception
     monkeypatch.setenv("SHAREHUB_VAR_DIR", str(tmp_path / "var"))
     from sharehub.settings import get_settings
 
@@ -205,7 +205,7 @@ def test_register_default_loader_without_hub_db(tmp_path, monkeypatch):
 
 def test_register_env_loader_seam(tmp_path, monkeypatch):
     (tmp_path / "stub_specs_unit.py").write_text(
-        "from sharehub.dagspec import DagSpec\n"
+        "from sharehub.airflow.dagspec import DagSpec\n"
         "def load():\n"
         "    return [DagSpec(code='X-1', name='x', department_code='D', department_name='d',"
         " share_type='none', schedule=None)]\n",

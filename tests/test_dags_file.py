@@ -17,7 +17,7 @@ HEAVY = ("pandas", "pyarrow", "great_expectations", "pyiceberg")
 
 STUB_SPECS = textwrap.dedent(
     """
-    from sharehub.dagspec import DagSpec
+    from sharehub.airflow.dagspec import DagSpec
 
     def load_dag_specs():
         return [
@@ -92,7 +92,7 @@ def test_importing_the_dag_file_skips_heavy_libraries(stub_env):
 
 
 def test_dag_file_with_the_real_loader_and_no_hub_db(stub_env):
-    # the real sharehub.catalog_access on an empty var dir: zero DAGs, no crash, no heavy imports
+    # the real sharehub.airflow.directory_specs on an empty var dir: zero DAGs, no crash, no heavy imports
     del stub_env["SHAREHUB_DAGSPECS_LOADER"]
     result = _import_dag_file(stub_env)
     assert result["dags"] == []

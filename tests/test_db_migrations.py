@@ -21,7 +21,7 @@ from catalog.db.migrate import SchemaNotCurrentError
 from catalog.directory import store
 from catalog.directory.loader import directory_files, load_directory_file
 from catalog.serving import tables as serving
-from sharehub.cli_db import app as db_app
+from sharehub.cli.db import app as db_app
 from sharehub.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -437,7 +437,7 @@ def lake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint) -> It
 
 
 def run(*args: str, code: int = 0):
-    from sharehub.cli_lake import app
+    from sharehub.cli.lake import app
 
     res = CliRunner().invoke(app, list(args))
     assert res.exit_code == code, res.output

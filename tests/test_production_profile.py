@@ -24,7 +24,7 @@ from catalog.db import tables
 from catalog.db.engine import engine_for
 from catalog.runs import record as runs
 from sharehub import pipeline
-from sharehub.airflow_services import AirflowServices, free_port
+from sharehub.airflow.services import AirflowServices, free_port
 from sharehub.settings import Settings, get_settings
 from tests.conftest import S3Endpoint, _fresh_schema_db
 
@@ -125,7 +125,7 @@ def test_production_profile(prod: dict[str, Any]) -> None:
         # the operator's way, for one of them: `sharehub airflow trigger CODE --full`
         from typer.testing import CliRunner
 
-        from sharehub.cli import app as cli
+        from sharehub.cli.main import app as cli
 
         res = CliRunner().invoke(cli, ["airflow", "trigger", CODES[-1], "--full"])
         assert res.exit_code == 0, res.output

@@ -2,7 +2,7 @@
 check the source, curated and serving row by row — on the embedded SQLite hub and on PostgreSQL.
 
 Each kill is real: the sync runs in a child process that ``SIGKILL``s itself at the fault
-point (:mod:`sharehub.faults`), so nothing after the point runs — no ``finally``, no error
+point (:mod:`sharehub.pipeline.faults`), so nothing after the point runs — no ``finally``, no error
 handler. The test then does what time would: the killed process's lease runs out (the reaper is
 asked about a moment one lease later, instead of sleeping), and the run is retried from the step
 that died, as Airflow retries a task.
@@ -19,7 +19,7 @@ import pytest
 from catalog.runs import lease
 from catalog.runs import record as runs
 from sharehub import pipeline
-from sharehub.run_guard import DatasetBusy, Fenced
+from sharehub.pipeline.run_guard import DatasetBusy, Fenced
 from tests.fault_hub import CODE, T0, FaultHub, check_published, fhub, quarantined_rows, raw_rows
 
 __all__ = ["fhub"]  # the fixture, imported so that pytest finds it here
@@ -111,7 +111,7 @@ def test_killed_runs_show_as_failed_in_sharehub_runs(fhub: FaultHub, monkeypatch
     """Item 4: `sharehub runs` reports the dead run with its reason (it reaps first)."""
     from typer.testing import CliRunner
 
-    from sharehub.cli import app
+    from sharehub.cli.main import app
     from sharehub.settings import get_settings
 
     assert fhub.killed_sync("dies-in-validate", "validate.after_quarantine_commit", lease_s=0.5) == -9

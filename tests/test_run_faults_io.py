@@ -27,7 +27,8 @@ import pytest
 import sqlalchemy as sa
 
 from catalog.runs import record as runs
-from sharehub import faults, pipeline
+from sharehub import pipeline
+from sharehub.pipeline import faults
 from tests.fault_hub import CODE, T0, check_published, make_hub
 
 # ---- S3 stops mid-write -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from catalog.runs import record as runs
 from sharehub import pipeline
-from sharehub.run_guard import StepRefused
+from sharehub.pipeline.run_guard import StepRefused
 from tests.fault_hub import CODE, T0, FaultHub, check_published, fhub, quarantined_rows, raw_rows
 
 __all__ = ["fhub"]  # the fixture, imported so that pytest finds it here

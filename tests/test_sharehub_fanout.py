@@ -1,4 +1,4 @@
-"""sharehub.fanout: one stream to two consumers; a failure on either side reaches the other."""
+"""sharehub.pipeline.fanout: one stream to two consumers; a failure on either side reaches the other."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sharehub.fanout import Aborted, Fanout, SideFailed
+from sharehub.pipeline.fanout import Aborted, Fanout, SideFailed
 
 
 def test_both_sides_see_every_item_in_order() -> None:

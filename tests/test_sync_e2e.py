@@ -64,7 +64,7 @@ def run_of(env: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def test_every_dataset_published_with_bad_rows_quarantined(hub_env: dict[str, Any]) -> None:
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     for code in (SCJ, GAJ, RSJ, FY, SGB):
         run = run_of(hub_env, code)
@@ -84,7 +84,7 @@ def test_every_dataset_published_with_bad_rows_quarantined(hub_env: dict[str, An
 
 
 def test_quarantine_reason_names_file_row_field_and_rule(hub_env: dict[str, Any]) -> None:
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     bad = quarantine_rows(SGB, run_of(hub_env, SGB)["run_id"])
     (row,) = [r for r in bad if r["reasons"][0]["rule"] == "compare"]
@@ -133,7 +133,7 @@ def _some_key(engine: Any, spec: Any) -> str:
 def test_demo_access_calls_work_on_synced_hub(hub_env: dict[str, Any]) -> None:
     """What `make demo` prints: the apps, their grants, and calls that work as printed."""
     from catalog.api import create_app
-    from sharehub import demo_access
+    from sharehub.demo import access as demo_access
 
     engine = hub_env["engine"]
     access = demo_access.setup_access(engine, hub_env["settings"])
@@ -271,7 +271,7 @@ def test_block_policy_publishes_nothing(hub_env: dict[str, Any], tmp_path: Path)
 @pytest.mark.airflow
 def test_generated_dag_runs_the_real_pipeline(hub_env: dict[str, Any]) -> None:
     """One real `airflow dags test` run of a generated DAG against this hub."""
-    from sharehub.airflow_env import ensure_airflow_db, run_dag
+    from sharehub.airflow.env import ensure_airflow_db, run_dag
 
     settings: Settings = hub_env["settings"]
     ensure_airflow_db(settings)
@@ -286,7 +286,7 @@ def test_generated_dag_runs_the_real_pipeline(hub_env: dict[str, Any]) -> None:
 def test_cli_runs_json(hub_env: dict[str, Any]) -> None:
     from typer.testing import CliRunner
 
-    from sharehub.cli import app
+    from sharehub.cli.main import app
 
     res = CliRunner().invoke(app, ["runs", "--json", "--dataset", SCJ])
     assert res.exit_code == 0, res.output
@@ -300,7 +300,7 @@ def test_cli_runs_json(hub_env: dict[str, Any]) -> None:
 def test_rows_bad_only_by_their_key_are_quarantined_beside_rule_breakers(hub_env: dict[str, Any]) -> None:
     """Duplicate keys are known only after the chunks (the key pass): those rows' records are
     fetched from the raw zone and join the rows the chunks found bad, in one correction list."""
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     folder = Path(hub_env["refs"]["fy_drop"])
     base = {

@@ -1,1 +1,1 @@
-"""catalog.auth."""
+"""Keys and tokens: the hub's Ed25519 key sets and the EdDSA-signed access tokens."""

@@ -1,1 +1,1 @@
-"""catalog.certificates.issuing."""
+"""Electronic certificates (电子证照): issuing, signing (canonical JSON, RFC 8785), verifying."""

@@ -1,1 +1,1 @@
-"""catalog.api.routers."""
+"""The API's endpoints, one router per area; ``catalog.api.app`` mounts them."""

@@ -44,7 +44,7 @@ def _publish(console: Console) -> list[str]:
 def _summary(codes: list[str], results: dict[str, dict[str, Any]], console: Console) -> bool:
     from catalog.directory import store
     from catalog.runs import record as runs
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     s = get_settings()
     engine = engine_for(s.hub_db_url)
@@ -115,7 +115,7 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
     codes = _publish(console)
     results: dict[str, dict[str, Any]] = {}
     if not in_process:
-        from sharehub.airflow_env import ensure_airflow_db
+        from sharehub.airflow.env import ensure_airflow_db
 
         with console.status("preparing the Airflow metadata DB (first time: about a minute) ..."):
             ensure_airflow_db()
@@ -139,7 +139,7 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
 
 def _access(console: Console) -> None:
     """Register the sample apps, make their applications, print calls that work."""
-    from sharehub.demo_access import curl_lines, setup_access
+    from sharehub.demo.access import curl_lines, setup_access
 
     s = get_settings()
     engine = engine_for(s.hub_db_url)
@@ -170,7 +170,7 @@ def _run_one(code: str, in_process: bool) -> dict[str, Any]:
         except Exception as exc:
             return {"run_id": run_id, "error": str(exc)}
         return {"run_id": run_id}
-    from sharehub.airflow_env import run_dag
+    from sharehub.airflow.env import run_dag
 
     res = run_dag(code, full=True)
     out: dict[str, Any] = {"run_id": res.run_id}

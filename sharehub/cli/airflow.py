@@ -21,7 +21,7 @@ app = typer.Typer(help="Airflow services and triggered sync runs", no_args_is_he
 @app.command("up")
 def up(port: Annotated[int, typer.Option(help="api-server port")] = 8080) -> None:
     """Run api-server, scheduler and dag-processor until Ctrl-C (logs under var/logs/airflow-services)."""
-    from sharehub.airflow_services import AirflowServices
+    from sharehub.airflow.services import AirflowServices
 
     with AirflowServices(get_settings(), port=port) as af:
         typer.echo(f"Airflow up: {af.base_url} (logs in {af.logs}); Ctrl-C to stop")
@@ -41,7 +41,7 @@ def trigger(
     timeout: Annotated[float, typer.Option(help="seconds to wait")] = 900.0,
 ) -> None:
     """Trigger one run of a dataset's sync DAG (the services must be up)."""
-    from sharehub.airflow_services import AirflowServices
+    from sharehub.airflow.services import AirflowServices
 
     af = AirflowServices(get_settings())
     run_id = af.trigger(code, full=full)

@@ -10,8 +10,8 @@ import typer
 
 from lake.errors import LakeError
 from lake.s3admin import MAX_PRESIGN_EXPIRY_S
-from sharehub.cli_common import console, err
-from sharehub.cli_common import dump as _dump
+from sharehub.cli.common import console, err
+from sharehub.cli.common import dump as _dump
 from sharehub.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sharehub.cli_common import console, err
-from sharehub.cli_common import dump as _dump
-from sharehub.cli_common import engine as _engine
+from sharehub.cli.common import console, err
+from sharehub.cli.common import dump as _dump
+from sharehub.cli.common import engine as _engine
 from sharehub.settings import get_settings
 
 apps_app = typer.Typer(

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from sharehub.cli_common import console, err
-from sharehub.cli_common import dump as _dump
+from sharehub.cli.common import console, err
+from sharehub.cli.common import dump as _dump
 from sharehub.settings import get_settings
 
 

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from sharehub.dagspec import DagSpec
+from sharehub.airflow.dagspec import DagSpec
 from sharehub.settings import Settings, get_settings
 
 DAGS_FOLDER_ENV = "SHAREHUB_DAGS_FOLDER"

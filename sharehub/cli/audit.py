@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub.cli_common import console
-from sharehub.cli_common import dump as _dump
-from sharehub.cli_common import engine as _engine
+from sharehub.cli.common import console
+from sharehub.cli.common import dump as _dump
+from sharehub.cli.common import engine as _engine
 
 app = typer.Typer(help="the tamper-evident access log (审计日志)", no_args_is_help=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog.db.engine import engine_for
-from sharehub.dagspec import DagSpec
+from sharehub.airflow.dagspec import DagSpec
 from sharehub.settings import Settings, get_settings
 
 

@@ -9,26 +9,26 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub import cli_access, cli_airflow, cli_audit, cli_backup, cli_db, cli_lake
-from sharehub.cli_common import console, err
-from sharehub.cli_common import dump as _dump
-from sharehub.cli_common import engine as _engine
+from sharehub.cli import access, airflow, audit, backup, db, lake
+from sharehub.cli.common import console, err
+from sharehub.cli.common import dump as _dump
+from sharehub.cli.common import engine as _engine
 from sharehub.settings import get_settings
 
 app = typer.Typer(help="sharehub: government data exchange and sharing hub", no_args_is_help=True)
 catalog_app = typer.Typer(help="the data directory (数据目录)", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-app.add_typer(cli_access.apps_app, name="apps")
-app.add_typer(cli_access.staff_app, name="staff")
-app.add_typer(cli_access.applications_app, name="applications")
-app.add_typer(cli_access.grants_app, name="grants")
-app.add_typer(cli_access.keys_app, name="keys")
-app.add_typer(cli_audit.app, name="audit")
-app.add_typer(cli_lake.app, name="lake")
-app.add_typer(cli_db.app, name="db")
-app.add_typer(cli_airflow.app, name="airflow")
-app.command("backup")(cli_backup.backup)
-app.command("restore")(cli_backup.restore)
+app.add_typer(access.apps_app, name="apps")
+app.add_typer(access.staff_app, name="staff")
+app.add_typer(access.applications_app, name="applications")
+app.add_typer(access.grants_app, name="grants")
+app.add_typer(access.keys_app, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(lake.app, name="lake")
+app.add_typer(db.app, name="db")
+app.add_typer(airflow.app, name="airflow")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 # ---- catalog ------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def quarantine(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The correction list: a run's quarantined rows with the rule each broke."""
-    from sharehub.reports import quarantine_rows
+    from sharehub.pipeline.reports import quarantine_rows
 
     rows = quarantine_rows(code, run_id)
     if as_json:
@@ -342,7 +342,7 @@ def demo(
     ] = False,
 ) -> None:
     """Generate the sample departments, publish their directories, sync each as an Airflow DAG run."""
-    from sharehub.demo_run import run_demo
+    from sharehub.demo.run import run_demo
 
     ok = run_demo(scale=scale, in_process=in_process, console=console)
     if not ok:

@@ -3,7 +3,7 @@
 This is how production runs the syncs (the compose file adds the triggerer and Celery
 workers): the dag-processor parses ``dags/`` into the metadata DB, the scheduler creates and
 schedules DAG runs, the executor's workers run the tasks, and the tasks talk to the API
-server's execution API. :func:`run_dag` in :mod:`sharehub.airflow_env` (``airflow dags test``)
+server's execution API. :func:`run_dag` in :mod:`sharehub.airflow.env` (``airflow dags test``)
 is the quick path for one run on one machine; :class:`AirflowServices` is the real one.
 
 The metadata DB is read with SQLAlchemy (``dag_run``, ``serialized_dag`` tables) so that a
@@ -29,7 +29,7 @@ from types import TracebackType
 import httpx
 import sqlalchemy as sa
 
-from sharehub.airflow_env import (
+from sharehub.airflow.env import (
     AirflowEnvError,
     airflow_db_url,
     airflow_environ,

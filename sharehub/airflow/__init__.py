@@ -1,0 +1,1 @@
+"""Airflow: the DAG factory and its specs, the embedded environment, and Airflow run as services."""
