@@ -36,6 +36,7 @@ from catalog.db import tables
 from catalog.directory import store
 from catalog.directory.model import DatasetSpec, Sensitivity, ShareType
 from catalog.errors import HubError
+from catalog.values import json_value
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 AUTO_DECIDER = "auto"
@@ -59,10 +60,6 @@ def local_date(at: dt.datetime) -> dt.date:
 def end_of_day_utc(d: dt.date) -> dt.datetime:
     """The last instant of ``d`` in UTC: what a grant's expiry date means."""
     return dt.datetime.combine(d, dt.time.max, tzinfo=dt.UTC)
-
-
-def _iso(value: dt.date | dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -105,12 +102,12 @@ class Application:
             "clear_fields": list(self.clear_fields),
             "purpose": self.purpose,
             "legal_basis": self.legal_basis,
-            "requested_until": _iso(self.requested_until),
+            "requested_until": json_value(self.requested_until),
             "status": self.status,
-            "submitted_at": _iso(self.submitted_at),
-            "deadline": _iso(self.deadline),
+            "submitted_at": json_value(self.submitted_at),
+            "deadline": json_value(self.deadline),
             "overdue": self.overdue,
-            "decided_at": _iso(self.decided_at),
+            "decided_at": json_value(self.decided_at),
             "decided_by": self.decided_by,
             "late": self.late,
             "reason": self.reason,
@@ -154,12 +151,12 @@ class Grant:
             "application_id": self.application_id,
             "fields": list(self.fields),
             "clear_fields": list(self.clear_fields),
-            "valid_from": _iso(self.valid_from),
-            "valid_until": _iso(self.valid_until),
+            "valid_from": json_value(self.valid_from),
+            "valid_until": json_value(self.valid_until),
             "rate_limit": self.rate_limit,
             "status": self.status,
-            "created_at": _iso(self.created_at),
-            "revoked_at": _iso(self.revoked_at),
+            "created_at": json_value(self.created_at),
+            "revoked_at": json_value(self.revoked_at),
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
         }

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog import masking
-from catalog.certificates.canonical import jsonable
 from catalog.directory.model import DatasetSpec, Sensitivity
 from catalog.masking import mask
+from catalog.values import json_value
 
 #: certificate members that are directory or hub facts, released with any view of the type
 CERTIFICATE_FACTS = (
@@ -114,7 +114,7 @@ class Projection:
 
         A masked value that is not text (a number, a flag) leaves as ``****``: a mask keeps part
         of a text, and nothing of anything else."""
-        value = jsonable(raw)
+        value = json_value(raw)
         rule = self.masked.get(name)
         if rule is None or value is None:
             return value
@@ -134,7 +134,7 @@ class Projection:
         from catalog.certificates.signing import signed_certificate
 
         shown = set(self.fields)
-        out: dict[str, Any] = {k: jsonable(row.get(k)) for k in CERTIFICATE_FACTS}
+        out: dict[str, Any] = {k: json_value(row.get(k)) for k in CERTIFICATE_FACTS}
         complete = True
         used: list[str] = []
         for attr, source in attribute_sources(self.spec).items():

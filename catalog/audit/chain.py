@@ -49,6 +49,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.clock import iso_utc
 from catalog.db import tables
 
 GENESIS = "0" * 64
@@ -101,16 +102,10 @@ class AuditError(Exception):
 # ---- hashing -------------------------------------------------------------------------------
 
 
-def _iso_utc(at: dt.datetime) -> str:
-    if at.tzinfo is None:
-        raise ValueError("audit time must be timezone-aware")
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def hash_input(seq: int, rec: AuditRecord) -> str:
     """The canonical JSON text of a record at position ``seq`` (see the module docstring)."""
     doc: dict[str, Any] = {name: getattr(rec, name) for name in _FIELD_NAMES}
-    doc["at"] = _iso_utc(rec.at)
+    doc["at"] = iso_utc(rec.at, "micros", what="audit time")
     doc["fields"] = None if rec.fields is None else list(rec.fields)
     doc["datasets"] = None if rec.datasets is None else dict(rec.datasets)
     for name in _OPTIONAL_KEYS:

@@ -4,9 +4,10 @@
 names, no insignificant whitespace, strings escaped as ECMAScript's ``JSON.stringify`` does and
 numbers in ECMAScript's shortest round-trip form, so any JCS implementation in another language
 reproduces the bytes. Before that, dates and datetimes become ISO 8601 strings, ``Decimal``
-values strings (as :func:`jsonable` stores them) and tuples arrays. Refused: non-finite floats
-and integers outside ±2**53 (``ValueError``: a JCS verifier elsewhere would re-serialise them
-differently), object keys that are not strings and other types (``TypeError``).
+values strings (as :func:`catalog.values.json_value` writes them) and tuples arrays.
+Refused: non-finite floats and integers outside ±2**53 (``ValueError``: a JCS verifier
+elsewhere would re-serialise them differently), object keys that are not strings and other
+types (``TypeError``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import rfc8785
 
-__all__ = ["canonical_json", "jsonable"]
+__all__ = ["canonical_json"]
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -41,11 +42,3 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
 
-
-def jsonable(v: Any) -> Any:
-    """Dates as ISO text and decimals as strings; other values unchanged."""
-    if isinstance(v, dt.datetime | dt.date):
-        return v.isoformat()
-    if isinstance(v, decimal.Decimal):
-        return str(v)
-    return v

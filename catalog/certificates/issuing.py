@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from catalog.certificates.canonical import jsonable
 from catalog.db import tables
 from catalog.directory.model import CertificateMapping, DatasetSpec, DepartmentSpec
+from catalog.values import json_value
 
 if TYPE_CHECKING:
     from catalog.auth.keys import SigningKey
@@ -168,7 +168,7 @@ def issue(
         inserts: list[dict[str, Any]] = []
         for row in rows.to_pylist():
             record_key = "|".join(str(row[k]) for k in spec.primary_key)
-            face = {f: jsonable(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
+            face = {f: json_value(row.get(f)) for f in (mapping.face or [f.name for f in spec.fields])}
             face_sha = face_digest(face)
             status = _status(mapping, row, today)
             values = {

@@ -22,7 +22,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from catalog.auth.keys import KeyStore, SigningKey, b64url, b64url_decode
-from catalog.certificates.canonical import canonical_json, jsonable
+from catalog.certificates.canonical import canonical_json
+from catalog.clock import iso_utc
+from catalog.values import json_value
 
 ALGORITHM = "EdDSA"
 QR_PREFIX = "SH1"
@@ -60,9 +62,9 @@ def certificate_document(row: Mapping[str, Any]) -> dict[str, Any]:
     changes on revocation or expiry without the certificate changing, so a verifier checks it
     online against the hub (``catalog.certificates.verify``).
     """
-    doc = {name: jsonable(row[name]) for name in DOCUMENT_FIELDS}
+    doc = {name: json_value(row[name]) for name in DOCUMENT_FIELDS}
     doc["version"] = int(row["version"])
-    doc["face"] = {str(k): jsonable(v) for k, v in dict(row["face"]).items()}
+    doc["face"] = {str(k): json_value(v) for k, v in dict(row["face"]).items()}
     return doc
 
 
@@ -79,7 +81,7 @@ def document_of(view: Mapping[str, Any]) -> dict[str, Any]:
 
 def canonical_face_sha256(face: Mapping[str, Any]) -> str:
     """SHA-256 hex of the canonical JSON of a certificate's face."""
-    return hashlib.sha256(canonical_json({str(k): jsonable(v) for k, v in face.items()})).hexdigest()
+    return hashlib.sha256(canonical_json({str(k): json_value(v) for k, v in face.items()})).hexdigest()
 
 
 def _signature_block(kid: str, value: str) -> dict[str, str]:
@@ -122,17 +124,6 @@ def verify_signature(keys: KeyStore, document: Any, signature: Any) -> str | Non
     return None
 
 
-def _iso(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("copy times must be timezone-aware")
-    return value.astimezone(dt.UTC).isoformat()
-
-
-def _iso_short(value: dt.datetime) -> str:
-    _iso(value)  # the same check for a naive value
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def make_copy(
     key: SigningKey,
     document: Mapping[str, Any],
@@ -158,8 +149,8 @@ def make_copy(
             "reason": reason,
             "end_user": end_user,
             "case_number": case_number,
-            "issued_at": _iso(issued_at),
-            "expires_at": _iso(expires_at),
+            "issued_at": iso_utc(issued_at, what="copy times"),
+            "expires_at": iso_utc(expires_at, what="copy times"),
         },
     }
     return {**body, "signature": _signature_block(key.kid, b64url(key.sign(canonical_json(body))))}
@@ -193,7 +184,7 @@ def qr_payload(
         "n": str(row["number"]),
         "hn": mask_holder_name(str(row["holder_name"])),
         "fh": canonical_face_sha256(dict(row["face"])),
-        "exp": _iso_short(expires_at),
+        "exp": iso_utc(expires_at, "seconds", what="copy times"),
     }
     if copy_id is not None:
         claims["c"] = copy_id

@@ -27,6 +27,8 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
+from catalog.values import json_value
+
 FORMAT = "sharehub-backup/1"
 MANIFEST = "manifest.json"
 DB_DIR, LAKE_DIR, KEYS_DIR = "db", "lake", "keys"
@@ -240,17 +242,11 @@ def build_table(name: str, shape: dict[str, Any], metadata: sa.MetaData) -> sa.T
 
 def encode(value: Any) -> Any:
     """A column value as JSON (see the module docstring)."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return value.isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
-    return value
+    return json_value(value)
 
 
 def row_line(row: Any) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from catalog.directory import store
 from catalog.directory.model import DatasetSpec, QualityPolicy
 from catalog.runs import record as run_store
+from catalog.values import json_value
 from sharehub.hub import Hub, QualityBlocked, hub
 from sharehub.pipeline import faults, intake
 from sharehub.pipeline.adapters import quality_rules
@@ -22,14 +22,11 @@ if TYPE_CHECKING:
 
 
 def _jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A quarantined row as JSON: :func:`catalog.values.json_value`, and any other type as text."""
     out: dict[str, Any] = {}
     for k, v in row.items():
-        if isinstance(v, dt.date | dt.datetime):
-            out[k] = v.isoformat()
-        elif v is None or isinstance(v, int | float | str | bool):
-            out[k] = v
-        else:
-            out[k] = str(v)
+        v = json_value(v)
+        out[k] = v if v is None or isinstance(v, int | float | str | bool) else str(v)
     return out
 
 
