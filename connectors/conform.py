@@ -252,7 +252,7 @@ def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict
                 fixes[i] = value
         return _patch(out, fixes, target), reasons
     zoned = _zoned_timestamps(text, target) if isinstance(target, pa.TimestampType) else None
-    if zoned is not None:  # values with offsets, converted at once (bisecting them costs ~90 µs each)
+    if zoned is not None:  # values with offsets, converted at once (bisecting them one by one is slow)
         text = pc.if_else(pc.is_valid(zoned), pa.scalar(None, pa.string()), text)
     out, bad_idx = _bisect_cast(text, lambda a: pc.cast(a, target), target)
     if zoned is not None:

@@ -31,7 +31,7 @@ from connectors.base import Reject
 MAX_ROW_BYTES = 16_000_000
 _QUOTE = 0x22
 # a quoted value that opens at a field start and closes on its line before a comma or the line end
-_CLOSED_QUOTED = re.compile(rb'(?m)"(?<![^,\n]")[^"\n]*(?:""[^"\n]*)*"(?=,|\r?$)')  # ~10 ms a MB
+_CLOSED_QUOTED = re.compile(rb'(?m)"(?<![^,\n]")[^"\n]*(?:""[^"\n]*)*"(?=,|\r?$)')  # linear: one pass over the bytes
 
 
 def quotes_closed(data: bytes) -> bool:

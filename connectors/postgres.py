@@ -111,8 +111,8 @@ def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Generator[byt
 
     PostgreSQL sends one CopyData message per row, so every message ends a row: a block never
     splits a row (quoted newlines included) and parses on its own. The rows are read through
-    libpq itself (``psycopg.pq``): psycopg's ``Copy.read()`` costs about 2 µs of Python a row,
-    which at a million rows is as long as the server takes to produce them. The socket wait is
+    libpq itself (``psycopg.pq``): psycopg's ``Copy.read()`` spends Python work on every row,
+    which at a million rows takes as long as the server needs to produce them. The socket wait is
     a ``select`` (the GIL is free while the server works).
     """
     import psycopg

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # ---- access control (issue 3) -------------------------------------------------------
+    # ---- access control --------------------------------------------------------------------
     working_days_deadline: int = Field(default=10, ge=1, description="days a department has to decide")
     holidays: list[dt.date] = Field(
         default_factory=list, description="public holidays skipped by the deadline (法定节假日)"

@@ -113,9 +113,9 @@ class _PgAppender:
 
     The same transaction — lock the head row (``SELECT … FOR UPDATE``), insert the batch, move
     the head, commit — without SQLAlchemy's per-statement work and the pool checkout, and the
-    rows go in with one ``COPY … FROM STDIN``: measured on the benchmark machine a batch cost
-    about 1.1 ms of CPU through SQLAlchemy, most of it fixed per batch, so that small batches
-    (the common case under moderate load) cost up to a millisecond per record. A connection
+    rows go in with one ``COPY … FROM STDIN``. Through SQLAlchemy most of a batch's cost is
+    fixed per batch, so small batches (the common case under moderate load) would pay it per
+    record (figures in docs/benchmarks.md, "Why the hot paths bypass SQLAlchemy"). A connection
     found broken at the first statement (a restarted server) is replaced once; any later failure
     is raised, as the batch may or may not have committed.
     """

@@ -8,11 +8,10 @@ Two implementations with the same answers:
   the PostgreSQL dialect) sent straight through psycopg on a small pool of autocommit
   connections. On this path SQLAlchemy's per-call work (statement cache key, compiled-cache
   lookup, result processing, pool checkout with a pre-ping, BEGIN/ROLLBACK around one SELECT)
-  costs several times the query itself: measured on the 2-core benchmark machine, a subject
-  lookup took 330 µs of CPU through SQLAlchemy and 55 µs through psycopg, the app + grant query
-  600 µs and 70 µs. psycopg prepares a statement on the server after its fifth use on a
+  costs several times the query itself (figures in docs/benchmarks.md, "Why the hot paths
+  bypass SQLAlchemy"). psycopg prepares a statement on the server after its fifth use on a
   connection. Values come back as the same Python types as through SQLAlchemy
-  (``tests/test_api_gate.py::test_psycopg_reads_match_sqlalchemy`` compares the two on one database).
+  (a test, ``test_psycopg_reads_match_sqlalchemy``, compares the two on one database).
 
 A pooled connection is not pinged before use. Reads are idempotent, so when a query fails
 because a pooled connection turned out to be broken (the server restarted), it is sent once

@@ -1,4 +1,4 @@
-"""Issue 10 (disclosure): random certificate serials, one active grant per app × dataset,
+"""Disclosure: random certificate serials, one active grant per app × dataset,
 what an audit record asked for and which datasets it consulted.
 
 * ``hub_certificates.serial`` becomes BIGINT: new certificates get random serials (older ones

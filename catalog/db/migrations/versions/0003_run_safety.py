@@ -1,4 +1,4 @@
-"""Issue 11 (runs that publish exactly, or fail loudly): run locks with leases, the serving
+"""Run safety (runs that publish exactly, or fail loudly): run locks with leases, the serving
 table's snapshot, each run's starting snapshot and step attempts.
 
 * ``hub_dataset_locks``: one run of a dataset at a time; a lease and a heartbeat find runs
