@@ -30,7 +30,8 @@ from connectors.base import Reject
 #: the longest row a CSV file may have (also pyarrow's block size, plus headroom)
 MAX_ROW_BYTES = 16_000_000
 _QUOTE = 0x22
-# a quoted value that opens at a field start and closes on its line before a comma or the line end (one linear pass)
+# a quoted value that opens at a field start and closes on its line before a comma or the
+# line end (one linear pass)
 _CLOSED_QUOTED = re.compile(rb'(?m)"(?<![^,\n]")[^"\n]*(?:""[^"\n]*)*"(?=,|\r?$)')
 
 
