@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from catalog import publishing
-from catalog.access import apps, staff
+from catalog.access import app_registry as apps
+from catalog.access import staff
 from catalog.auth.keys import KeyStore
 from catalog.certificates import issuing
 from catalog.db.engine import engine_for

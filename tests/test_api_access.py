@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from catalog import audit
-from catalog.access import apps
+from catalog.access import app_registry
 from catalog.auth import tokens
 from catalog.auth.keys import KeyStore
 from catalog.db import tables
@@ -125,7 +125,7 @@ def test_token_endpoint_and_forgeries(hub: ApiHub, tmp_path: Path) -> None:
 def test_rotated_secret_and_disabled_app(hub: ApiHub) -> None:
     cid, old_secret = hub.apps["企业开办"]
     token = hub.app_token("企业开办")
-    _, new_secret = apps.rotate_secret(hub.engine, cid)
+    _, new_secret = app_registry.rotate_secret(hub.engine, cid)
     r = hub.client.get("/api/v1/grants", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
     old = hub.client.post(
@@ -136,7 +136,7 @@ def test_rotated_secret_and_disabled_app(hub: ApiHub) -> None:
     hub.apps["企业开办"] = (cid, new_secret)
     hub.tokens.clear()
     assert hub.client.get("/api/v1/grants", headers=hub.as_app("企业开办")).status_code == 200
-    apps.set_status(hub.engine, cid, "disabled")
+    app_registry.set_status(hub.engine, cid, "disabled")
     r = hub.client.get("/api/v1/grants", headers=hub.as_app("企业开办"))
     assert r.status_code == 403 and r.json()["error"]["code"] == "app_disabled"
 

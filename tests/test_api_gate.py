@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from catalog import audit
-from catalog.access import applications, apps
+from catalog.access import app_registry, applications
 from catalog.db import tables
 from catalog.serving.reads import PsycopgPool, SqlAlchemyReads
 from tests.api_hub import CERT_TYPE, USCC, ApiHub, build_hub
@@ -97,15 +97,15 @@ def test_app_changes_show_on_the_next_call(hub: ApiHub) -> None:
     approve_licences(hub)
     assert records(hub).status_code == 200
     cid = hub.apps["企业开办"][0]
-    apps.set_status(hub.engine, cid, "disabled")
+    app_registry.set_status(hub.engine, cid, "disabled")
     assert error(records(hub)) == (403, "app_disabled")
     assert hub.last_audit()["app_id"] is None  # refused before the app was accepted
-    apps.set_status(hub.engine, cid, "active")
+    app_registry.set_status(hub.engine, cid, "active")
     # the token issued before the app was disabled stays dead; a new one works
     assert error(records(hub)) == (401, "invalid_token")
     hub.tokens.clear()
     assert records(hub).status_code == 200
-    apps.rotate_secret(hub.engine, cid)
+    app_registry.rotate_secret(hub.engine, cid)
     assert error(records(hub)) == (401, "invalid_token")
 
 

@@ -89,11 +89,11 @@ def auth_headers(app: FastAPI) -> dict[str, str]:
     """An app with grants on every shareable dataset (one approved conditional grant, the
     unconditional ones automatic), its token, and the purpose headers: generated requests get
     past the gate and exercise the data operations."""
-    from catalog.access import applications, apps, staff
+    from catalog.access import app_registry, applications, staff
 
     hub = app.state.hub
     engine = hub.engine
-    client_app, secret = apps.register_app(engine, "schemathesis", "SCJGJ")
+    client_app, secret = app_registry.register_app(engine, "schemathesis", "SCJGJ")
     approver = staff.create_staff(engine, "st_approver", None, ["admin"], "schemathesis-approver-pw")
     for d in store.list_datasets(engine):
         if d.spec.share.type.value == "none":

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from catalog import publishing
+from catalog.access import app_registry
 from catalog.access import applications as ap
-from catalog.access import apps
 from catalog.access.staff import StaffUser
 from catalog.access.workdays import Calendar
 from catalog.api.status import status_of
@@ -81,7 +81,7 @@ def engine(tmp_path: Path) -> sa.Engine:
 
 @pytest.fixture
 def app_id(engine: sa.Engine) -> str:
-    return apps.register_app(engine, "一网通办", "SGB", now=T0)[0].app_id
+    return app_registry.register_app(engine, "一网通办", "SGB", now=T0)[0].app_id
 
 
 def fields_of(engine: sa.Engine, code: str) -> list[str]:
@@ -169,7 +169,7 @@ def test_deadline_counts_from_the_date_in_shanghai(engine: sa.Engine, app_id: st
     # Sunday 28 Sep 17:00 UTC is already Monday 29 Sep 01:00 in Hangzhou: +1 is Tuesday 30 Sep.
     a = submit(engine, app_id, GAJ, deadline_days=1, now=dt.datetime(2025, 9, 28, 17, 0, tzinfo=UTC))
     assert a.deadline == D("2025-09-30")
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     # 16:00 UTC is still Sunday 23:59 in Hangzhou: +1 is Monday 29 Sep.
     b = submit(engine, other, GAJ, deadline_days=1, now=dt.datetime(2025, 9, 28, 15, 59, tzinfo=UTC))
     assert b.deadline == D("2025-09-29")
@@ -208,7 +208,7 @@ def test_one_pending_application_per_app_and_dataset(engine: sa.Engine, app_id: 
     e = raises("already_pending", 409, lambda: submit(engine, app_id, GAJ, fields=["gender"]))
     assert e.params == {"app_id": app_id, "id": first.id, "code": GAJ}
     submit(engine, app_id, SCJ)  # another dataset is fine
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     submit(engine, other, GAJ)  # another app is fine
     ap.withdraw(engine, first.id, app_id, now=T0)
     assert submit(engine, app_id, GAJ).status == "pending"  # after withdrawing, apply again
@@ -379,7 +379,7 @@ def test_approval_checks_the_current_directory(engine: sa.Engine, app_id: str) -
 
 def test_withdraw(engine: sa.Engine, app_id: str) -> None:
     a = submit(engine, app_id, GAJ)
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     raises("application_not_found", 404, lambda: ap.withdraw(engine, a.id, other))
     raises("application_not_found", 404, lambda: ap.withdraw(engine, 999, app_id))
     w = ap.withdraw(engine, a.id, app_id, now=T0 + dt.timedelta(hours=1))
@@ -406,7 +406,7 @@ def test_revoke(engine: sa.Engine, app_id: str) -> None:
 
 
 def test_list_applications_filters(engine: sa.Engine, app_id: str) -> None:
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     a1 = submit(engine, app_id, GAJ, now=T0)
     a2 = submit(engine, app_id, SGB, now=T0 + dt.timedelta(minutes=1))
     a3 = submit(engine, other, GAJ, now=T0 + dt.timedelta(minutes=2))
@@ -422,7 +422,7 @@ def test_list_applications_filters(engine: sa.Engine, app_id: str) -> None:
 
 
 def test_list_grants_filters(engine: sa.Engine, app_id: str) -> None:
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     g1 = submit(engine, app_id, SGB, requested_until=D("2025-10-31")).grant_id
     g2 = submit(engine, app_id, RSJ).grant_id
     g3 = submit(engine, other, SGB).grant_id
@@ -458,7 +458,7 @@ def test_state_none_granted_pending_refused(engine: sa.Engine, app_id: str) -> N
     s = ap.access_state(engine, app_id, GAJ, now=T0 + dt.timedelta(days=4))
     assert s.kind == "granted" and s.grant is not None and s.grant.id == d.grant_id
     assert state(engine, app_id, SCJ, T0) == "none"  # per dataset
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     assert state(engine, other, GAJ, T0 + dt.timedelta(days=4)) == "none"  # per app
 
 
@@ -484,7 +484,7 @@ def test_state_revoked(engine: sa.Engine, app_id: str) -> None:
 
 
 def test_state_revoked_or_expired_whichever_ended_it(engine: sa.Engine, app_id: str) -> None:
-    other = apps.register_app(engine, "other", "SGB")[0].app_id
+    other = app_registry.register_app(engine, "other", "SGB")[0].app_id
     early = submit(engine, app_id, SGB, requested_until=D("2025-10-31")).grant_id
     late = submit(engine, other, SGB, requested_until=D("2025-10-31")).grant_id
     assert early is not None and late is not None
@@ -540,7 +540,7 @@ def pg_engine(hub_pg_url: str) -> Iterator[sa.Engine]:
 @pytest.mark.services
 def test_pg_round_trip(pg_engine: sa.Engine) -> None:
     engine = pg_engine
-    app_id = apps.register_app(engine, "审批系统", "SCJGJ", now=T0)[0].app_id
+    app_id = app_registry.register_app(engine, "审批系统", "SCJGJ", now=T0)[0].app_id
     auto = submit(engine, app_id, SGB, requested_until=D("2026-01-31"))
     assert auto.status == "approved" and auto.submitted_at == T0
     g = grant_of(engine, auto)
@@ -581,7 +581,7 @@ def _race(n: int, fn: Callable[[int], object]) -> list[object]:
 
 @pytest.mark.services
 def test_pg_concurrent_submits_leave_one_pending(pg_engine: sa.Engine) -> None:
-    app_id = apps.register_app(pg_engine, "并发", "SGB")[0].app_id
+    app_id = app_registry.register_app(pg_engine, "并发", "SGB")[0].app_id
     results = _race(6, lambda i: submit(pg_engine, app_id, GAJ))
     assert sum(isinstance(r, ap.Application) for r in results) == 1
     assert sorted(r for r in results if isinstance(r, str)) == ["already_pending"] * 5
@@ -590,7 +590,7 @@ def test_pg_concurrent_submits_leave_one_pending(pg_engine: sa.Engine) -> None:
 
 @pytest.mark.services
 def test_pg_concurrent_decisions_make_one_grant(pg_engine: sa.Engine) -> None:
-    app_id = apps.register_app(pg_engine, "并发", "SGB")[0].app_id
+    app_id = app_registry.register_app(pg_engine, "并发", "SGB")[0].app_id
     a = submit(pg_engine, app_id, GAJ)
     deciders = [GAJ_APPROVER, GAJ_ADMIN, HUB_ADMIN, GAJ_APPROVER]
     results = _race(4, lambda i: decide(pg_engine, a.id, deciders[i]))

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from catalog import publishing
-from catalog.access import apps, passwords, staff
+from catalog.access import app_registry, passwords, staff
 from catalog.api.status import HTTP_STATUS, status_of
 from catalog.db import tables
 from catalog.db.engine import engine_for
@@ -97,7 +97,7 @@ def test_new_error_codes_have_both_languages() -> None:
 
 
 def test_register_and_authenticate_app(engine: sa.Engine) -> None:
-    app, secret = apps.register_app(engine, "一网通办", "SGB", "portal", now=T0)
+    app, secret = app_registry.register_app(engine, "一网通办", "SGB", "portal", now=T0)
     assert re.fullmatch(r"app-[0-9a-f]{12}", app.app_id)
     assert (app.name, app.department_code, app.description, app.status) == (
         "一网通办",
@@ -109,71 +109,71 @@ def test_register_and_authenticate_app(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         stored = conn.execute(sa.select(tables.apps.c.secret_hash)).scalar_one()
     assert stored == passwords.hash_client_secret(secret) and secret not in stored
-    assert apps.authenticate_app(engine, app.app_id, secret) == app
-    assert apps.authenticate_app(engine, app.app_id, secret + "x") is None
-    assert apps.authenticate_app(engine, "app-000000000000", secret) is None
+    assert app_registry.authenticate_app(engine, app.app_id, secret) == app
+    assert app_registry.authenticate_app(engine, app.app_id, secret + "x") is None
+    assert app_registry.authenticate_app(engine, "app-000000000000", secret) is None
     assert app.to_json()["created_at"] == T0.isoformat()
 
 
 def test_register_app_errors(engine: sa.Engine) -> None:
-    apps.register_app(engine, "审批系统", "SCJGJ")
+    app_registry.register_app(engine, "审批系统", "SCJGJ")
     with pytest.raises(HubError) as exc:
-        apps.register_app(engine, "审批系统", "GAJ")
+        app_registry.register_app(engine, "审批系统", "GAJ")
     api_error(exc, "app_name_taken", 409)
     with pytest.raises(HubError) as exc:
-        apps.register_app(engine, "另一个", "NOPE")
+        app_registry.register_app(engine, "另一个", "NOPE")
     api_error(exc, "department_not_found", 404)
     with pytest.raises(ValueError):
-        apps.register_app(engine, "  ", "GAJ")
+        app_registry.register_app(engine, "  ", "GAJ")
 
 
 def test_get_find_list_apps(engine: sa.Engine) -> None:
-    a, _ = apps.register_app(engine, "b-app", "SGB")
-    b, _ = apps.register_app(engine, "a-app", "GAJ")
-    assert apps.get_app(engine, a.app_id) == a
-    assert apps.get_app(engine, "b-app") is None
-    assert apps.find_app(engine, "b-app") == a
-    assert apps.find_app(engine, b.app_id) == b
-    assert apps.find_app(engine, "nobody") is None
-    assert [x.name for x in apps.list_apps(engine)] == ["a-app", "b-app"]
-    assert apps.list_apps(engine, "SGB") == [a]
-    assert apps.list_apps(engine, "FY") == []
+    a, _ = app_registry.register_app(engine, "b-app", "SGB")
+    b, _ = app_registry.register_app(engine, "a-app", "GAJ")
+    assert app_registry.get_app(engine, a.app_id) == a
+    assert app_registry.get_app(engine, "b-app") is None
+    assert app_registry.find_app(engine, "b-app") == a
+    assert app_registry.find_app(engine, b.app_id) == b
+    assert app_registry.find_app(engine, "nobody") is None
+    assert [x.name for x in app_registry.list_apps(engine)] == ["a-app", "b-app"]
+    assert app_registry.list_apps(engine, "SGB") == [a]
+    assert app_registry.list_apps(engine, "FY") == []
 
 
 def test_rotate_secret_invalidates_old_secret(engine: sa.Engine) -> None:
-    app, old = apps.register_app(engine, "rotating", "SGB", now=T0)
+    app, old = app_registry.register_app(engine, "rotating", "SGB", now=T0)
     later = T0 + dt.timedelta(days=30)
-    rotated, new = apps.rotate_secret(engine, app.app_id, now=later)
+    rotated, new = app_registry.rotate_secret(engine, app.app_id, now=later)
     assert new != old
     assert rotated.secret_generation == 2 and rotated.secret_rotated_at == later
     assert rotated.created_at == T0
-    assert apps.authenticate_app(engine, app.app_id, old) is None
-    assert apps.authenticate_app(engine, app.app_id, new) == rotated
-    assert apps.rotate_secret(engine, app.app_id)[0].secret_generation == 3
+    assert app_registry.authenticate_app(engine, app.app_id, old) is None
+    assert app_registry.authenticate_app(engine, app.app_id, new) == rotated
+    assert app_registry.rotate_secret(engine, app.app_id)[0].secret_generation == 3
     with pytest.raises(HubError) as exc:
-        apps.rotate_secret(engine, "app-000000000000")
+        app_registry.rotate_secret(engine, "app-000000000000")
     api_error(exc, "app_not_found", 404)
 
 
 def test_disabled_app_cannot_authenticate(engine: sa.Engine) -> None:
-    app, secret = apps.register_app(engine, "switch", "SGB")
-    disabled = apps.set_status(engine, app.app_id, "disabled")
+    app, secret = app_registry.register_app(engine, "switch", "SGB")
+    disabled = app_registry.set_status(engine, app.app_id, "disabled")
     assert disabled.status == "disabled" and not disabled.active
-    assert apps.authenticate_app(engine, app.app_id, secret) is None
-    apps.set_status(engine, app.app_id, "active")
-    assert apps.authenticate_app(engine, app.app_id, secret) is not None
+    assert app_registry.authenticate_app(engine, app.app_id, secret) is None
+    app_registry.set_status(engine, app.app_id, "active")
+    assert app_registry.authenticate_app(engine, app.app_id, secret) is not None
     with pytest.raises(ValueError):
-        apps.set_status(engine, app.app_id, "deleted")  # type: ignore[arg-type]
+        app_registry.set_status(engine, app.app_id, "deleted")  # type: ignore[arg-type]
     with pytest.raises(HubError) as exc:
-        apps.set_status(engine, "app-000000000000", "disabled")
+        app_registry.set_status(engine, "app-000000000000", "disabled")
     api_error(exc, "app_not_found", 404)
 
 
 def test_authenticate_app_compares_on_every_path(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unknown id, disabled app and wrong secret all hash and compare once (no cheap early exit)."""
-    app, secret = apps.register_app(engine, "counted", "SGB")
-    other, _ = apps.register_app(engine, "disabled one", "SGB")
-    apps.set_status(engine, other.app_id, "disabled")
+    app, secret = app_registry.register_app(engine, "counted", "SGB")
+    other, _ = app_registry.register_app(engine, "disabled one", "SGB")
+    app_registry.set_status(engine, other.app_id, "disabled")
     calls: list[str] = []
     real = passwords.client_secret_matches
 
@@ -181,7 +181,7 @@ def test_authenticate_app_compares_on_every_path(engine: sa.Engine, monkeypatch:
         calls.append(stored)
         return real(stored, given)
 
-    monkeypatch.setattr(apps, "client_secret_matches", counting)
+    monkeypatch.setattr(app_registry, "client_secret_matches", counting)
     for client_id, given in [
         ("app-000000000000", secret),
         (other.app_id, secret),
@@ -189,7 +189,7 @@ def test_authenticate_app_compares_on_every_path(engine: sa.Engine, monkeypatch:
         (app.app_id, secret),
     ]:
         before = len(calls)
-        apps.authenticate_app(engine, client_id, given)
+        app_registry.authenticate_app(engine, client_id, given)
         assert len(calls) == before + 1
     assert len(set(map(len, calls))) == 1  # the dummy is a real sha256 hex digest too
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from catalog import publishing
-from catalog.access import apps
+from catalog.access import app_registry
 from catalog.db.engine import engine_for
 from sharehub.demo import DIRECTORY_DIR
 
@@ -42,7 +42,7 @@ def test_operator_onboards_an_app_end_to_end(cli: CliRunner) -> None:
     created = json.loads(run(cli, "apps", "create", "不动产登记", "--department", "ZGJ", "--json"))
     cid, secret = created["client_id"], created["client_secret"]
     engine = engine_for(get_settings().hub_db_url)
-    assert apps.authenticate_app(engine, cid, secret) is not None
+    assert app_registry.authenticate_app(engine, cid, secret) is not None
     out = run(cli, "apps", "create", "不动产登记", "--department", "ZGJ", code=1)
     assert "app_name_taken" in out
     assert "NOPE" in run(cli, "apps", "create", "x", "--department", "NOPE", code=1)
@@ -51,8 +51,8 @@ def test_operator_onboards_an_app_end_to_end(cli: CliRunner) -> None:
 
     rotated = json.loads(run(cli, "apps", "rotate-secret", cid, "--json"))
     assert rotated["secret_generation"] == 2
-    assert apps.authenticate_app(engine, cid, secret) is None
-    assert apps.authenticate_app(engine, cid, rotated["client_secret"]) is not None
+    assert app_registry.authenticate_app(engine, cid, secret) is None
+    assert app_registry.authenticate_app(engine, cid, rotated["client_secret"]) is not None
 
     out = run(
         cli,

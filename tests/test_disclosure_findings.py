@@ -21,7 +21,7 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from catalog.access import apps, staff
+from catalog.access import app_registry, staff
 from catalog.certificates import issuing
 from catalog.db import tables
 from catalog.directory import store
@@ -456,8 +456,8 @@ def test_token_living_longer_than_the_configured_lifetime_is_refused(hub: ApiHub
 def test_tokens_of_a_disabled_app_stay_dead_after_reenabling(hub: ApiHub) -> None:
     cid, _ = hub.apps["企业开办"]
     token = hub.app_token("企业开办")
-    apps.set_status(hub.engine, cid, "disabled")
-    apps.set_status(hub.engine, cid, "active")
+    app_registry.set_status(hub.engine, cid, "disabled")
+    app_registry.set_status(hub.engine, cid, "active")
     r = hub.client.get("/api/v1/grants", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     hub.tokens.clear()

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.access import applications, apps, staff
+from catalog.access import app_registry, applications, staff
 from catalog.certificates import issuing
 from catalog.db import tables
 from catalog.directory import store
@@ -171,7 +171,7 @@ def test_nothing_leaves_but_what_the_grant_releases(
     d = store.get_dataset(hub.engine, code)
     spec = d.spec
     _SPECS.setdefault(code, spec)
-    app, secret = apps.register_app(hub.engine, f"prop-{len(hub.apps)}-{code}", "ZGJ")
+    app, secret = app_registry.register_app(hub.engine, f"prop-{len(hub.apps)}-{code}", "ZGJ")
     hub.apps[app.name] = (app.app_id, secret)
     a = applications.submit(
         hub.engine, app.app_id, code, fields=fields, clear_fields=clear, **APPLY,
@@ -289,7 +289,7 @@ def test_the_property_test_would_catch_a_leak(
     monkeypatch.setattr(disclosure.Projection, "certificate", leaky)
     spec = store.get_dataset(hub.engine, "GAJ-ID").spec
     _SPECS.setdefault("GAJ-ID", spec)
-    app, secret = apps.register_app(hub.engine, "prop-leak-check", "ZGJ")
+    app, secret = app_registry.register_app(hub.engine, "prop-leak-check", "ZGJ")
     hub.apps[app.name] = (app.app_id, secret)
     a = applications.submit(
         hub.engine, app.app_id, "GAJ-ID", fields=["gender"], **APPLY,

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from catalog import audit, publishing
-from catalog.access import applications, apps
+from catalog.access import app_registry, applications
 from catalog.db import tables
 from catalog.db.engine import engine_for
 from catalog.runs import record as runs
@@ -149,7 +149,7 @@ def test_production_profile(prod: dict[str, Any]) -> None:
     assert (again["rows_read"], again["rows_published"]) == (first["rows_read"], first["rows_published"])
 
     # 3. the access API on uvicorn with two worker processes, one audit chain
-    app, secret = apps.register_app(engine, "不动产登记", "ZGJ")
+    app, secret = app_registry.register_app(engine, "不动产登记", "ZGJ")
     from catalog.access.workdays import Calendar
 
     applications.submit(

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from catalog.access.apps import App, from_mapping
+from catalog.access.app_registry import App, from_mapping
 from catalog.access.staff import StaffUser
 from catalog.access.workdays import Calendar
 from catalog.clock import as_utc as _aware

@@ -28,7 +28,7 @@ from fastapi.dependencies.utils import get_flat_dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from catalog.access import applications, apps, disclosure, gate, staff
+from catalog.access import app_registry, applications, disclosure, gate, staff
 from catalog.access.gate import Principal
 from catalog.access.purpose import PurposeRules, header_text
 from catalog.access.ratelimit import RateLimiterUnavailable
@@ -260,7 +260,7 @@ def verified_claims(hub: Hub, token: str) -> dict[str, Any]:
         raise _unauthorized("invalid_token", why=exc.reason) from None
 
 
-def app_principal_of(app: apps.App | None, generation: Any) -> Principal:
+def app_principal_of(app: app_registry.App | None, generation: Any) -> Principal:
     """The principal of an app token once its app is re-read: still there, same secret
     generation (else 401, the credentials were rotated), active (else 403 ``app_disabled``)."""
     if app is None:
@@ -277,7 +277,7 @@ def resolve_principal(hub: Hub, token: str) -> Principal:
     claims = verified_claims(hub, token)
     kind = claims.get("kind")
     if kind == "app":
-        return app_principal_of(apps.get_app(hub.engine, str(claims["sub"])), claims.get("gen"))
+        return app_principal_of(app_registry.get_app(hub.engine, str(claims["sub"])), claims.get("gen"))
     if kind == "staff":
         user = staff.get_staff(hub.engine, str(claims["sub"]))
         if user is None or user.status != "active" or user.password_generation != claims.get("gen"):

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from catalog.access import applications
-from catalog.access.apps import App
+from catalog.access.app_registry import App
 from catalog.certificates import verify as certificate_verify
 from catalog.certificates.issuing import identifier_is_well_formed
 from catalog.directory.model import DatasetSpec

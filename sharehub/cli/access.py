@@ -58,11 +58,11 @@ def apps_create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Register an app; prints its client id and secret (the secret is shown only this once)."""
-    from catalog.access import apps
+    from catalog.access import app_registry
     from catalog.errors import HubError
 
     try:
-        app, secret = apps.register_app(_engine(), name, department, description)
+        app, secret = app_registry.register_app(_engine(), name, department, description)
     except HubError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -80,7 +80,7 @@ def apps_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Registered apps."""
-    from catalog.access import apps
+    from catalog.access import app_registry
 
     rows = [
         {
@@ -91,7 +91,7 @@ def apps_list(
             "secret_generation": a.secret_generation,
             "secret_rotated_at": a.secret_rotated_at,
         }
-        for a in apps.list_apps(_engine(), department)
+        for a in app_registry.list_apps(_engine(), department)
     ]
     if as_json:
         _dump(rows)
@@ -105,11 +105,11 @@ def apps_list(
 @apps_app.command("rotate-secret")
 def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """New client secret; the old one and every token issued with it stop working at once."""
-    from catalog.access import apps
+    from catalog.access import app_registry
     from catalog.errors import HubError
 
     try:
-        app, secret = apps.rotate_secret(_engine(), client_id)
+        app, secret = app_registry.rotate_secret(_engine(), client_id)
     except HubError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -121,11 +121,11 @@ def apps_rotate(client_id: str, as_json: Annotated[bool, typer.Option("--json")]
 @apps_app.command("disable")
 def apps_disable(client_id: str) -> None:
     """Disable an app (its tokens are refused from the next call)."""
-    from catalog.access import apps
+    from catalog.access import app_registry
     from catalog.errors import HubError
 
     try:
-        apps.set_status(_engine(), client_id, "disabled")
+        app_registry.set_status(_engine(), client_id, "disabled")
     except HubError as exc:
         raise _fail(exc) from None
     console.print(f"{client_id} disabled")
@@ -134,11 +134,11 @@ def apps_disable(client_id: str) -> None:
 @apps_app.command("enable")
 def apps_enable(client_id: str) -> None:
     """Enable a disabled app."""
-    from catalog.access import apps
+    from catalog.access import app_registry
     from catalog.errors import HubError
 
     try:
-        apps.set_status(_engine(), client_id, "active")
+        app_registry.set_status(_engine(), client_id, "active")
     except HubError as exc:
         raise _fail(exc) from None
     console.print(f"{client_id} enabled")

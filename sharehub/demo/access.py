@@ -53,15 +53,15 @@ class DemoAccess:
 
 
 def _credentials(engine: sa.Engine, name: str, department: str, description: str) -> tuple[str, str]:
-    from catalog.access import apps
+    from catalog.access import app_registry
 
-    existing = apps.find_app(engine, name)
+    existing = app_registry.find_app(engine, name)
     if existing is None:
-        app, secret = apps.register_app(engine, name, department, description)
+        app, secret = app_registry.register_app(engine, name, department, description)
     else:
-        app, secret = apps.rotate_secret(engine, existing.app_id)
+        app, secret = app_registry.rotate_secret(engine, existing.app_id)
         if app.status != "active":
-            app = apps.set_status(engine, app.app_id, "active")
+            app = app_registry.set_status(engine, app.app_id, "active")
     return app.app_id, secret
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
-from catalog.access import apps, staff
+from catalog.access import app_registry, staff
 from catalog.access.gate import Principal
 from catalog.api.context import CallDep, HubDep, client_address, limit
 from catalog.api.errors_doc import errors
@@ -89,7 +89,7 @@ def token(
         cid, secret = basic if basic else (client_id, client_secret)
         if not cid or not secret:
             return _token_error(call, "invalid_request")
-        app = apps.authenticate_app(hub.engine, cid, secret)
+        app = app_registry.authenticate_app(hub.engine, cid, secret)
         if app is None:
             return _token_error(call, "invalid_client")
         call.principal = Principal(

@@ -1,4 +1,4 @@
-"""Registered service systems (应用): the apps that consume shared data.
+"""The app registry: registered service systems (应用), the apps that consume shared data.
 
 An app belongs to a department, authenticates with OAuth2 client credentials (``app_id`` is the
 client_id) and holds grants. Its client secret is shown once, when it is made, and stored only
