@@ -11,7 +11,6 @@ from catalog.runs import record as run_store
 from sharehub.hub import Hub, SyncError, hub
 from sharehub.pipeline import faults, intake
 from sharehub.pipeline.adapters import open_source
-from sharehub.pipeline.publish import converge_serving, curated_snapshot
 from sharehub.pipeline.run_guard import run_step
 from sharehub.pipeline.schemas import (
     RID,
@@ -23,6 +22,7 @@ from sharehub.pipeline.schemas import (
     run_filter,
     run_rows,
 )
+from sharehub.pipeline.serving_sync import converge_serving, curated_snapshot
 from sharehub.settings import Settings
 
 if TYPE_CHECKING:

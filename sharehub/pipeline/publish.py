@@ -14,48 +14,13 @@ from sharehub.hub import Hub, SyncError, hub
 from sharehub.pipeline import faults
 from sharehub.pipeline.run_guard import Fenced, run_step
 from sharehub.pipeline.schemas import RID, declared_schema, run_filter, run_rows
+from sharehub.pipeline.serving_sync import curated_snapshot, faulty_batches, reload_serving, serve_upsert
 from sharehub.settings import Settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger("sharehub.pipeline")
-
-
-def curated_snapshot(h: Hub, code: str) -> int | None:
-    """The dataset's current curated snapshot (None before its first publish)."""
-    from lake import CURATED
-
-    return h.lake.current_snapshot_id(CURATED, code) if h.lake.table_exists(CURATED, code) else None
-
-
-def converge_serving(h: Hub, spec: DatasetSpec, run_id: str) -> int | None:
-    """Make the serving table reflect the current curated snapshot; the snapshot it reflects.
-
-    When the recorded serving snapshot is not the curated one (a run died between its curated
-    commit and the serving refresh, or the table was recreated), the table is reloaded whole
-    from the curated snapshot — the repair every run makes before anything else."""
-    current = curated_snapshot(h, spec.code)
-    fresh = serving.ensure_serving_table(h.engine, spec)
-    known, served = serving.state(h.engine, spec.code)
-    if known and served == current and not fresh:
-        return current
-    if known or current is not None or not serving.is_empty(h.engine, spec):
-        log.warning(
-            "%s: serving reflects snapshot %s, curated is at %s: reloading serving from curated",
-            spec.code,
-            served if known else "(unknown)",
-            current,
-        )
-    serving.refresh(
-        h.engine,
-        spec,
-        _snapshot_batches(h, spec.code, current),
-        run_id=run_id,
-        replace=True,
-        snapshot_id=current,
-    )
-    return current
 
 
 def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
@@ -135,7 +100,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             result = h.lake.overwrite(code, good_batches(), run_id=run_id)
             snapshot, n_good = result.snapshot_id, result.inserted
             faults.point("publish.after_curated_commit")
-            _reload_serving(h, spec, snapshot, run_id)
+            reload_serving(h, spec, snapshot, run_id)
         elif own is None:
             good = pa.Table.from_batches(list(good_batches()), schema=declared)
             step.fence()
@@ -144,19 +109,19 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
             snapshot = result.snapshot_id if result.snapshot_id is not None else curated_snapshot(h, code)
             n_good = good.num_rows
             faults.point("publish.after_curated_commit")
-            _serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
+            serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
         else:  # resumed: the run's curated commit landed in an earlier try
             snapshot = own
             log.warning("%s: run %s resumes after its curated commit (snapshot %s)", code, run_id, own)
             if run["full"]:
                 n_good = sum(b.num_rows for b in good_batches())
                 if not (known and served == snapshot):
-                    _reload_serving(h, spec, snapshot, run_id)
+                    reload_serving(h, spec, snapshot, run_id)
             else:
                 good = pa.Table.from_batches(list(good_batches()), schema=declared)
                 n_good = good.num_rows
                 if not (known and served == snapshot):
-                    _serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
+                    serve_upsert(h, spec, good, snapshot, run_id, at_base=serving_at_base)
         faults.point("publish.after_serving_commit")
         issued: dict[str, Any] = {}
         for ct in store.certificate_types_for(h.engine, code):
@@ -199,45 +164,6 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
     raise AssertionError("unreachable")  # pragma: no cover - run_step re-raises
 
 
-def _faulty(batches: Any) -> Any:
-    """The serving load's batches, with the fault point half-way (after the first batch)."""
-    for i, b in enumerate(batches):
-        yield b
-        if i == 0:
-            faults.point("publish.during_serving_load")
-
-
-def _serve_upsert(
-    h: Hub, spec: DatasetSpec, good: pa.Table, snapshot: int | None, run_id: str, *, at_base: bool
-) -> None:
-    """Bring serving to ``snapshot`` after an upsert: apply the run's good rows when serving was
-    at the run's base, else reload it whole from the snapshot."""
-    if at_base:
-        serving.refresh(
-            h.engine, spec, _faulty(good.to_batches()), run_id=run_id, replace=False, snapshot_id=snapshot
-        )
-    else:
-        _reload_serving(h, spec, snapshot, run_id)
-
-
-def _reload_serving(h: Hub, spec: DatasetSpec, snapshot: int | None, run_id: str) -> None:
-    """Replace the serving table with curated ``snapshot`` (and record that it reflects it)."""
-    serving.refresh(
-        h.engine,
-        spec,
-        _faulty(_snapshot_batches(h, spec.code, snapshot)),
-        run_id=run_id,
-        replace=True,
-        snapshot_id=snapshot,
-    )
-
-
-def _snapshot_batches(h: Hub, code: str, snapshot: int | None) -> Any:
-    from lake import CURATED
-
-    return h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else iter(())
-
-
 def _publish_full_with_serving(h: Hub, spec: DatasetSpec, batches: Any, run_id: str) -> Any:
     """A full run's rows to curated (this thread) and serving (a thread) from one read.
 
@@ -262,7 +188,7 @@ def _publish_full_with_serving(h: Hub, spec: DatasetSpec, batches: Any, run_id: 
         return serving.refresh(
             h.engine,
             spec,
-            _faulty(rows),
+            faulty_batches(rows),
             run_id=run_id,
             replace=True,
             before_commit=wait_for_lake,
