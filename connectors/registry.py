@@ -36,6 +36,11 @@ def register_connector(kind: str, loader: Callable[[], ConnectorFactory]) -> Non
     _REGISTRY[kind] = loader
 
 
+def unregister_connector(kind: str) -> None:
+    """Remove a kind (for tests that register a kind of their own)."""
+    _REGISTRY.pop(kind, None)
+
+
 def connector_kinds() -> list[str]:
     """The registered connector kinds, sorted."""
     return sorted(_REGISTRY)

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from catalog.directory import sources
 from catalog.directory.model import DirectoryFile
 
 
@@ -55,6 +56,30 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.N
     return current, ".".join(path).replace(".[", "[")
 
 
+def _without_tags(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The error location without the source kind pydantic puts in it (``source.sql.table`` is
+    ``source.table`` in the file): a part equal to the ``kind`` of the mapping reached."""
+    out: list[int | str] = []
+    current = data
+    tagged = None  # the mapping whose tag was dropped: a key named like its kind is a key
+    for part in loc:
+        if (
+            isinstance(current, dict)
+            and current is not tagged
+            and isinstance(part, str)
+            and current.get(sources.DISCRIMINATOR) == part
+            and part in sources.source_kinds()
+        ):
+            tagged = current
+            continue
+        out.append(part)
+        try:
+            current = current[part]
+        except (KeyError, IndexError, TypeError):
+            current = None
+    return tuple(out)
+
+
 def _loc_path(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
 
@@ -97,12 +122,21 @@ def load_directory_file(path: Path) -> DirectoryFile:
         return DirectoryFile.model_validate(data)
     except ValidationError as exc:
         problems = []
+        known_kinds = ", ".join(sources.source_kinds())
         for err in exc.errors():
-            loc = tuple(err["loc"])
+            loc = _without_tags(data, tuple(err["loc"]))
+            kind_error = err["type"] if loc[-1:] == ("source",) else ""
+            if kind_error in ("union_tag_invalid", "union_tag_not_found"):
+                loc = (*loc, sources.DISCRIMINATOR)
             node, field = _node_at(root, loc)
             line = node.start_mark.line + 1 if node is not None else None
             msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "missing":
+            if kind_error == "union_tag_invalid":
+                msg = f"unknown kind {err.get('ctx', {}).get('tag')!r}; known kinds: {known_kinds}"
+            elif kind_error == "union_tag_not_found":
+                field = _loc_path(loc)
+                msg = f"required field is missing (known kinds: {known_kinds})"
+            elif err["type"] == "missing":
                 field = _loc_path(loc)
                 msg = "required field is missing"
             elif err["type"] == "extra_forbidden":

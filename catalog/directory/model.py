@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog import masking
+from catalog.directory.sources import SourceModel, source_spec_type
 
 DATASET_CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$"
 FIELD_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
@@ -74,13 +75,6 @@ class QualityPolicy(StrEnum):
 
     BLOCK = "block"  # any bad row fails the run; nothing is published
     QUARANTINE = "quarantine"  # bad rows go to quarantine, good rows are published
-
-
-class DriftPolicy(StrEnum):
-    """What a run does when the source's columns differ from the declared fields."""
-
-    FAIL = "fail"  # added, missing or retyped columns fail the run
-    WARN = "warn"  # report the drift; missing columns become nulls, added ones are kept aside
 
 
 FIELD_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
@@ -219,35 +213,13 @@ class SubjectSpec(_Strict):
     kind: SubjectKind
 
 
-class SourceSpec(_Strict):
-    """Where the hub pulls the dataset from.
-
-    ``connection`` is a reference, never a secret: it resolves to the URL or folder in the
-    settings (``SHAREHUB_CONNECTIONS__<REF>`` or the secrets file).
-    """
-
-    kind: Literal["sql", "file"]
-    connection: str
-    table: str | None = None
-    query: str | None = None
-    path: str | None = None  # file glob under the connection's folder/prefix, e.g. "residents_*.csv"
-    format: Literal["csv", "xlsx", "jsonl", "parquet"] | None = None
-    # CSV/jsonl; None = detect from evidence (BOM, UTF-8, UTF-16, GB18030, Big5); an ambiguous file is refused
-    encoding: str | None = None
-    sheet: str | None = None  # xlsx only; None = the first visible sheet that holds the declared header
-    cursor: str | None = None  # incremental cursor column (source name)
-    lookback: str | None = None  # re-read window behind the watermark for late rows, e.g. "1h"
-    drift: DriftPolicy = DriftPolicy.WARN
-
-    @model_validator(mode="after")
-    def _complete(self) -> SourceSpec:
-        if self.kind == "sql" and not (self.table or self.query):
-            raise ValueError("a sql source needs a table or a query")
-        if self.kind == "sql" and self.table and self.query:
-            raise ValueError("a sql source takes a table or a query, not both")
-        if self.kind == "file" and not (self.path and self.format):
-            raise ValueError("a file source needs a path and a format")
-        return self
+if TYPE_CHECKING:
+    #: for the type checker, any registered kind (narrow with isinstance, e.g. to SqlSource)
+    SourceSpec: TypeAlias = SourceModel
+else:
+    #: where the hub pulls a dataset from: the registered source kinds (catalog.directory.sources),
+    #: one model each, picked by ``kind``
+    SourceSpec = source_spec_type()
 
 
 class QualitySpec(_Strict):

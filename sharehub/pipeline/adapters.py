@@ -1,14 +1,14 @@
-"""The directory's declarations as the plain arguments of the layers below: connector options,
-quality rules, lookback windows. The only place that reads a ``DatasetSpec`` for them."""
+"""The directory's declarations as the plain arguments of the layers below: connector options
+(stated by the source's model, from this run's context) and quality rules."""
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 from catalog.directory.model import DatasetSpec
 from catalog.runs import record as run_store
-from sharehub.hub import Hub, SyncError
+from sharehub.hub import Hub
 from sharehub.pipeline import intake
 
 
@@ -41,54 +41,48 @@ def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
     )
 
 
+@dataclass
+class _RunContext:
+    """What a source model may ask of this run (``catalog.directory.sources.SourceContext``).
+
+    The watermark is read once, however often the model asks for it."""
+
+    hub: Hub
+    code: str
+    location: str
+    full: bool
+    batch_size: int
+    columns: dict[str, str]
+    _watermark: list[Any] = field(default_factory=list)
+
+    def watermark(self) -> Any:
+        if not self._watermark:
+            stored = run_store.get_watermark(self.hub.engine, self.code)
+            self._watermark.append(run_store.from_json_value(stored))
+        return self._watermark[0]
+
+    def file_ledger(self) -> dict[str, Any]:
+        return run_store.ledger(self.hub.engine, self.code)
+
+    def s3_options(self) -> dict[str, Any] | None:
+        return self.hub.settings.s3_options()
+
+
 def open_source(h: Hub, spec: DatasetSpec, *, full: bool) -> tuple[Any, Any]:
-    """The connector for a dataset's source and the watermark it starts from."""
+    """The connector for a dataset's source and the watermark it starts from.
+
+    Any registered source kind: its model states the connector's options."""
     from connectors import open_connector
 
     src = spec.source
-    location = h.settings.connection(src.connection)
-    if src.kind == "sql":
-        watermark = (
-            None
-            if full or not src.cursor
-            else run_store.from_json_value(run_store.get_watermark(h.engine, spec.code))
-        )
-        lookback = _parse_lookback(src.lookback)
-        columns = [f.source_name or f.name for f in spec.fields] if src.table else None
-        conn = open_connector(
-            "sql",
-            url=location,
-            table=src.table,
-            query=src.query,
-            columns=columns,
-            cursor=src.cursor,
-            watermark=watermark,
-            lookback=lookback,
-            batch_size=h.settings.batch_size,
-        )
-        return conn, watermark
-    seen = {} if full else run_store.ledger(h.engine, spec.code)
-    conn = open_connector(
-        "file",
-        location=location,
-        pattern=src.path,
-        format=src.format,
-        encoding=src.encoding,
-        sheet=src.sheet,
-        seen=seen,
-        s3=h.settings.s3_options() if location.startswith("s3://") else None,
+    ctx = _RunContext(
+        hub=h,
+        code=spec.code,
+        location=h.settings.connection(src.connection),
+        full=full,
         batch_size=h.settings.batch_size,
-        columns=intake.file_columns(spec),  # bad input: headers matched to the declared fields
+        columns=intake.source_columns(spec),
     )
-    return conn, None
-
-
-def _parse_lookback(text: str | None) -> dt.timedelta | None:
-    if not text:
-        return None
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    num, unit = text[:-1], text[-1]
-    if unit not in units or not num.isdigit():
-        raise SyncError(f"lookback {text!r} must look like 30m, 1h or 2d")
-    return dt.timedelta(**{units[unit]: int(num)})
-
+    watermark = src.start_watermark(ctx)
+    conn = open_connector(src.kind, **src.connector_options(ctx))
+    return conn, watermark

@@ -60,8 +60,8 @@ def extract_land(
         target = declared_schema(spec)
         rschema = raw_schema(spec)
         # file connectors match headers to the fields themselves (NFKC, title rows; sharehub.pipeline.intake)
-        sql = spec.source.kind == "sql"
-        source_names = {f.name: f.source_name for f in spec.fields if f.source_name} if sql else {}
+        renamed_here = not spec.source.matches_columns
+        source_names = {f.name: f.source_name for f in spec.fields if f.source_name} if renamed_here else {}
         normalize = intake.normalisations(spec)
         rejects: list[dict[str, Any]] = []
         drift_seen: dict[str, Any] = {}
@@ -73,7 +73,7 @@ def extract_land(
                 if not drift_seen.get("checked"):
                     drift_seen["checked"] = True
                     # only typed sources (SQL, Parquet) can be "retyped"; text drops arrive as strings
-                    typed_source = spec.source.kind == "sql" or spec.source.format == "parquet"
+                    typed_source = spec.source.typed
                     cols: Any = (
                         {n: batch.schema.field(n).type for n in source_cols} if typed_source else source_cols
                     )
@@ -90,8 +90,8 @@ def extract_land(
                                 f"{code}: {drift.describe()} (the dataset's drift policy is fail)"
                             )
                         log.warning("%s: %s", code, drift.describe())
-                        if sql:  # files report their own missing columns, per file
-                            rejects.extend(intake.sql_missing_columns(spec, drift.missing))
+                        if renamed_here:  # files report their own missing columns, per file
+                            rejects.extend(intake.result_missing_columns(spec, drift.missing))
                 conformed = conform(batch, target, source_names=source_names, normalize=normalize)
                 n = conformed.batch.num_rows
                 start = counter["rows"]

@@ -107,9 +107,10 @@ def file_notes(files: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def sql_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[str, Any]]:
-    """Findings (stored reject rows) for declared columns a SQL source's result lacks."""
-    label = spec.source.table or "query"
+def result_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[str, Any]]:
+    """Findings (stored reject rows) for declared columns a source's result lacks (a SQL table or
+    query; file connectors report their own, per file)."""
+    label = spec.source.label
     out = []
     for name in missing:
         f = spec.field(name)
@@ -127,8 +128,8 @@ def sql_missing_columns(spec: DatasetSpec, missing: Iterable[str]) -> list[dict[
     return out
 
 
-def file_columns(spec: DatasetSpec) -> dict[str, str]:
-    """Declared field -> the column name its files use (for header matching)."""
+def source_columns(spec: DatasetSpec) -> dict[str, str]:
+    """Declared field -> its column name at the source (file connectors match headers to it)."""
     return {f.name: f.source_name or f.name for f in spec.fields}
 
 

@@ -146,7 +146,7 @@ def publish(code: str, run_id: str, *, settings: Settings | None = None) -> dict
                 )
             if run["full"]:
                 run_store.reset_dataset_state(conn, code)
-            if spec.source.cursor and run["watermark_after"] is not None:
+            if spec.source.incremental and run["watermark_after"] is not None:
                 run_store.set_watermark(conn, code, run["watermark_after"], run_id)
             run_store.record_files(conn, code, run["files"] or [], run_id)
             run_store.finish_run_in(conn, run_id, "success", rows_published=n_good, snapshot_id=snapshot)
