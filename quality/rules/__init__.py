@@ -5,7 +5,7 @@ them from its own records without knowing Great Expectations.
 
 A column rule is ``(field, kind, params)``. Each kind is a :class:`~quality.rules.base.RuleKind`
 in the registry (:mod:`quality.rules.registry`): its parameter model, its GX expectation and
-the explanation a department reads. The built-in kinds, one module per group:
+the explanation a department reads. The built-in kinds:
 
 =============  ==========================================  =====================================
 kind           params                                      meaning
