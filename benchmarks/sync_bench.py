@@ -230,8 +230,7 @@ def warm_up() -> float:
     from catalog.db import migrate
     from quality import _gx
 
-    _gx.custom_expectations()
-    _gx.batch_definition()
+    _gx.warm_up()
     migrate.head()
     return time.perf_counter() - t0
 

@@ -1,10 +1,12 @@
 """Lazy access to Great Expectations: one ephemeral context per process, custom expectations.
 
 ``import great_expectations`` takes seconds, so nothing here imports it at module level; the
-functions do, once, and cache what they build. The custom expectations (citizen ID and
-credit code checksums, a "values differ" column pair check) are ordinary GX Core 1.x
-``ColumnMapExpectation`` / ``ColumnPairMapExpectation`` subclasses backed by
-``ColumnMapMetricProvider`` metrics; GX registers both when the classes are created.
+functions do, once, and cache what they build. The rule kinds that need a custom expectation
+(citizen ID and credit code checksums, a "values differ" column pair check; see
+``quality.rules``) define it through :func:`column_map_expectation` /
+:func:`column_pair_map_expectation`: ordinary GX Core 1.x ``ColumnMapExpectation`` /
+``ColumnPairMapExpectation`` subclasses backed by map metric providers, which GX registers
+when the classes are created.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -20,10 +23,6 @@ DATASOURCE = "sharehub_quality"
 ASSET = "batch"
 BATCH_DEFINITION = "whole_dataframe"
 
-CITIZEN_ID_METRIC = "column_values.sharehub_citizen_id"
-CREDIT_CODE_METRIC = "column_values.sharehub_credit_code"
-NOT_EQUAL_METRIC = "column_pair_values.sharehub_not_equal"
-
 
 def lock() -> threading.RLock:
     """The lock that serialises use of the shared context (GX contexts are not thread-safe)."""
@@ -31,16 +30,63 @@ def lock() -> threading.RLock:
 
 
 @functools.cache
-def custom_expectations() -> dict[str, Any]:
-    """Define (once) and return the custom expectation classes by rule name."""
+def expectations() -> Any:
+    """The ``great_expectations.expectations`` module (GX's built-in expectation classes)."""
+    import importlib
+
+    return importlib.import_module("great_expectations.expectations")
+
+
+@functools.cache
+def column_map_expectation(class_name: str, metric: str, valid: Callable[[Any], Any], doc: str) -> Any:
+    """Define (once) a custom ``ColumnMapExpectation`` and its metric: ``valid(column)`` gives a
+    boolean array (which of the non-null values of the pandas Series pass).
+
+    GX registers both when the classes are created, the expectation under the snake-case of
+    ``class_name`` (``ExpectColumnValuesToBeValidCitizenId`` ->
+    ``expect_column_values_to_be_valid_citizen_id``), the metric under ``metric``. Pass a
+    module-level ``valid`` function: the classes are cached on the arguments.
+    """
     from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
-    from great_expectations.expectations.expectation import ColumnMapExpectation, ColumnPairMapExpectation
+    from great_expectations.expectations.expectation import ColumnMapExpectation
     from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (
         column_condition_partial,
     )
     from great_expectations.expectations.metrics.map_metric_provider.column_map_metric_provider import (
         ColumnMapMetricProvider,
     )
+
+    def _pandas(cls: Any, column: Any, **kwargs: Any) -> Any:
+        import pandas as pd
+
+        return pd.Series(valid(column), index=column.index)
+
+    provider_name = class_name.replace("Expect", "Metric", 1)
+    type(
+        provider_name,
+        (ColumnMapMetricProvider,),
+        {
+            "condition_metric_name": metric,
+            "_pandas": column_condition_partial(engine=PandasExecutionEngine)(_pandas),
+            "__module__": __name__,
+        },
+    )
+    return type(
+        class_name,
+        (ColumnMapExpectation,),
+        {"__doc__": doc, "map_metric": metric, "success_keys": ("mostly",), "__module__": __name__},
+    )
+
+
+@functools.cache
+def column_pair_map_expectation(
+    class_name: str, metric: str, valid: Callable[[Any, Any], Any], doc: str
+) -> Any:
+    """Define (once) a custom ``ColumnPairMapExpectation`` and its metric: ``valid(a, b)`` gives a
+    boolean array over the rows where both values are present (``ignore_row_if`` defaults to
+    ``either_value_is_missing``)."""
+    from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.expectation import ColumnPairMapExpectation
     from great_expectations.expectations.metrics.map_metric_provider.column_pair_condition_partial import (
         column_pair_condition_partial,
     )
@@ -48,69 +94,48 @@ def custom_expectations() -> dict[str, Any]:
         ColumnPairMapMetricProvider,
     )
 
-    from quality._fast_checks import citizen_id_mask, credit_code_mask
+    def _pandas(cls: Any, column_A: Any, column_B: Any, **kwargs: Any) -> Any:
+        return valid(column_A, column_B)
 
-    def _as_str_valid(column: Any, check: Any) -> Any:
-        import pandas as pd
+    provider_name = class_name.replace("Expect", "Metric", 1)
+    type(
+        provider_name,
+        (ColumnPairMapMetricProvider,),
+        {
+            "condition_metric_name": metric,
+            "condition_domain_keys": (
+                "batch_id",
+                "table",
+                "column_A",
+                "column_B",
+                "row_condition",
+                "condition_parser",
+                "ignore_row_if",
+            ),
+            "condition_value_keys": (),
+            "_pandas": column_pair_condition_partial(engine=PandasExecutionEngine)(_pandas),
+            "__module__": __name__,
+        },
+    )
+    return type(
+        class_name,
+        (ColumnPairMapExpectation,),
+        {
+            "__doc__": doc,
+            "__annotations__": {"ignore_row_if": str},
+            "ignore_row_if": "either_value_is_missing",
+            "map_metric": metric,
+            "success_keys": ("column_A", "column_B", "ignore_row_if", "mostly"),
+            "args_keys": ("column_A", "column_B"),
+            "__module__": __name__,
+        },
+    )
 
-        return pd.Series(check(column), index=column.index)
 
-    class ColumnValuesSharehubCitizenId(ColumnMapMetricProvider):
-        condition_metric_name = CITIZEN_ID_METRIC
-
-        @column_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
-        def _pandas(cls, column: Any, **kwargs: Any) -> Any:
-            return _as_str_valid(column, citizen_id_mask)
-
-    class ColumnValuesSharehubCreditCode(ColumnMapMetricProvider):
-        condition_metric_name = CREDIT_CODE_METRIC
-
-        @column_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
-        def _pandas(cls, column: Any, **kwargs: Any) -> Any:
-            return _as_str_valid(column, credit_code_mask)
-
-    class ColumnPairValuesSharehubNotEqual(ColumnPairMapMetricProvider):
-        condition_metric_name = NOT_EQUAL_METRIC
-        condition_domain_keys = (
-            "batch_id",
-            "table",
-            "column_A",
-            "column_B",
-            "row_condition",
-            "condition_parser",
-            "ignore_row_if",
-        )
-        condition_value_keys = ()
-
-        @column_pair_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
-        def _pandas(cls, column_A: Any, column_B: Any, **kwargs: Any) -> Any:
-            return column_A != column_B
-
-    class ExpectColumnValuesToBeValidCitizenId(ColumnMapExpectation):
-        """Values are 18-digit GB 11643 citizen ID numbers with a real birth date and check character."""
-
-        map_metric = CITIZEN_ID_METRIC
-        success_keys = ("mostly",)
-
-    class ExpectColumnValuesToBeValidCreditCode(ColumnMapExpectation):
-        """Values are GB 32100 unified social credit codes with the right check character."""
-
-        map_metric = CREDIT_CODE_METRIC
-        success_keys = ("mostly",)
-
-    class ExpectColumnPairValuesToBeDifferent(ColumnPairMapExpectation):
-        """Column A differs from column B on every row where both are present."""
-
-        ignore_row_if: str = "either_value_is_missing"
-        map_metric = NOT_EQUAL_METRIC
-        success_keys = ("column_A", "column_B", "ignore_row_if", "mostly")
-        args_keys = ("column_A", "column_B")
-
-    return {
-        "citizen_id": ExpectColumnValuesToBeValidCitizenId,
-        "credit_code": ExpectColumnValuesToBeValidCreditCode,
-        "not_equal": ExpectColumnPairValuesToBeDifferent,
-    }
+def warm_up() -> None:
+    """Import what validation imports and create the shared context (a worker pays this once)."""
+    expectations()
+    batch_definition()
 
 
 @functools.cache

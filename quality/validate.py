@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,33 +25,26 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality import checksums
-from quality.rules import (
-    CITIZEN_ID,
-    COMPARE,
-    CREDIT_CODE,
-    ENUM,
-    MAX_LENGTH,
-    MOBILE,
-    NOT_FUTURE,
-    NOT_NULL,
-    PRIMARY_KEY,
-    RANGE,
-    REGEX,
-    SUPERSEDED,
-    UNIQUE,
-    VOLUME_CHANGE,
-    DatasetRules,
+from quality.rules import PRIMARY_KEY, SUPERSEDED, VOLUME_CHANGE, DatasetRules
+from quality.rules.base import (
+    DATE_OBJ,
+    NUMBER,
+    OTHER,
+    STRING,
+    TEMPORAL,
+    TS_OBJ,
+    BadValue,
+    Column,
+    ColumnType,
+    RuleKind,
+    rows_text,
 )
+from quality.rules.identifiers import MOBILE_PATTERN as MOBILE_PATTERN
 
 REASONS_COLUMN = "_reasons"
 #: sample bad rows kept per expectation in ``to_json`` / the report
 SAMPLE_ROWS = 20
-MOBILE_PATTERN = r"^1[3-9]\d{9}$"
-_STRING_RULES = frozenset({CITIZEN_ID, CREDIT_CODE, MOBILE, REGEX, MAX_LENGTH})
 _META_KEY = "sharehub_check"
-_MAX_VALUE_CHARS = 64
-_MAX_OTHER_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -150,6 +142,16 @@ class _Check:
     fields: tuple[str, ...]
     params: Mapping[str, Any]
     column: str | None
+    #: the registered kind of a column rule (None for the dataset-level checks)
+    kind: RuleKind[Any] | None = None
+    #: the parameters as the kind's model
+    parsed: Any = None
+
+    @property
+    def needs_every_row(self) -> bool:
+        if self.kind is not None:
+            return self.kind.needs_every_row
+        return self.rule in (PRIMARY_KEY, VOLUME_CHANGE)
 
 
 # --------------------------------------------------------------------------- public API
@@ -312,7 +314,7 @@ _ALL, _ROWS, _GLOBAL = "all", "rows", "global"
 
 def _global_fields(rules: DatasetRules) -> list[str]:
     fields = list(rules.key)
-    fields += [r.field for r in rules.columns if r.kind == UNIQUE]
+    fields += [r.field for r in rules.columns if r.registered_kind.needs_every_row]
     return list(dict.fromkeys(fields))
 
 
@@ -493,59 +495,45 @@ def split(table: pa.Table, outcome: ValidationOutcome) -> tuple[pa.Table, pa.Tab
 
 # --------------------------------------------------------------------------- Arrow -> pandas
 
-# column kinds as the suite builder sees them
-_NUMBER = "number"
-_STRING = "string"
-_TEMPORAL = "temporal"  # datetime64[ns] (naive or tz-aware) in pandas
-_DATE_OBJ = "date_object"  # python dates (outside the datetime64[ns] range)
-_TS_OBJ = "timestamp_object"  # timestamps outside the datetime64[ns] range
-_OTHER = "other"
-
-
-@dataclass(frozen=True)
-class _Kind:
-    kind: str
-    tz: str | None = None
-
 
 def _to_pandas(
     table: pa.Table, rules: DatasetRules, row_id: str, ids: pa.Array, *, only: Sequence[str] | None = None
-) -> tuple[Any, dict[str, _Kind]]:
+) -> tuple[Any, dict[str, ColumnType]]:
     """The columns the rules need, converted so that GX's pandas metrics stay vectorised.
 
     Dates and timestamps become datetime64[ns] (when in range), decimals float64, and
     columns under string rules (mobile numbers stored as integers) strings. With ``only`` (the
     uniqueness pass over every row of a run) non-integer columns become equality codes.
     """
-    string_fields = {r.field for r in rules.columns if r.kind in _STRING_RULES}
+    string_fields = {r.field for r in rules.columns if r.registered_kind.string_values}
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
-    kinds: dict[str, _Kind] = {}
+    kinds: dict[str, ColumnType] = {}
     for name in only if only is not None else rules.fields():
         col = table.column(name)
         t = col.type
-        kind = _Kind(_OTHER)
+        kind = ColumnType(OTHER)
         if pa.types.is_timestamp(t) or pa.types.is_date(t):
             tz = t.tz if pa.types.is_timestamp(t) else None
             try:
                 col = pc.cast(col, pa.timestamp("ns", tz=tz))
-                kind = _Kind(_TEMPORAL, tz)
+                kind = ColumnType(TEMPORAL, tz)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                kind = _Kind(_DATE_OBJ if pa.types.is_date(t) else _TS_OBJ, tz)
+                kind = ColumnType(DATE_OBJ if pa.types.is_date(t) else TS_OBJ, tz)
         elif pa.types.is_decimal(t):
             col = pc.cast(col, pa.float64(), safe=False)
-            kind = _Kind(_NUMBER)
+            kind = ColumnType(NUMBER)
         elif pa.types.is_integer(t) or pa.types.is_floating(t):
-            kind = _Kind(_NUMBER)
+            kind = ColumnType(NUMBER)
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            kind = _Kind(_STRING)
-        if name in string_fields and kind.kind != _STRING:
+            kind = ColumnType(STRING)
+        if name in string_fields and kind.kind != STRING:
             col = pc.cast(col, pa.string())
-            kind = _Kind(_STRING)
+            kind = ColumnType(STRING)
         if only is not None and not pa.types.is_integer(col.type):
             # the key pass checks uniqueness only: equal values get equal codes, and
             # integer codes cost pandas a fraction of the memory and time of millions of strings
             col = _equality_codes(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
-            kind = _Kind(_NUMBER)
+            kind = ColumnType(NUMBER)
         arrays[name] = col
         kinds[name] = kind
     df = pa.table(arrays).to_pandas()
@@ -582,20 +570,18 @@ def _equality_codes(values: pa.Array) -> pa.Array:
 
 
 def _build_suite(
-    rules: DatasetRules, kinds: Mapping[str, _Kind], part: str = _ALL
+    rules: DatasetRules, kinds: Mapping[str, ColumnType], part: str = _ALL
 ) -> tuple[list[_Check], list[Any]]:
-    import importlib
-
-    gxe: Any = importlib.import_module("great_expectations.expectations")
+    """The suite's expectations and what each stands for: the primary key, then one per
+    column rule (its registered kind builds it), then the volume check."""
     from quality import _gx
 
-    custom = _gx.custom_expectations()
+    gxe = _gx.expectations()
     checks: list[_Check] = []
     expectations: list[Any] = []
 
     def add(check: _Check, cls: Any, **kwargs: Any) -> None:
-        needs_every_row = check.rule in (PRIMARY_KEY, UNIQUE, VOLUME_CHANGE)
-        if part == _ALL or (part == _GLOBAL) == needs_every_row:
+        if part == _ALL or (part == _GLOBAL) == check.needs_every_row:
             expectations.append(cls(meta={_META_KEY: len(checks)}, **kwargs))
             checks.append(check)
 
@@ -611,64 +597,18 @@ def _build_suite(
 
     seen: set[str] = set()
     for rule in rules.columns:
-        if (part == _GLOBAL) != (rule.kind == UNIQUE) and part != _ALL:
+        kind = rule.registered_kind
+        if part != _ALL and (part == _GLOBAL) != kind.needs_every_row:
             continue
         marker = json.dumps([rule.field, rule.kind, _jsonable(dict(rule.params))], sort_keys=True)
-        if marker in seen or (rule.kind == UNIQUE and key == (rule.field,)):
+        if marker in seen or (kind.implied_by_key and key == (rule.field,)):
             continue
         seen.add(marker)
-        f = rule.field
-        p = rule.params
-        check = _Check(rule.kind, (f,), p, f)
-        if rule.kind == NOT_NULL:
-            add(check, gxe.ExpectColumnValuesToNotBeNull, column=f)
-        elif rule.kind == UNIQUE:
-            add(check, gxe.ExpectColumnValuesToBeUnique, column=f)
-        elif rule.kind == CITIZEN_ID:
-            add(check, custom["citizen_id"], column=f)
-        elif rule.kind == CREDIT_CODE:
-            add(check, custom["credit_code"], column=f)
-        elif rule.kind == MOBILE:
-            add(check, gxe.ExpectColumnValuesToMatchRegex, column=f, regex=MOBILE_PATTERN)
-        elif rule.kind == REGEX:
-            add(check, gxe.ExpectColumnValuesToMatchRegex, column=f, regex=str(p["pattern"]))
-        elif rule.kind == ENUM:
-            add(check, gxe.ExpectColumnValuesToBeInSet, column=f, value_set=list(p["values"]))
-        elif rule.kind == MAX_LENGTH:
-            add(check, gxe.ExpectColumnValueLengthsToBeBetween, column=f, max_value=int(p["max"]))
-        elif rule.kind == RANGE:
-            lo = _bound(p.get("min"), kinds[f], f)
-            hi = _bound(p.get("max"), kinds[f], f)
-            add(check, gxe.ExpectColumnValuesToBeBetween, column=f, min_value=lo, max_value=hi)
-        elif rule.kind == NOT_FUTURE:
-            add(check, gxe.ExpectColumnValuesToBeBetween, column=f, max_value=_now_bound(kinds[f], f))
-        elif rule.kind == COMPARE:
-            other = str(p["other"])
-            check = _Check(COMPARE, (f, other), p, f)
-            op = str(p["op"])
-            pair = {"ignore_row_if": "either_value_is_missing"}
-            if op in (">", ">="):
-                add(
-                    check,
-                    gxe.ExpectColumnPairValuesAToBeGreaterThanB,
-                    column_A=f,
-                    column_B=other,
-                    or_equal=op == ">=",
-                    **pair,
-                )
-            elif op in ("<", "<="):
-                add(
-                    check,
-                    gxe.ExpectColumnPairValuesAToBeGreaterThanB,
-                    column_A=other,
-                    column_B=f,
-                    or_equal=op == "<=",
-                    **pair,
-                )
-            elif op == "==":
-                add(check, gxe.ExpectColumnPairValuesToBeEqual, column_A=f, column_B=other, **pair)
-            else:
-                add(check, custom["not_equal"], column_A=f, column_B=other, **pair)
+        check = _Check(rule.kind, rule.reads(), rule.params, rule.field, kind, rule.parsed)
+        cls, kwargs = kind.expectation(
+            Column(rule.field, rule.parsed, kinds.get(rule.field, ColumnType(OTHER)))
+        )
+        add(check, cls, **kwargs)
 
     if rules.max_volume_change is not None and rules.previous_row_count:
         prev = rules.previous_row_count
@@ -682,45 +622,6 @@ def _build_suite(
             max_value=hi_rows,
         )
     return checks, expectations
-
-
-def _bound(value: Any, kind: _Kind, name: str) -> Any:
-    """A range bound in the type GX compares the column with."""
-    if value is None:
-        return None
-    if kind.kind in (_TEMPORAL, _TS_OBJ):
-        if isinstance(value, str):
-            value = _dt.datetime.fromisoformat(value)
-        elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-            value = _dt.datetime.combine(value, _dt.time())
-        if not isinstance(value, _dt.datetime):
-            raise ValueError(f"range bound {value!r} on {name} must be an ISO date or a date(time)")
-        if kind.tz is not None and value.tzinfo is None:
-            import pandas as pd
-
-            value = pd.Timestamp(value).tz_localize(kind.tz).to_pydatetime()
-        return value
-    if kind.kind == _DATE_OBJ:
-        if isinstance(value, str):
-            return _dt.date.fromisoformat(value[:10])
-        if isinstance(value, _dt.datetime):
-            return value.date()
-        return value
-    if kind.kind == _NUMBER:
-        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise ValueError(f"range bound {value!r} on numeric field {name} must be a number")
-        return float(value) if isinstance(value, Decimal) else value
-    raise ValueError(f"range rule on {name} needs a number, date or timestamp column")
-
-
-def _now_bound(kind: _Kind, name: str) -> Any:
-    if kind.kind == _DATE_OBJ:
-        return _dt.date.today()
-    if kind.kind in (_TEMPORAL, _TS_OBJ):
-        if kind.tz is not None:
-            return _dt.datetime.now(_dt.UTC)
-        return _dt.datetime.now()
-    raise ValueError(f"not_future rule on {name} needs a date or timestamp column")
 
 
 def _volume_check(rules: DatasetRules, n: int, success: bool) -> dict[str, Any]:
@@ -745,103 +646,36 @@ def _explain(
     positions: Mapping[int, int],
     labels: Mapping[int, Any] | None = None,
 ) -> Iterable[tuple[int, Violation]]:
-    """Say why each of ``bad_ids`` broke ``check`` (from the original Arrow values)."""
+    """Say why each of ``bad_ids`` broke ``check`` (from the original Arrow values).
+
+    The primary key is explained here; a column rule by its registered kind."""
     idx = pa.array([positions[i] for i in bad_ids], pa.int64())
     values = {f: table.column(f).take(idx).to_pylist() for f in check.fields}
     rule = check.rule
-    p = check.params
-    if rule in (PRIMARY_KEY, UNIQUE):
+    kind = check.kind
+    if check.needs_every_row:
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         keys = list(zip(*(values[f] for f in check.fields), strict=True))
         for rid, k in zip(bad_ids, keys, strict=True):
             groups[k].append(rid)
         label = ", ".join(check.fields)
-        for rid, k in zip(bad_ids, keys, strict=True):
-            others = _rows_text([r if labels is None else labels[r] for r in groups[k] if r != rid])
-            if rule == PRIMARY_KEY:
-                msg = f"{label}: duplicate primary key ({others})"
+        for n, (rid, k) in enumerate(zip(bad_ids, keys, strict=True)):
+            others = [r if labels is None else labels[r] for r in groups[k] if r != rid]
+            if kind is None:  # the primary key
+                msg = f"duplicate primary key ({rows_text(others)})"
             else:
-                msg = f"{label}: {_fmt(k[0])} is not unique ({others})"
-            yield rid, Violation(check.column, rule, msg)
+                row = {f: values[f][n] for f in check.fields}
+                msg = kind.explain(BadValue(k[0], check.parsed, row, others))
+            yield rid, Violation(check.column, rule, f"{label}: {msg}")
         return
 
+    if kind is None:  # pragma: no cover - every dataset-level check with rows is handled above
+        raise ValueError(f"no explanation for the {rule} check")
     f = check.fields[0]
     for n, (rid, v) in enumerate(zip(bad_ids, values[f], strict=True)):
-        if rule == NOT_NULL:
-            msg = "value is missing"
-        elif rule == CITIZEN_ID:
-            msg = checksums.citizen_id_problem(str(v)) or "is not a valid citizen ID"
-        elif rule == CREDIT_CODE:
-            msg = checksums.credit_code_problem(str(v)) or "is not a valid credit code"
-        elif rule == MOBILE:
-            msg = f"{_fmt(v)} is not an 11-digit mainland mobile number"
-        elif rule == REGEX:
-            msg = f"{_fmt(v)} does not match the pattern {p['pattern']}"
-        elif rule == ENUM:
-            allowed = ", ".join(_fmt(a) for a in list(p["values"])[:20])
-            msg = f"{_fmt(v)} is not one of the allowed values ({allowed})"
-        elif rule == MAX_LENGTH:
-            msg = f"length {len(str(v))} is over the maximum {p['max']}"
-        elif rule == RANGE:
-            msg = _range_message(v, p.get("min"), p.get("max"))
-        elif rule == NOT_FUTURE:
-            msg = f"{_fmt(v)} is in the future"
-        elif rule == COMPARE:
-            other = check.fields[1]
-            msg = f"{_fmt(v)} is not {p['op']} {other} ({_fmt(values[other][n])})"
-        else:  # pragma: no cover - every kind is handled above
-            msg = f"{_fmt(v)} breaks {rule}"
+        row = {name: values[name][n] for name in check.fields}
+        msg = kind.explain(BadValue(v, check.parsed, row))
         yield rid, Violation(f, rule, f"{f}: {msg}")
-
-
-def _range_message(v: Any, lo: Any, hi: Any) -> str:
-    def outside(op: Any, bound: Any) -> bool:
-        try:
-            return bound is not None and bool(op(v, _like(bound, v)))
-        except TypeError:
-            return False
-
-    if outside(operator.lt, lo):
-        return f"{_fmt(v)} is below the minimum {_fmt(lo)}"
-    if outside(operator.gt, hi):
-        return f"{_fmt(v)} is above the maximum {_fmt(hi)}"
-    return f"{_fmt(v)} is outside the range [{_fmt(lo)}, {_fmt(hi)}]"
-
-
-def _like(bound: Any, v: Any) -> Any:
-    """``bound`` converted to the type of the Arrow value ``v`` for a Python comparison."""
-    if isinstance(v, _dt.datetime):
-        b = _dt.datetime.fromisoformat(bound) if isinstance(bound, str) else bound
-        if isinstance(b, _dt.date) and not isinstance(b, _dt.datetime):
-            b = _dt.datetime.combine(b, _dt.time())
-        if v.tzinfo is not None and b.tzinfo is None:
-            b = b.replace(tzinfo=v.tzinfo)
-        return b
-    if isinstance(v, _dt.date):
-        if isinstance(bound, str):
-            return _dt.date.fromisoformat(bound[:10])
-        return bound.date() if isinstance(bound, _dt.datetime) else bound
-    if isinstance(v, Decimal) and isinstance(bound, int | float):
-        return Decimal(str(bound))
-    return bound
-
-
-def _rows_text(rows: Sequence[Any]) -> str:
-    shown = ", ".join(str(r) for r in rows[:_MAX_OTHER_ROWS])
-    more = f" and {len(rows) - _MAX_OTHER_ROWS} more" if len(rows) > _MAX_OTHER_ROWS else ""
-    return f"also on row{'s' if len(rows) > 1 else ''} {shown}{more}"
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, _dt.datetime):
-        text = v.isoformat(sep=" ")
-    elif isinstance(v, _dt.date):
-        text = v.isoformat()
-    else:
-        text = str(v)
-    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
 
 
 # --------------------------------------------------------------------------- helpers

@@ -101,6 +101,17 @@ class MissingColumnPolicy(StrEnum):
     PUBLISH_NULL = "publish_null"  # the rows are published with the column null (the finding stays)
 
 
+class RuleParam:
+    """Marks a :class:`FieldRules` entry written as one value: it is the rule's parameter ``name``
+    (``enum: [A, B]`` is the enum rule with ``{"values": ["A", "B"]}``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"RuleParam({self.name!r})"
+
+
 class RangeRule(_Strict):
     """Inclusive bounds for numbers or dates (ISO strings)."""
 
@@ -118,17 +129,46 @@ class CompareRule(_Strict):
 class FieldRules(_Strict):
     """Row rules for one field. Every rule a row breaks becomes a quarantine reason."""
 
+    # Each entry is one rule kind of the quality checks, under the kind's name (a test checks
+    # that these names and the kinds quality has registered agree). An entry is a flag
+    # (``not_null: true``: no parameters), a model of the parameters (``RangeRule``), or one
+    # value marked with ``RuleParam`` naming the one parameter it is. ``declared()`` turns the
+    # set entries into ``(kind, params)``. (A comment, not the docstring: that one is in the
+    # directory's JSON schema.)
     not_null: bool = False
     unique: bool = False
     citizen_id: bool = False
     credit_code: bool = False
     mobile: bool = False
-    enum: list[str] | None = None
+    enum: Annotated[list[str] | None, RuleParam("values")] = None
     range: RangeRule | None = None
-    regex: str | None = None
-    max_length: int | None = None
+    regex: Annotated[str | None, RuleParam("pattern")] = None
+    max_length: Annotated[int | None, RuleParam("max")] = None
     not_future: bool = False
     compare: CompareRule | None = None
+
+    def declared(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every rule set on the field as ``(kind, params)``: the flags first, then the rules
+        with parameters, each in declaration order (the order of a row's quarantine reasons).
+
+        An empty list or text declares nothing (``enum: []``, ``regex: ""``); ``0`` does."""
+        flags: list[tuple[str, dict[str, Any]]] = []
+        valued: list[tuple[str, dict[str, Any]]] = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                if value:
+                    flags.append((name, {}))
+            elif value is None or (isinstance(value, str | list) and not value):
+                continue
+            elif isinstance(value, BaseModel):
+                valued.append((name, value.model_dump(exclude_none=True)))
+            else:
+                params = [m.name for m in info.metadata if isinstance(m, RuleParam)]
+                if len(params) != 1:
+                    raise TypeError(f"FieldRules.{name} is a single value: mark it with one RuleParam")
+                valued.append((name, {params[0]: list(value) if isinstance(value, list) else value}))
+        return flags + valued
 
     @field_validator("regex")
     @classmethod

@@ -13,25 +13,13 @@ from sharehub.pipeline import intake
 
 
 def quality_rules(spec: DatasetSpec, previous_row_count: int | None) -> Any:
-    """Translate the directory's field rules into quality's plain rules."""
+    """Translate the directory's field rules into quality's plain rules.
+
+    Every rule a field declares goes to quality as ``(field, kind, params)``; quality's rule
+    registry knows the kinds (an unknown kind or bad parameters raise ``ValueError``)."""
     from quality.rules import ColumnRule, DatasetRules
 
-    cols: list[ColumnRule] = []
-    for f in spec.fields:
-        r = f.rules
-        for flag in ("not_null", "unique", "citizen_id", "credit_code", "mobile", "not_future"):
-            if getattr(r, flag):
-                cols.append(ColumnRule(f.name, flag))
-        if r.enum:
-            cols.append(ColumnRule(f.name, "enum", {"values": list(r.enum)}))
-        if r.range:
-            cols.append(ColumnRule(f.name, "range", r.range.model_dump(exclude_none=True)))
-        if r.regex:
-            cols.append(ColumnRule(f.name, "regex", {"pattern": r.regex}))
-        if r.max_length is not None:
-            cols.append(ColumnRule(f.name, "max_length", {"max": r.max_length}))
-        if r.compare:
-            cols.append(ColumnRule(f.name, "compare", {"op": r.compare.op, "other": r.compare.other}))
+    cols = [ColumnRule(f.name, kind, params) for f in spec.fields for kind, params in f.rules.declared()]
     return DatasetRules(
         key=list(spec.primary_key),
         columns=cols,

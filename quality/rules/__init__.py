@@ -3,7 +3,9 @@
 The rules are plain frozen dataclasses so that the directory (or anything else) can build
 them from its own records without knowing Great Expectations.
 
-Column rule kinds and their ``params``:
+A column rule is ``(field, kind, params)``. Each kind is a :class:`~quality.rules.base.RuleKind`
+in the registry (:mod:`quality.rules.registry`): its parameter model, its GX expectation and
+the explanation a department reads. The built-in kinds:
 
 =============  ==========================================  =====================================
 kind           params                                      meaning
@@ -21,17 +23,64 @@ not_future     –                                           date / timestamp no
 compare        ``op`` (< <= > >= == !=), ``other`` field   this field ``op`` the other field
 =============  ==========================================  =====================================
 
+They live in ``presence`` (not_null, unique), ``identifiers`` (citizen_id, credit_code,
+mobile), ``values`` (enum, regex, max_length), ``ranges`` (range, not_future) and
+``compare``; ``registry`` lists them. A kind's parameters are checked by its model when a
+:class:`ColumnRule` is made: an unknown kind or refused parameters raise ``ValueError``
+naming the field and the kind.
+
 Every rule but ``not_null`` skips null values: a missing value is only a not_null violation.
+Dataset-level checks (primary key, volume change, superseded copies) are not column rule
+kinds; they are fields of :class:`DatasetRules` and run in :mod:`quality.validate`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
+from quality.rules.base import RuleKind
+from quality.rules.compare import COMPARE_OPS
+from quality.rules.registry import (
+    UnknownRuleKind,
+    register_rule_kind,
+    registered,
+    rule_kind,
+    rule_kinds,
+    unregister_rule_kind,
+)
+
+__all__ = [
+    "CITIZEN_ID",
+    "COMPARE",
+    "COMPARE_OPS",
+    "CREDIT_CODE",
+    "DUPLICATE_KEY_POLICIES",
+    "ENUM",
+    "MAX_LENGTH",
+    "MOBILE",
+    "NOT_FUTURE",
+    "NOT_NULL",
+    "PRIMARY_KEY",
+    "RANGE",
+    "REGEX",
+    "SUPERSEDED",
+    "UNIQUE",
+    "VOLUME_CHANGE",
+    "ColumnRule",
+    "DatasetRules",
+    "RuleKind",
+    "UnknownRuleKind",
+    "register_rule_kind",
+    "registered",
+    "rule_kind",
+    "rule_kinds",
+    "unregister_rule_kind",
+]
+
+# the built-in kinds' names (the registry is the list of what exists)
 NOT_NULL = "not_null"
 UNIQUE = "unique"
 CITIZEN_ID = "citizen_id"
@@ -43,11 +92,6 @@ REGEX = "regex"
 MAX_LENGTH = "max_length"
 NOT_FUTURE = "not_future"
 COMPARE = "compare"
-
-RULE_KINDS: frozenset[str] = frozenset(
-    {NOT_NULL, UNIQUE, CITIZEN_ID, CREDIT_CODE, MOBILE, ENUM, RANGE, REGEX, MAX_LENGTH, NOT_FUTURE, COMPARE}
-)
-COMPARE_OPS: frozenset[str] = frozenset({"<", "<=", ">", ">=", "==", "!="})
 
 #: rule names used in violations for the dataset-level checks
 PRIMARY_KEY = "primary_key"
@@ -68,32 +112,26 @@ class ColumnRule:
     field: str
     kind: str
     params: Mapping[str, Any] = dc_field(default_factory=dict)
+    _parsed: Any = dc_field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        if self.kind not in RULE_KINDS:
-            raise ValueError(f"unknown rule kind {self.kind!r} on field {self.field!r}")
-        p = self.params
-        if self.kind == ENUM:
-            values = p.get("values")
-            if not isinstance(values, Sequence) or isinstance(values, str) or not values:
-                raise ValueError(f"enum rule on {self.field!r} needs a non-empty list 'values'")
-        elif self.kind == RANGE:
-            if p.get("min") is None and p.get("max") is None:
-                raise ValueError(f"range rule on {self.field!r} needs 'min' and/or 'max'")
-        elif self.kind == REGEX:
-            pattern = p.get("pattern")
-            if not isinstance(pattern, str):
-                raise ValueError(f"regex rule on {self.field!r} needs a string 'pattern'")
-            re.compile(pattern)
-        elif self.kind == MAX_LENGTH:
-            limit = p.get("max")
-            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-                raise ValueError(f"max_length rule on {self.field!r} needs a non-negative int 'max'")
-        elif self.kind == COMPARE:
-            if p.get("op") not in COMPARE_OPS:
-                raise ValueError(f"compare rule on {self.field!r} needs 'op' in {sorted(COMPARE_OPS)}")
-            if not isinstance(p.get("other"), str):
-                raise ValueError(f"compare rule on {self.field!r} needs the 'other' field name")
+        # an unknown kind or parameters its model refuses: ValueError naming the field and kind
+        kind = rule_kind(self.kind, field=self.field)
+        object.__setattr__(self, "_parsed", kind.parse(self.field, self.params))
+
+    @property
+    def registered_kind(self) -> RuleKind[Any]:
+        """The registered kind of this rule."""
+        return rule_kind(self.kind, field=self.field)
+
+    @property
+    def parsed(self) -> Any:
+        """The parameters as the kind's parameter model (checked when the rule was made)."""
+        return self._parsed
+
+    def reads(self) -> tuple[str, ...]:
+        """Every field the rule reads: its own, then any others (``compare``'s ``other``)."""
+        return (self.field, *self.registered_kind.reads(self._parsed))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (see :meth:`from_dict`)."""
@@ -134,9 +172,7 @@ class DatasetRules:
         """Every field the rules mention, in first-mention order."""
         seen: dict[str, None] = dict.fromkeys(self.key)
         for rule in self.columns:
-            seen.setdefault(rule.field)
-            if rule.kind == COMPARE:
-                seen.setdefault(str(rule.params["other"]))
+            seen.update(dict.fromkeys(rule.reads()))
         return list(seen)
 
     def to_dict(self) -> dict[str, Any]:
