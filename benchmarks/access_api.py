@@ -20,7 +20,7 @@ rows == audited responses and the chain verifies.
 Setup: a fresh PostgreSQL database on the local server (``postgresql+psycopg://postgres@
 127.0.0.1:5432/bench_access_<hex>``, created and dropped through the ``postgres`` database)
 migrated like ``sharehub db upgrade``, or with ``--hub-db sqlite`` the embedded SQLite file.
-The published hub of ``tests/api_hub.py`` (directory, keys, apps) plus a business-licence
+The published hub of ``tests/catalog/api_hub.py`` (directory, keys, apps) plus a business-licence
 serving table of ``--rows`` enterprises (200,000; 2,000 quick) and signed certificates for
 ``--certificates`` of them (20,000; 200 quick). The app 企业开办 holds grants on SCJ-LIC
 (approved by a hub admin) and SCJ-OPEN, with a rate limit far above what the run reaches.
@@ -423,7 +423,7 @@ def prepare_hub(tmp: Path, *, hub_db: str, rows: int, certificates: int, subject
 
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    # tests.api_hub imports FastAPI's TestClient, which warns about httpx on import (not used here)
+    # tests.catalog.api_hub imports FastAPI's TestClient, which warns about httpx on import (not used here)
     warnings.filterwarnings("ignore", message=".*starlette.testclient.*")
     from catalog.access import applications, staff
     from catalog.access.workdays import Calendar
@@ -431,7 +431,7 @@ def prepare_hub(tmp: Path, *, hub_db: str, rows: int, certificates: int, subject
     from catalog.db import migrate, tables
     from catalog.directory import store
     from catalog.serving import tables as serving
-    from tests.api_hub import CERT_TYPE, build_hub
+    from tests.catalog.api_hub import CERT_TYPE, build_hub
 
     timings: dict[str, float] = {}
     t = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Any
 from catalog.errors import HubError
 
 #: the HTTP status of each stable code (``catalog.errors.MESSAGES``); a code missing here is a
-#: bug, answered 500 (``tests/test_catalog_parties.py`` checks every code has one)
+#: bug, answered 500 (``tests/catalog/access/test_parties.py`` checks every code has one)
 HTTP_STATUS: dict[str, int] = {
     "already_decided": 409,
     "already_pending": 409,

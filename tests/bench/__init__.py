@@ -1,0 +1,1 @@
+"""Quick runs of the benchmarks (make bench), so they do not rot."""
