@@ -14,7 +14,6 @@ import datetime as dt
 import itertools
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -33,17 +32,17 @@ from tests.catalog.api_hub import (
     PASSWORD,
     USCC,
     ApiHub,
-    build_hub,
     publish_id_cards,
     residents,
 )
+from tests.catalog.conftest import ApiHubFactory
 
 APPLY = {"purpose": "不动产登记核验申请人身份", "legal_basis": "《不动产登记暂行条例》第二十七条"}
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> ApiHub:
-    h = build_hub(tmp_path)
+def hub(make_api_hub: ApiHubFactory) -> ApiHub:
+    h = make_api_hub()
     publish_id_cards(h)
     return h
 
@@ -250,8 +249,8 @@ def test_verify_with_a_bad_signature_reveals_nothing_about_the_record(hub: ApiHu
     assert ok["valid"] is True and ok["checks"]["matches_record"] is True
 
 
-def test_public_verify_is_rate_limited(tmp_path: Path) -> None:
-    hub = build_hub(tmp_path, public_verify_rate_limit=5)
+def test_public_verify_is_rate_limited(make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub(public_verify_rate_limit=5)
     ident = issuing.certificates_of(hub.engine, USCC[0], CERT_TYPE)[0]["identifier"]
     codes = [hub.client.get(f"/api/v1/certificates/{ident}/verify").status_code for _ in range(5)]
     assert codes == [200] * 5
@@ -374,8 +373,8 @@ def test_owner_decided_grant_is_not_widened_automatically(hub: ApiHub) -> None:
     assert wider["status"] == "pending"
 
 
-def test_rate_budget_follows_app_and_dataset_not_the_grant(tmp_path: Path) -> None:
-    hub = build_hub(tmp_path, default_rate_limit=3)
+def test_rate_budget_follows_app_and_dataset_not_the_grant(make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub(default_rate_limit=3)
     h = hub.as_app("企业开办")
 
     def call() -> int:
@@ -560,8 +559,8 @@ def test_placeholder_purposes_are_refused(hub: ApiHub) -> None:
         assert r.status_code == 400 and r.json()["error"]["code"] == "purpose_invalid", (end_user, case)
 
 
-def test_case_number_format_is_configurable(tmp_path: Path) -> None:
-    hub = build_hub(tmp_path, purpose_case_number_pattern=r"^QYKB-\d{4}-\d{6}$")
+def test_case_number_format_is_configurable(make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub(purpose_case_number_pattern=r"^QYKB-\d{4}-\d{6}$")
     apply(hub, "企业开办", "RSJ-PEN", fields=["amount"])
     base = {"Authorization": f"Bearer {hub.app_token('企业开办')}", "X-End-User-Id": "officer-7"}
     for case, status in (("QYKB-2026-000123", 200), ("BDC-2026-0042", 400)):
@@ -596,8 +595,8 @@ def test_edge_inputs_get_4xx_not_500(hub: ApiHub) -> None:
 # ---- 9. resource limits (the in-app ones; the server's own are in test_api_server_limits) ------
 
 
-def test_large_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None:
-    hub = build_hub(tmp_path, api_max_body_bytes=64 * 1024)
+def test_large_bodies_are_refused_before_they_are_read(make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub(api_max_body_bytes=64 * 1024)
     r = hub.client.post("/api/v1/verify", content=b"{" + b" " * (1024 * 1024) + b"}")
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
     assert hub.last_audit()["reason"] == "body_too_large"
@@ -648,8 +647,8 @@ def test_password_guessing_is_throttled_per_address_not_per_account(hub: ApiHub)
     assert 429 in codes and limit <= codes.index(429) <= limit + refilled + 1
 
 
-def test_open_downloads_are_rate_limited(tmp_path: Path) -> None:
-    hub = build_hub(tmp_path, open_download_rate_limit=2)
+def test_open_downloads_are_rate_limited(make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub(open_download_rate_limit=2)
     codes = [hub.client.get("/api/v1/datasets/SCJ-OPEN/download").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 

@@ -9,7 +9,6 @@ known limits are documented there rather than tested here.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,15 +29,15 @@ from tests.catalog.api_hub import (
     ID_CARD_TYPE,
     USCC,
     ApiHub,
-    build_hub,
     publish_id_cards,
     residents,
 )
+from tests.catalog.conftest import ApiHubFactory
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> ApiHub:
-    h = build_hub(tmp_path)
+def hub(make_api_hub: ApiHubFactory) -> ApiHub:
+    h = make_api_hub()
     publish_id_cards(h)
     return h
 
@@ -302,10 +301,10 @@ def test_views_do_not_tell_when_a_withheld_field_changed(hub: ApiHub) -> None:
 # ---- 8. the in-process limiter forgets an app's budget when strangers fill it -----------------
 
 
-def test_anonymous_callers_cannot_evict_an_apps_rate_budget(tmp_path: Path) -> None:
+def test_anonymous_callers_cannot_evict_an_apps_rate_budget(make_api_hub: ApiHubFactory) -> None:
     """Shown with max_keys=20 instead of the default 100,000 (one key per client address: an
     IPv6 /64 has plenty); the mechanism is MemoryRateLimiter's least-recently-hit eviction."""
-    hub = build_hub(tmp_path)
+    hub = make_api_hub()
     hub.client.app.state.hub.limiter._max_keys = 20
     a = apply(hub, "企业开办", "SCJ-LIC", fields=["ent_name"])
     approve(hub, a["id"], "scj_approver", rate_limit=2)
@@ -381,8 +380,8 @@ def test_a_withheld_revocation_does_not_change_the_view(hub: ApiHub) -> None:
 
 
 @pytest.fixture
-def pg_hub(tmp_path: Path, hub_pg_url: str) -> Any:
-    h = build_hub(tmp_path, database_url=hub_pg_url)
+def pg_hub(hub_pg_url: str, make_api_hub: ApiHubFactory) -> Any:
+    h = make_api_hub(database_url=hub_pg_url)
     yield h
     h.client.app.state.hub.close()
     h.engine.dispose()

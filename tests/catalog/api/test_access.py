@@ -15,14 +15,15 @@ from catalog.access import app_registry
 from catalog.auth import tokens
 from catalog.auth.keys import KeyStore
 from catalog.db import tables
-from tests.catalog.api_hub import CITIZENS, USCC, ApiHub, build_hub
+from tests.catalog.api_hub import CITIZENS, USCC, ApiHub
+from tests.catalog.conftest import ApiHubFactory
 
 APPLY = {"purpose": "企业开办一件事", "legal_basis": "《优化营商环境条例》第十九条"}
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> ApiHub:
-    return build_hub(tmp_path)
+def hub(make_api_hub: ApiHubFactory) -> ApiHub:
+    return make_api_hub()
 
 
 def apply(hub: ApiHub, app: str, dataset: str, **body: Any) -> dict[str, Any]:
@@ -187,8 +188,8 @@ EXPECTED = {
 
 @pytest.mark.parametrize("share", ["conditional", "unconditional"])
 @pytest.mark.parametrize("state", list(EXPECTED))
-def test_authorization_matrix(tmp_path: Path, share: str, state: str) -> None:
-    hub = build_hub(tmp_path)
+def test_authorization_matrix(share: str, state: str, make_api_hub: ApiHubFactory) -> None:
+    hub = make_api_hub()
     _state(hub, share, state)
     dataset = {"conditional": "SCJ-LIC", "unconditional": "SCJ-OPEN"}[share]
     headers = hub.as_app("企业开办")

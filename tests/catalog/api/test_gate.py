@@ -12,7 +12,6 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +21,18 @@ from catalog import audit
 from catalog.access import app_registry, applications
 from catalog.db import tables
 from catalog.serving.reads import PsycopgPool, SqlAlchemyReads
-from tests.catalog.api_hub import CERT_TYPE, USCC, ApiHub, build_hub
+from tests.catalog.api_hub import CERT_TYPE, USCC, ApiHub
+from tests.catalog.conftest import ApiHubFactory
 
 APPLY = {"purpose": "企业开办一件事", "legal_basis": "《优化营商环境条例》第十九条"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiHub]:
+def hub(request: pytest.FixtureRequest, make_api_hub: ApiHubFactory) -> Iterator[ApiHub]:
     if request.param == "sqlite":
-        h = build_hub(tmp_path)
+        h = make_api_hub()
     else:
-        h = build_hub(tmp_path, database_url=request.getfixturevalue("hub_pg_url"))
+        h = make_api_hub(database_url=request.getfixturevalue("hub_pg_url"))
     try:
         yield h
     finally:
@@ -212,10 +212,10 @@ def test_ping_is_bare(hub: ApiHub, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.services
-def test_psycopg_reads_match_sqlalchemy(hub_pg_url: str, tmp_path: Path) -> None:
+def test_psycopg_reads_match_sqlalchemy(hub_pg_url: str, make_api_hub: ApiHubFactory) -> None:
     from catalog.directory import store
 
-    hub = build_hub(tmp_path, database_url=hub_pg_url)
+    hub = make_api_hub(database_url=hub_pg_url)
     api_hub = hub.client.app.state.hub  # type: ignore[attr-defined]
     try:
         cid = hub.apps["企业开办"][0]

@@ -23,7 +23,8 @@ import pytest
 import uvicorn
 
 from catalog.api.server import HAVE_HTTPTOOLS, ServerLimits, protocol_class
-from tests.catalog.api_hub import CITIZENS, ApiHub, build_hub
+from tests.catalog.api_hub import CITIZENS, ApiHub
+from tests.catalog.conftest import ApiHubFactory
 from tests.paths import REPO
 
 KINDS = ["httptools", "h11"] if HAVE_HTTPTOOLS else ["h11"]
@@ -46,9 +47,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(params=KINDS)
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ApiHub, str, Captured]]:
+def served(
+    request: pytest.FixtureRequest, make_api_hub: ApiHubFactory
+) -> Iterator[tuple[ApiHub, str, Captured]]:
     """The API under uvicorn in a thread: (hub, base URL, the access log as formatted)."""
-    hub = build_hub(tmp_path)
+    hub = make_api_hub()
     access = logging.getLogger("uvicorn.access")
     captured = Captured()
     access.addHandler(captured)

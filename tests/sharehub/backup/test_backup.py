@@ -27,6 +27,7 @@ from sharehub import pipeline
 from sharehub.backup import BackupError, check, restore, take
 from sharehub.backup import dump as take_mod
 from sharehub.settings import Settings, get_settings
+from tests.sharehub.conftest import SyncedDemoHub
 
 INSERT_REJECT = (
     "INSERT INTO hub_run_rejects (run_id, source, row, reason) VALUES ('x','f',1,'r') RETURNING id"
@@ -35,29 +36,16 @@ CODES = ("SCJ-YYZZ-001", "GAJ-HJRK-001", "RSJ-SBJF-001", "FY-SXBZXR-001", "SGB-B
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from sharehub.demo import DIRECTORY_DIR, generate
+def source(
+    tmp_path_factory: pytest.TempPathFactory, synced_demo_hub: SyncedDemoHub
+) -> Iterator[dict[str, Any]]:
     from sharehub.demo import access as demo_access
 
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("source")
-    refs = generate(base / "sources", scale=0.1)
-    mp.setenv("SHAREHUB_VAR_DIR", str(base / "var"))
-    for ref, loc in refs.items():
-        mp.setenv(f"SHAREHUB_CONNECTIONS__{ref.upper()}", loc)
-    get_settings.cache_clear()
-    settings = get_settings()
-    engine = engine_for(settings.hub_db_url)
-    for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        publishing.publish_path(engine, f)
-    for code in CODES:
-        pipeline.sync(code)
-    pipeline.sync("RSJ-SBJF-001", full=True)  # a second curated snapshot (history to keep)
-    access = demo_access.setup_access(engine, settings)
-    bodies = _calls(settings, access)
-    yield {"base": base, "settings": settings, "engine": engine, "access": access, "bodies": bodies}
-    mp.undo()
-    get_settings.cache_clear()
+    with synced_demo_hub(tmp_path_factory.mktemp("source")) as env:
+        pipeline.sync("RSJ-SBJF-001", full=True)  # a second curated snapshot (history to keep)
+        access = demo_access.setup_access(env["engine"], env["settings"])
+        bodies = _calls(env["settings"], access)
+        yield {**env, "access": access, "bodies": bodies}
 
 
 def _calls(settings: Settings, access: Any) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from catalog import publishing
@@ -235,15 +234,6 @@ def make_hub(
 
 
 # ---- the fixture both fault modules use --------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def fhub(request: pytest.FixtureRequest, tmp_path: Path) -> FaultHub:
-    url = request.getfixturevalue("hub_pg_url") if request.param == "postgresql" else None
-    hub = make_hub(tmp_path, url)
-    hub.sync()  # the first publish: the state a killed run must leave intact
-    check_published(hub)
-    return hub
 
 
 def raw_rows(hub: FaultHub, run_id: str) -> int:

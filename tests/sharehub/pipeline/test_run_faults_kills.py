@@ -20,12 +20,9 @@ from tests.sharehub.pipeline.fault_hub import (
     T0,
     FaultHub,
     check_published,
-    fhub,
     quarantined_rows,
     raw_rows,
 )
-
-__all__ = ["fhub"]  # the fixture, imported so that pytest finds it here
 
 POINTS = [
     "extract.after_first_batch",

@@ -19,44 +19,25 @@ from fastapi.testclient import TestClient
 
 from catalog import publishing
 from catalog.certificates import issuing
-from catalog.db.engine import engine_for
 from catalog.directory import store
 from catalog.runs import record as runs
 from catalog.serving import tables as serving
 from sharehub import pipeline
-from sharehub.settings import Settings, get_settings
+from sharehub.settings import Settings
+from tests.sharehub.conftest import SyncedDemoHub
 
 SCJ, GAJ, RSJ, FY, SGB = "SCJ-YYZZ-001", "GAJ-HJRK-001", "RSJ-SBJF-001", "FY-SXBZXR-001", "SGB-BSZN-001"
 KEY_FIELD = {SCJ: "uscc", GAJ: "id_no", FY: "case_no", SGB: "item_code"}
 
 
 @pytest.fixture(scope="module")
-def hub_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from sharehub.demo import DIRECTORY_DIR, generate
-
-    mp = pytest.MonkeyPatch()
+def hub_env(
+    tmp_path_factory: pytest.TempPathFactory, synced_demo_hub: SyncedDemoHub
+) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("hub")
-    refs = generate(base / "sources", scale=0.1)
-    mp.setenv("SHAREHUB_VAR_DIR", str(base / "var"))
-    for ref, loc in refs.items():
-        mp.setenv(f"SHAREHUB_CONNECTIONS__{ref.upper()}", loc)
-    get_settings.cache_clear()
-    settings = get_settings()
-    engine = engine_for(settings.hub_db_url)
-    for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
-        publishing.publish_path(engine, f)
-    results = {code: pipeline.sync(code) for code in (SCJ, GAJ, RSJ, FY, SGB)}
-    manifest = json.loads((base / "sources" / "manifest.json").read_text(encoding="utf-8"))
-    yield {
-        "base": base,
-        "refs": refs,
-        "settings": settings,
-        "engine": engine,
-        "results": results,
-        "manifest": manifest,
-    }
-    mp.undo()
-    get_settings.cache_clear()
+    with synced_demo_hub(base) as env:
+        manifest = json.loads((base / "sources" / "manifest.json").read_text(encoding="utf-8"))
+        yield {**env, "manifest": manifest}
 
 
 def run_of(env: dict[str, Any], code: str) -> dict[str, Any]:
