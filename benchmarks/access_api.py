@@ -1,6 +1,6 @@
 """B5/B6: the access API's gated calls against a bare endpoint of the same server.
 
-What is measured (issue 5):
+What is measured:
 
 * ``bare``: ``GET /api/v1/ping`` — a real endpoint of the same app, behind the same middleware
   stack (the audit middleware passes it through unaudited, like ``/health``), returning a fixed

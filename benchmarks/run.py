@@ -1,4 +1,4 @@
-"""``make bench``: every figure of issue 5 side by side with its baseline, in one run.
+"""``make bench``: every figure of docs/benchmarks.md side by side with its baseline, in one run.
 
 Prints one table — id, figure, sharehub, baseline, ratio, target, pass/fail — and writes the
 same to ``benchmarks/results/latest.json`` with the machine's description. The baselines are

@@ -1,6 +1,6 @@
 """Vectorised versions of :mod:`quality.checksums` for whole columns (used inside GX metrics).
 
-The per-value functions in ``checksums`` cost ~5 µs a row in Python; these do the same
+The per-value functions in ``checksums`` are slow in Python at a million rows; these do the same
 checks with a regex in Arrow and the weighted sums in numpy, so a million IDs take well
 under a second. Tests check that both agree.
 """

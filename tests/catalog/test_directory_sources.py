@@ -1,4 +1,4 @@
-"""Source kinds (issue 12): one typed model per kind, from a registry (catalog.directory.sources).
+"""Source kinds: one typed model per kind, from a registry (catalog.directory.sources).
 
 * Each kind takes only its own keys; errors name the file, the line and the field, an unknown
   kind lists the known ones, and the repo's directory files validate unchanged.

@@ -40,7 +40,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 HUB_ENV_EXAMPLE = ROOT / "docker" / "hub.env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-#: The Airflow 3 components issue 4 asks for, as ``airflow`` sub-commands.
+#: The Airflow 3 components production runs, as ``airflow`` sub-commands.
 AIRFLOW_COMPONENTS = {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
 #: Services that sign with the hub's private keys: the API (tokens) and the sync workers (certificates).
 SIGNERS = {"hub-api", "airflow-worker"}

@@ -1,4 +1,4 @@
-"""The disclosure property (issue 10): whatever an app is granted, nothing else leaves the hub.
+"""The disclosure property: whatever an app is granted, nothing else leaves the hub.
 
 Hypothesis draws grants — a dataset, which of its fields, which sensitive ones in clear — and
 for each one a fresh app holding exactly that grant calls every response shape the API has

@@ -1,6 +1,6 @@
 """The server's own limits and its access log, on a real uvicorn listening on loopback.
 
-Issue 10 finding 9 (a 16 MB header accepted, 300 half-sent requests kept open) and finding 10
+Disclosure finding 9 (docs/security.md) (a 16 MB header accepted, 300 half-sent requests kept open) and finding 10
 (citizen IDs in the access log). Each test runs the API under uvicorn with the hub's protocol
 class (:mod:`catalog.api.server`), both the httptools and the h11 variant, and talks to it
 over real sockets.

@@ -1,4 +1,4 @@
-"""Issue 11, runs and faults: kill a run at every named point, retry it under the same id, and
+"""Runs and faults (docs/reliability.md): kill a run at every named point, retry it under the same id, and
 check the source, curated and serving row by row — on the embedded SQLite hub and on PostgreSQL.
 
 Each kill is real: the sync runs in a child process that ``SIGKILL``s itself at the fault

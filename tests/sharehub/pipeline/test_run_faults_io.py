@@ -1,4 +1,4 @@
-"""Issue 11, items 6 and 7: storage and source failures in the middle of a run.
+"""Runs and faults (docs/reliability.md), items 6 and 7: storage and source failures in the middle of a run.
 
 * the S3 endpoint (moto's real server) stops while the raw rows are being written: the run
   fails cleanly, no partial snapshot is visible, and the retry after the endpoint is back

@@ -1,4 +1,4 @@
-"""Issue 11, runs and faults: the kill matrix. A sync is killed (``SIGKILL``) at each named
+"""Runs and faults (docs/reliability.md): the kill matrix. A sync is killed (``SIGKILL``) at each named
 point, incremental and full, on the embedded SQLite hub and on PostgreSQL (32 cases); its retry
 under the same run id must publish exactly the source's good rows.
 
