@@ -1,4 +1,5 @@
-"""The disclosure review (docs/security.md, "Findings"): each finding of the hostile-app review, as a test that failed before the fix.
+"""Each finding of the hostile-app disclosure review (docs/security.md), as a test that
+failed before the fix.
 
 Every test serialises whole responses (body and headers, cursors decoded) and searches them
 for values that must not be there. The property test over many grants is in

@@ -1,4 +1,5 @@
-"""The disclosure review, second round (docs/security.md): what a hostile-app review of the first fix still found.
+"""The disclosure review, second round (docs/security.md): what a hostile-app review of the
+first fix still found.
 
 An independent review attacked the disclosure projection as a hostile app and an anonymous
 caller and demonstrated each problem with a test asserting the safe behaviour; these are those
