@@ -1,9 +1,9 @@
 """The server's own limits and its access log, on a real uvicorn listening on loopback.
 
 Disclosure findings (docs/security.md): finding 9 (a 16 MB header accepted, 300 half-sent
-requests kept open) and finding 10 (citizen IDs in the access log). Each test runs the API under uvicorn with the hub's protocol
-class (:mod:`catalog.api.server`), both the httptools and the h11 variant, and talks to it
-over real sockets.
+requests kept open) and finding 10 (citizen IDs in the access log). Each test runs the API
+under uvicorn with the hub's protocol class (:mod:`catalog.api.server`), both the httptools
+and the h11 variant, and talks to it over real sockets.
 """
 
 from __future__ import annotations
