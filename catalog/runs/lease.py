@@ -114,6 +114,15 @@ def acquire(
     run is taken over (that run is reaped first, so its record says why it stopped)."""
     at = now or utc_now()
     reap(engine, code, now=at)
+    try:
+        _take(engine, code, run_id, step, lease_s=lease_s, at=at)
+    except sa.exc.IntegrityError:
+        # Two runs found no lock row and both inserted it: the loser looks again, and now sees
+        # the winner's live lock (DatasetBusy) like any later caller.
+        _take(engine, code, run_id, step, lease_s=lease_s, at=at)
+
+
+def _take(engine: sa.Engine, code: str, run_id: str, step: str, *, lease_s: float, at: dt.datetime) -> None:
     with engine.begin() as conn:
         row = _locked_row(conn, code)
         live = row is not None and _aware(row.lease_until) > at
