@@ -172,14 +172,3 @@ def normalise(rec: AuditRecord) -> AuditRecord:
             raise ValueError("audit record: datasets must map dataset codes to row counts")
         changes["datasets"] = {_clean_text(k, 64): v for k, v in rec.datasets.items()}
     return dataclasses.replace(rec, **changes)
-
-
-# ---- appending -----------------------------------------------------------------------------
-
-
-# ---- verifying -----------------------------------------------------------------------------
-
-
-# ---- reading -------------------------------------------------------------------------------
-
-

@@ -31,7 +31,7 @@ from airflow.sdk import DAG, Asset, Param, get_parsing_context, task
 
 from sharehub.airflow.dagspec import DagSpec
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sharehub.dag_factory")
 
 PIPELINE_MODULE_ENV = "SHAREHUB_PIPELINE_MODULE"
 DEFAULT_PIPELINE_MODULE = "sharehub.pipeline"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catalog.directory import store
 from catalog.runs import record as run_store
@@ -24,9 +24,6 @@ from sharehub.pipeline.schemas import (
 )
 from sharehub.pipeline.serving_sync import converge_serving, curated_snapshot
 from sharehub.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("sharehub.pipeline")
 

@@ -10,29 +10,12 @@ table, certificates, watermark, file ledger) untouched: those change only in ``p
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sharehub.pipeline.extract import extract_land
 from sharehub.pipeline.publish import publish
 from sharehub.pipeline.validate import validate
 from sharehub.settings import Settings
-
-if TYPE_CHECKING:
-    pass
-
-
-log = logging.getLogger("sharehub.pipeline")
-
-
-
-# ---- step 1: extract + land ---------------------------------------------------------------
-
-
-# ---- step 2: validate ---------------------------------------------------------------------
-
-
-# ---- step 3: publish ----------------------------------------------------------------------
 
 
 def new_run_id(trigger: str = "cli") -> str:

@@ -198,7 +198,7 @@ def test_sharehub_serve_runs_with_the_limits(tmp_path: Path) -> None:
     }
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharehub.cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "sharehub.cli", "serve", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,

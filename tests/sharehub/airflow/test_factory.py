@@ -174,7 +174,7 @@ def test_register_with_loader():
 def test_register_skips_a_broken_spec(caplog):
     ns: dict = {}
     specs = [make_spec(code="A-1"), make_spec(code="B-2", schedule="not a cron"), make_spec(code="C-3")]
-    with caplog.at_level(logging.ERROR, logger="sharehub.airflow.factory"):
+    with caplog.at_level(logging.ERROR, logger="sharehub.dag_factory"):
         assert register(ns, loader=lambda: specs) == 2
     assert set(ns) == {"sync__A-1", "sync__C-3"}
     assert "B-2" in caplog.text
@@ -185,7 +185,7 @@ def test_register_survives_an_unreadable_directory(caplog):
         raise RuntimeError("no such table: dataset")
 
     ns: dict = {}
-    with caplog.at_level(logging.WARNING, logger="sharehub.airflow.factory"):
+    with caplog.at_level(logging.WARNING, logger="sharehub.dag_factory"):
         assert register(ns, loader=broken) == 0
     assert ns == {}
     assert "no sync DAGs registered" in caplog.text
