@@ -30,7 +30,6 @@ from catalog.access.app_registry import App, from_mapping
 from catalog.access.staff import StaffUser
 from catalog.access.workdays import Calendar
 from catalog.clock import as_utc as _aware
-from catalog.clock import utc_now
 from catalog.clock import utc_now as _utc
 from catalog.db import tables
 from catalog.directory import store
@@ -584,7 +583,7 @@ def list_applications(
 
     ``today`` (default: today in Asia/Shanghai) decides what is overdue.
     """
-    day = today if today is not None else local_date(utc_now())
+    day = today if today is not None else local_date(_utc())
     query = sa.select(_A).order_by(_A.c.submitted_at.desc(), _A.c.id.desc())
     if app_id is not None:
         query = query.where(_A.c.app_id == app_id)
