@@ -308,20 +308,28 @@ def test_reopen_sees_same_tables(tmp_path) -> None:
         assert b.read(RAW, "t").num_rows == 1
 
 
-def _open_in_child(uri: str, wh: str) -> None:
-    with open_lake(uri, wh) as lk:
-        lk.ensure_table(RAW, "shared", PEOPLE)
+def _open_in_child(uri: str, wh: str, errors: str) -> None:
+    try:
+        with open_lake(uri, wh) as lk:
+            lk.ensure_table(RAW, "shared", PEOPLE)
+    except BaseException:
+        import traceback
+
+        with open(errors, "a", encoding="utf-8") as f:  # the parent's assertion shows it
+            f.write(traceback.format_exc())
+        raise
 
 
 def test_concurrent_open_from_processes(tmp_path) -> None:
     uri, wh = f"sqlite:///{tmp_path / 'hub.db'}", (tmp_path / "lake").as_uri()
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_open_in_child, args=(uri, wh)) for _ in range(2)]
+    errors = tmp_path / "child-errors.txt"
+    procs = [ctx.Process(target=_open_in_child, args=(uri, wh, str(errors))) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert [p.exitcode for p in procs] == [0, 0], errors.read_text() if errors.exists() else "no traceback"
     with open_lake(uri, wh) as lk:
         assert lk.table_exists(RAW, "shared")
 
