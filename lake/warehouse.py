@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,11 +171,23 @@ def load_sql_catalog(name: str, catalog_props: Mapping[str, str]) -> SqlCatalog:
 
 
 def ensure_namespaces(catalog: SqlCatalog) -> None:
+    """Create the zone namespaces that are missing.
+
+    Two processes opening a fresh lake at once both see a zone missing and both insert it; the
+    loser gets ``NamespaceAlreadyExistsError`` or, from pyiceberg's SQL catalog, the database's
+    raw unique-key ``IntegrityError`` on ``iceberg_namespace_properties``. Either means the
+    namespace exists now, which is checked before going on.
+    """
     from pyiceberg.exceptions import NamespaceAlreadyExistsError
+    from sqlalchemy.exc import IntegrityError
 
     for zone in ZONES:
-        with contextlib.suppress(NamespaceAlreadyExistsError):  # created by a concurrent process
+        try:
             catalog.create_namespace_if_not_exists(zone)
+        except (NamespaceAlreadyExistsError, IntegrityError) as exc:  # a concurrent process won
+            if not catalog.namespace_exists(zone):
+                raise LakeError(f"cannot create the lake zone {zone!r}: {exc}") from exc
+            logger.debug("zone %s created concurrently: %s", zone, exc)
 
 
 def _safe_url(catalog_props: Mapping[str, str]) -> str:
