@@ -104,6 +104,9 @@ run_rejects = sa.Table(
     sa.Column("field", sa.String(100)),
     sa.Column("value", sa.Text),
     sa.Column("reason", sa.Text, nullable=False),
+    # the row's key as the department knows it (JSON text of the key values), None when the row
+    # had none: the correction list marks a reject fixed once a later run publishes that key
+    sa.Column("record_key", sa.String(500)),
 )
 
 watermarks = sa.Table(
@@ -326,4 +329,55 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+portal_sessions = sa.Table(
+    "hub_portal_sessions",  # signed-in portal sessions (catalog.portal.sessions); the cookie holds the id
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie's random id
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("password_generation", sa.Integer, nullable=False),  # a password change ends it
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+directory_submissions = sa.Table(
+    "hub_directory_submissions",  # 目录审核: a department's directory file waiting for review
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("department_code", sa.String(32), nullable=False, index=True),
+    sa.Column("content", sa.Text, nullable=False),  # the directory file as submitted (YAML)
+    sa.Column("source_name", sa.String(500), nullable=False),  # file name or "portal"
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending|approved|returned|withdrawn
+    sa.Column("submitted_by", sa.String(64), nullable=False),  # staff username, or "cli:<user>"
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("reason", sa.Text),  # required when returned
+    sa.Column("changes", sa.JSON),  # on approval: what publishing changed (code, version, change)
+)
+
+objections = sa.Table(
+    "hub_objections",  # 数据异议: a user of the data says a served record or field is wrong
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_code", sa.String(64), nullable=False, index=True),
+    sa.Column("department_code", sa.String(32), nullable=False, index=True),  # the provider who answers
+    sa.Column("record_key", sa.String(500), nullable=False),  # JSON text of the record's key values
+    sa.Column("field", sa.String(100)),  # None: the whole record
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text),
+    sa.Column("raised_by_kind", sa.String(16), nullable=False),  # app|staff
+    sa.Column("raised_by", sa.String(64), nullable=False),  # app_id or staff username
+    sa.Column("raised_department", sa.String(32)),  # the reporter's department
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),  # last working day for the answer
+    sa.Column("status", sa.String(16), nullable=False),  # open|corrected|confirmed|rejected
+    sa.Column("answer", sa.Text),
+    sa.Column("answered_by", sa.String(64)),
+    sa.Column("answered_at", sa.DateTime(timezone=True)),
 )
