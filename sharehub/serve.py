@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 
 def create_app() -> FastAPI:
-    """The access API for the process settings (environment, secrets file, config file)."""
-    from catalog.api import create_app as build
+    """The access API and the portal for the process settings (environment, secrets file, config file)."""
+    from catalog.portal.app import create_app as build
 
     return build(get_settings())
 

@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     login_concurrency: int = Field(
         default=1, ge=1, description="password hashes (argon2) computed at once per API process"
     )
+    # ---- the portal (catalog.portal) ---------------------------------------------------------
+    portal_secure_cookies: bool = Field(
+        default=False,
+        description="mark portal cookies Secure (set it whenever the hub is served over HTTPS)",
+    )
+    portal_session_idle_minutes: int = Field(
+        default=30, ge=1, description="a session ends after this idle time"
+    )
+    portal_session_max_hours: int = Field(
+        default=12, ge=1, description="a session ends this long after sign-in"
+    )
     # ---- request limits (catalog.api.limits, catalog.api.server) ----------------------------
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     api_max_query_params: int = Field(default=50, ge=1, description="most query parameters in one call")

@@ -1,7 +1,8 @@
 """Department staff accounts (工作人员): who may publish, decide applications, audit, administer.
 
 Roles: ``publisher`` (publishes the department's directory file), ``approver`` (decides
-applications for the department's datasets), ``auditor`` (reads the audit log), ``admin``
+applications for the department's datasets), ``applicant`` (applies for other departments' data
+on behalf of the department's own apps), ``auditor`` (reads the audit log), ``admin``
 (everything, within its scope). An account belongs to one department, or to none: a hub-wide
 account, which covers every department and is allowed only for an admin, or for an auditor
 with no other role (电子监察 reads everything but decides nothing).
@@ -30,7 +31,7 @@ from catalog.clock import utc_now as _utc
 from catalog.db import tables
 from catalog.errors import HubError
 
-ROLES = ("publisher", "approver", "auditor", "admin")
+ROLES = ("publisher", "approver", "applicant", "auditor", "admin")
 STAFF_STATUSES = ("active", "disabled")
 
 

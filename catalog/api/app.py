@@ -214,16 +214,31 @@ class AuditMiddleware:
     (two clients could otherwise make their calls share an id). When the record cannot be written the caller
     gets 503 ``audit_unavailable`` instead, and nothing of the endpoint's answer. An exception
     that escapes the app is recorded as 500 ``internal_error`` and re-raised. ``/health`` and
-    ``/ping`` pass through unaudited, as does everything outside ``/api/v1``.
+    ``/ping`` pass through unaudited, as does everything outside ``prefix`` (``/api/v1``; the
+    portal adds a second instance for ``/portal``, its static files unaudited).
     """
 
-    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hub: Hub,
+        prefix: str = "/api/v1",
+        unaudited: frozenset[str] = frozenset(_UNAUDITED),
+        unaudited_prefix: str | None = None,
+    ) -> None:
         self.app = app
         self.hub = hub
+        self.prefix = prefix
+        self.unaudited = unaudited
+        self.unaudited_prefix = unaudited_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
-        if not path.startswith("/api/v1") or path in _UNAUDITED:
+        if (
+            not path.startswith(self.prefix)
+            or path in self.unaudited
+            or (self.unaudited_prefix is not None and path.startswith(self.unaudited_prefix))
+        ):
             await self.app(scope, receive, send)
             return
         request_id = _new_request_id()

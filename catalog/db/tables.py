@@ -200,7 +200,7 @@ staff = sa.Table(
     metadata,
     sa.Column("username", sa.String(64), primary_key=True),
     sa.Column("department_code", sa.ForeignKey("hub_departments.code"), index=True),  # None = hub-wide
-    sa.Column("roles", sa.JSON, nullable=False),  # subset of publisher|approver|auditor|admin
+    sa.Column("roles", sa.JSON, nullable=False),  # subset of publisher|approver|applicant|auditor|admin
     sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id
     sa.Column("status", sa.String(16), nullable=False),  # active|disabled
     sa.Column("password_generation", sa.Integer, nullable=False),

@@ -226,6 +226,14 @@ def history(engine: sa.Engine, code: str) -> list[VersionEntry]:
     return out
 
 
+def version_spec(engine: sa.Engine, code: str, version: int) -> dict[str, Any] | None:
+    """The stored spec of one version of a dataset (None when there is no such version)."""
+    v = tables.dataset_versions
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(v.c.spec).where(v.c.code == code, v.c.version == version)).first()
+    return dict(row.spec) if row is not None else None
+
+
 def certificate_types_for(engine: sa.Engine, dataset_code: str) -> list[dict[str, Any]]:
     """Certificate types issued from a dataset."""
     with engine.connect() as conn:

@@ -157,7 +157,7 @@ def _read_password(password_stdin: bool) -> str:
 def staff_create(
     username: str,
     role: Annotated[
-        list[str], typer.Option("--role", "-r", help="publisher|approver|auditor|admin (repeat)")
+        list[str], typer.Option("--role", "-r", help="publisher|approver|applicant|auditor|admin (repeat)")
     ],
     department: Annotated[
         str | None,

@@ -202,9 +202,13 @@ class ApiHub:
             return int(conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar_one())
 
 
-def build_hub(tmp_path: Path, **overrides: Any) -> ApiHub:
-    from catalog.api import create_app
+def build_hub(tmp_path: Path, *, portal: bool = False, **overrides: Any) -> ApiHub:
+    """The sample hub; ``portal=True`` serves the portal on the same app (as ``sharehub serve`` does)."""
+    from catalog.api import create_app as create_api_app
+    from catalog.portal.app import create_app as create_portal_app
     from sharehub.settings import Settings
+
+    create_app = create_portal_app if portal else create_api_app
 
     settings = Settings(var_dir=tmp_path / "var", **overrides)
     engine = engine_for(settings.hub_db_url)

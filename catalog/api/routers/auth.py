@@ -99,7 +99,7 @@ def token(
     elif grant_type == "password":
         if not username or not password:
             return _token_error(call, "invalid_request")
-        user = _password_login(hub, request, username, password)
+        user = password_login(hub, request, username, password)
         if user is None:
             return _token_error(call, "invalid_grant")
         call.principal = Principal(
@@ -124,7 +124,7 @@ def token(
     )
 
 
-def _password_login(hub: Any, request: Request, username: str, password: str) -> staff.StaffUser | None:
+def password_login(hub: Any, request: Request, username: str, password: str) -> staff.StaffUser | None:
     """Check a staff password, throttled so that guessing is slow and nobody can lock others out.
 
     Limits per client address (all accounts: password spraying with fresh user names) and per

@@ -1,0 +1,10 @@
+"""The portal's pages, one module per area; each has a ``router`` and registers its messages
+and navigation entries when imported."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from catalog.portal.pages import auth, dataset, directory
+
+ALL_PAGES: tuple[ModuleType, ...] = (auth, directory, dataset)
