@@ -349,7 +349,9 @@ def demo(
         raise typer.Exit(1)
     if not no_serve:
         s = get_settings()
-        console.print(f"serving on http://{s.api_host}:{s.api_port} (docs at /docs); Ctrl-C to stop")
+        console.print(
+            f"serving on http://{s.api_host}:{s.api_port}: portal at /portal/, API docs at /docs; Ctrl-C to stop"
+        )
         serve(None, None, 1, None)
 
 

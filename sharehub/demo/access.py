@@ -29,6 +29,13 @@ APPS = {
     "不动产登记": ("ZGJ", "不动产登记：核验申请人身份与户籍信息"),
 }
 APPROVER = "gaj_approver"
+#: the portal's demo sign-ins besides the approver: username -> (department or None, roles, what for)
+PORTAL_ACCOUNTS: dict[str, tuple[str | None, list[str], str]] = {
+    "gaj_publisher": ("GAJ", ["publisher"], "公安局目录发布员: edits and submits the police directory"),
+    "zgj_applicant": ("ZGJ", ["applicant"], "自规局申请员: applies for data for 不动产登记"),
+    "hub_admin": (None, ["admin"], "大数据局管理员: reviews directories, supervision"),
+    "hub_auditor": (None, ["auditor"], "电子监察: reads every department's records"),
+}
 
 
 @dataclass
@@ -50,6 +57,7 @@ class DemoAccess:
     approver_password: str
     applications: list[dict[str, Any]]
     calls: list[DemoCall]
+    portal: dict[str, tuple[str, str]] = field(default_factory=dict)  # username -> (password, what for)
 
 
 def _credentials(engine: sa.Engine, name: str, department: str, description: str) -> tuple[str, str]:
@@ -74,6 +82,21 @@ def _approver(engine: sa.Engine) -> str:
     else:
         staff.set_password(engine, APPROVER, password)
     return password
+
+
+def portal_accounts(engine: sa.Engine) -> dict[str, tuple[str, str]]:
+    """Create or reset the portal's demo sign-ins: username -> (fresh password, what for)."""
+    from catalog.access import staff
+
+    out = {}
+    for username, (dept, roles, what) in PORTAL_ACCOUNTS.items():
+        password = secrets.token_urlsafe(12)
+        if staff.get_staff(engine, username) is None:
+            staff.create_staff(engine, username, dept, roles, password)
+        else:
+            staff.set_password(engine, username, password)
+        out[username] = (password, what)
+    return out
 
 
 def _ensure_grant(
@@ -142,7 +165,7 @@ def setup_access(engine: sa.Engine, settings: Any) -> DemoAccess:
             "《不动产登记暂行条例》第二十七条",
         ),
     ]
-    return DemoAccess(creds, password, applied, example_calls(engine))
+    return DemoAccess(creds, password, applied, example_calls(engine), portal_accounts(engine))
 
 
 def example_calls(engine: sa.Engine) -> list[DemoCall]:

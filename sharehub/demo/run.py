@@ -139,7 +139,7 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
 
 def _access(console: Console) -> None:
     """Register the sample apps, make their applications, print calls that work."""
-    from sharehub.demo.access import curl_lines, setup_access
+    from sharehub.demo.access import APPROVER, curl_lines, setup_access
 
     s = get_settings()
     engine = engine_for(s.hub_db_url)
@@ -158,6 +158,11 @@ def _access(console: Console) -> None:
     base = f"http://{s.api_host}:{s.api_port}"
     for line in curl_lines(access, base):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"\n[bold]portal[/bold]: {base}/portal/ (passwords are new on every run)")
+    accounts = {APPROVER: (access.approver_password, "公安局审批员: decides applications for police data")}
+    accounts.update(access.portal)
+    for username, (password, what) in accounts.items():
+        console.print(f"  {username} / {password}  — {what}", markup=False, highlight=False)
 
 
 def _run_one(code: str, in_process: bool) -> dict[str, Any]:

@@ -122,6 +122,13 @@ def test_demo_access_calls_work_on_synced_hub(hub_env: dict[str, Any]) -> None:
     assert [a["decided_by"] for a in access.applications] == ["auto", demo_access.APPROVER]
     again = demo_access.setup_access(engine, hub_env["settings"])  # a second demo run is fine
     assert [a["id"] for a in again.applications] == [a["id"] for a in access.applications]
+    # the portal sign-ins the demo prints work, with the new passwords of the second run only
+    from catalog.access import staff
+
+    assert set(again.portal) == set(demo_access.PORTAL_ACCOUNTS)
+    for username, (password, _what) in again.portal.items():
+        assert staff.authenticate_staff(engine, username, password) is not None, username
+        assert staff.authenticate_staff(engine, username, access.portal[username][0]) is None, username
     client = TestClient(create_app(hub_env["settings"]))
     tokens = {}
     for name, (cid, secret) in again.credentials.items():
