@@ -84,6 +84,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "grant_not_active": ("grant {id} is already {status}", "授权 {id} 已{status}"),
     "bad_date": ("{field} must be a future date", "{field} 必须是将来的日期"),
+    "bad_quarter": (
+        "a quarter is written like 2026Q4, not {value}",
+        "季度应写作 2026Q4 的形式，而不是 {value}",
+    ),
     # ---- certificates -------------------------------------------------------------------
     "copy_not_allowed": (
         "a copy needs a reason and an expiry within {max_days} days",

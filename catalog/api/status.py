@@ -22,6 +22,7 @@ HTTP_STATUS: dict[str, int] = {
     "bad_cursor": 400,
     "bad_date": 400,
     "bad_document": 400,
+    "bad_quarter": 400,
     "bad_filter": 400,
     "bad_rate_limit": 400,
     "bad_text": 400,

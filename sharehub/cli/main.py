@@ -350,7 +350,8 @@ def demo(
     if not no_serve:
         s = get_settings()
         console.print(
-            f"serving on http://{s.api_host}:{s.api_port}: portal at /portal/, API docs at /docs; Ctrl-C to stop"
+            f"serving on http://{s.api_host}:{s.api_port}: portal at /portal/, API docs at /docs; "
+            "Ctrl-C to stop"
         )
         serve(None, None, 1, None)
 
