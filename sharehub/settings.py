@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     extra_workdays: list[dt.date] = Field(
         default_factory=list, description="weekend days that are working days (调休上班日)"
     )
+    builtin_holidays: bool = Field(
+        default=True,
+        description="China's public holidays and 调休 built in (chinesecalendar); the two lists above win",
+    )
     keys_dir: Path | None = Field(default=None, description="private signing keys; default <var>/keys")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     token_audience: str = "sharehub-api"  # noqa: S105 (a JWT aud value)

@@ -58,6 +58,7 @@ class Settings(Protocol):
     redis_url: str | None
     holidays: list[dt.date]
     extra_workdays: list[dt.date]
+    builtin_holidays: bool
     token_ttl_seconds: int
     token_audience: str
     token_issuer: str

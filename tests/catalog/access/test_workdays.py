@@ -83,12 +83,77 @@ def test_n_must_be_positive() -> None:
 
 
 def test_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(holidays=[D("2025-10-01")], extra_workdays=[D("2025-10-11")])
+    settings = Settings(holidays=[D("2025-10-01")], extra_workdays=[D("2025-10-11")], builtin_holidays=False)
     cal = Calendar.from_settings(settings)
     assert cal == Calendar(frozenset({D("2025-10-01")}), frozenset({D("2025-10-11")}))
+    monkeypatch.setenv("SHAREHUB_BUILTIN_HOLIDAYS", "false")
 
     monkeypatch.setenv("SHAREHUB_HOLIDAYS", json.dumps(["2025-10-01", "2025-10-02"]))
     monkeypatch.setenv("SHAREHUB_EXTRA_WORKDAYS", json.dumps(["2025-09-28"]))
     from_env = Calendar.from_settings(Settings())
     assert from_env.holidays == frozenset({D("2025-10-01"), D("2025-10-02")})
     assert from_env.add_working_days(D("2025-09-26"), 1) == D("2025-09-28")
+
+
+# ---- China's calendar, built in -----------------------------------------------------------
+
+
+def test_china_national_day_2025_out_of_the_box() -> None:
+    """The issue's case: submitted Fri 2025-09-26, 10 working days. National Day and Mid-Autumn
+    2025: Oct 1-8 off, Sun Sep 28 and Sat Oct 11 worked (State Council notice of 2024-11-12)."""
+    cal = Calendar.from_settings(Settings())
+    assert cal.is_working_day(D("2025-09-28")) and cal.is_working_day(D("2025-10-11"))
+    assert not any(cal.is_working_day(D(f"2025-10-0{d}")) for d in range(1, 9))
+    assert cal.add_working_days(D("2025-09-26"), 10) == D("2025-10-16")
+    assert Calendar().add_working_days(D("2025-09-26"), 10) == D("2025-10-10")  # the plain week
+
+
+def test_china_spring_festival_2026() -> None:
+    """Spring Festival 2026: Feb 15-23 off, Sat Feb 14 and Sat Feb 28 worked."""
+    cal = Calendar.china()
+    assert cal.is_working_day(D("2026-02-14")) and cal.is_working_day(D("2026-02-28"))
+    assert not any(cal.is_working_day(D(f"2026-02-{d}")) for d in range(15, 24))
+    # Thu Feb 12 + 3 working days: Fri 13, Sat 14 (worked), then Tue 24 after the holiday
+    assert cal.add_working_days(D("2026-02-12"), 3) == D("2026-02-24")
+
+
+def test_configured_dates_win_over_the_built_in_data() -> None:
+    cal = Calendar.china(holidays=[D("2025-09-28")], extra_workdays=[D("2025-10-03")])
+    assert not cal.is_working_day(D("2025-09-28"))  # built-in 调休, configured off
+    assert cal.is_working_day(D("2025-10-03"))  # built-in holiday, configured worked
+    assert Calendar.from_settings(Settings(builtin_holidays=False)).is_working_day(D("2025-10-01"))
+
+
+def test_deadlines_past_the_covered_years_warn(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    from catalog.access import workdays
+
+    monkeypatch.setattr(workdays, "_warned_years", set())  # once per process: start afresh
+    cal = Calendar.china()
+    assert cal.covered_until is not None and cal.covered_until >= 2026
+    last = cal.covered_until
+    assert not cal.beyond_coverage(D(f"{last}-12-31")) and cal.beyond_coverage(D(f"{last + 1}-01-04"))
+    assert not Calendar().beyond_coverage(D("2100-01-01"))  # no built-in data, nothing to warn of
+    with caplog.at_level("WARNING", logger="sharehub.workdays"):
+        cal.add_working_days(D(f"{last}-12-24"), 10)
+        cal.add_working_days(D(f"{last}-12-25"), 10)
+    warnings = [r for r in caplog.records if r.name == "sharehub.workdays"]
+    assert len(warnings) == 1 and str(last + 1) in warnings[0].getMessage()
+
+
+def test_application_deadline_uses_the_china_calendar(make_api_hub) -> None:
+    from catalog.access import applications
+
+    hub = make_api_hub()
+    a = applications.submit(
+        hub.engine,
+        hub.apps["不动产登记"][0],
+        "SCJ-LIC",
+        fields=None,
+        purpose="核验",
+        legal_basis="条例",
+        calendar=Calendar.from_settings(hub.settings),
+        deadline_days=hub.settings.working_days_deadline,
+        default_rate_limit=60,
+        now=dt.datetime(2025, 9, 26, 2, tzinfo=dt.UTC),  # 10:00 in Beijing
+    )
+    assert a.deadline == D("2025-10-16")
