@@ -88,6 +88,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "a quarter is written like 2026Q4, not {value}",
         "季度应写作 2026Q4 的形式，而不是 {value}",
     ),
+    # ---- data objections (数据异议) -----------------------------------------------------------
+    "bad_record_key": (
+        "the record key must give exactly the key fields ({fields}), each a non-empty text or number",
+        "记录主键须且仅须包含主键字段（{fields}），取值为非空文本或数字",
+    ),
+    "text_required": ("{field} must not be blank", "{field} 不能为空"),
+    "text_too_long": ("{field} is longer than {limit} characters", "{field} 超过 {limit} 个字符"),
+    "field_not_granted": (
+        "your grant does not release {field}: you can only object to data you were given",
+        "授权未包含 {field}：只能对获得的数据提出异议",
+    ),
+    "bad_answer": ("the answer must be one of {answers}", "答复结果须为以下之一：{answers}"),
+    "objection_not_found": ("no data objection {id}", "数据异议 {id} 不存在"),
+    "already_answered": ("data objection {id} has already been answered", "数据异议 {id} 已答复"),
     # ---- certificates -------------------------------------------------------------------
     "copy_not_allowed": (
         "a copy needs a reason and an expiry within {max_days} days",

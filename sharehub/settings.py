@@ -95,6 +95,9 @@ class Settings(BaseSettings):
         default=True,
         description="China's public holidays and 调休 built in (chinesecalendar); the two lists above win",
     )
+    objection_answer_working_days: int = Field(
+        default=5, ge=1, description="working days a department has to answer a data objection (数据异议)"
+    )
     keys_dir: Path | None = Field(default=None, description="private signing keys; default <var>/keys")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     token_audience: str = "sharehub-api"  # noqa: S105 (a JWT aud value)

@@ -20,7 +20,7 @@ from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
 from catalog.api.logs import install_access_log_redaction
-from catalog.api.routers import applications, audit, auth, certificates, directory, records
+from catalog.api.routers import applications, audit, auth, certificates, directory, objections, records
 from catalog.api.schemas.common import Health
 from catalog.api.status import ApiError, headers_of, status_of
 from catalog.auth.keys import KeyStoreError
@@ -166,6 +166,7 @@ def create_app(settings: Any) -> FastAPI:
         records,
         certificates,
         applications,
+        objections,
         audit,
     ):
         app.include_router(module.router)

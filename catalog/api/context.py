@@ -75,6 +75,7 @@ class Settings(Protocol):
     api_max_query_params: int
     api_body_timeout_seconds: float
     working_days_deadline: int
+    objection_answer_working_days: int
 
 
 @dataclass

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub.cli import access, airflow, audit, backup, db, lake
+from sharehub.cli import access, airflow, audit, backup, db, lake, objections
 from sharehub.cli.common import console, err
 from sharehub.cli.common import dump as _dump
 from sharehub.cli.common import engine as _engine
@@ -23,6 +23,7 @@ app.add_typer(access.staff_app, name="staff")
 app.add_typer(access.applications_app, name="applications")
 app.add_typer(access.grants_app, name="grants")
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(objections.app, name="objections")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lake.app, name="lake")
 app.add_typer(db.app, name="db")

@@ -222,9 +222,7 @@ def open_rows(
     table = serving.serving_table(spec)
     if not sa.inspect(engine).has_table(table.name):
         return
-    q = sa.select(*[table.c[f] for f in projection.fields]).order_by(
-        *[table.c[k] for k in spec.primary_key]
-    )
+    q = sa.select(*[table.c[f] for f in projection.fields]).order_by(*[table.c[k] for k in spec.primary_key])
     if limit is not None:
         q = q.limit(limit)
     with engine.connect() as conn:

@@ -79,4 +79,3 @@ class GrantOut(OutBody):
 class GrantList(OutBody):
     items: list[GrantOut]
     count: int
-

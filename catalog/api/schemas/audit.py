@@ -43,4 +43,3 @@ class AuditList(OutBody):
     items: list[AuditOut]
     count: int
     next_after: int | None = Field(description="pass as `after` for the next page")
-

@@ -35,4 +35,3 @@ class Jwk(BaseModel):
 
 class Jwks(OutBody):
     keys: list[Jwk]
-

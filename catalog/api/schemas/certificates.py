@@ -74,4 +74,3 @@ class CopyOut(OutBody):
     document: dict[str, Any]
     qr: str
     expires_at: dt.datetime
-

@@ -69,4 +69,3 @@ class DatasetDetail(DatasetEntry):
 class DatasetList(OutBody):
     items: list[DatasetEntry]
     count: int
-

@@ -35,4 +35,3 @@ class SubjectView(OutBody):
     subject: str
     datasets: list[SubjectDataset]
     certificates: list[CertificateOut]
-
