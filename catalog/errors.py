@@ -88,6 +88,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "a quarter is written like 2026Q4, not {value}",
         "季度应写作 2026Q4 的形式，而不是 {value}",
     ),
+    # ---- directory review (目录审核) -------------------------------------------------------------
+    "directory_invalid": ("the directory file is not valid: {problems}", "目录文件校验未通过：{problems}"),
+    "submission_pending": (
+        "department {code} already has submission {id} waiting for review; withdraw it first",
+        "部门 {code} 已有待审核的目录（{id}），请先撤回",
+    ),
+    "submission_not_found": ("no directory submission {id}", "目录提交 {id} 不存在"),
+    "submission_decided": ("directory submission {id} is already {status}", "目录提交 {id} 已{status}"),
+    "own_submission": (
+        "submission {id} was made by you: another reviewer must decide it",
+        "目录提交 {id} 由您本人提交，须由其他审核人审核",
+    ),
     # ---- data objections (数据异议) -----------------------------------------------------------
     "bad_record_key": (
         "the record key must give exactly the key fields ({fields}), each a non-empty text or number",

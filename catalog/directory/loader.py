@@ -106,6 +106,12 @@ def load_directory_file(path: Path) -> DirectoryFile:
         ) from None
     except OSError as exc:
         raise DirectoryFileError([DirectoryProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    return load_directory_text(text, name)
+
+
+def load_directory_text(text: str, name: str) -> DirectoryFile:
+    """Parse and validate a directory file's text (a portal upload or edit); raise
+    DirectoryFileError naming ``name``, line and field."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -38,10 +38,13 @@ app.command("restore")(backup.restore)
 @catalog_app.command("publish")
 def catalog_publish(
     path: Annotated[Path, typer.Argument(help="a directory YAML file or a folder of them")],
+    by: Annotated[str | None, typer.Option(help="who publishes (default: cli:<login name>)")] = None,
 ) -> None:
-    """Validate and publish department directory files (a changed dataset gets a new version)."""
+    """Validate and publish department directory files at once (a changed dataset gets a new
+    version); recorded in the review history as approved by the operator."""
     from catalog.directory.loader import DirectoryFileError, directory_files
-    from catalog.publishing import publish_path
+    from catalog.submissions import publish_directly
+    from sharehub.cli.access import _operator
 
     files = directory_files(path)
     if not files:
@@ -51,7 +54,7 @@ def catalog_publish(
     failed = False
     for f in files:
         try:
-            changes = publish_path(engine, f)
+            changes = publish_directly(engine, f, by=by or _operator())
         except DirectoryFileError as exc:
             failed = True
             for p in exc.problems:
@@ -65,6 +68,91 @@ def catalog_publish(
             console.print(f"{f.name}: {c.code} v{c.version} {c.action}")
     if failed:
         raise typer.Exit(1)
+
+
+@catalog_app.command("submissions")
+def catalog_submissions(
+    department: Annotated[str | None, typer.Option("--department", "-d")] = None,
+    status: Annotated[str | None, typer.Option(help="pending|publishing|approved|returned|withdrawn")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The review history of directory files (目录审核), newest first."""
+    from catalog.submissions import list_submissions
+
+    items = list_submissions(_engine(), department_code=department, status=status)
+    if as_json:
+        _dump(
+            [
+                {k: v for k, v in vars(x).items() if k != "content"} | {"lines": x.content.count("\n") + 1}
+                for x in items
+            ]
+        )
+        return
+    t = Table(
+        "id", "department", "file", "status", "submitted by", "submitted", "decided by", "reason / changes"
+    )
+    for x in items:
+        detail = x.reason or ""
+        if x.changes:
+            detail = ", ".join(f"{c['code']} v{c['version']} {c['action']}" for c in x.changes)
+        t.add_row(
+            str(x.id),
+            x.department_code,
+            x.source_name,
+            x.status,
+            x.submitted_by,
+            x.submitted_at.strftime("%Y-%m-%d %H:%M"),
+            x.decided_by or "",
+            detail,
+        )
+    console.print(t)
+
+
+def _reviewer(username: str) -> Any:
+    from catalog.access import staff
+    from catalog.errors import HubError
+    from sharehub.cli.access import _fail
+
+    user = staff.get_staff(_engine(), username)
+    if user is None:
+        raise _fail(HubError("staff_not_found", username=username))
+    return user
+
+
+@catalog_app.command("approve")
+def catalog_approve(
+    submission_id: int,
+    staff_user: Annotated[str, typer.Option("--as", help="a hub-wide admin (not the submitter)")],
+) -> None:
+    """Approve a directory submission: it is published at once."""
+    from catalog import submissions
+    from catalog.errors import HubError
+    from sharehub.cli.access import _fail
+
+    try:
+        x = submissions.approve(_engine(), submission_id, by=_reviewer(staff_user))
+    except HubError as exc:
+        raise _fail(exc) from None
+    for c in x.changes or []:
+        console.print(f"submission {x.id}: {c['code']} v{c['version']} {c['action']}")
+
+
+@catalog_app.command("return")
+def catalog_return(
+    submission_id: int,
+    staff_user: Annotated[str, typer.Option("--as", help="a hub-wide admin (not the submitter)")],
+    reason: Annotated[str, typer.Option(help="why (the department sees it)")],
+) -> None:
+    """Return a directory submission to its department with a reason."""
+    from catalog import submissions
+    from catalog.errors import HubError
+    from sharehub.cli.access import _fail
+
+    try:
+        x = submissions.return_submission(_engine(), submission_id, by=_reviewer(staff_user), reason=reason)
+    except HubError as exc:
+        raise _fail(exc) from None
+    console.print(f"submission {x.id}: {x.status}")
 
 
 @catalog_app.command("list")

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from catalog import publishing
+from catalog import submissions
 from catalog.db.engine import engine_for
 from sharehub.settings import get_settings
 
@@ -35,7 +35,7 @@ def _publish(console: Console) -> list[str]:
     engine = engine_for(get_settings().hub_db_url)
     codes: list[str] = []
     for f in directory_files(DIRECTORY_DIR):
-        for change in publishing.publish_path(engine, f):
+        for change in submissions.publish_directly(engine, f, by="cli:demo"):
             codes.append(change.code)
             console.print(f"directory {f.name}: {change.code} v{change.version} {change.action}")
     return codes

@@ -157,4 +157,3 @@ def _locate_rids(h: Hub, code: str, run_id: str, rejects: list[dict[str, Any]]) 
         for rid, s, r in zip(*(table.column(c).to_pylist() for c in (RID, SOURCE, ROW)), strict=True)
     }
     return [{**rj, "rid": index.get((rj["source"], rj["row"]))} for rj in rejects]
-

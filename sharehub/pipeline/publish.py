@@ -205,4 +205,3 @@ def _publish_full_with_serving(h: Hub, spec: DatasetSpec, batches: Any, run_id: 
             lake_done.set()
         fan.result()
     return result
-

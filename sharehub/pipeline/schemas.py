@@ -84,4 +84,3 @@ def run_filter(run_id: str) -> Any:
 def run_rows(h: Hub, code: str, run_id: str, zone: str) -> pa.Table:
     """The rows one run wrote to a zone."""
     return h.lake.read(zone, code, row_filter=run_filter(run_id))
-

@@ -95,4 +95,3 @@ def snapshot_batches(h: Hub, code: str, snapshot: int | None) -> Any:
     from lake import CURATED
 
     return h.lake.read_batches(CURATED, code, snapshot_id=snapshot) if snapshot else iter(())
-

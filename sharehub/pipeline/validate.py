@@ -250,4 +250,3 @@ def write_report(h: Hub, spec: DatasetSpec) -> str:
     path = h.settings.reports_dir / f"{spec.code}.html"
     path.write_text(html, encoding="utf-8")
     return str(path)
-
