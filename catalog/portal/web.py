@@ -142,6 +142,10 @@ class Page:
             self._refuse()
         return self.user
 
+    def refuse(self) -> None:
+        """403 for this account (audited with reason ``forbidden``)."""
+        self._refuse()
+
     def _refuse(self) -> None:
         call: CallAudit | None = getattr(self.request.state, "call", None)
         if call is not None:

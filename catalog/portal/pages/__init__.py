@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from catalog.portal.pages import applications, auth, dataset, directory, objections, supervision
+from catalog.portal.pages import applications, auth, dataset, directory, objections, publish, supervision
 
-ALL_PAGES: tuple[ModuleType, ...] = (auth, directory, dataset, applications, objections, supervision)
+ALL_PAGES: tuple[ModuleType, ...] = (auth, directory, dataset, applications, publish, objections, supervision)

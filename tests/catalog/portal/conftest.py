@@ -23,6 +23,8 @@ PORTAL_STAFF: dict[str, tuple[str | None, list[str]]] = {
     "zgj_appr": ("ZGJ", ["approver"]),
     "rsj_pub": ("RSJ", ["publisher"]),
     "hub_admin": (None, ["admin"]),
+    "hub_admin2": (None, ["admin"]),
+    "scj_admin": ("SCJ", ["admin"]),
     "hub_auditor": (None, ["auditor"]),
 }
 
