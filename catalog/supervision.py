@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from catalog import corrections
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory.model import DatasetSpec
@@ -245,6 +246,7 @@ def scorecard(
             applications=_applications(conn, department_code, quarter, today),
             objections=_objections(conn, department_code, quarter, today),
         )
+    card.open_corrections = corrections.open_rows(engine, specs)
     return card
 
 

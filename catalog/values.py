@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["json_value"]
+__all__ = ["json_value", "key_text"]
 
 
 def json_value(v: Any) -> Any:
@@ -21,3 +22,14 @@ def json_value(v: Any) -> Any:
     if isinstance(v, decimal.Decimal):
         return str(v)
     return v
+
+
+def key_text(values: Mapping[str, Any]) -> str:
+    """The canonical text of a record's key: JSON of the key fields sorted by name, values as
+    :func:`json_value` gives them, no spaces, non-ASCII kept (``{"uscc":"9133..."}``). The
+    correction list and data objections name records this way, so the two can be matched."""
+    import json
+
+    return json.dumps(
+        {k: json_value(values[k]) for k in sorted(values)}, ensure_ascii=False, separators=(",", ":")
+    )

@@ -37,7 +37,7 @@ from catalog.db import tables
 from catalog.directory import store
 from catalog.directory.model import DatasetSpec, ShareType
 from catalog.errors import HubError
-from catalog.values import json_value
+from catalog.values import json_value, key_text
 
 ANSWERS = ("corrected", "confirmed", "rejected")
 MAX_REASON = 2000
@@ -46,19 +46,17 @@ _O = tables.objections
 
 
 def canonical_key(spec: DatasetSpec, key: Mapping[str, Any]) -> str:
-    """The canonical JSON text of a record's key: exactly the dataset's key fields, sorted by
-    name, values as text or numbers, no spaces (``{"uscc":"9133..."}``). Refuses anything else
-    with ``bad_record_key``."""
+    """The canonical text of a record's key (:func:`catalog.values.key_text`): exactly the
+    dataset's key fields, values non-empty text or numbers. Refuses anything else with
+    ``bad_record_key``."""
     wanted = set(spec.primary_key)
     if set(key) != wanted:
         raise HubError("bad_record_key", fields=", ".join(spec.primary_key))
-    out: dict[str, Any] = {}
-    for name in sorted(wanted):
+    for name in wanted:
         value = key[name]
         if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
             raise HubError("bad_record_key", fields=", ".join(spec.primary_key))
-        out[name] = json_value(value)
-    text = json.dumps(out, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    text = key_text(key)
     if len(text) > 500:
         raise HubError("bad_record_key", fields=", ".join(spec.primary_key))
     return text

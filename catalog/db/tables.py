@@ -104,9 +104,20 @@ run_rejects = sa.Table(
     sa.Column("field", sa.String(100)),
     sa.Column("value", sa.Text),
     sa.Column("reason", sa.Text, nullable=False),
-    # the row's key as the department knows it (JSON text of the key values), None when the row
-    # had none: the correction list marks a reject fixed once a later run publishes that key
-    sa.Column("record_key", sa.String(500)),
+)
+
+quarantine_rows = sa.Table(
+    "hub_quarantine_rows",  # the correction list (整改清单): each run's quarantined rows
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("dataset_code", sa.String(64), nullable=False, index=True),
+    sa.Column("source", sa.String(500)),  # the department's file (or table) the row came from
+    sa.Column("row", sa.BigInteger),  # the row as the department sees it in that file
+    # canonical JSON text of the row's key values (catalog.values.key_text); None without a usable key
+    sa.Column("record_key", sa.String(500), index=True),
+    sa.Column("reasons", sa.JSON, nullable=False),  # [{field, rule, message}]
+    sa.Column("record", sa.JSON, nullable=False),  # the row's values as sent
 )
 
 watermarks = sa.Table(

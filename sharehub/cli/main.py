@@ -388,6 +388,50 @@ def quarantine(
     console.print(t)
 
 
+@app.command()
+def corrections(
+    code: str,
+    run_id: Annotated[str | None, typer.Option("--run", help="one run (default: every run)")] = None,
+    state: Annotated[str | None, typer.Option(help="open|fixed|superseded")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table|csv|xlsx")] = "table",
+    out: Annotated[
+        Path | None, typer.Option(help="file to write csv/xlsx to (default: stdout for csv)")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="zh|en column headings")] = "zh",
+) -> None:
+    """The department's correction list (整改清单): quarantined rows of every run with the rule
+    each broke, in the department's own file and row numbers, open or fixed by a later run."""
+    import sys
+
+    from catalog import corrections as corr
+    from catalog.directory import store
+
+    engine = _engine()
+    try:
+        spec = store.get_dataset(engine, code).spec
+    except KeyError:
+        err.print(f"[red]no dataset {code}[/red]")
+        raise typer.Exit(2) from None
+    rows = corr.correction_list(engine, spec, run_id=run_id, state=state)
+    if fmt in ("csv", "xlsx"):
+        data = corr.to_csv(rows, lang) if fmt == "csv" else corr.to_xlsx(rows, lang)
+        if out is not None:
+            out.write_bytes(data)
+            console.print(f"{len(rows)} row(s) written to {out}")
+        elif fmt == "csv":
+            sys.stdout.buffer.write(data)
+        else:
+            err.print("[red]--format xlsx needs --out FILE[/red]")
+            raise typer.Exit(2)
+        return
+    t = Table("run", "file", "row", "field", "value", "problem", "state")
+    for line in corr.export_rows(rows, lang):
+        t.add_row(
+            str(line[0]), str(line[2]), str(line[3]), str(line[5]), str(line[6]), str(line[8]), str(line[10])
+        )
+    console.print(t)
+
+
 # ---- serve / demo -------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from catalog import corrections
 from catalog.directory import store
 from catalog.directory.model import DatasetSpec, QualityPolicy
 from catalog.runs import record as run_store
@@ -156,6 +157,22 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         if q_rows:
             h.lake.append(QUARANTINE, code, pa.Table.from_pylist(q_rows, schema=qschema), run_id=run_id)
         faults.point("validate.after_quarantine_commit")
+        with h.engine.begin() as conn:  # the department's correction list, in the hub DB
+            corrections.replace_run(
+                conn,
+                code,
+                run_id,
+                (
+                    {
+                        "source": q[SOURCE],
+                        "row": q[ROW],
+                        "reasons": json.loads(q["reasons"]),
+                        "record": json.loads(q["record"]),
+                    }
+                    for q in q_rows
+                ),
+                spec.primary_key,
+            )
         total = outcome.row_count + len(unlanded)
         n_bad = intake.bad_count(q_rows)  # rows superseded by a later file's copy are not bad
         pass_rate = (total - n_bad) / total if total else 1.0

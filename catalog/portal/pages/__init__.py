@@ -5,6 +5,24 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from catalog.portal.pages import applications, auth, dataset, directory, objections, publish, supervision
+from catalog.portal.pages import (
+    applications,
+    auth,
+    corrections,
+    dataset,
+    directory,
+    objections,
+    publish,
+    supervision,
+)
 
-ALL_PAGES: tuple[ModuleType, ...] = (auth, directory, dataset, applications, publish, objections, supervision)
+ALL_PAGES: tuple[ModuleType, ...] = (
+    auth,
+    directory,
+    dataset,
+    applications,
+    publish,
+    corrections,
+    objections,
+    supervision,
+)

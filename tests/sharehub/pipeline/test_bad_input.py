@@ -170,6 +170,15 @@ def test_case(case: str, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
     assert [f[:3] for f in found] == [w[:3] for w in want], json.dumps(found, ensure_ascii=False)
     for f, w in zip(found, want, strict=True):
         assert w[3] in f[3], (w, f)
+    # the department's correction list (hub DB) names the same files, rows, rules and messages
+    from catalog import corrections
+
+    listed = sorted(
+        (c.source, c.row, f.rule, f.message)
+        for c in corrections.correction_list(engine, spec, run_id=run["run_id"])
+        for f in c.findings
+    )
+    assert listed == found
 
     # curated and serving: exactly the good rows
     good = _rows(corpus["expected"][case], names)

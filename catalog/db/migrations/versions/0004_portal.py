@@ -1,5 +1,5 @@
 """The portal (issue 13): portal sessions, directory submissions for review (目录审核), data
-objections (数据异议) and the record key of each rejected row (the correction list's state).
+objections (数据异议) and each run's quarantined rows in the hub DB (the correction list).
 
 Revision ID: 0004
 Revises: 0003
@@ -20,9 +20,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the tables and the column above."""
-    with op.batch_alter_table("hub_run_rejects") as batch:
-        batch.add_column(sa.Column("record_key", sa.String(length=500), nullable=True))
+    """Add the tables above."""
+    op.create_table(
+        "hub_quarantine_rows",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("run_id", sa.String(length=250), nullable=False),
+        sa.Column("dataset_code", sa.String(length=64), nullable=False),
+        sa.Column("source", sa.String(length=500), nullable=True),
+        sa.Column("row", sa.BigInteger(), nullable=True),
+        sa.Column("record_key", sa.String(length=500), nullable=True),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("record", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_hub_quarantine_rows_run_id", "hub_quarantine_rows", ["run_id"])
+    op.create_index("ix_hub_quarantine_rows_dataset_code", "hub_quarantine_rows", ["dataset_code"])
+    op.create_index("ix_hub_quarantine_rows_record_key", "hub_quarantine_rows", ["record_key"])
     op.create_table(
         "hub_portal_sessions",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
@@ -84,5 +97,4 @@ def downgrade() -> None:
     op.drop_table("hub_objections")
     op.drop_table("hub_directory_submissions")
     op.drop_table("hub_portal_sessions")
-    with op.batch_alter_table("hub_run_rejects") as batch:
-        batch.drop_column("record_key")
+    op.drop_table("hub_quarantine_rows")
