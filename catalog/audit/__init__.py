@@ -14,7 +14,7 @@ from catalog.audit.chain import (
     normalise,
     record_hash,
 )
-from catalog.audit.queries import query
+from catalog.audit.queries import daily_totals, head, query
 from catalog.audit.verify import VerifyReport, verify
 from catalog.audit.writer import AuditWriter, append, dataset_index
 
@@ -27,8 +27,10 @@ __all__ = [
     "AuditWriter",
     "VerifyReport",
     "append",
+    "daily_totals",
     "dataset_index",
     "hash_input",
+    "head",
     "normalise",
     "query",
     "record_hash",

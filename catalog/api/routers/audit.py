@@ -87,10 +87,10 @@ def list_audit(
     call.row_count = len(rows)
     page_full = len(rows) == limit
     if principal.kind == "app":
-        rows = [_as_seen_by_app(r) for r in rows]
+        rows = [as_seen_by_app(r) for r in rows]
     elif principal.department_code is not None:
         own = set(codes or [])
-        rows = [_as_seen_by_department(r, own) for r in rows]
+        rows = [as_seen_by_department(r, own) for r in rows]
     return {"items": rows, "count": len(rows), "next_after": rows[-1]["seq"] if page_full else None}
 
 
@@ -98,12 +98,12 @@ def list_audit(
 _SUBJECT_SENT = frozenset({"subject.view", "certificates.list"})
 
 
-def _as_seen_by_app(row: dict[str, Any]) -> dict[str, Any]:
+def as_seen_by_app(row: dict[str, Any]) -> dict[str, Any]:
     sent = row["action"] in _SUBJECT_SENT or (row["action"] == "records.lookup" and row.get("query") is None)
     return row if sent else {**row, "subject": None}
 
 
-def _as_seen_by_department(row: dict[str, Any], own: set[str]) -> dict[str, Any]:
+def as_seen_by_department(row: dict[str, Any], own: set[str]) -> dict[str, Any]:
     datasets = row.get("datasets")
     if not datasets:
         return row

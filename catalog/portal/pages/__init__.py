@@ -7,6 +7,7 @@ from types import ModuleType
 
 from catalog.portal.pages import (
     applications,
+    audit,
     auth,
     corrections,
     dataset,
@@ -24,5 +25,6 @@ ALL_PAGES: tuple[ModuleType, ...] = (
     publish,
     corrections,
     objections,
+    audit,
     supervision,
 )

@@ -1,0 +1,271 @@
+"""Who used my data (数据使用记录): the audit log for a department's auditors and publishers (the
+records concerning its datasets) and for hub-wide auditors (everything) — filters, daily totals
+per app, CSV export, and the chain's state. The scope and what each reader sees of a record are
+the API's (:mod:`catalog.api.routers.audit`)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from catalog import audit
+from catalog.access import app_registry
+from catalog.api.routers.audit import as_seen_by_department
+from catalog.directory import store
+from catalog.errors import HubError
+from catalog.portal import i18n
+from catalog.portal.charts import bar_chart
+from catalog.portal.web import NavItem, Page, PageDep, register_nav
+
+router = APIRouter(prefix="/portal")
+
+i18n.register(
+    {
+        "nav.audit": ("数据使用", "Data use"),
+        "aud.title": ("数据使用记录", "Who used the data"),
+        "aud.app": ("应用", "App"),
+        "aud.dataset": ("数据资源", "Dataset"),
+        "aud.end_user": ("经办人", "End user"),
+        "aud.case": ("办件编号", "Case number"),
+        "aud.from": ("起始日期", "From"),
+        "aud.to": ("截止日期", "To"),
+        "aud.any": ("全部", "any"),
+        "aud.filter": ("查询", "Filter"),
+        "aud.export": ("导出 CSV", "Export CSV"),
+        "aud.time": ("时间", "Time"),
+        "aud.staff": ("工作人员", "Staff"),
+        "aud.action": ("操作", "Action"),
+        "aud.fields": ("提供的数据项", "Fields released"),
+        "aud.decision": ("结果", "Decision"),
+        "aud.rows": ("行数", "Rows"),
+        "aud.allow": ("允许", "allowed"),
+        "aud.deny": ("拒绝", "refused"),
+        "aud.none": ("没有符合条件的记录。", "No record matches."),
+        "aud.older": ("更早的记录", "Older records"),
+        "aud.daily": ("每日调用量（按应用）", "Calls per day, by app"),
+        "aud.chart": ("{from_} 至 {to} 每日调用次数", "Calls per day, {from_} to {to}"),
+        "aud.day": ("日期", "Day"),
+        "aud.calls": ("调用次数", "Calls"),
+        "aud.chain": ("日志链", "The chain"),
+        "aud.head": ("当前链尾：第 {seq} 条，哈希 {hash}", "Head: record {seq}, hash {hash}"),
+        "aud.empty": ("日志为空。", "The log is empty."),
+        "aud.verify": ("立即校验整条日志链", "Verify the whole chain now"),
+        "aud.verified_ok": (
+            "校验通过：{n} 条记录，链尾第 {seq} 条，哈希 {hash}。",
+            "Verified: {n} records, head {seq}, hash {hash}.",
+        ),
+        "aud.verified_bad": ("校验发现问题：", "Verification found problems:"),
+        "aud.no_app": ("（工作人员或匿名）", "(staff or anonymous)"),
+    }
+)
+register_nav(NavItem("nav.audit", "/portal/audit", roles=("auditor", "publisher"), order=60))
+
+PAGE = 50
+EXPORT_MAX = 100_000
+DAYS_DEFAULT = 30
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _scope(page: Page) -> tuple[list[str] | None, list[store.PublishedDataset]]:
+    """The dataset codes the reader's records are limited to (None: all), and the datasets."""
+    user = page.require("auditor", "publisher")
+    datasets = store.list_datasets(page.hub.engine)
+    if user.department_code is None:
+        if not user.has("auditor"):
+            page.refuse()
+        return None, datasets
+    own = [d for d in datasets if d.department.code == user.department_code]
+    return [d.spec.code for d in own], own
+
+
+def _day(text: str, name: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise HubError("bad_filter", field=name) from None
+
+
+def _period(frm: str, to: str) -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
+    today = i18n.local(dt.datetime.now(dt.UTC)).date()
+    end = _day(to, "to") or today
+    start = _day(frm, "from") or end - dt.timedelta(days=DAYS_DEFAULT - 1)
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=i18n.LOCAL_TZ).astimezone(dt.UTC)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=i18n.LOCAL_TZ).astimezone(
+        dt.UTC
+    )
+    return start, end, since, until
+
+
+def _filters(
+    page: Page,
+    codes: list[str] | None,
+    dataset: str,
+    app: str,
+    end_user: str,
+    case: str,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> dict[str, Any]:
+    if dataset:
+        codes = [dataset] if codes is None or dataset in codes else []
+    return {
+        "app_id": app or None,
+        "dataset_codes": codes,
+        "since": since,
+        "until": until,
+        "end_user": end_user or None,
+        "case_number": case or None,
+    }
+
+
+def _seen(page: Page, codes: list[str] | None, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if codes is None:
+        return rows
+    own = set(codes)
+    return [as_seen_by_department(r, own) for r in rows]
+
+
+Q = Annotated[str, Query(max_length=100)]
+
+
+@router.get("/audit")
+def audit_page(
+    page: PageDep,
+    dataset: Q = "",
+    app: Q = "",
+    end_user: Q = "",
+    case: Q = "",
+    frm: Annotated[str, Query(alias="from", max_length=10)] = "",
+    to: Annotated[str, Query(max_length=10)] = "",
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
+    codes, datasets = _scope(page)
+    start, end, since, until = _period(frm, to)
+    f = _filters(page, codes, dataset, app, end_user, case, since, until)
+    engine = page.hub.engine
+    rows = _seen(page, codes, audit.query(engine, **f, limit=PAGE, before_seq=before, newest_first=True))
+    totals = audit.daily_totals(engine, **f)
+    per_day: dict[str, int] = defaultdict(int)
+    per_app_day: dict[tuple[str, str | None], int] = {}
+    for day, app_id, n in totals:
+        per_day[day] += n
+        per_app_day[(day, app_id)] = n
+    names = {a.app_id: a.name for a in app_registry.list_apps(engine)}
+    page.audit("portal.audit", dataset_code=dataset or None, row_count=len(rows))
+    head = audit.head(engine)
+    query = {
+        "dataset": dataset,
+        "app": app,
+        "end_user": end_user,
+        "case": case,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+    }
+    return page.render(
+        "audit.html",
+        rows=rows,
+        datasets=datasets,
+        apps=names,
+        query=query,
+        older=rows[-1]["seq"] if len(rows) == PAGE else None,
+        chart=bar_chart(
+            sorted(per_day.items()), page.t("aud.chart", from_=start.isoformat(), to=end.isoformat())
+        ),
+        per_app_day=[
+            (day, app_id, n)
+            for (day, app_id), n in sorted(per_app_day.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+        ],
+        head=head,
+        can_verify=page.user is not None and page.user.department_code is None,
+        report=None,
+    )
+
+
+@router.get("/audit.csv")
+def audit_csv(
+    page: PageDep,
+    dataset: Q = "",
+    app: Q = "",
+    end_user: Q = "",
+    case: Q = "",
+    frm: Annotated[str, Query(alias="from", max_length=10)] = "",
+    to: Annotated[str, Query(max_length=10)] = "",
+) -> Response:
+    codes, _ = _scope(page)
+    _start, _end, since, until = _period(frm, to)
+    f = _filters(page, codes, dataset, app, end_user, case, since, until)
+    rows = _seen(page, codes, audit.query(page.hub.engine, **f, limit=EXPORT_MAX, newest_first=True))
+    page.audit("portal.audit_csv", dataset_code=dataset or None, row_count=len(rows))
+    cols = [
+        "seq",
+        "at",
+        "actor_kind",
+        "app_id",
+        "staff",
+        "end_user",
+        "case_number",
+        "method",
+        "path",
+        "action",
+        "dataset_code",
+        "fields",
+        "decision",
+        "reason",
+        "status",
+        "row_count",
+        "hash",
+    ]
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for r in rows:
+        line = []
+        for c in cols:
+            v = r.get(c)
+            v = (
+                ""
+                if v is None
+                else ";".join(v)
+                if isinstance(v, list)
+                else i18n.local(v).isoformat()
+                if isinstance(v, dt.datetime)
+                else v
+            )
+            line.append("'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v)
+        w.writerow(line)
+    return Response(
+        buf.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
+
+
+@router.post("/audit/verify")
+def verify_chain(page: PageDep) -> Response:
+    user = page.require("auditor")
+    if user.department_code is not None:  # the whole chain: hub-wide auditors and admins
+        page.refuse()
+    page.audit("portal.audit_verify")
+    report = audit.verify(page.hub.engine)
+    return page.render(
+        "audit.html",
+        rows=[],
+        datasets=[],
+        apps={},
+        query={"dataset": "", "app": "", "end_user": "", "case": "", "from": "", "to": ""},
+        older=None,
+        chart=bar_chart([], ""),
+        per_app_day=[],
+        head=audit.head(page.hub.engine),
+        can_verify=True,
+        report=report,
+    )
