@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pytest-xdist workers (one test module per worker at a time); WORKERS=0 runs in this process
 WORKERS ?= auto
 
-.PHONY: demo test bench lint typecheck venv clean
+.PHONY: demo test bench lint typecheck venv clean screenshots
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -30,6 +30,10 @@ test: $(STAMP)
 # issue-5 benchmarks B1-B7 against their baselines (full sizes; ARGS=--quick for a smoke run)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# the portal's pages as PNGs in docs/screenshots (needs Chromium, axe-core and a CJK font: see .ci/run)
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.browser.screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests benchmarks

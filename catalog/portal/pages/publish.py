@@ -26,6 +26,7 @@ i18n.register(
         "nav.review": ("目录审核", "Directory review"),
         "pub.title": ("编制本部门数据目录", "Your department's directory"),
         "pub.text": ("目录文件（YAML）", "Directory file (YAML)"),
+        "pub.annotated": ("逐行标注的问题", "The file, with each problem beside its line"),
         "pub.upload": ("或上传目录文件", "Or upload a directory file"),
         "pub.check": ("检查", "Check"),
         "pub.submit": ("提交审核", "Submit for review"),
