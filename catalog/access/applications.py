@@ -46,6 +46,7 @@ def app_actor(app_id: str) -> str:
     """How a grant records that the app itself gave it up (``revoked_by``)."""
     return f"app:{app_id}"
 
+
 _A = tables.applications
 _G = tables.grants
 _G2 = tables.grants.alias("newest_grant")  # the newest-grant subquery must not correlate with _G

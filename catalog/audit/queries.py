@@ -143,4 +143,3 @@ def head(engine: sa.Engine) -> tuple[int, str] | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(tables.audit_head.c.seq, tables.audit_head.c.hash)).first()
     return (int(row.seq), str(row.hash)) if row is not None else None
-

@@ -221,4 +221,3 @@ def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
     return VerifyReport(
         ok=not problems, checked=c.checked, problems=problems, last_seq=c.last_seq, last_hash=c.last_hash
     )
-

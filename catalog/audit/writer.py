@@ -341,4 +341,3 @@ class AuditWriter:
             error.__cause__ = exc
             batch[0].error = error
         _finish(batch)
-

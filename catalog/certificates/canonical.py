@@ -41,4 +41,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
-

@@ -203,8 +203,10 @@ class FieldSpec(_Strict):
 
     @model_validator(mode="after")
     def _sensitive_needs_mask(self) -> FieldSpec:
-        if "thousands" in self.normalize and self.type not in ("integer", "float") and not _DECIMAL_RE.match(
-            self.type
+        if (
+            "thousands" in self.normalize
+            and self.type not in ("integer", "float")
+            and not _DECIMAL_RE.match(self.type)
         ):
             raise ValueError(f"field {self.name}: normalize thousands applies to numbers, not {self.type}")
         if self.sensitivity is Sensitivity.SENSITIVE and self.mask is None:

@@ -168,6 +168,25 @@ def list_datasets(engine: sa.Engine) -> list[PublishedDataset]:
 
 
 @dataclass(frozen=True)
+class DatasetName:
+    """A dataset's code, name and department, read without its spec (lists and filters)."""
+
+    code: str
+    name: str
+    department_code: str
+
+
+def dataset_names(engine: sa.Engine, department_code: str | None = None) -> list[DatasetName]:
+    """Every published dataset's code and name (one department's, or all), by code."""
+    d = tables.datasets
+    q = sa.select(d.c.code, d.c.name, d.c.department_code).order_by(d.c.code)
+    if department_code is not None:
+        q = q.where(d.c.department_code == department_code)
+    with engine.connect() as conn:
+        return [DatasetName(r.code, r.name, r.department_code) for r in conn.execute(q)]
+
+
+@dataclass(frozen=True)
 class VersionEntry:
     """One version of a dataset with its changes against the previous one."""
 

@@ -43,19 +43,19 @@ register_nav(NavItem("nav.corrections", "/portal/corrections", roles=("publisher
 SHOWN = 500
 
 
-def _datasets(page: Page) -> list[store.PublishedDataset]:
+def _datasets(page: Page) -> list[store.DatasetName]:
     user = page.require("publisher", "auditor")
-    return [d for d in store.list_datasets(page.hub.engine) if user.covers(d.department.code)]
+    return store.dataset_names(page.hub.engine, user.department_code)
 
 
-def _chosen(page: Page, code: str) -> tuple[list[store.PublishedDataset], store.PublishedDataset | None]:
+def _chosen(page: Page, code: str) -> tuple[list[store.DatasetName], store.PublishedDataset | None]:
     datasets = _datasets(page)
-    if not code:
-        return datasets, datasets[0] if datasets else None
-    for d in datasets:
-        if d.spec.code == code:
-            return datasets, d
-    raise HubError("dataset_not_found", code=code[:64])  # another department's: as if missing
+    wanted = code or (datasets[0].code if datasets else "")
+    if not wanted:
+        return datasets, None
+    if wanted not in {d.code for d in datasets}:  # another department's: as if missing
+        raise HubError("dataset_not_found", code=code[:64])
+    return datasets, store.get_dataset(page.hub.engine, wanted)
 
 
 @router.get("/corrections")
