@@ -3,8 +3,9 @@
 The index is built in memory from ``hub_datasets`` (the stored spec JSON, not re-validated: it
 was validated when it was published) and rebuilt when the directory changes — a cheap
 ``count, max(published_at)`` query per search tells. Freshness (last successful sync) and use
-(audited calls per dataset) change without a publish, so they are refreshed every
-:data:`STATS_TTL_S` seconds. A search over 5,000 datasets is a scan of lower-cased text in
+(audited calls per dataset: on it, or consulting it in a subject view) change without a
+publish, so they are renewed every :data:`STATS_TTL_S` seconds, by one request while the
+others use the figures they have. A search over 5,000 datasets is a scan of lower-cased text in
 memory: milliseconds (``make bench`` measures the page).
 
 Who sees what: the public (signed out) sees open datasets only; staff see the whole directory.
@@ -89,6 +90,7 @@ class DirectoryIndex:
         self.engine = engine
         self._state = _State()
         self._lock = threading.Lock()
+        self._renewing = False
 
     def _stamp(self, conn: sa.Connection) -> tuple[Any, ...]:
         d = tables.datasets
@@ -96,21 +98,39 @@ class DirectoryIndex:
         return (row[0], row[1])
 
     def refresh(self, *, now: float | None = None) -> _State:
-        """The current index, rebuilt when the directory changed, stats renewed when stale."""
+        """The current index, rebuilt when the directory changed. Stale stats are renewed by
+        one request while the others go on with the old figures (only the very first build
+        waits for them)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             state = self._state
             with self.engine.connect() as conn:
                 stamp = self._stamp(conn)
                 if stamp != state.stamp:
-                    state = _State(stamp=stamp)
-                    state.entries, state.departments = _load_entries(conn)
-                if state.stats_at == 0.0 or now - state.stats_at > STATS_TTL_S:
-                    state.last_success = _last_success(conn)
-                    state.uses = _uses(conn)
-                    state.stats_at = now
-            self._state = state
-            return state
+                    fresh = _State(stamp=stamp)
+                    fresh.entries, fresh.departments = _load_entries(conn)
+                    fresh.last_success, fresh.uses, fresh.stats_at = (
+                        state.last_success,
+                        state.uses,
+                        state.stats_at,
+                    )
+                    state = self._state = fresh
+                first = state.stats_at == 0.0
+                renew = (first or now - state.stats_at > STATS_TTL_S) and not self._renewing
+                if first:
+                    state.last_success, state.uses, state.stats_at = _last_success(conn), _uses(conn), now
+                    renew = False
+                elif renew:
+                    self._renewing = True
+        if renew:
+            try:
+                with self.engine.connect() as conn:
+                    last, uses = _last_success(conn), _uses(conn)
+                with self._lock:
+                    self._state.last_success, self._state.uses, self._state.stats_at = last, uses, now
+            finally:
+                self._renewing = False
+        return self._state
 
     def search(
         self,
@@ -219,9 +239,15 @@ def _last_success(conn: sa.Connection) -> dict[str, dt.datetime]:
 
 
 def _uses(conn: sa.Connection) -> dict[str, int]:
-    a = tables.audit_datasets
-    q = sa.select(a.c.dataset_code, sa.func.count()).group_by(a.c.dataset_code)
-    return {code: int(n) for code, n in conn.execute(q)}
+    """Audited calls per dataset: calls on it, and multi-dataset calls that consulted it."""
+    log, idx = tables.audit, tables.audit_datasets
+    out: dict[str, int] = {}
+    q1 = sa.select(log.c.dataset_code, sa.func.count()).where(log.c.dataset_code.is_not(None))
+    for code, n in conn.execute(q1.group_by(log.c.dataset_code)):
+        out[code] = int(n)
+    for code, n in conn.execute(sa.select(idx.c.dataset_code, sa.func.count()).group_by(idx.c.dataset_code)):
+        out[code] = out.get(code, 0) + int(n)
+    return out
 
 
 _INDEXES: dict[int, DirectoryIndex] = {}

@@ -87,3 +87,12 @@ def test_open_data_downloads_as_parquet_without_the_sensitive_field(portal_hub) 
     table = pq.read_table(io.BytesIO(r.content))
     assert table.column_names == ["uscc", "ent_name"]
     assert table.num_rows == 3 and b"13812345678" not in r.content
+
+
+def test_use_counts_single_dataset_calls_and_sorts_by_them(portal_hub, as_staff) -> None:
+    for _ in range(2):
+        assert TestClient(portal_hub.client.app).get("/api/v1/datasets/SCJ-OPEN/download").status_code == 200
+    html = as_staff("zgj_pub").get("/portal/?sort=use").text
+    results = html.split('class="results"')[1]
+    assert results.index("企业年报公示信息") < results.index("营业执照信息")  # the used one first
+    assert "调用 2 次" in results
