@@ -8,7 +8,9 @@ shared and its absolute speed varies.
 * B1-B4: :mod:`benchmarks.sync_bench` (a generated licence table in the local PostgreSQL,
   synced by child processes into a hub on PostgreSQL + a local warehouse);
 * B5-B6: :mod:`benchmarks.access_api` (the access API under uvicorn, load from another process);
-* B7: :mod:`benchmarks.dag_parse` (200 generated DAGs parsed by a real DagBag).
+* B7: :mod:`benchmarks.dag_parse` (200 generated DAGs parsed by a real DagBag);
+* B8: :mod:`benchmarks.portal_pages` (the portal's directory and audit pages with 5,000 datasets
+  and 1,000,000 audit records, p95 at 8 clients against ``/api/v1/ping``).
 
 ``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
@@ -323,6 +325,43 @@ def dag_figures(n: int, quick: bool, work: Path) -> tuple[list[Row], dict[str, A
     return [row], {"build_s": build_s, **bag}
 
 
+# ---- B8 --------------------------------------------------------------------------------------
+
+
+def portal_figures(quick: bool, seconds: float | None) -> tuple[list[Row], dict[str, Any]]:
+    from benchmarks import portal_pages
+
+    res = portal_pages.run(quick=quick, clients=8, seconds=seconds)
+    if res["failures"]:
+        raise RuntimeError("; ".join(res["failures"]))
+    r = res["results"]
+    ping = r["ping"]["p95_ms"]
+    sizes = res["sizes"]
+    out = []
+    for name, figure in (
+        ("search", "directory search, public"),
+        ("facets", "directory with two facets, signed in"),
+        ("audit_dept", "audit page, a department's auditor"),
+        ("audit_all", "audit page, a hub-wide auditor"),
+    ):
+        p95 = r[name]["p95_ms"]
+        out.append(
+            Row(
+                "B8",
+                f"{figure}: p95 at 8 clients, {sizes['datasets']:,} datasets, "
+                f"{sizes['audit']:,} audit records (ms)",
+                p95,
+                ping,
+                "ms",
+                _ratio(p95, ping),
+                "p95 <= 300 ms",
+                (p95 <= portal_pages.TARGET_P95_MS) if not quick else None,
+                f"p50 {r[name]['p50_ms']} ms, {r[name]['req_per_s']} req/s; baseline = /api/v1/ping p95",
+            )
+        )
+    return out, res
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -357,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, help="load time per access scenario (default 10; quick 2)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
-    ap.add_argument("--only", default="sync,access,dags", help="comma-separated: sync, access, dags")
+    ap.add_argument(
+        "--only", default="sync,access,dags,portal", help="comma-separated: sync, access, dags, portal"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
     args = ap.parse_args(argv)
@@ -378,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             ("sync", lambda: sync_figures(rows, big_rows, quick, work)),
             ("access", lambda: access_figures(quick, seconds, args.clients)),
             ("dags", lambda: dag_figures(dags, quick, work)),
+            ("portal", lambda: portal_figures(quick, args.seconds)),
         ):
             if name not in parts:
                 continue

@@ -176,12 +176,17 @@ class DatasetName:
     department_code: str
 
 
-def dataset_names(engine: sa.Engine, department_code: str | None = None) -> list[DatasetName]:
-    """Every published dataset's code and name (one department's, or all), by code."""
+def dataset_names(
+    engine: sa.Engine, department_code: str | None = None, *, limit: int | None = None
+) -> list[DatasetName]:
+    """Every published dataset's code and name (one department's, or all), by code; at most
+    ``limit`` of them."""
     d = tables.datasets
     q = sa.select(d.c.code, d.c.name, d.c.department_code).order_by(d.c.code)
     if department_code is not None:
         q = q.where(d.c.department_code == department_code)
+    if limit is not None:
+        q = q.limit(limit)
     with engine.connect() as conn:
         return [DatasetName(r.code, r.name, r.department_code) for r in conn.execute(q)]
 

@@ -78,7 +78,9 @@ def test_filters_and_daily_totals(portal_hub, as_staff) -> None:
     empty = client.get("/portal/audit?from=2020-01-01&to=2020-01-31").text
     assert "没有符合条件的记录" in empty
     page = client.get("/portal/audit").text
-    assert "<svg viewBox" in page and 'id="daily"' in page and "不动产登记" in page
+    assert "<svg viewBox" in page and 'id="per-app"' in page and "不动产登记" in page
+    totals = client.get("/portal/audit/totals.csv").content.decode("utf-8-sig")
+    assert totals.startswith("day,app_id,calls") and portal_hub.apps["不动产登记"][0] in totals
     assert client.get("/portal/audit?from=not-a-date").status_code == 400
 
 
