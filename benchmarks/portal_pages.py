@@ -249,6 +249,7 @@ def run(
                 "SHAREHUB_DATABASE_URL": url,
                 "SHAREHUB_SECRETS_FILE": str(tmp / "none.toml"),
                 "SHAREHUB_CONFIG_FILE": str(tmp / "none.toml"),
+                "SHAREHUB_PORTAL_SECURE_COOKIES": "false",  # plain HTTP on loopback
             }
             port = free_port()
             base = f"http://127.0.0.1:{port}"

@@ -123,9 +123,10 @@ class Settings(BaseSettings):
         default=1, ge=1, description="password hashes (argon2) computed at once per API process"
     )
     # ---- the portal (catalog.portal) ---------------------------------------------------------
-    portal_secure_cookies: bool = Field(
-        default=False,
-        description="mark portal cookies Secure (set it whenever the hub is served over HTTPS)",
+    portal_secure_cookies: bool | None = Field(
+        default=None,
+        description="mark portal cookies Secure; unset: Secure whenever the hub DB is not the embedded "
+        "SQLite default (a deployment behind HTTPS); false only for plain-HTTP test set-ups",
     )
     portal_session_idle_minutes: int = Field(
         default=30, ge=1, description="a session ends after this idle time"

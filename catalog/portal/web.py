@@ -47,7 +47,8 @@ TEMPLATES.env.undefined = jinja2.StrictUndefined  # a missing variable fails the
 class PortalSettings(Protocol):
     """The settings the portal reads (``sharehub.settings.Settings`` fits)."""
 
-    portal_secure_cookies: bool
+    portal_secure_cookies: bool | None
+    database_url: str | None
     portal_session_idle_minutes: int
     portal_session_max_hours: int
 
@@ -169,7 +170,7 @@ class Page:
         return response
 
     def set_cookies(self, response: Response) -> None:
-        secure = self.settings.portal_secure_cookies
+        secure = secure_cookies(self.settings)
         if self.new_csrf_cookie:
             response.set_cookie(
                 CSRF_COOKIE, self.csrf_token, httponly=True, samesite="strict", secure=secure, path="/portal"
@@ -258,6 +259,14 @@ def _csrf_refusal(request: Request) -> None:
 
 
 PageDep = Annotated[Page, Depends(page)]
+
+
+def secure_cookies(settings: PortalSettings) -> bool:
+    """Whether cookies are marked Secure: as configured, else whenever the hub runs on a server
+    database (a deployment, behind HTTPS) rather than the embedded SQLite default (localhost)."""
+    if settings.portal_secure_cookies is not None:
+        return settings.portal_secure_cookies
+    return bool(settings.database_url)
 
 
 def safe_next(url: str | None, default: str = "/portal/") -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from catalog.api.routers.auth import password_login
 from catalog.errors import HubError
 from catalog.portal import sessions
-from catalog.portal.web import LANG_COOKIE, SESSION_COOKIE, PageDep, _principal, safe_next
+from catalog.portal.web import LANG_COOKIE, SESSION_COOKIE, PageDep, _principal, safe_next, secure_cookies
 
 router = APIRouter(prefix="/portal")
 
@@ -57,7 +57,7 @@ def login(
         session_id,
         httponly=True,
         samesite="lax",
-        secure=settings.portal_secure_cookies,
+        secure=secure_cookies(settings),
         path="/portal",
         max_age=settings.portal_session_max_hours * 3600,
     )

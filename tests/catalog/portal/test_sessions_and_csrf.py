@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -47,6 +48,14 @@ def test_secure_cookies_when_configured(make_api_hub, tmp_path) -> None:
     hub = build_hub(tmp_path / "s", portal=True, portal_secure_cookies=True)
     r = hub.client.get("/portal/login")
     assert "Secure" in r.headers["set-cookie"]
+
+
+@pytest.mark.services
+def test_secure_by_default_outside_the_embedded_default(hub_pg_url: str, tmp_path) -> None:
+    from tests.catalog.api_hub import build_hub
+
+    deployed = build_hub(tmp_path / "pg", portal=True, database_url=hub_pg_url)
+    assert "Secure" in deployed.client.get("/portal/login").headers["set-cookie"]
 
 
 def test_wrong_password_and_unknown_user_look_the_same_and_are_audited(portal_hub) -> None:
