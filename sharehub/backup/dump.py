@@ -37,9 +37,10 @@ from sharehub.backup.archive import (
 )
 from sharehub.settings import Settings
 
-#: not backed up: the migration stamp (the manifest records the revision) and run locks (a
+#: not backed up: the migration stamp (the manifest records the revision), run locks (a
 #: restored hub has no running steps; runs unfinished at backup time are reaped as abandoned)
-SKIPPED = (migrate.VERSION_TABLE, "hub_dataset_locks")
+#: and portal sessions (a restored hub signs everyone in again: a stolen backup holds no session)
+SKIPPED = (migrate.VERSION_TABLE, "hub_dataset_locks", "hub_portal_sessions")
 ICEBERG_TABLES = ("iceberg_namespace_properties", "iceberg_tables")
 _YIELD = 2_000
 

@@ -91,7 +91,7 @@ def content(url: str) -> dict[str, list[tuple[Any, ...]]]:
     try:
         with engine.connect() as conn:
             for name in sa.inspect(conn).get_table_names():
-                if name in ("hub_alembic_version", "hub_dataset_locks"):
+                if name in ("hub_alembic_version", "hub_dataset_locks", "hub_portal_sessions"):
                     continue
                 if not name.startswith(("hub_", "srv_", "iceberg_")):
                     continue
@@ -496,7 +496,7 @@ def test_a_target_at_another_revision_is_refused(backup_dir: Path, tmp_path: Pat
     (bad / "manifest.json").write_text(json.dumps(manifest))
     target = _fresh(tmp_path)
     migrate.upgrade(target.hub_db_url)  # someone ran `sharehub db upgrade` first
-    with pytest.raises(BackupError, match=r"has a schema at revision 0003, the backup 0002"):
+    with pytest.raises(BackupError, match=rf"has a schema at revision {migrate.head()}, the backup 0002"):
         restore(target, bad)
 
 
@@ -519,3 +519,11 @@ def test_a_backup_taken_after_a_republish_restores_its_serving_tables_as_they_we
     again = _fresh(tmp_path / "again")
     restore(again, tmp_path / "after republish")
     assert content(again.hub_db_url) == content(hub.hub_db_url)
+
+
+def test_portal_sessions_are_not_in_a_backup(backup_dir: Path) -> None:
+    """A stolen backup must hold no usable session: the table exists in the source hub and is
+    left out; a restored hub signs everyone in again."""
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    names = [t["name"] for t in manifest["tables"]]
+    assert "hub_portal_sessions" not in names and "hub_objections" in names
