@@ -52,6 +52,8 @@ i18n.register(
         "aud.older": ("更早的记录", "Older records"),
         "aud.daily": ("每日调用量", "Calls per day"),
         "aud.per_app": ("各应用调用次数", "Calls by app"),
+        "aud.app_chart": ("{app} 每日调用次数", "{app}: calls per day"),
+        "aud.busiest": ("调用最多的应用，每日调用量", "The busiest apps, calls per day"),
         "aud.totals_csv": ("按日按应用的调用次数（CSV）", "Calls per day and app (CSV)"),
         "aud.chart": ("{from_} 至 {to} 每日调用次数", "Calls per day, {from_} to {to}"),
         "aud.day": ("日期", "Day"),
@@ -190,9 +192,11 @@ def audit_page(
     totals = _daily_totals(page, f)
     per_day: dict[str, int] = defaultdict(int)
     per_app: dict[str | None, int] = defaultdict(int)
+    app_days: dict[str | None, dict[str, int]] = defaultdict(dict)
     for day, app_id, n in totals:
         per_day[day] += n
         per_app[app_id] += n
+        app_days[app_id][day] = n
     names = {a.app_id: a.name for a in app_registry.list_apps(engine)}
     page.audit("portal.audit", dataset_code=dataset or None, row_count=len(rows))
     head = audit.head(engine)
@@ -215,10 +219,33 @@ def audit_page(
             sorted(per_day.items()), page.t("aud.chart", from_=start.isoformat(), to=end.isoformat())
         ),
         per_app=sorted(per_app.items(), key=lambda kv: (-kv[1], kv[0] or "")),
+        app_charts=_app_charts(page, names, per_day, per_app, app_days),
         head=head,
         can_verify=page.user is not None and page.user.department_code is None,
         report=None,
     )
+
+
+#: the busiest apps get a chart of their own calls per day (the rest are in the table and CSV)
+APP_CHARTS = 5
+
+
+def _app_charts(
+    page: Page,
+    names: dict[str, str],
+    per_day: dict[str, int],
+    per_app: dict[str | None, int],
+    app_days: dict[str | None, dict[str, int]],
+) -> list[tuple[str, Any]]:
+    """Calls per day of each of the busiest apps, on the same days as the main chart."""
+    days = sorted(per_day)
+    busiest = [a for a, _ in sorted(per_app.items(), key=lambda kv: -kv[1]) if a is not None][:APP_CHARTS]
+    out = []
+    for app_id in busiest:
+        label = names.get(app_id, app_id)
+        series = [(d, app_days[app_id].get(d, 0)) for d in days]
+        out.append((label, bar_chart(series, page.t("aud.app_chart", app=label))))
+    return out
 
 
 @router.get("/audit.csv")
@@ -326,6 +353,7 @@ def verify_chain(page: PageDep) -> Response:
         older=None,
         chart=bar_chart([], ""),
         per_app=[],
+        app_charts=[],
         head=audit.head(page.hub.engine),
         can_verify=True,
         report=report,

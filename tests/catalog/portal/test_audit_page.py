@@ -79,6 +79,7 @@ def test_filters_and_daily_totals(portal_hub, as_staff) -> None:
     assert "没有符合条件的记录" in empty
     page = client.get("/portal/audit").text
     assert "<svg viewBox" in page and 'id="per-app"' in page and "不动产登记" in page
+    assert "不动产登记 每日调用次数" in page  # the busiest app's own calls per day
     totals = client.get("/portal/audit/totals.csv").content.decode("utf-8-sig")
     assert totals.startswith("day,app_id,calls") and portal_hub.apps["不动产登记"][0] in totals
     assert client.get("/portal/audit?from=not-a-date").status_code == 400
