@@ -187,7 +187,8 @@ def request_lang(request: Request) -> str:
     return "en" if accept.startswith("en") else i18n.DEFAULT_LANG
 
 
-def _principal(user: StaffUser | None) -> Principal:
+def principal_of(user: StaffUser | None) -> Principal:
+    """The audit's principal for a portal account (the public when signed out)."""
     if user is None:
         return Principal()
     return Principal(
@@ -213,7 +214,7 @@ async def page(request: Request) -> Page:
             user, csrf = session.user, session.csrf_token
     call: CallAudit | None = getattr(request.state, "call", None)
     if call is not None:
-        call.principal = _principal(user)
+        call.principal = principal_of(user)
         call.action = "portal.view"
     if not csrf:
         csrf = request.cookies.get(CSRF_COOKIE, "")

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from catalog.api.routers.auth import password_login
 from catalog.errors import HubError
 from catalog.portal import sessions
-from catalog.portal.web import LANG_COOKIE, SESSION_COOKIE, PageDep, _principal, safe_next, secure_cookies
+from catalog.portal.web import LANG_COOKIE, SESSION_COOKIE, PageDep, principal_of, safe_next, secure_cookies
 
 router = APIRouter(prefix="/portal")
 
@@ -50,7 +50,7 @@ def login(
     )
     call = getattr(request.state, "call", None)
     if call is not None:
-        call.principal = _principal(user)
+        call.principal = principal_of(user)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
