@@ -86,13 +86,20 @@ def test_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(holidays=[D("2025-10-01")], extra_workdays=[D("2025-10-11")], builtin_holidays=False)
     cal = Calendar.from_settings(settings)
     assert cal == Calendar(frozenset({D("2025-10-01")}), frozenset({D("2025-10-11")}))
+
     monkeypatch.setenv("SHAREHUB_BUILTIN_HOLIDAYS", "false")
+    plain = Calendar.from_settings(Settings())
+    assert plain == Calendar() and plain.covered_until is None  # the env var turns the built-in data off
+    assert plain.add_working_days(D("2025-09-26"), 10) == D("2025-10-10")  # the old plain-week answer
 
     monkeypatch.setenv("SHAREHUB_HOLIDAYS", json.dumps(["2025-10-01", "2025-10-02"]))
     monkeypatch.setenv("SHAREHUB_EXTRA_WORKDAYS", json.dumps(["2025-09-28"]))
     from_env = Calendar.from_settings(Settings())
     assert from_env.holidays == frozenset({D("2025-10-01"), D("2025-10-02")})
+    assert from_env.covered_until is None and not from_env.builtin_holidays
     assert from_env.add_working_days(D("2025-09-26"), 1) == D("2025-09-28")
+    # Sun 28 Sep (configured), 29, 30 Sep, 3, 6, 7, 8, 9, 10, 13 Oct: only 1-2 Oct off, no built-in week
+    assert from_env.add_working_days(D("2025-09-26"), 10) == D("2025-10-13")
 
 
 # ---- China's calendar, built in -----------------------------------------------------------
