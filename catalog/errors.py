@@ -84,6 +84,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "grant_not_active": ("grant {id} is already {status}", "授权 {id} 已{status}"),
     "bad_date": ("{field} must be a future date", "{field} 必须是将来的日期"),
+    "grant_too_long": (
+        "{field}: under the grade policy a {grade} dataset may be granted for at most {days} days "
+        "(until {last})",
+        "{field}：按分级管控策略，{grade} 级数据的授权期限最长 {days} 天（至 {last}）",
+    ),
+    "rate_limit_too_high": (
+        "a {grade} dataset may be granted at most {max} calls per minute under the grade policy",
+        "按分级管控策略，{grade} 级数据的调用频率上限为每分钟 {max} 次",
+    ),
     "bad_quarter": (
         "a quarter is written like 2026Q4, not {value}",
         "季度应写作 2026Q4 的形式，而不是 {value}",

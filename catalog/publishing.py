@@ -11,7 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from catalog.directory import store
-from catalog.directory.loader import load_directory_file
+from catalog.directory.grades import DEFAULT_POLICY
+from catalog.directory.loader import DirectoryFileError, load_directory_file, policy_problems
 from catalog.directory.model import DirectoryFile
 from catalog.directory.store import PublishChange
 from catalog.serving import tables as serving
@@ -21,7 +22,11 @@ __all__ = ["PublishChange", "publish", "publish_path"]
 
 def publish(engine: sa.Engine, directory: DirectoryFile, *, source_file: str) -> list[PublishChange]:
     """Store a validated directory file (a changed dataset gets a new version, in one
-    transaction), then make sure every dataset it declares has its serving table."""
+    transaction), then make sure every dataset it declares has its serving table. A file the
+    grade policy refuses (a core dataset declared open) raises ``DirectoryFileError``."""
+    problems = policy_problems(directory, None, source_file, DEFAULT_POLICY)
+    if problems:
+        raise DirectoryFileError(problems)
     changes = store.store_directory(engine, directory, source_file=source_file)
     for ds in directory.datasets:
         serving.create_if_missing(engine, ds)

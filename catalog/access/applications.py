@@ -33,6 +33,7 @@ from catalog.clock import as_utc as _aware
 from catalog.clock import utc_now as _utc
 from catalog.db import tables
 from catalog.directory import store
+from catalog.directory.grades import DEFAULT_POLICY, GradePolicy, GradeRules
 from catalog.directory.model import DatasetSpec, Sensitivity, ShareType
 from catalog.errors import HubError
 from catalog.values import json_value
@@ -255,6 +256,22 @@ def _check_future(d: dt.date | None, at: dt.datetime, field: str) -> None:
 # ---- writing ------------------------------------------------------------------------------
 
 
+def _longest(at: dt.datetime, rules: GradeRules) -> dt.date | None:
+    """The last day a grant may run under the grade policy (None: no limit)."""
+    if rules.max_grant_days is None:
+        return None
+    return local_date(at) + dt.timedelta(days=rules.max_grant_days)
+
+
+def _check_period(until: dt.date | None, at: dt.datetime, rules: GradeRules, grade: str, field: str) -> None:
+    """A grant of this grade may not run past the policy's longest period (grant_too_long)."""
+    longest = _longest(at, rules)
+    if until is not None and longest is not None and until > longest:
+        raise HubError(
+            "grant_too_long", field=field, grade=grade, days=rules.max_grant_days, last=longest.isoformat()
+        )
+
+
 def _lock_app(conn: sa.Connection, app_id: str) -> None:
     # Serialises everything that changes one app's applications and grants (the "one pending
     # application" and "one active grant" rules). SQLite ignores FOR UPDATE: its single writer
@@ -333,6 +350,7 @@ def submit(
     deadline_days: int,
     default_rate_limit: int,
     now: dt.datetime | None = None,
+    policy: GradePolicy | None = None,
 ) -> Application:
     """Record an app's application for a dataset; grant it at once when the data is unconditional.
 
@@ -358,8 +376,11 @@ def submit(
     _check_future(requested_until, at, "requested_until")
     if default_rate_limit < 1:
         raise HubError("bad_rate_limit")
+    rules = (policy or DEFAULT_POLICY)[spec.grade]
+    _check_period(requested_until, at, rules, spec.grade.value, "requested_until")
     deadline = calendar.add_working_days(local_date(at), deadline_days)
-    auto = spec.share.type is ShareType.UNCONDITIONAL and not clear
+    # the grade policy: some grades are never granted without the owner (core by default)
+    auto = spec.share.type is ShareType.UNCONDITIONAL and not clear and rules.may_auto_grant
     with engine.begin() as conn:
         _lock_app(conn, app_id)
         pending = conn.execute(
@@ -395,8 +416,8 @@ def submit(
                 dataset_code=dataset_code,
                 fields=chosen,
                 clear_fields=[],
-                valid_until=requested_until,
-                rate_limit=default_rate_limit,
+                valid_until=requested_until or _longest(at, rules),
+                rate_limit=min(default_rate_limit, rules.default_rate_limit),
                 by=AUTO_DECIDER,
                 at=at,
             )
@@ -452,6 +473,7 @@ def decide(
     rate_limit: int | None = None,
     default_rate_limit: int,
     now: dt.datetime | None = None,
+    policy: GradePolicy | None = None,
 ) -> Application:
     """Approve or refuse a pending application as an approver of the owning department.
 
@@ -502,13 +524,18 @@ def decide(
                 if name not in grant_fields:
                     raise HubError("clear_not_requested", field=name)
             grant_clear = [n for n in requested_clear if n in set(clear_fields)]
-        until = valid_until if valid_until is not None else row.requested_until
-        _check_future(until, at, "valid_until")
-        limit = rate_limit if rate_limit is not None else default_rate_limit
-        if limit < 1:
-            raise HubError("bad_rate_limit")
         # the directory may have changed since the application: grant only what is still there
         spec = _dataset(engine, row.dataset_code).spec
+        rules = (policy or DEFAULT_POLICY)[spec.grade]
+        until = valid_until if valid_until is not None else row.requested_until
+        _check_future(until, at, "valid_until")
+        _check_period(until, at, rules, spec.grade.value, "valid_until")
+        until = until or _longest(at, rules)
+        limit = rate_limit if rate_limit is not None else min(default_rate_limit, rules.default_rate_limit)
+        if limit < 1:
+            raise HubError("bad_rate_limit")
+        if limit > rules.max_rate_limit:
+            raise HubError("rate_limit_too_high", grade=spec.grade.value, max=rules.max_rate_limit)
         _checked_clear(spec, _checked_fields(spec, grant_fields), grant_clear)
     with engine.begin() as conn:
         _lock_app(conn, row.app_id)

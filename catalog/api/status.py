@@ -23,6 +23,8 @@ HTTP_STATUS: dict[str, int] = {
     "bad_date": 400,
     "bad_document": 400,
     "bad_quarter": 400,
+    "grant_too_long": 400,
+    "rate_limit_too_high": 400,
     "bad_record_key": 400,
     "directory_invalid": 400,
     "submission_pending": 409,

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from catalog.directory import sources
+from catalog.directory.grades import DEFAULT_POLICY, GRADE_NAMES, GradePolicy
 from catalog.directory.model import DirectoryFile
 
 
@@ -109,7 +110,7 @@ def load_directory_file(path: Path) -> DirectoryFile:
     return load_directory_text(text, name)
 
 
-def load_directory_text(text: str, name: str) -> DirectoryFile:
+def load_directory_text(text: str, name: str, *, policy: GradePolicy | None = None) -> DirectoryFile:
     """Parse and validate a directory file's text (a portal upload or edit); raise
     DirectoryFileError naming ``name``, line and field."""
     try:
@@ -125,7 +126,7 @@ def load_directory_text(text: str, name: str) -> DirectoryFile:
             [DirectoryProblem(name, 1, "", "expected a mapping with department and datasets")]
         )
     try:
-        return DirectoryFile.model_validate(data)
+        directory = DirectoryFile.model_validate(data)
     except ValidationError as exc:
         problems = []
         known_kinds = ", ".join(sources.source_kinds())
@@ -150,6 +151,32 @@ def load_directory_text(text: str, name: str) -> DirectoryFile:
                 msg = "unknown field (check its spelling)"
             problems.append(DirectoryProblem(name, line, field + _dataset_label(data, loc), msg))
         raise DirectoryFileError(problems) from None
+    problems = policy_problems(directory, root, name, policy or DEFAULT_POLICY)
+    if problems:
+        raise DirectoryFileError(problems)
+    return directory
+
+
+def policy_problems(
+    directory: DirectoryFile, root: yaml.Node | None, name: str, policy: GradePolicy
+) -> list[DirectoryProblem]:
+    """What the file declares that its datasets' grades do not allow (the grade policy)."""
+    problems = []
+    for i, ds in enumerate(directory.datasets):
+        rules = policy[ds.grade]
+        if ds.open.open and not rules.may_be_open:
+            loc: tuple[int | str, ...] = ("datasets", i, "open", "open")
+            node, field = _node_at(root, loc)
+            problems.append(
+                DirectoryProblem(
+                    name,
+                    node.start_mark.line + 1 if node is not None else None,
+                    field + f" (dataset {ds.code})",
+                    f"a {ds.grade.value} ({GRADE_NAMES[ds.grade]}) dataset may not be open data "
+                    "(grade policy: may_be_open is false)",
+                )
+            )
+    return problems
 
 
 def directory_files(path: Path) -> list[Path]:
