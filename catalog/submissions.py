@@ -37,6 +37,7 @@ from catalog.access.staff import StaffUser
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory import store
+from catalog.directory.grades import GradePolicy
 from catalog.directory.loader import DirectoryFileError, DirectoryProblem, load_directory_text
 from catalog.directory.model import DirectoryFile, dump_dataset
 from catalog.directory.store import PublishChange
@@ -80,14 +81,14 @@ class Submission:
     changes: list[dict[str, Any]] | None
 
 
-def check_text(text: str, *, source_name: str) -> DirectoryCheck:
-    """Parse and validate a directory file's text."""
+def check_text(text: str, *, source_name: str, policy: GradePolicy | None = None) -> DirectoryCheck:
+    """Parse and validate a directory file's text (the grade policy included)."""
     if len(text) > MAX_TEXT:
         return DirectoryCheck(
             None, [DirectoryProblem(source_name, None, "", f"longer than {MAX_TEXT} characters")]
         )
     try:
-        return DirectoryCheck(load_directory_text(text, source_name), [])
+        return DirectoryCheck(load_directory_text(text, source_name, policy=policy), [])
     except DirectoryFileError as exc:
         return DirectoryCheck(None, exc.problems)
 
@@ -146,8 +147,8 @@ def _submission(row: Any) -> Submission:
     )
 
 
-def _valid(text: str, source_name: str) -> DirectoryFile:
-    checked = check_text(text, source_name=source_name)
+def _valid(text: str, source_name: str, policy: GradePolicy | None = None) -> DirectoryFile:
+    checked = check_text(text, source_name=source_name, policy=policy)
     if checked.directory is None:
         raise HubError("directory_invalid", problems="; ".join(str(p) for p in checked.problems[:5]))
     return checked.directory
@@ -161,11 +162,12 @@ def submit(
     source_name: str,
     submitted_by: str,
     at: dt.datetime | None = None,
+    policy: GradePolicy | None = None,
 ) -> Submission:
     """Store a valid directory file of ``department_code`` for review. Errors:
     ``directory_invalid`` (400), ``wrong_department`` (403), ``submission_pending`` (409)."""
     now = at or utc_now()
-    directory = _valid(content, source_name)
+    directory = _valid(content, source_name, policy)
     _check_ownership(engine, directory, department_code)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # one pending per department, whatever races
@@ -221,7 +223,7 @@ def approve(
     now = at or utc_now()
     s = _require(engine, submission_id)
     _reviewer(s, by)
-    directory = _valid(s.content, s.source_name)
+    directory = _valid(s.content, s.source_name, policy)
     _check_ownership(engine, directory, s.department_code)
     with engine.begin() as conn:  # claim it first: of two approvals, one publishes
         claimed = conn.execute(
@@ -232,7 +234,9 @@ def approve(
     if claimed.rowcount != 1:
         raise HubError("submission_decided", id=submission_id, status="approved")
     try:
-        changes = publishing.publish(engine, directory, source_file=f"submission {s.id}: {s.source_name}")
+        changes = publishing.publish(
+            engine, directory, source_file=f"submission {s.id}: {s.source_name}", policy=policy
+        )
     except Exception:
         with engine.begin() as conn:  # publishing failed: it is pending again
             conn.execute(
@@ -321,13 +325,15 @@ def record_direct_publish(
         return _submission(conn.execute(sa.select(_S).where(_S.c.id == new_id)).one())
 
 
-def publish_directly(engine: sa.Engine, path: Path, *, by: str) -> list[PublishChange]:
+def publish_directly(
+    engine: sa.Engine, path: Path, *, by: str, policy: GradePolicy | None = None
+) -> list[PublishChange]:
     """The operator's publish (CLI, demo): validate, publish at once, and record it in the
     review history when it changed anything. Raises the loader's ``DirectoryFileError``."""
     from catalog.directory.loader import load_directory_file
 
-    directory = load_directory_file(path)
-    changes = publishing.publish(engine, directory, source_file=path.name)
+    directory = load_directory_file(path, policy=policy)
+    changes = publishing.publish(engine, directory, source_file=path.name, policy=policy)
     if any(c.action != "unchanged" for c in changes):
         text = path.read_text(encoding="utf-8")
         record_direct_publish(engine, directory, text, source_name=path.name, by=by, changes=changes)

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     objection_answer_working_days: int = Field(
         default=5, ge=1, description="working days a department has to answer a data objection (数据异议)"
     )
+    grade_policy: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="overrides of the grade policy per grade (catalog/directory/grades.py), "
+        'e.g. {"important": {"max_grant_days": 180}}',
+    )
     keys_dir: Path | None = Field(default=None, description="private signing keys; default <var>/keys")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     token_audience: str = "sharehub-api"  # noqa: S105 (a JWT aud value)
@@ -147,6 +152,14 @@ class Settings(BaseSettings):
     api_limit_concurrency: int = Field(
         default=1000, ge=1, description="open connections and requests per worker before 503 (sharehub serve)"
     )
+
+    @field_validator("grade_policy")
+    @classmethod
+    def _grade_policy(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from catalog.directory.grades import GradePolicy
+
+        GradePolicy(v)  # unknown grades or rules, a default rate above its maximum: refused at start
+        return v
 
     @field_validator("purpose_end_user_pattern", "purpose_case_number_pattern")
     @classmethod

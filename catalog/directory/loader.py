@@ -96,7 +96,7 @@ def _dataset_label(data: Any, loc: tuple[int | str, ...]) -> str:
     return ""
 
 
-def load_directory_file(path: Path) -> DirectoryFile:
+def load_directory_file(path: Path, *, policy: GradePolicy | None = None) -> DirectoryFile:
     """Parse and validate one directory file; raise DirectoryFileError naming file, line and field."""
     name = str(path)
     try:
@@ -107,7 +107,7 @@ def load_directory_file(path: Path) -> DirectoryFile:
         ) from None
     except OSError as exc:
         raise DirectoryFileError([DirectoryProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
-    return load_directory_text(text, name)
+    return load_directory_text(text, name, policy=policy)
 
 
 def load_directory_text(text: str, name: str, *, policy: GradePolicy | None = None) -> DirectoryFile:

@@ -216,6 +216,12 @@ def staff_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 # ---- applications and grants --------------------------------------------------------------
 
 
+def _policy() -> Any:
+    from catalog.directory.grades import policy_of
+
+    return policy_of(get_settings())
+
+
 def _calendar() -> Any:
     from catalog.access.workdays import Calendar
 
@@ -252,6 +258,7 @@ def applications_submit(
             requested_until=dt.date.fromisoformat(until) if until else None,
             calendar=_calendar(),
             deadline_days=s.working_days_deadline,
+            policy=_policy(),
             default_rate_limit=s.default_rate_limit,
         )
     except HubError as exc:
@@ -325,6 +332,7 @@ def applications_decide(
             fields=field or None,
             valid_until=dt.date.fromisoformat(until) if until else None,
             rate_limit=rate_limit,
+            policy=_policy(),
             default_rate_limit=get_settings().default_rate_limit,
         )
     except HubError as exc:

@@ -43,6 +43,7 @@ def catalog_publish(
     """Validate and publish department directory files at once (a changed dataset gets a new
     version); recorded in the review history as approved by the operator."""
     from catalog.directory.loader import DirectoryFileError, directory_files
+    from catalog.directory.grades import policy_of
     from catalog.submissions import publish_directly
     from sharehub.cli.access import _operator
 
@@ -54,7 +55,7 @@ def catalog_publish(
     failed = False
     for f in files:
         try:
-            changes = publish_directly(engine, f, by=by or _operator())
+            changes = publish_directly(engine, f, by=by or _operator(), policy=policy_of(get_settings()))
         except DirectoryFileError as exc:
             failed = True
             for p in exc.problems:
@@ -126,11 +127,14 @@ def catalog_approve(
 ) -> None:
     """Approve a directory submission: it is published at once."""
     from catalog import submissions
+    from catalog.directory.grades import policy_of
     from catalog.errors import HubError
     from sharehub.cli.access import _fail
 
     try:
-        x = submissions.approve(_engine(), submission_id, by=_reviewer(staff_user))
+        x = submissions.approve(
+            _engine(), submission_id, by=_reviewer(staff_user), policy=policy_of(get_settings())
+        )
     except HubError as exc:
         raise _fail(exc) from None
     for c in x.changes or []:
@@ -429,6 +433,25 @@ def corrections(
         t.add_row(
             str(line[0]), str(line[2]), str(line[3]), str(line[5]), str(line[6]), str(line[8]), str(line[10])
         )
+    console.print(t)
+
+
+policy_app = typer.Typer(help="the grade policy (数据分级管控): what each security grade allows", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("show")
+def policy_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The effective grade policy: the defaults with this hub's `grade_policy` overrides."""
+    from catalog.directory.grades import policy_of
+
+    rows = policy_of(get_settings()).table()
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("rule", *(f"{r['grade']} ({r['name']})" for r in rows))
+    for key in [k for k in rows[0] if k not in ("grade", "name")]:
+        t.add_row(key, *("—" if r[key] is None else str(r[key]) for r in rows))
     console.print(t)
 
 

@@ -104,6 +104,7 @@ def _ensure_grant(
 ) -> dict[str, Any]:
     """Apply unless a grant is already active; approve a pending conditional one as the approver."""
     from catalog.access import applications, staff
+    from catalog.directory.grades import policy_of
     from catalog.access.workdays import Calendar
 
     state = applications.access_state(engine, client_id, dataset)
@@ -121,13 +122,19 @@ def _ensure_grant(
             legal_basis=basis,
             calendar=Calendar.from_settings(settings),
             deadline_days=settings.working_days_deadline,
+            policy=policy_of(settings),
             default_rate_limit=settings.default_rate_limit,
         )
     if a.status == "pending":
         user = staff.get_staff(engine, APPROVER)
         assert user is not None
         a = applications.decide(
-            engine, a.id, user, approve=True, default_rate_limit=settings.default_rate_limit
+            engine,
+            a.id,
+            user,
+            approve=True,
+            default_rate_limit=settings.default_rate_limit,
+            policy=policy_of(settings),
         )
     return a.to_json()
 

@@ -20,6 +20,7 @@ from catalog.api.schemas.applications import (
     GrantOut,
     RevokeIn,
 )
+from catalog.directory.grades import policy_of
 from catalog.errors import HubError
 
 router = APIRouter(prefix="/api/v1", tags=["applications"])
@@ -68,6 +69,7 @@ def create_application(
         requested_until=body.requested_until,
         calendar=hub.calendar,
         deadline_days=s.working_days_deadline,
+        policy=policy_of(hub.settings),
         default_rate_limit=s.default_rate_limit,
     )
     call.row_count = 1
@@ -141,6 +143,7 @@ def decide(
         clear_fields=body.clear_fields,
         valid_until=body.valid_until,
         rate_limit=body.rate_limit,
+        policy=policy_of(hub.settings),
         default_rate_limit=hub.settings.default_rate_limit,
     )
     call.row_count = 1

@@ -17,6 +17,7 @@ from catalog.api.context import CallDep, HubDep, OptionalPrincipal, client_addre
 from catalog.api.errors_doc import errors
 from catalog.api.schemas.directory import DatasetDetail, DatasetList
 from catalog.directory import store
+from catalog.directory.grades import policy_of
 from catalog.directory.model import ShareType
 from catalog.errors import HubError
 from catalog.runs import record as run_store
@@ -180,6 +181,9 @@ def download(
         call.reason = "not_shared" if d.spec.share.type is ShareType.NONE else "not_open"
         raise HubError("dataset_not_found", code=code)
     call.dataset_code = d.spec.code
+    if not policy_of(hub.settings)[d.spec.grade].bulk_allowed:  # the grade policy: no bulk access
+        call.reason = "bulk_not_allowed"
+        raise HubError("dataset_not_found", code=code)
     projection = disclosure.for_public(d.spec)
     call.fields = [projection.audit_name(f) for f in projection.fields]
     call.row_count = serving.count(hub.engine, d.spec)

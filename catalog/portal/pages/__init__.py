@@ -13,6 +13,7 @@ from catalog.portal.pages import (
     dataset,
     directory,
     objections,
+    policy,
     publish,
     supervision,
 )
@@ -27,4 +28,5 @@ ALL_PAGES: tuple[ModuleType, ...] = (
     objections,
     audit,
     supervision,
+    policy,
 )

@@ -14,6 +14,7 @@ from catalog.access import app_registry, applications
 from catalog.access.applications import Application, local_date
 from catalog.clock import utc_now
 from catalog.directory.model import Sensitivity
+from catalog.directory.grades import policy_of
 from catalog.errors import MESSAGES, HubError
 from catalog.portal import i18n
 from catalog.portal.pages.dataset import visible_dataset
@@ -173,6 +174,7 @@ def apply(
             requested_until=until,
             calendar=page.hub.calendar,
             deadline_days=settings.working_days_deadline,
+            policy=policy_of(page.hub.settings),
             default_rate_limit=settings.default_rate_limit,
         )
     except ValueError:
@@ -339,6 +341,7 @@ def decide(
             clear_fields=(clear_fields or []) if decision == "approve" else None,
             valid_until=until,
             rate_limit=limit,
+            policy=policy_of(page.hub.settings),
             default_rate_limit=page.hub.settings.default_rate_limit,
         )
     except HubError as exc:

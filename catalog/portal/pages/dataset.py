@@ -12,6 +12,7 @@ from catalog.access import disclosure
 from catalog.api.routers.directory import open_rows
 from catalog.clock import as_utc, utc_now
 from catalog.directory import store
+from catalog.directory.grades import policy_of
 from catalog.directory.model import ShareType
 from catalog.errors import HubError
 from catalog.portal import i18n
@@ -164,4 +165,5 @@ def dataset_page(
         key=set(spec.primary_key),
         base_url=str(page.request.base_url).rstrip("/"),
         open_data=spec.open.open and spec.share.type is not ShareType.NONE,
+        bulk_allowed=policy_of(page.hub.settings)[spec.grade].bulk_allowed,
     )

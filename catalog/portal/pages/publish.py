@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import Response
 
 from catalog import submissions
+from catalog.directory.grades import policy_of
 from catalog.errors import HubError
 from catalog.portal import i18n
 from catalog.portal.pages.applications import error_text
@@ -84,7 +85,8 @@ def _editor(
     error: str | None = None,
     done: int | None = None,
 ) -> Response:
-    result = submissions.check_text(text, source_name="portal") if checked else None
+    policy = policy_of(page.hub.settings)
+    result = submissions.check_text(text, source_name="portal", policy=policy) if checked else None
     diffs = submissions.preview(page.hub.engine, result.directory) if result and result.directory else []
     by_line: dict[int, list[str]] = {}
     for p in result.problems if result else []:
@@ -189,7 +191,7 @@ def review_one(page: PageDep, submission_id: int) -> Response:
 
 
 def _review_page(page: Page, s: submissions.Submission, error: str | None, status: int = 200) -> Response:
-    checked = submissions.check_text(s.content, source_name=s.source_name)
+    checked = submissions.check_text(s.content, source_name=s.source_name, policy=policy_of(page.hub.settings))
     diffs = submissions.preview(page.hub.engine, checked.directory) if checked.directory else []
     return page.render("review_one.html", status, s=s, diffs=diffs, problems=checked.problems, error=error)
 
@@ -209,7 +211,7 @@ def decide(
     page.audit("portal.review_" + decision)
     try:
         if decision == "approve":
-            submissions.approve(page.hub.engine, submission_id, by=user)
+            submissions.approve(page.hub.engine, submission_id, by=user, policy=policy_of(page.hub.settings))
         else:
             submissions.return_submission(page.hub.engine, submission_id, by=user, reason=reason)
     except HubError as exc:

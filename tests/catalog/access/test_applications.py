@@ -145,10 +145,19 @@ def test_unconditional_is_granted_at_once(engine: sa.Engine, app_id: str) -> Non
 
 
 def test_unconditional_without_end_date_runs_until_revoked(engine: sa.Engine, app_id: str) -> None:
-    a = submit(engine, app_id, RSJ, fields=["id_no", "insurance_type"])
+    a = submit(engine, app_id, SGB, fields=["item_code"])  # general data: no longest period
     g = grant_of(engine, a)
-    assert g is not None and g.valid_until is None and g.clear_fields == []
+    assert g is not None and g.valid_until is None and g.clear_fields == [] and g.rate_limit == RATE
     assert g.active_at(T0 + dt.timedelta(days=3650))
+
+
+def test_important_data_granted_at_once_runs_for_the_grades_longest_period(
+    engine: sa.Engine, app_id: str
+) -> None:
+    a = submit(engine, app_id, RSJ, fields=["id_no", "insurance_type"])  # RSJ is important
+    g = grant_of(engine, a)
+    assert g is not None and g.valid_until == ap.end_of_day_utc(D("2025-09-29") + dt.timedelta(days=365))
+    assert g.rate_limit == 120  # the important grade's default, below the hub's 600
 
 
 def test_clear_fields_make_unconditional_data_wait(engine: sa.Engine, app_id: str) -> None:
@@ -282,14 +291,14 @@ def test_approve_as_requested(engine: sa.Engine, app_id: str) -> None:
         GAJ,
         fields=["mobile", "id_no", "name", "gender"],
         clear_fields=["name", "id_no"],
-        requested_until=D("2026-06-30"),
+        requested_until=D("2025-12-20"),  # GAJ is core: at most 90 days
     )
     d = decide(engine, a.id, GAJ_APPROVER, reason="同意")
     assert d.status == "approved" and d.reason == "同意" and d.grant_id is not None
     g = grant_of(engine, d)
     assert g is not None
     assert g.fields == ["id_no", "name", "gender", "mobile"] and g.clear_fields == ["id_no", "name"]
-    assert g.valid_until == ap.end_of_day_utc(D("2026-06-30")) and g.rate_limit == RATE
+    assert g.valid_until == ap.end_of_day_utc(D("2025-12-20")) and g.rate_limit == 60  # core's default
     assert g.valid_from == d.decided_at
 
 
@@ -316,13 +325,13 @@ def test_approve_may_narrow(engine: sa.Engine, app_id: str) -> None:
         GAJ_APPROVER,
         fields=["gender", "name", "id_no"],
         clear_fields=["name"],
-        valid_until=D("2025-12-31"),
+        valid_until=D("2025-12-20"),
         rate_limit=60,
     )
     g = grant_of(engine, d)
     assert g is not None
     assert (g.fields, g.clear_fields, g.rate_limit) == (["id_no", "name", "gender"], ["name"], 60)
-    assert g.valid_until == ap.end_of_day_utc(D("2025-12-31"))
+    assert g.valid_until == ap.end_of_day_utc(D("2025-12-20"))
 
 
 def test_narrowed_fields_cut_the_default_clear_fields(engine: sa.Engine, app_id: str) -> None:
