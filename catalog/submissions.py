@@ -37,7 +37,12 @@ from catalog.access.staff import StaffUser
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory import store
-from catalog.directory.loader import DirectoryFileError, DirectoryProblem, load_directory_text
+from catalog.directory.loader import (
+    DirectoryFileError,
+    DirectoryProblem,
+    load_directory_text,
+    read_directory_text,
+)
 from catalog.directory.model import DirectoryFile, dump_dataset
 from catalog.directory.store import PublishChange
 from catalog.errors import HubError
@@ -54,13 +59,27 @@ class DirectoryCheck:
     problems: list[DirectoryProblem]
 
 
+class DirectoryInvalid(HubError):
+    """``directory_invalid`` with every problem (line, field, message) for the editor to show
+    beside its line; the message names the first few."""
+
+    def __init__(self, problems: list[DirectoryProblem]) -> None:
+        shown = "; ".join(str(p) for p in problems[:5])
+        if len(problems) > 5:
+            shown += f"; and {len(problems) - 5} more"
+        super().__init__("directory_invalid", problems=shown)
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class DatasetDiff:
     """What publishing the file would do to one dataset."""
 
     code: str
     name: str
-    action: str  # new|changed|unchanged|absent (published, not in the file: it stays as it is)
+    #: new | changed | unchanged | absent: published but not in the file — publishing leaves it
+    #: as it is (its current version stays published and keeps syncing); nothing is removed
+    action: str
     changes: list[str]
 
 
@@ -149,8 +168,12 @@ def _submission(row: Any) -> Submission:
 def _valid(text: str, source_name: str) -> DirectoryFile:
     checked = check_text(text, source_name=source_name)
     if checked.directory is None:
-        raise HubError("directory_invalid", problems="; ".join(str(p) for p in checked.problems[:5]))
+        raise DirectoryInvalid(checked.problems)
     return checked.directory
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def submit(
@@ -182,7 +205,7 @@ def submit(
                 department_code=department_code,
                 content=content,
                 source_name=source_name[:500],
-                content_sha256=hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
+                content_sha256=_sha256(content),
                 status="pending",
                 submitted_by=submitted_by,
                 submitted_at=now,
@@ -229,8 +252,9 @@ def approve(
             .where(_S.c.id == submission_id, _S.c.status == "pending")
             .values(status="publishing", decided_by=by.username, decided_at=now)
         )
-    if claimed.rowcount != 1:
-        raise HubError("submission_decided", id=submission_id, status="approved")
+    if claimed.rowcount != 1:  # another reviewer decided it meanwhile
+        now_status = getattr(get_submission(engine, submission_id), "status", "decided")
+        raise HubError("submission_decided", id=submission_id, status=now_status)
     try:
         changes = publishing.publish(engine, directory, source_file=f"submission {s.id}: {s.source_name}")
     except Exception:
@@ -307,7 +331,7 @@ def record_direct_publish(
                 department_code=directory.department.code,
                 content=content,
                 source_name=source_name[:500],
-                content_sha256=hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
+                content_sha256=_sha256(content),
                 status="approved",
                 submitted_by=by[:64],
                 submitted_at=now,
@@ -323,15 +347,32 @@ def record_direct_publish(
 
 def publish_directly(engine: sa.Engine, path: Path, *, by: str) -> list[PublishChange]:
     """The operator's publish (CLI, demo): validate, publish at once, and record it in the
-    review history when it changed anything. Raises the loader's ``DirectoryFileError``."""
-    from catalog.directory.loader import load_directory_file
+    review history as an approved submission by ``by``. Raises the loader's
+    ``DirectoryFileError``; ``ValueError`` when a dataset belongs to another department.
 
-    directory = load_directory_file(path)
+    It is recorded when it published a new dataset version, or when the file differs from the
+    department's last approved one (the department row, its certificate types or a dataset
+    order changed, or the file was published before reviews were recorded). Publishing the
+    same file again adds nothing."""
+    text = read_directory_text(path)  # read once: what is recorded is what was published
+    directory = load_directory_text(text, str(path))
     changes = publishing.publish(engine, directory, source_file=path.name)
-    if any(c.action != "unchanged" for c in changes):
-        text = path.read_text(encoding="utf-8")
+    if any(c.action != "unchanged" for c in changes) or _last_approved_sha(
+        engine, directory.department.code
+    ) != _sha256(text):
         record_direct_publish(engine, directory, text, source_name=path.name, by=by, changes=changes)
     return changes
+
+
+def _last_approved_sha(engine: sa.Engine, department_code: str) -> str | None:
+    with engine.connect() as conn:
+        sha = conn.execute(
+            sa.select(_S.c.content_sha256)
+            .where(_S.c.department_code == department_code, _S.c.status == "approved")
+            .order_by(_S.c.decided_at.desc(), _S.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return str(sha) if sha is not None else None
 
 
 def get_submission(engine: sa.Engine, submission_id: int) -> Submission | None:
