@@ -14,8 +14,10 @@ version), or returns it with a reason. States: ``pending`` → ``approved`` | ``
 * approval re-validates the stored text and publishes it; two reviewers approving at once
   publish once (a conditional update from ``pending`` to ``publishing`` decides who). A failed
   publish puts it back to ``pending``; a process that dies while publishing leaves it in
-  ``publishing``, which a reviewer can return (publishing is idempotent: the department
-  submits again and unchanged datasets stay unchanged).
+  ``publishing``, which a reviewer can return once it has been publishing for longer than
+  :data:`STALE_PUBLISHING` (not before: a return must not race a publish that is still going
+  on). Publishing is idempotent: the department submits again and unchanged datasets stay
+  unchanged.
 
 The operator's CLI (``sharehub catalog publish``) keeps publishing at once and records an
 approved submission with what it changed (:func:`record_direct_publish`), so the review history
@@ -49,6 +51,8 @@ from catalog.errors import HubError
 
 _S = tables.directory_submissions
 MAX_TEXT = 1_000_000  # characters of one directory file
+#: how long an approval may be publishing before a reviewer may return it as abandoned
+STALE_PUBLISHING = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -261,13 +265,21 @@ def approve(
         with engine.begin() as conn:  # publishing failed: it is pending again
             conn.execute(
                 _S.update()
-                .where(_S.c.id == submission_id)
+                .where(_S.c.id == submission_id, _S.c.status == "publishing")
                 .values(status="pending", decided_by=None, decided_at=None)
             )
         raise
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # published: say so, even over a return of it as abandoned
         conn.execute(
-            _S.update().where(_S.c.id == submission_id).values(status="approved", changes=_changes(changes))
+            _S.update()
+            .where(_S.c.id == submission_id)
+            .values(
+                status="approved",
+                decided_by=by.username,
+                decided_at=now,
+                reason=None,
+                changes=_changes(changes),
+            )
         )
     return _require(engine, submission_id)
 
@@ -275,20 +287,27 @@ def approve(
 def return_submission(
     engine: sa.Engine, submission_id: int, *, by: StaffUser, reason: str, at: dt.datetime | None = None
 ) -> Submission:
-    """Return it to the department with a reason (required). Same errors as :func:`approve`."""
+    """Return it to the department with a reason (required): a pending submission, or one left
+    ``publishing`` for longer than :data:`STALE_PUBLISHING` (an approval whose process died).
+    Same errors as :func:`approve`; ``submission_decided`` also while an approval publishes it."""
     now = at or utc_now()
     s = _require(engine, submission_id)
     _reviewer(s, by)
     if not reason.strip():
         raise HubError("reason_required")
+    open_ = sa.or_(
+        _S.c.status == "pending",
+        sa.and_(_S.c.status == "publishing", _S.c.decided_at < now - STALE_PUBLISHING),
+    )
     with engine.begin() as conn:
         done = conn.execute(
             _S.update()
-            .where(_S.c.id == submission_id, _S.c.status.in_(("pending", "publishing")))
+            .where(_S.c.id == submission_id, open_)
             .values(status="returned", decided_by=by.username, decided_at=now, reason=reason.strip()[:2000])
         )
     if done.rowcount != 1:
-        raise HubError("submission_decided", id=submission_id, status="decided")
+        now_status = getattr(get_submission(engine, submission_id), "status", "decided")
+        raise HubError("submission_decided", id=submission_id, status=now_status)
     return _require(engine, submission_id)
 
 

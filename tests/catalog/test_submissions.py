@@ -336,3 +336,66 @@ def test_publish_directly_records_what_was_published_once(api_hub, tmp_path) -> 
     latest = submissions.list_submissions(api_hub.engine, department_code="SCJ")[0]
     assert latest.id != first.id and "数据资源处" in latest.content
     assert store.get_dataset(api_hub.engine, "SCJ-LIC").department.contact == "数据资源处"
+
+
+def test_a_return_does_not_race_an_approval_that_is_publishing(api_hub, monkeypatch) -> None:
+    from catalog import publishing
+
+    u = _users(api_hub.engine)
+    s = submissions.submit(
+        api_hub.engine,
+        department_code="SCJ",
+        content=_changed_text(),
+        source_name="p",
+        submitted_by="scj_pub",
+    )
+    real_publish = publishing.publish
+    refused: list[str] = []
+
+    def publish_while_another_returns(*args, **kwargs):
+        # admin_b presses "return" while admin_a's approval is publishing
+        with pytest.raises(HubError) as e:
+            submissions.return_submission(api_hub.engine, s.id, by=u["admin_b"], reason="退回")
+        refused.append(f"{e.value.code} {e.value.params['status']}")
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(publishing, "publish", publish_while_another_returns)
+    done = submissions.approve(api_hub.engine, s.id, by=u["admin_a"])
+    assert refused == ["submission_decided publishing"]
+    assert (done.status, done.decided_by, done.reason) == ("approved", "admin_a", None)
+
+
+def test_an_approval_abandoned_while_publishing_can_be_returned_later(api_hub) -> None:
+    import datetime as dt
+
+    from catalog.clock import utc_now
+    from catalog.db import tables
+
+    u = _users(api_hub.engine)
+    s = submissions.submit(
+        api_hub.engine,
+        department_code="SCJ",
+        content=_changed_text(),
+        source_name="p",
+        submitted_by="scj_pub",
+    )
+    t = tables.directory_submissions
+
+    def claimed(ago: dt.timedelta) -> None:  # as an approval whose process died leaves it
+        with api_hub.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.id == s.id)
+                .values(status="publishing", decided_by="admin_a", decided_at=utc_now() - ago)
+            )
+
+    claimed(dt.timedelta(minutes=1))
+    with pytest.raises(HubError) as e:
+        submissions.return_submission(api_hub.engine, s.id, by=u["admin_b"], reason="无人处理")
+    assert (e.value.code, e.value.params["status"]) == ("submission_decided", "publishing")
+    with pytest.raises(HubError) as e:
+        submissions.approve(api_hub.engine, s.id, by=u["admin_b"])
+    assert (e.value.code, e.value.params["status"]) == ("submission_decided", "publishing")
+    claimed(submissions.STALE_PUBLISHING + dt.timedelta(minutes=1))
+    back = submissions.return_submission(api_hub.engine, s.id, by=u["admin_b"], reason="无人处理")
+    assert (back.status, back.decided_by, back.reason) == ("returned", "admin_b", "无人处理")
