@@ -148,8 +148,17 @@ def _check_ownership(engine: sa.Engine, directory: DirectoryFile, department_cod
         foreign = conn.execute(
             sa.select(d.c.code).where(d.c.code.in_(codes), d.c.department_code != department_code)
         ).first()
+        ct = tables.certificate_types
+        taken = conn.execute(
+            sa.select(ct.c.code, ct.c.department_code).where(
+                ct.c.code.in_([c.code for c in directory.certificate_types]),
+                ct.c.department_code != department_code,
+            )
+        ).first()
     if foreign is not None:
         raise HubError("wrong_department", code=foreign.code)
+    if taken is not None:  # publishing would move it: another department's certificates, our data
+        raise HubError("certificate_type_foreign", code=taken.code, owner=taken.department_code)
 
 
 def _submission(row: Any) -> Submission:

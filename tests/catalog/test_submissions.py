@@ -399,3 +399,34 @@ def test_an_approval_abandoned_while_publishing_can_be_returned_later(api_hub) -
     claimed(submissions.STALE_PUBLISHING + dt.timedelta(minutes=1))
     back = submissions.return_submission(api_hub.engine, s.id, by=u["admin_b"], reason="无人处理")
     assert (back.status, back.decided_by, back.reason) == ("returned", "admin_b", "无人处理")
+
+
+def test_a_department_may_not_take_over_another_departments_certificate_type(api_hub, tmp_path) -> None:
+    # RSJ's file declares the business licence type (SCJ's) on its own dataset: approved, the
+    # hub would issue 营业执照 from RSJ's data. The preview shows datasets only, so the rule must hold.
+    from catalog.directory.model import DirectoryFile
+    from tests.catalog.api_hub import LICENCE_CERT_TYPE
+
+    doc = {**RSJ, "certificate_types": [{**LICENCE_CERT_TYPE, "dataset": "RSJ-PEN"}]}
+    text = yaml.safe_dump(doc, allow_unicode=True)
+    assert DirectoryFile.model_validate(doc).certificate_types  # a valid file on its own
+    with pytest.raises(HubError) as e:
+        submissions.submit(
+            api_hub.engine,
+            department_code="RSJ",
+            content=text,
+            source_name="rsj.yaml",
+            submitted_by="rsj_pub",
+        )
+    assert (e.value.code, e.value.params["owner"]) == ("certificate_type_foreign", "SCJ")
+    f = tmp_path / "rsj.yaml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="belongs to department SCJ"):  # the operator's path too
+        submissions.publish_directly(api_hub.engine, f, by="cli:ops")
+    with api_hub.engine.connect() as conn:
+        ct = conn.execute(
+            sa.text("SELECT department_code, dataset_code FROM hub_certificate_types WHERE code = :c"),
+            {"c": LICENCE_CERT_TYPE["code"]},
+        ).one()
+    assert tuple(ct) == ("SCJ", "SCJ-LIC")
+    assert submissions.list_submissions(api_hub.engine) == []
