@@ -159,6 +159,10 @@ def _check_ownership(engine: sa.Engine, directory: DirectoryFile, department_cod
         raise HubError("wrong_department", code=foreign.code)
     if taken is not None:  # publishing would move it: another department's certificates, our data
         raise HubError("certificate_type_foreign", code=taken.code, owner=taken.department_code)
+    clashes = publishing.table_clashes(engine, directory)
+    if clashes:
+        c = clashes[0]
+        raise HubError("dataset_code_clash", code=c.code, other=c.other, table=c.table)
 
 
 def _submission(row: Any) -> Submission:

@@ -30,6 +30,7 @@ HTTP_STATUS: dict[str, int] = {
     "submission_decided": 409,
     "own_submission": 403,
     "certificate_type_foreign": 403,
+    "dataset_code_clash": 409,
     "text_required": 400,
     "text_too_long": 400,
     "field_not_granted": 403,

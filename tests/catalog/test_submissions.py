@@ -430,3 +430,39 @@ def test_a_department_may_not_take_over_another_departments_certificate_type(api
         ).one()
     assert tuple(ct) == ("SCJ", "SCJ-LIC")
     assert submissions.list_submissions(api_hub.engine) == []
+
+
+def test_a_dataset_code_may_not_name_another_datasets_tables(api_hub, tmp_path) -> None:
+    # "scj.lic" is not "SCJ-LIC", but both give curated.scj_lic and srv_scj_lic: RSJ's syncs
+    # would write into SCJ's business licences
+    pen = RSJ["datasets"][0]
+    for doc, clash in (
+        ({**RSJ, "datasets": [pen, {**pen, "code": "scj.lic"}]}, ("scj.lic", "SCJ-LIC")),
+        ({**RSJ, "datasets": [pen, {**pen, "code": "rsj_pen"}]}, ("rsj_pen", "RSJ-PEN")),
+        (
+            {**RSJ, "datasets": [pen, {**pen, "code": "RSJ-NEW"}, {**pen, "code": "rsj.new"}]},
+            ("rsj.new", "RSJ-NEW"),
+        ),
+    ):
+        text = yaml.safe_dump(doc, allow_unicode=True)
+        with pytest.raises(HubError) as e:
+            submissions.submit(
+                api_hub.engine,
+                department_code="RSJ",
+                content=text,
+                source_name="rsj.yaml",
+                submitted_by="rsj_pub",
+            )
+        assert e.value.code == "dataset_code_clash"
+        assert (e.value.params["code"], e.value.params["other"]) == clash
+        f = tmp_path / "rsj.yaml"
+        f.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match="names the same tables"):
+            submissions.publish_directly(api_hub.engine, f, by="cli:ops")
+    assert submissions.list_submissions(api_hub.engine) == []
+    assert {d.spec.code for d in store.list_datasets(api_hub.engine)} == {
+        "SCJ-LIC",
+        "SCJ-OPEN",
+        "SCJ-SECRET",
+        "RSJ-PEN",
+    }
