@@ -203,7 +203,9 @@ def submit(
     at: dt.datetime | None = None,
 ) -> Submission:
     """Store a valid directory file of ``department_code`` for review. Errors:
-    ``directory_invalid`` (400), ``wrong_department`` (403), ``submission_pending`` (409)."""
+    ``directory_invalid`` (400, a :class:`DirectoryInvalid` with every problem),
+    ``wrong_department`` / ``certificate_type_foreign`` (403), ``dataset_code_clash`` (409),
+    ``submission_pending`` (409)."""
     now = at or utc_now()
     directory = _valid(content, source_name)
     _check_ownership(engine, directory, department_code)
@@ -257,7 +259,8 @@ def approve(
 ) -> Submission:
     """Approve and publish. Errors: ``submission_not_found`` (404), ``forbidden_role`` (403: a
     hub-wide admin reviews), ``own_submission`` (403), ``submission_decided`` (409),
-    ``directory_invalid`` (400: the directory changed around it since, e.g. a dataset moved)."""
+    ``directory_invalid`` (400), ``wrong_department``, ``certificate_type_foreign`` (403),
+    ``dataset_code_clash`` (409): the stored text is checked again against the directory now."""
     now = at or utc_now()
     s = _require(engine, submission_id)
     _reviewer(s, by)
