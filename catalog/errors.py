@@ -104,6 +104,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "部门 {code} 已有待审核的目录（{id}），请先撤回",
     ),
     "submission_not_found": ("no directory submission {id}", "目录提交 {id} 不存在"),
+    "dataset_code_clash": (
+        "dataset code {code} names the same tables as dataset {other} ({table}); choose another code",
+        "信息资源代码 {code} 与信息资源 {other} 对应同一张数据表（{table}），请更换代码",
+    ),
+    "certificate_type_foreign": (
+        "certificate type {code} belongs to department {owner}; a directory file declares only its own",
+        "证照类型 {code} 属于部门 {owner}，目录文件只能登记本部门的证照类型",
+    ),
     "submission_decided": ("directory submission {id} is already {status}", "目录提交 {id} 已{status}"),
     "own_submission": (
         "submission {id} was made by you: another reviewer must decide it",

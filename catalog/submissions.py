@@ -14,8 +14,10 @@ version), or returns it with a reason. States: ``pending`` → ``approved`` | ``
 * approval re-validates the stored text and publishes it; two reviewers approving at once
   publish once (a conditional update from ``pending`` to ``publishing`` decides who). A failed
   publish puts it back to ``pending``; a process that dies while publishing leaves it in
-  ``publishing``, which a reviewer can return (publishing is idempotent: the department
-  submits again and unchanged datasets stay unchanged).
+  ``publishing``, which a reviewer can return once it has been publishing for longer than
+  :data:`STALE_PUBLISHING` (not before: a return must not race a publish that is still going
+  on). Publishing is idempotent: the department submits again and unchanged datasets stay
+  unchanged.
 
 The operator's CLI (``sharehub catalog publish``) keeps publishing at once and records an
 approved submission with what it changed (:func:`record_direct_publish`), so the review history
@@ -38,13 +40,20 @@ from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory import store
 from catalog.directory.grades import GradePolicy
-from catalog.directory.loader import DirectoryFileError, DirectoryProblem, load_directory_text
+from catalog.directory.loader import (
+    DirectoryFileError,
+    DirectoryProblem,
+    load_directory_text,
+    read_directory_text,
+)
 from catalog.directory.model import DirectoryFile, dump_dataset
 from catalog.directory.store import PublishChange
 from catalog.errors import HubError
 
 _S = tables.directory_submissions
 MAX_TEXT = 1_000_000  # characters of one directory file
+#: how long an approval may be publishing before a reviewer may return it as abandoned
+STALE_PUBLISHING = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,27 @@ class DirectoryCheck:
     problems: list[DirectoryProblem]
 
 
+class DirectoryInvalid(HubError):
+    """``directory_invalid`` with every problem (line, field, message) for the editor to show
+    beside its line; the message names the first few."""
+
+    def __init__(self, problems: list[DirectoryProblem]) -> None:
+        shown = "; ".join(str(p) for p in problems[:5])
+        if len(problems) > 5:
+            shown += f"; and {len(problems) - 5} more"
+        super().__init__("directory_invalid", problems=shown)
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class DatasetDiff:
     """What publishing the file would do to one dataset."""
 
     code: str
     name: str
-    action: str  # new|changed|unchanged|absent (published, not in the file: it stays as it is)
+    #: new | changed | unchanged | absent: published but not in the file — publishing leaves it
+    #: as it is (its current version stays published and keeps syncing); nothing is removed
+    action: str
     changes: list[str]
 
 
@@ -126,8 +149,21 @@ def _check_ownership(engine: sa.Engine, directory: DirectoryFile, department_cod
         foreign = conn.execute(
             sa.select(d.c.code).where(d.c.code.in_(codes), d.c.department_code != department_code)
         ).first()
+        ct = tables.certificate_types
+        taken = conn.execute(
+            sa.select(ct.c.code, ct.c.department_code).where(
+                ct.c.code.in_([c.code for c in directory.certificate_types]),
+                ct.c.department_code != department_code,
+            )
+        ).first()
     if foreign is not None:
         raise HubError("wrong_department", code=foreign.code)
+    if taken is not None:  # publishing would move it: another department's certificates, our data
+        raise HubError("certificate_type_foreign", code=taken.code, owner=taken.department_code)
+    clashes = publishing.table_clashes(engine, directory)
+    if clashes:
+        c = clashes[0]
+        raise HubError("dataset_code_clash", code=c.code, other=c.other, table=c.table)
 
 
 def _submission(row: Any) -> Submission:
@@ -150,8 +186,12 @@ def _submission(row: Any) -> Submission:
 def _valid(text: str, source_name: str, policy: GradePolicy | None = None) -> DirectoryFile:
     checked = check_text(text, source_name=source_name, policy=policy)
     if checked.directory is None:
-        raise HubError("directory_invalid", problems="; ".join(str(p) for p in checked.problems[:5]))
+        raise DirectoryInvalid(checked.problems)
     return checked.directory
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def submit(
@@ -165,7 +205,9 @@ def submit(
     policy: GradePolicy | None = None,
 ) -> Submission:
     """Store a valid directory file of ``department_code`` for review. Errors:
-    ``directory_invalid`` (400), ``wrong_department`` (403), ``submission_pending`` (409)."""
+    ``directory_invalid`` (400, a :class:`DirectoryInvalid` with every problem),
+    ``wrong_department`` / ``certificate_type_foreign`` (403), ``dataset_code_clash`` (409),
+    ``submission_pending`` (409)."""
     now = at or utc_now()
     directory = _valid(content, source_name, policy)
     _check_ownership(engine, directory, department_code)
@@ -184,7 +226,7 @@ def submit(
                 department_code=department_code,
                 content=content,
                 source_name=source_name[:500],
-                content_sha256=hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
+                content_sha256=_sha256(content),
                 status="pending",
                 submitted_by=submitted_by,
                 submitted_at=now,
@@ -215,11 +257,17 @@ def _changes(changes: list[PublishChange]) -> list[dict[str, Any]]:
 
 
 def approve(
-    engine: sa.Engine, submission_id: int, *, by: StaffUser, at: dt.datetime | None = None
+    engine: sa.Engine,
+    submission_id: int,
+    *,
+    by: StaffUser,
+    at: dt.datetime | None = None,
+    policy: GradePolicy | None = None,
 ) -> Submission:
     """Approve and publish. Errors: ``submission_not_found`` (404), ``forbidden_role`` (403: a
     hub-wide admin reviews), ``own_submission`` (403), ``submission_decided`` (409),
-    ``directory_invalid`` (400: the directory changed around it since, e.g. a dataset moved)."""
+    ``directory_invalid`` (400), ``wrong_department``, ``certificate_type_foreign`` (403),
+    ``dataset_code_clash`` (409): the stored text is checked again against the directory now."""
     now = at or utc_now()
     s = _require(engine, submission_id)
     _reviewer(s, by)
@@ -231,8 +279,9 @@ def approve(
             .where(_S.c.id == submission_id, _S.c.status == "pending")
             .values(status="publishing", decided_by=by.username, decided_at=now)
         )
-    if claimed.rowcount != 1:
-        raise HubError("submission_decided", id=submission_id, status="approved")
+    if claimed.rowcount != 1:  # another reviewer decided it meanwhile
+        now_status = getattr(get_submission(engine, submission_id), "status", "decided")
+        raise HubError("submission_decided", id=submission_id, status=now_status)
     try:
         changes = publishing.publish(
             engine, directory, source_file=f"submission {s.id}: {s.source_name}", policy=policy
@@ -241,13 +290,21 @@ def approve(
         with engine.begin() as conn:  # publishing failed: it is pending again
             conn.execute(
                 _S.update()
-                .where(_S.c.id == submission_id)
+                .where(_S.c.id == submission_id, _S.c.status == "publishing")
                 .values(status="pending", decided_by=None, decided_at=None)
             )
         raise
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # published: say so, even over a return of it as abandoned
         conn.execute(
-            _S.update().where(_S.c.id == submission_id).values(status="approved", changes=_changes(changes))
+            _S.update()
+            .where(_S.c.id == submission_id)
+            .values(
+                status="approved",
+                decided_by=by.username,
+                decided_at=now,
+                reason=None,
+                changes=_changes(changes),
+            )
         )
     return _require(engine, submission_id)
 
@@ -255,20 +312,27 @@ def approve(
 def return_submission(
     engine: sa.Engine, submission_id: int, *, by: StaffUser, reason: str, at: dt.datetime | None = None
 ) -> Submission:
-    """Return it to the department with a reason (required). Same errors as :func:`approve`."""
+    """Return it to the department with a reason (required): a pending submission, or one left
+    ``publishing`` for longer than :data:`STALE_PUBLISHING` (an approval whose process died).
+    Same errors as :func:`approve`; ``submission_decided`` also while an approval publishes it."""
     now = at or utc_now()
     s = _require(engine, submission_id)
     _reviewer(s, by)
     if not reason.strip():
         raise HubError("reason_required")
+    open_ = sa.or_(
+        _S.c.status == "pending",
+        sa.and_(_S.c.status == "publishing", _S.c.decided_at < now - STALE_PUBLISHING),
+    )
     with engine.begin() as conn:
         done = conn.execute(
             _S.update()
-            .where(_S.c.id == submission_id, _S.c.status.in_(("pending", "publishing")))
+            .where(_S.c.id == submission_id, open_)
             .values(status="returned", decided_by=by.username, decided_at=now, reason=reason.strip()[:2000])
         )
     if done.rowcount != 1:
-        raise HubError("submission_decided", id=submission_id, status="decided")
+        now_status = getattr(get_submission(engine, submission_id), "status", "decided")
+        raise HubError("submission_decided", id=submission_id, status=now_status)
     return _require(engine, submission_id)
 
 
@@ -311,7 +375,7 @@ def record_direct_publish(
                 department_code=directory.department.code,
                 content=content,
                 source_name=source_name[:500],
-                content_sha256=hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
+                content_sha256=_sha256(content),
                 status="approved",
                 submitted_by=by[:64],
                 submitted_at=now,
@@ -329,15 +393,32 @@ def publish_directly(
     engine: sa.Engine, path: Path, *, by: str, policy: GradePolicy | None = None
 ) -> list[PublishChange]:
     """The operator's publish (CLI, demo): validate, publish at once, and record it in the
-    review history when it changed anything. Raises the loader's ``DirectoryFileError``."""
-    from catalog.directory.loader import load_directory_file
+    review history as an approved submission by ``by``. Raises the loader's
+    ``DirectoryFileError``; ``ValueError`` when a dataset belongs to another department.
 
-    directory = load_directory_file(path, policy=policy)
+    It is recorded when it published a new dataset version, or when the file differs from the
+    department's last approved one (the department row, its certificate types or a dataset
+    order changed, or the file was published before reviews were recorded). Publishing the
+    same file again adds nothing."""
+    text = read_directory_text(path)  # read once: what is recorded is what was published
+    directory = load_directory_text(text, str(path), policy=policy)
     changes = publishing.publish(engine, directory, source_file=path.name, policy=policy)
-    if any(c.action != "unchanged" for c in changes):
-        text = path.read_text(encoding="utf-8")
+    if any(c.action != "unchanged" for c in changes) or _last_approved_sha(
+        engine, directory.department.code
+    ) != _sha256(text):
         record_direct_publish(engine, directory, text, source_name=path.name, by=by, changes=changes)
     return changes
+
+
+def _last_approved_sha(engine: sa.Engine, department_code: str) -> str | None:
+    with engine.connect() as conn:
+        sha = conn.execute(
+            sa.select(_S.c.content_sha256)
+            .where(_S.c.department_code == department_code, _S.c.status == "approved")
+            .order_by(_S.c.decided_at.desc(), _S.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return str(sha) if sha is not None else None
 
 
 def get_submission(engine: sa.Engine, submission_id: int) -> Submission | None:

@@ -31,6 +31,8 @@ HTTP_STATUS: dict[str, int] = {
     "submission_not_found": 404,
     "submission_decided": 409,
     "own_submission": 403,
+    "certificate_type_foreign": 403,
+    "dataset_code_clash": 409,
     "text_required": 400,
     "text_too_long": 400,
     "field_not_granted": 403,

@@ -96,18 +96,70 @@ def _dataset_label(data: Any, loc: tuple[int | str, ...]) -> str:
     return ""
 
 
+def _syntax_problem(exc: yaml.YAMLError, text: str, name: str) -> DirectoryProblem:
+    """A YAML syntax error on a line the text has (an unclosed quote is found at the end of the
+    stream, past the last line), naming where the unfinished construct started."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    if line is not None:
+        line = max(1, min(line, len(text.splitlines()) or 1))
+    message = f"YAML syntax: {getattr(exc, 'problem', None) or exc}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark.line + 1 != line:
+        message += f" ({context} started on line {context_mark.line + 1})"
+    return DirectoryProblem(name, line, "", message)
+
+
+def _duplicate_keys(root: yaml.Node | None, name: str) -> list[DirectoryProblem]:
+    """Keys given twice in one mapping. YAML keeps the last silently, so an edit that pasted a
+    second ``share:`` would drop the first unseen; the directory refuses it instead."""
+    problems: list[DirectoryProblem] = []
+    seen: set[int] = set()  # an alias repeats a node: visit it once
+    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else None
+                if isinstance(k, str) and k != "<<":
+                    line = key.start_mark.line + 1
+                    if k in first:
+                        problems.append(
+                            DirectoryProblem(
+                                name,
+                                line,
+                                f"{path}.{k}".lstrip("."),
+                                f"given twice in one mapping (first on line {first[k]}); keep one",
+                            )
+                        )
+                    else:
+                        first[k] = line
+                stack.append((value, f"{path}.{k}" if k is not None else path))
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
 def load_directory_file(path: Path, *, policy: GradePolicy | None = None) -> DirectoryFile:
     """Parse and validate one directory file; raise DirectoryFileError naming file, line and field."""
+    return load_directory_text(read_directory_text(path), str(path), policy=policy)
+
+
+def read_directory_text(path: Path) -> str:
+    """A directory file's text; raise DirectoryFileError when it cannot be read or is not UTF-8."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DirectoryFileError(
             [DirectoryProblem(name, None, "", f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")]
         ) from None
     except OSError as exc:
         raise DirectoryFileError([DirectoryProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
-    return load_directory_text(text, name, policy=policy)
 
 
 def load_directory_text(text: str, name: str, *, policy: GradePolicy | None = None) -> DirectoryFile:
@@ -117,10 +169,10 @@ def load_directory_text(text: str, name: str, *, policy: GradePolicy | None = No
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DirectoryFileError([DirectoryProblem(name, line, "", f"YAML syntax: {problem}")]) from None
+        raise DirectoryFileError([_syntax_problem(exc, text, name)]) from None
+    duplicates = _duplicate_keys(root, name)
+    if duplicates:
+        raise DirectoryFileError(duplicates)
     if not isinstance(data, dict):
         raise DirectoryFileError(
             [DirectoryProblem(name, 1, "", "expected a mapping with department and datasets")]

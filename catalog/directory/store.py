@@ -119,7 +119,13 @@ def store_directory(engine: sa.Engine, directory: DirectoryFile, *, source_file:
                 "validity_years": ct.validity_years,
             }
             table = tables.certificate_types
-            if conn.execute(sa.select(table.c.code).where(table.c.code == ct.code)).first():
+            owner = conn.execute(sa.select(table.c.department_code).where(table.c.code == ct.code)).first()
+            if owner is not None and owner.department_code != dept.code:
+                raise ValueError(
+                    f"{source_file}: certificate type {ct.code} belongs to department "
+                    f"{owner.department_code}, not {dept.code}"
+                )
+            if owner is not None:
                 conn.execute(table.update().where(table.c.code == ct.code).values(**ct_row))
             else:
                 conn.execute(table.insert().values(code=ct.code, **ct_row))

@@ -42,9 +42,9 @@ def catalog_publish(
 ) -> None:
     """Validate and publish department directory files at once (a changed dataset gets a new
     version); recorded in the review history as approved by the operator."""
-    from catalog.directory.loader import DirectoryFileError, directory_files
     from catalog.directory.grades import policy_of
-    from catalog.submissions import publish_directly
+    from catalog.directory.loader import DirectoryFileError, directory_files
+    from catalog.submissions import list_submissions, publish_directly
     from sharehub.cli.access import _operator
 
     files = directory_files(path)
@@ -67,8 +67,26 @@ def catalog_publish(
             continue
         for c in changes:
             console.print(f"{f.name}: {c.code} v{c.version} {c.action}")
+        dept = _department_of(engine, changes)
+        for pending in list_submissions(engine, department_code=dept, status="pending") if dept else []:
+            err.print(
+                f"[yellow]note[/yellow] submission {pending.id} of {dept} is still pending review: it was "
+                "made against the directory before this publish; approving it publishes its text as it is",
+                highlight=False,
+            )
     if failed:
         raise typer.Exit(1)
+
+
+def _department_of(engine: Any, changes: list[Any]) -> str | None:
+    from catalog.directory import store
+
+    for c in changes:
+        try:
+            return store.get_dataset(engine, c.code).department.code
+        except KeyError:
+            continue
+    return None
 
 
 @catalog_app.command("submissions")
@@ -109,6 +127,9 @@ def catalog_submissions(
     console.print(t)
 
 
+_REVIEWER_HELP = "the reviewer's staff account: a hub-wide admin, not the submitter"
+
+
 def _reviewer(username: str) -> Any:
     from catalog.access import staff
     from catalog.errors import HubError
@@ -123,7 +144,7 @@ def _reviewer(username: str) -> Any:
 @catalog_app.command("approve")
 def catalog_approve(
     submission_id: int,
-    staff_user: Annotated[str, typer.Option("--as", help="a hub-wide admin (not the submitter)")],
+    staff_user: Annotated[str, typer.Option("--by", "--as", help=_REVIEWER_HELP)],
 ) -> None:
     """Approve a directory submission: it is published at once."""
     from catalog import submissions
@@ -144,7 +165,7 @@ def catalog_approve(
 @catalog_app.command("return")
 def catalog_return(
     submission_id: int,
-    staff_user: Annotated[str, typer.Option("--as", help="a hub-wide admin (not the submitter)")],
+    staff_user: Annotated[str, typer.Option("--by", "--as", help=_REVIEWER_HELP)],
     reason: Annotated[str, typer.Option(help="why (the department sees it)")],
 ) -> None:
     """Return a directory submission to its department with a reason."""
@@ -436,7 +457,9 @@ def corrections(
     console.print(t)
 
 
-policy_app = typer.Typer(help="the grade policy (数据分级管控): what each security grade allows", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="the grade policy (数据分级管控): what each security grade allows", no_args_is_help=True
+)
 app.add_typer(policy_app, name="policy")
 
 

@@ -104,8 +104,8 @@ def _ensure_grant(
 ) -> dict[str, Any]:
     """Apply unless a grant is already active; approve a pending conditional one as the approver."""
     from catalog.access import applications, staff
-    from catalog.directory.grades import policy_of
     from catalog.access.workdays import Calendar
+    from catalog.directory.grades import policy_of
 
     state = applications.access_state(engine, client_id, dataset)
     if state.kind == "granted" and state.application is not None:

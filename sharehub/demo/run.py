@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from catalog import submissions
-from catalog.directory.grades import policy_of
 from catalog.db.engine import engine_for
+from catalog.directory.grades import policy_of
 from sharehub.settings import get_settings
 
 
@@ -36,7 +36,9 @@ def _publish(console: Console) -> list[str]:
     engine = engine_for(get_settings().hub_db_url)
     codes: list[str] = []
     for f in directory_files(DIRECTORY_DIR):
-        for change in submissions.publish_directly(engine, f, by="cli:demo", policy=policy_of(get_settings())):
+        for change in submissions.publish_directly(
+            engine, f, by="cli:demo", policy=policy_of(get_settings())
+        ):
             codes.append(change.code)
             console.print(f"directory {f.name}: {change.code} v{change.version} {change.action}")
     return codes

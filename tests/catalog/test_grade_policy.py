@@ -42,7 +42,11 @@ def engine(tmp_path: Path):
     e = engine_for(f"sqlite:///{tmp_path / 'hub.db'}")
     doc = {
         "department": DEPT,
-        "datasets": [_dataset("GRD-GEN", "general"), _dataset("GRD-IMP", "important"), _dataset("GRD-CORE", "core")],
+        "datasets": [
+            _dataset("GRD-GEN", "general"),
+            _dataset("GRD-IMP", "important"),
+            _dataset("GRD-CORE", "core"),
+        ],
     }
     publishing.publish(e, DirectoryFile.model_validate(doc), source_file="grd.yaml")
     return e
@@ -69,7 +73,11 @@ APPROVER = StaffUser("grd-approver", "GRD", frozenset({"approver"}), "active", 1
 
 
 def test_the_default_table() -> None:
-    core, important, general = DEFAULT_POLICY[Grade.CORE], DEFAULT_POLICY["important"], DEFAULT_POLICY["general"]
+    core, important, general = (
+        DEFAULT_POLICY[Grade.CORE],
+        DEFAULT_POLICY["important"],
+        DEFAULT_POLICY["general"],
+    )
     assert not core.may_be_open and not core.may_auto_grant and core.max_grant_days == 90
     assert core.clear_needs_second_approval and not core.bulk_allowed and core.purpose_always
     assert important.max_grant_days < 366 and important.max_rate_limit < general.max_rate_limit
@@ -85,13 +93,17 @@ def test_overrides_and_bad_overrides() -> None:
             GradePolicy(bad)
 
     class S:
-        grade_policy = {"general": {"may_be_open": False}}
+        def __init__(self) -> None:
+            self.grade_policy = {"general": {"may_be_open": False}}
 
     assert policy_of(S())["general"].may_be_open is False
 
 
 def test_a_core_dataset_declared_open_is_refused_with_its_line() -> None:
-    doc = {"department": DEPT, "datasets": [_dataset("GRD-GEN", "general"), _dataset("GRD-CORE", "core", open_data=True)]}
+    doc = {
+        "department": DEPT,
+        "datasets": [_dataset("GRD-GEN", "general"), _dataset("GRD-CORE", "core", open_data=True)],
+    }
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
     with pytest.raises(DirectoryFileError) as e:
         load_directory_text(text, "grd.yaml")
@@ -152,7 +164,9 @@ def test_bulk_access_follows_the_grade(tmp_path) -> None:
     overrides = {"important": {"may_be_open": True}}
     hub = build_hub(tmp_path, portal=True, grade_policy=overrides)
     doc = {"department": DEPT, "datasets": [_dataset("GRD-IMP", "important", open_data=True)]}
-    publishing.publish(hub.engine, DirectoryFile.model_validate(doc), source_file="grd.yaml", policy=GradePolicy(overrides))
+    publishing.publish(
+        hub.engine, DirectoryFile.model_validate(doc), source_file="grd.yaml", policy=GradePolicy(overrides)
+    )
     spec = store.get_dataset(hub.engine, "GRD-IMP").spec
     serving.ensure_serving_table(hub.engine, spec)
     serving.refresh(hub.engine, spec, pa.table({"id": ["1"], "v": ["x"]}), run_id="r1", replace=True)

@@ -13,8 +13,8 @@ from fastapi.responses import Response
 from catalog.access import app_registry, applications
 from catalog.access.applications import Application, local_date
 from catalog.clock import utc_now
-from catalog.directory.model import Sensitivity
 from catalog.directory.grades import policy_of
+from catalog.directory.model import Sensitivity
 from catalog.errors import MESSAGES, HubError
 from catalog.portal import i18n
 from catalog.portal.pages.dataset import visible_dataset

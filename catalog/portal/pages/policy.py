@@ -25,7 +25,10 @@ i18n.register(
         "rule.may_be_open": ("可作为开放数据", "may be open data"),
         "rule.may_auto_grant": ("无条件共享时可自动授权", "may be granted automatically"),
         "rule.max_grant_days": ("授权最长期限（天）", "longest grant (days)"),
-        "rule.clear_needs_second_approval": ("明文敏感字段需数据主管部门二次审批", "clear sensitive fields need a second approval"),
+        "rule.clear_needs_second_approval": (
+            "明文敏感字段需数据主管部门二次审批",
+            "clear sensitive fields need a second approval",
+        ),
         "rule.purpose_always": ("每次调用须说明经办人与办件", "every call states end user and case"),
         "rule.bulk_allowed": ("允许批量获取（下载、文件共享）", "bulk access (downloads, files)"),
         "rule.default_rate_limit": ("默认调用频率（次/分钟）", "default rate limit (per minute)"),

@@ -191,7 +191,9 @@ def review_one(page: PageDep, submission_id: int) -> Response:
 
 
 def _review_page(page: Page, s: submissions.Submission, error: str | None, status: int = 200) -> Response:
-    checked = submissions.check_text(s.content, source_name=s.source_name, policy=policy_of(page.hub.settings))
+    checked = submissions.check_text(
+        s.content, source_name=s.source_name, policy=policy_of(page.hub.settings)
+    )
     diffs = submissions.preview(page.hub.engine, checked.directory) if checked.directory else []
     return page.render("review_one.html", status, s=s, diffs=diffs, problems=checked.problems, error=error)
 

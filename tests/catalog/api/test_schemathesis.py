@@ -99,7 +99,10 @@ def auth_headers(app: FastAPI) -> dict[str, str]:
     from catalog.directory.grades import GradePolicy
 
     unthrottled = GradePolicy(
-        {g: {"default_rate_limit": 100_000, "max_rate_limit": 100_000} for g in ("general", "important", "core")}
+        {
+            g: {"default_rate_limit": 100_000, "max_rate_limit": 100_000}
+            for g in ("general", "important", "core")
+        }
     )
     for d in store.list_datasets(engine):
         if d.spec.share.type.value == "none":
@@ -118,7 +121,13 @@ def auth_headers(app: FastAPI) -> dict[str, str]:
         )
         if a.status == "pending":
             applications.decide(
-                engine, a.id, approver, approve=True, rate_limit=100_000, default_rate_limit=600, policy=unthrottled
+                engine,
+                a.id,
+                approver,
+                approve=True,
+                rate_limit=100_000,
+                default_rate_limit=600,
+                policy=unthrottled,
             )
     with TestClient(app) as client:
         r = client.post(
