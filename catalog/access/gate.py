@@ -66,10 +66,13 @@ def check_shared(spec: DatasetSpec) -> None:
         raise HubError("not_shared", code=spec.code)
 
 
-def check_purpose(principal: Principal, spec: DatasetSpec, rules: PurposeRules = DEFAULT_RULES) -> None:
-    """Personal data needs the end user and the case number of the call, in the deployment's
-    formats (400 ``purpose_required`` / ``purpose_invalid``)."""
-    if is_personal(spec):
+def check_purpose(
+    principal: Principal, spec: DatasetSpec, rules: PurposeRules = DEFAULT_RULES, *, always: bool = False
+) -> None:
+    """Personal data — and, with ``always``, any data of a grade whose policy says so (important
+    and core by default) — needs the end user and the case number of the call, in the
+    deployment's formats (400 ``purpose_required`` / ``purpose_invalid``)."""
+    if always or is_personal(spec):
         rules.check(principal.end_user, principal.case_number)
 
 

@@ -36,6 +36,7 @@ def _build_hub(settings: Any) -> Hub:
     from catalog.access.ratelimit import open_rate_limiter
     from catalog.access.workdays import Calendar
     from catalog.auth.keys import KeyStore
+    from catalog.directory.grades import policy_of
 
     engine = engine_for(
         settings.hub_db_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
@@ -46,6 +47,7 @@ def _build_hub(settings: Any) -> Hub:
         keys=KeyStore(engine, settings.signing_keys_dir),
         limiter=open_rate_limiter(settings.redis_url),
         calendar=Calendar.from_settings(settings),
+        grade_policy=policy_of(settings),
         audit_batch_max=settings.audit_batch_max,
         db_concurrency=settings.db_pool_size,
     )

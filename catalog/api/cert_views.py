@@ -89,7 +89,12 @@ def visible_certificates(
         types = {k: v for k, v in types.items() if k == type_code}
     out: list[dict[str, Any]] = []
     for ta in types.values():
-        gate.check_purpose(principal, ta.dataset.spec, hub.purpose)
+        gate.check_purpose(
+            principal,
+            ta.dataset.spec,
+            hub.purpose,
+            always=hub.grade_policy[ta.dataset.spec.grade].purpose_always,
+        )
         limit(hub, gate.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
         rows = issuing.certificates_of(hub.engine, subject_id, ta.type_code)
         consulted[ta.dataset.spec.code] = consulted.get(ta.dataset.spec.code, 0) + len(rows)

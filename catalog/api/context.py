@@ -35,6 +35,7 @@ from catalog.access.ratelimit import RateLimiterUnavailable
 from catalog.api.status import ApiError
 from catalog.auth import tokens
 from catalog.directory import store
+from catalog.directory.grades import DEFAULT_POLICY, GradePolicy
 from catalog.errors import HubError
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class Hub:
     limiter: RateLimiter
     calendar: Calendar
     audit_batch_max: int = 256
+    grade_policy: GradePolicy = DEFAULT_POLICY  # the hub's (settings' overrides applied once)
     #: concurrent database sections of the async endpoints (``run_db``) per event loop; at most
     #: the pool size, so that they never open and close overflow connections under load
     db_concurrency: int = 5
@@ -436,7 +438,7 @@ def app_dataset_gate(
     d = hub.dataset(code)
     call.dataset_code = d.spec.code
     gate.check_shared(d.spec)
-    gate.check_purpose(principal, d.spec, hub.purpose)
+    gate.check_purpose(principal, d.spec, hub.purpose, always=hub.grade_policy[d.spec.grade].purpose_always)
     return principal, d, _granted(hub, d, state, claims.app_id)
 
 

@@ -202,3 +202,37 @@ def test_policy_show_prints_the_table_in_force(tmp_path, monkeypatch) -> None:
         assert bad.exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+def test_important_and_core_calls_always_state_their_purpose(tmp_path) -> None:
+    """Data that is not personal needs no purpose headers — unless its grade says every call
+    does (important and core by default)."""
+    import pyarrow as pa
+
+    from catalog.directory import store
+    from catalog.serving import tables as serving
+    from tests.catalog.api_hub import build_hub
+
+    hub = build_hub(tmp_path)
+    doc = {"department": DEPT, "datasets": [_dataset("GRD-GEN", "general"), _dataset("GRD-IMP", "important")]}
+    publishing.publish(hub.engine, DirectoryFile.model_validate(doc), source_file="grd.yaml")
+    app_id = hub.apps["企业开办"][0]
+    for code in ("GRD-GEN", "GRD-IMP"):
+        spec = store.get_dataset(hub.engine, code).spec
+        serving.ensure_serving_table(hub.engine, spec)
+        serving.refresh(hub.engine, spec, pa.table({"id": ["1"], "v": ["x"]}), run_id="r1", replace=True)
+        assert _submit(hub.engine, app_id, code, now=dt.datetime.now(UTC)).status == "approved"
+    bare = hub.as_app("企业开办", purpose=False)
+    assert (
+        hub.client.get("/api/v1/datasets/GRD-GEN/records", params={"id": "1"}, headers=bare).status_code
+        == 200
+    )
+    r = hub.client.get("/api/v1/datasets/GRD-IMP/records", params={"id": "1"}, headers=bare)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "purpose_required"
+    with_purpose = hub.as_app("企业开办")
+    assert (
+        hub.client.get(
+            "/api/v1/datasets/GRD-IMP/records", params={"id": "1"}, headers=with_purpose
+        ).status_code
+        == 200
+    )

@@ -54,7 +54,9 @@ def _visible_row(
         call.reason = "no_grant" if type_code else "certificate_not_found"
         raise HubError("certificate_not_found", identifier=identifier)
     call.dataset_code = ta.dataset.spec.code
-    check_purpose(principal, ta.dataset.spec, hub.purpose)
+    check_purpose(
+        principal, ta.dataset.spec, hub.purpose, always=hub.grade_policy[ta.dataset.spec.grade].purpose_always
+    )
     assert principal.app_id is not None
     limit(hub, rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
     row = issuing.certificate(hub.engine, identifier)
