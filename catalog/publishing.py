@@ -11,11 +11,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from catalog.access import applications
 from catalog.db import tables
 from catalog.directory import store
 from catalog.directory.grades import DEFAULT_POLICY, GradePolicy
 from catalog.directory.loader import DirectoryFileError, load_directory_file, policy_problems
-from catalog.directory.model import DirectoryFile
+from catalog.directory.model import DirectoryFile, Grade
 from catalog.directory.store import PublishChange
 from catalog.serving import tables as serving
 
@@ -65,10 +66,35 @@ def publish(
             f"{source_file}: dataset code {c.code} names the same tables as dataset {c.other} "
             f"({c.table}); choose another code"
         )
+    before = _grades(engine, [ds.code for ds in directory.datasets])
     changes = store.store_directory(engine, directory, source_file=source_file)
     for ds in directory.datasets:
         serving.create_if_missing(engine, ds)
+    rules = policy or DEFAULT_POLICY
+    for ds in directory.datasets:
+        old = before.get(ds.code)
+        if old is not None and GRADE_ORDER.index(ds.grade) > GRADE_ORDER.index(old):
+            applications.narrow_for_grade(
+                engine,
+                ds.code,
+                rules[ds.grade],
+                reason=f"grade raised from {old.value} to {ds.grade.value} ({source_file})",
+            )
     return changes
+
+
+#: the grades from least to most protected: raising a dataset's grade narrows its grants
+GRADE_ORDER = (Grade.GENERAL, Grade.IMPORTANT, Grade.CORE)
+
+
+def _grades(engine: sa.Engine, codes: list[str]) -> dict[str, Grade]:
+    """The published grade of each of these datasets (those published already)."""
+    if not codes:
+        return {}
+    d = tables.datasets
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(d.c.code, d.c.grade).where(d.c.code.in_(codes))).all()
+    return {r.code: Grade(r.grade) for r in rows}
 
 
 def publish_path(engine: sa.Engine, path: Path, *, policy: GradePolicy | None = None) -> list[PublishChange]:

@@ -134,6 +134,8 @@ class Grant:
     revoked_at: dt.datetime | None
     revoked_by: str | None
     revoke_reason: str | None
+    narrowed_at: dt.datetime | None = None  # the grade policy narrowed it (the dataset's grade was raised)
+    narrowed_reason: str | None = None
 
     def expired_at(self, now: dt.datetime) -> bool:
         """Whether the validity has run out at ``now`` (whatever the status)."""
@@ -160,6 +162,8 @@ class Grant:
             "revoked_at": json_value(self.revoked_at),
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
+            "narrowed_at": json_value(self.narrowed_at),
+            "narrowed_reason": self.narrowed_reason,
         }
 
 
@@ -206,6 +210,8 @@ def _grant(row: Any) -> Grant:
         revoked_at=_aware(row.revoked_at),
         revoked_by=row.revoked_by,
         revoke_reason=row.revoke_reason,
+        narrowed_at=_aware(row.narrowed_at),
+        narrowed_reason=row.narrowed_reason,
     )
 
 
@@ -681,6 +687,42 @@ def list_grants(
         )
     with engine.connect() as conn:
         return [_grant(r) for r in conn.execute(query)]
+
+
+def narrow_for_grade(
+    engine: sa.Engine, dataset_code: str, rules: GradeRules, *, reason: str, now: dt.datetime | None = None
+) -> list[Grant]:
+    """Bring the dataset's active grants within ``rules`` at once (its grade was raised): end no
+    later than the grade's longest grant from now, no faster than its highest rate, sensitive
+    fields masked again when clear fields need a second approval. Each narrowed grant records
+    when and why (the holder reads it in its grants). Returns the grants changed."""
+    at = _utc(now)
+    longest = _longest(at, rules)
+    changed = []
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(_G).where(
+                _G.c.dataset_code == dataset_code,
+                _G.c.status == "active",
+                sa.or_(_G.c.valid_until.is_(None), _G.c.valid_until >= at),
+            )
+        ).all()
+        for row in rows:
+            g = _grant(row)
+            values: dict[str, Any] = {}
+            if longest is not None:
+                last = end_of_day_utc(longest)
+                if g.valid_until is None or g.valid_until > last:
+                    values["valid_until"] = last
+            if g.rate_limit > rules.max_rate_limit:
+                values["rate_limit"] = rules.max_rate_limit
+            if rules.clear_needs_second_approval and g.clear_fields:
+                values["clear_fields"] = []
+            if values:
+                values |= {"narrowed_at": at, "narrowed_reason": reason}
+                conn.execute(_G.update().where(_G.c.id == g.id).values(**values))
+                changed.append(_grant(conn.execute(sa.select(_G).where(_G.c.id == g.id)).one()))
+    return changed
 
 
 # ---- the gate's question --------------------------------------------------------------------

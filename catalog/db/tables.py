@@ -258,6 +258,10 @@ grants = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("revoked_by", sa.String(64)),
     sa.Column("revoke_reason", sa.Text),
+    # the grade policy narrowed the grant when the dataset's grade was raised (shorter, slower,
+    # clear fields masked until re-approved); the holder reads why in its grants
+    sa.Column("narrowed_at", sa.DateTime(timezone=True)),
+    sa.Column("narrowed_reason", sa.Text),
     sa.Index("ix_grants_app_dataset", "app_id", "dataset_code"),
     # one active grant per app × dataset, whatever races the application code loses
     sa.Index(

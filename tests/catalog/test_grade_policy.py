@@ -236,3 +236,40 @@ def test_important_and_core_calls_always_state_their_purpose(tmp_path) -> None:
         ).status_code
         == 200
     )
+
+
+def test_raising_a_grade_narrows_the_grants_at_once_and_says_why(tmp_path) -> None:
+    from tests.catalog.api_hub import build_hub
+
+    hub = build_hub(tmp_path)
+    secret_v = {"name": "v", "label": "值", "sensitivity": "sensitive", "mask": "full"}
+    gen = {**_dataset("GRD-UP", "general"), "fields": [{"name": "id", "label": "编号"}, secret_v]}
+    publishing.publish(
+        hub.engine, DirectoryFile.model_validate({"department": DEPT, "datasets": [gen]}), source_file="v1"
+    )
+    app_id = hub.apps["不动产登记"][0]
+    now = dt.datetime.now(UTC)
+    a = _submit(hub.engine, app_id, "GRD-UP", clear_fields=["v"], now=now)  # clear: waits for the owner
+    ap.decide(hub.engine, a.id, APPROVER, approve=True, default_rate_limit=600, rate_limit=1000, now=now)
+    (before,) = ap.list_grants(hub.engine, app_id=app_id)
+    assert before.valid_until is None and before.clear_fields == ["v"] and before.rate_limit == 1000
+
+    core = {**gen, "grade": "core"}
+    publishing.publish(
+        hub.engine, DirectoryFile.model_validate({"department": DEPT, "datasets": [core]}), source_file="v2"
+    )
+    (after,) = ap.list_grants(hub.engine, app_id=app_id)
+    assert after.clear_fields == [] and after.rate_limit == 120  # masked until re-approved; core's ceiling
+    assert after.valid_until is not None and after.valid_until <= ap.end_of_day_utc(
+        now.date() + dt.timedelta(days=91)
+    )
+    assert after.narrowed_at is not None and "grade raised from general to core" in after.narrowed_reason
+    # the holder reads it in its grants
+    listed = hub.client.get("/api/v1/grants", headers=hub.as_app("不动产登记", purpose=False)).json()["items"]
+    assert "grade raised from general to core" in listed[0]["narrowed_reason"]
+    # lowering it again widens nothing
+    publishing.publish(
+        hub.engine, DirectoryFile.model_validate({"department": DEPT, "datasets": [gen]}), source_file="v3"
+    )
+    (again,) = ap.list_grants(hub.engine, app_id=app_id)
+    assert again.clear_fields == [] and again.rate_limit == 120

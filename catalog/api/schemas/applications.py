@@ -74,6 +74,8 @@ class GrantOut(OutBody):
     revoked_at: dt.datetime | None
     revoked_by: str | None
     revoke_reason: str | None
+    narrowed_at: dt.datetime | None = Field(default=None, description="when the grade policy narrowed it")
+    narrowed_reason: str | None = Field(default=None, description="why: the dataset's grade was raised")
 
 
 class GrantList(OutBody):

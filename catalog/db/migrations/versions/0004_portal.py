@@ -1,5 +1,6 @@
 """The portal (issue 13): portal sessions, directory submissions for review (目录审核), data
-objections (数据异议) and each run's quarantined rows in the hub DB (the correction list).
+objections (数据异议), each run's quarantined rows in the hub DB (the correction list), and
+(issue 14) when and why the grade policy narrowed a grant.
 
 Revision ID: 0004
 Revises: 0003
@@ -20,7 +21,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the tables above."""
+    """Add the tables above, and the grade policy's narrowing of a grant."""
+    with op.batch_alter_table("hub_grants") as batch:
+        batch.add_column(sa.Column("narrowed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("narrowed_reason", sa.Text(), nullable=True))
     op.create_table(
         "hub_quarantine_rows",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -98,3 +102,6 @@ def downgrade() -> None:
     op.drop_table("hub_directory_submissions")
     op.drop_table("hub_portal_sessions")
     op.drop_table("hub_quarantine_rows")
+    with op.batch_alter_table("hub_grants") as batch:
+        batch.drop_column("narrowed_reason")
+        batch.drop_column("narrowed_at")
