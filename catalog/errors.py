@@ -84,6 +84,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "grant_not_active": ("grant {id} is already {status}", "授权 {id} 已{status}"),
     "bad_date": ("{field} must be a future date", "{field} 必须是将来的日期"),
+    "second_approval_required": (
+        "application {id} waits for the second approval of the hub's data authority (a hub-wide admin)",
+        "申请 {id} 待数据主管部门（全市管理员）二次审批",
+    ),
     "grant_too_long": (
         "{field}: under the grade policy a {grade} dataset may be granted for at most {days} days "
         "(until {last})",

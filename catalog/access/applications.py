@@ -85,6 +85,8 @@ class Application:
     reason: str | None
     grant_id: int | None
     overdue: bool  # pending and today (Asia/Shanghai) > deadline
+    first_decided_by: str | None = None  # 双人审批: the owner's approval, waiting for the authority
+    first_decided_at: dt.datetime | None = None
 
     @property
     def late(self) -> bool:
@@ -113,6 +115,8 @@ class Application:
             "late": self.late,
             "reason": self.reason,
             "grant_id": self.grant_id,
+            "first_decided_by": self.first_decided_by,
+            "first_decided_at": json_value(self.first_decided_at),
         }
 
 
@@ -189,6 +193,8 @@ def _application(row: Any, today: dt.date) -> Application:
         reason=row.reason,
         grant_id=row.grant_id,
         overdue=row.status == "pending" and today > row.deadline,
+        first_decided_by=row.first_decided_by,
+        first_decided_at=_aware(row.first_decided_at),
     )
 
 
@@ -391,7 +397,7 @@ def submit(
         _lock_app(conn, app_id)
         pending = conn.execute(
             sa.select(_A.c.id).where(
-                _A.c.app_id == app_id, _A.c.dataset_code == dataset_code, _A.c.status == "pending"
+                _A.c.app_id == app_id, _A.c.dataset_code == dataset_code, _A.c.status.in_(OPEN_STATUSES)
             )
         ).first()
         if pending is not None:
@@ -461,9 +467,18 @@ def _require_application(conn: sa.Connection, application_id: int, *, lock: bool
     return row
 
 
+#: an application not decided yet: waiting for the owner, or for the data authority's second approval
+OPEN_STATUSES = ("pending", "second_approval")
+
+
 def _require_pending(row: sa.Row[Any]) -> None:
-    if row.status != "pending":
+    if row.status not in OPEN_STATUSES:
         raise HubError("already_decided", id=row.id, status=row.status)
+
+
+def _is_authority(staff: StaffUser) -> bool:
+    """The hub's data authority: a hub-wide admin."""
+    return staff.department_code is None and "admin" in staff.roles
 
 
 def decide(
@@ -504,6 +519,9 @@ def decide(
     if not staff.covers(row.department_code):
         raise HubError("wrong_department", code=row.dataset_code)
     _require_pending(row)
+    if row.status == "second_approval":
+        return _second_decision(engine, row, staff, approve=approve, reason=reason, fields=fields,
+                                clear_fields=clear_fields, at=at)  # fmt: skip
     grant_fields: list[str] = []
     grant_clear: list[str] = []
     until: dt.date | None = None
@@ -543,6 +561,17 @@ def decide(
         if limit > rules.max_rate_limit:
             raise HubError("rate_limit_too_high", grade=spec.grade.value, max=rules.max_rate_limit)
         _checked_clear(spec, _checked_fields(spec, grant_fields), grant_clear)
+        if grant_clear and rules.clear_needs_second_approval:
+            return _first_decision(
+                engine,
+                row,
+                staff,
+                fields=grant_fields,
+                clear_fields=grant_clear,
+                until=until,
+                limit=limit,
+                at=at,
+            )
     with engine.begin() as conn:
         _lock_app(conn, row.app_id)
         row = _require_application(conn, application_id, lock=True)
@@ -568,6 +597,105 @@ def decide(
                 at=at,
             )
         return _load(conn, application_id, at)
+
+
+def _first_decision(
+    engine: sa.Engine,
+    row: sa.Row[Any],
+    staff: StaffUser,
+    *,
+    fields: list[str],
+    clear_fields: list[str],
+    until: dt.date | None,
+    limit: int,
+    at: dt.datetime,
+) -> Application:
+    """The owner approves clear sensitive fields of a grade that needs 双人审批: the decision is
+    kept and the application waits (second_approval) for the hub's data authority."""
+    first = {
+        "fields": fields,
+        "clear_fields": clear_fields,
+        "valid_until": until.isoformat() if until else None,
+        "rate_limit": limit,
+    }
+    with engine.begin() as conn:
+        _lock_app(conn, row.app_id)
+        done = conn.execute(
+            _A.update()
+            .where(_A.c.id == row.id, _A.c.status == "pending")
+            .values(
+                status="second_approval",
+                first_decided_by=staff.username,
+                first_decided_at=at,
+                first_decision=first,
+            )
+        )
+        if done.rowcount != 1:
+            raise HubError("already_decided", id=row.id, status="decided")
+        return _load(conn, row.id, at)
+
+
+def _second_decision(
+    engine: sa.Engine,
+    row: sa.Row[Any],
+    staff: StaffUser,
+    *,
+    approve: bool,
+    reason: str,
+    fields: Sequence[str] | None,
+    clear_fields: Sequence[str] | None,
+    at: dt.datetime,
+) -> Application:
+    """The data authority's second approval: a hub-wide admin other than the first approver;
+    the grant is the owner's decision, narrowed further if the authority says so."""
+    if not _is_authority(staff):
+        raise HubError("second_approval_required", id=row.id)
+    if staff.username == row.first_decided_by:
+        raise HubError("own_submission", id=row.id)
+    first = dict(row.first_decision or {})
+    granted: list[str] = list(first.get("fields") or [])
+    clear: list[str] = list(first.get("clear_fields") or [])
+    if approve:
+        if fields is not None:
+            if not fields:
+                raise HubError("fields_required")
+            for name in fields:
+                if name not in granted:
+                    raise HubError("fields_not_requested", field=name)
+            granted = [n for n in granted if n in set(fields)]
+        clear = [n for n in clear if n in granted and (clear_fields is None or n in set(clear_fields))]
+    elif not reason.strip():
+        raise HubError("reason_required")
+    with engine.begin() as conn:
+        _lock_app(conn, row.app_id)
+        locked = _require_application(conn, row.id, lock=True)
+        if locked.status != "second_approval":
+            raise HubError("already_decided", id=row.id, status=locked.status)
+        conn.execute(
+            _A.update()
+            .where(_A.c.id == row.id)
+            .values(
+                status="approved" if approve else "refused",
+                decided_at=at,
+                decided_by=staff.username,
+                reason=reason.strip() or None,
+            )
+        )
+        if approve:
+            until = first.get("valid_until")
+            _create_grant(
+                conn,
+                application_id=row.id,
+                app_id=row.app_id,
+                dataset_code=row.dataset_code,
+                fields=granted,
+                clear_fields=clear,
+                valid_until=dt.date.fromisoformat(until) if until else None,
+                rate_limit=int(first.get("rate_limit") or 1),
+                by=staff.username,
+                at=at,
+            )
+        return _load(conn, row.id, at)
 
 
 def withdraw(
@@ -793,7 +921,7 @@ def _decide(grant: Grant | None, application: Application | None, at: dt.datetim
     kind: AccessKind = "none"
     if grant is not None and grant.active_at(at):
         kind = "granted"
-    elif application is not None and application.status == "pending":
+    elif application is not None and application.status in OPEN_STATUSES:
         kind = "pending"
     elif (
         application is not None

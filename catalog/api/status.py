@@ -24,6 +24,7 @@ HTTP_STATUS: dict[str, int] = {
     "bad_document": 400,
     "bad_quarter": 400,
     "grant_too_long": 400,
+    "second_approval_required": 403,
     "rate_limit_too_high": 400,
     "bad_record_key": 400,
     "directory_invalid": 400,

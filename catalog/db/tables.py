@@ -232,13 +232,18 @@ applications = sa.Table(
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("legal_basis", sa.Text, nullable=False),
     sa.Column("requested_until", sa.Date),  # how long the app asks to keep access
-    sa.Column("status", sa.String(16), nullable=False),  # pending|approved|refused|withdrawn
+    sa.Column("status", sa.String(16), nullable=False),  # pending|second_approval|approved|refused|withdrawn
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("deadline", sa.Date, nullable=False),  # last working day for the decision
     sa.Column("decided_at", sa.DateTime(timezone=True)),
     sa.Column("decided_by", sa.String(64)),  # staff username, or "auto" for unconditional data
     sa.Column("reason", sa.Text),  # required for a refusal
     sa.Column("grant_id", sa.Integer),
+    # 双人审批 (the grade policy): the owner's approval of clear sensitive fields, which waits in
+    # status second_approval for the hub's data authority; the grant is made from it
+    sa.Column("first_decided_by", sa.String(64)),
+    sa.Column("first_decided_at", sa.DateTime(timezone=True)),
+    sa.Column("first_decision", sa.JSON),  # fields, clear_fields, valid_until, rate_limit
 )
 
 grants = sa.Table(

@@ -51,6 +51,11 @@ class ApplicationOut(OutBody):
     reason: str | None
     grant_id: int | None
     overdue: bool = Field(description="pending and past its deadline")
+    first_decided_by: str | None = Field(
+        default=None,
+        description="双人审批: the owner who approved it for the data authority's second approval",
+    )
+    first_decided_at: dt.datetime | None = None
     late: bool = Field(description="decided (or withdrawn) after its deadline")
 
 

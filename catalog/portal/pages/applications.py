@@ -57,6 +57,12 @@ i18n.register(
         "col.rate": ("频率上限（次/分钟）", "Rate limit (per minute)"),
         "col.action": ("操作", "Action"),
         "status.pending": ("待审批", "pending"),
+        "status.second_approval": ("待数据主管部门二次审批", "awaiting the data authority's second approval"),
+        "decide.second": (
+            "本部门已同意明文提供敏感字段；按分级管控策略，还须数据主管部门二次审批（双人审批）。",
+            "The owner approved sensitive fields in clear; under the grade policy the data authority "
+            "must approve it too.",
+        ),
         "status.approved": ("已同意", "approved"),
         "status.refused": ("不同意", "refused"),
         "status.withdrawn": ("已撤回", "withdrawn"),
@@ -264,10 +270,16 @@ def decisions(page: PageDep, done: int | None = None, revoked: int | None = None
     today = _today()
     dept = user.department_code
     rows = applications.list_applications(page.hub.engine, department_code=dept, today=today)
-    pending = sorted(
-        (a for a in rows if a.status == "pending"), key=lambda a: (not a.overdue, a.deadline, a.id)
+    # the hub's data authority also gives the second approvals (双人审批) of clear fields
+    open_here = (
+        ("pending", "second_approval")
+        if user.department_code is None and "admin" in user.roles
+        else ("pending",)
     )
-    decided = [a for a in rows if a.status != "pending"][:50]
+    pending = sorted(
+        (a for a in rows if a.status in open_here), key=lambda a: (not a.overdue, a.deadline, a.id)
+    )
+    decided = [a for a in rows if a.status not in open_here][:50]
     grants = applications.list_grants(page.hub.engine, department_code=dept, active_only=True)
     return page.render(
         "decisions.html",

@@ -293,7 +293,10 @@ def test_approve_as_requested(engine: sa.Engine, app_id: str) -> None:
         clear_fields=["name", "id_no"],
         requested_until=D("2025-12-20"),  # GAJ is core: at most 90 days
     )
-    d = decide(engine, a.id, GAJ_APPROVER, reason="同意")
+    first = decide(engine, a.id, GAJ_APPROVER, reason="同意")  # GAJ is core: clear fields need 双人审批
+    assert first.status == "second_approval" and first.first_decided_by == "gaj-approver"
+    assert first.grant_id is None and ap.access_state(engine, app_id, GAJ, now=T0).kind == "pending"
+    d = decide(engine, a.id, HUB_ADMIN, reason="同意")
     assert d.status == "approved" and d.reason == "同意" and d.grant_id is not None
     g = grant_of(engine, d)
     assert g is not None
@@ -328,6 +331,7 @@ def test_approve_may_narrow(engine: sa.Engine, app_id: str) -> None:
         valid_until=D("2025-12-20"),
         rate_limit=60,
     )
+    d = decide(engine, d.id, HUB_ADMIN)  # the data authority's second approval
     g = grant_of(engine, d)
     assert g is not None
     assert (g.fields, g.clear_fields, g.rate_limit) == (["id_no", "name", "gender"], ["name"], 60)
@@ -337,6 +341,7 @@ def test_approve_may_narrow(engine: sa.Engine, app_id: str) -> None:
 def test_narrowed_fields_cut_the_default_clear_fields(engine: sa.Engine, app_id: str) -> None:
     a = submit(engine, app_id, GAJ, fields=["id_no", "name", "gender"], clear_fields=["id_no", "name"])
     d = decide(engine, a.id, GAJ_APPROVER, fields=["name", "gender"])
+    d = decide(engine, d.id, HUB_ADMIN)
     g = grant_of(engine, d)
     assert g is not None and g.fields == ["name", "gender"] and g.clear_fields == ["name"]
 
@@ -561,6 +566,7 @@ def test_pg_round_trip(pg_engine: sa.Engine) -> None:
     late_day = D("2025-10-21")
     assert [x.id for x in ap.list_applications(engine, overdue_only=True, today=late_day)] == [a.id]
     d = decide(engine, a.id, GAJ_APPROVER, fields=["id_no", "name"])
+    d = decide(engine, d.id, HUB_ADMIN)
     s = ap.access_state(engine, app_id, GAJ, now=T0 + dt.timedelta(days=1))
     assert s.kind == "granted" and s.grant is not None and s.grant.id == d.grant_id
     assert (s.grant.fields, s.grant.clear_fields) == (["id_no", "name"], ["name"])
@@ -608,3 +614,30 @@ def test_pg_concurrent_decisions_make_one_grant(pg_engine: sa.Engine) -> None:
     assert sorted(r for r in results if isinstance(r, str)) == ["already_decided"] * 3
     with pg_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(tables.grants)).scalar_one() == 1
+
+
+def test_second_approval_of_clear_fields_on_core_data(engine: sa.Engine, app_id: str) -> None:
+    """双人审批: the owner's approval of clear sensitive fields on core data waits for the hub's
+    data authority, who may narrow or refuse it; nobody approves twice, departments cannot."""
+    a = submit(engine, app_id, GAJ, fields=["id_no", "name", "gender"], clear_fields=["id_no", "name"])
+    first = decide(engine, a.id, GAJ_APPROVER)
+    assert first.status == "second_approval" and ap.list_grants(engine, app_id=app_id) == []
+    raises("second_approval_required", 403, lambda: decide(engine, a.id, GAJ_APPROVER))
+    raises("second_approval_required", 403, lambda: decide(engine, a.id, GAJ_ADMIN))  # a department's admin
+    raises("fields_not_requested", 400, lambda: decide(engine, a.id, HUB_ADMIN, fields=["address"]))
+    d = decide(engine, a.id, HUB_ADMIN, clear_fields=["name"])  # the authority narrows the clear fields
+    g = grant_of(engine, d)
+    assert g is not None and g.clear_fields == ["name"] and d.decided_by == "root"
+    # without clear fields the owner alone decides, as for any grade
+    b = submit(engine, app_id, GAJ, fields=["gender"], now=T0 + dt.timedelta(days=2))
+    assert decide(engine, b.id, GAJ_APPROVER, now=T0 + dt.timedelta(days=2)).status == "approved"
+
+
+def test_the_same_person_cannot_give_both_approvals(engine: sa.Engine, app_id: str) -> None:
+    a = submit(engine, app_id, GAJ, fields=["id_no", "name"], clear_fields=["name"])
+    assert decide(engine, a.id, HUB_ADMIN).status == "second_approval"  # the hub's admin as the owner
+    raises("own_submission", 403, lambda: decide(engine, a.id, HUB_ADMIN))
+    other = StaffUser("root2", None, frozenset({"admin"}), "active", 1)
+    raises("reason_required", 400, lambda: decide(engine, a.id, other, approve=False))
+    refused = decide(engine, a.id, other, approve=False, reason="明文必要性不足")
+    assert refused.status == "refused" and ap.access_state(engine, app_id, GAJ, now=T0).kind == "refused"

@@ -180,3 +180,33 @@ def test_withdraw_and_revoke_and_csrf(portal_hub, as_staff) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303 and applications.get_grant(portal_hub.engine, g.id).status == "revoked"
+
+
+def test_second_approval_in_the_portal(portal_hub, as_staff) -> None:
+    """Core data: the owner's approval of a clear field waits for the hub's data authority."""
+    from catalog import publishing
+    from catalog.directory.model import DirectoryFile
+    from tests.catalog.api_hub import SCJ
+
+    doc = {**SCJ, "datasets": [dict(d) for d in SCJ["datasets"]]}
+    doc["datasets"][0] = {**doc["datasets"][0], "grade": "core"}
+    publishing.publish(portal_hub.engine, DirectoryFile.model_validate(doc), source_file="scj-core.yaml")
+    app_id = portal_hub.apps["不动产登记"][0]
+    r = _apply(as_staff("zgj_app"), app_id)  # legal_rep asked in clear
+    assert r.status_code == 303, r.text
+    (a,) = applications.list_applications(portal_hub.engine, app_id=app_id)
+    owner = as_staff("scj_appr")
+    page = owner.get(f"/portal/decisions/{a.id}").text
+    owner.post(f"/portal/decisions/{a.id}", data={"csrf_token": csrf_of(page), "decision": "approve",
+               "fields": ["uscc", "ent_name", "legal_rep"], "clear_fields": ["legal_rep"]})  # fmt: skip
+    assert applications.get_application(portal_hub.engine, a.id).status == "second_approval"
+    assert applications.list_grants(portal_hub.engine, app_id=app_id) == []
+    authority = as_staff("hub_admin")
+    listing = authority.get("/portal/decisions").text
+    assert f"/portal/decisions/{a.id}" in listing and "待数据主管部门二次审批" in listing
+    page = authority.get(f"/portal/decisions/{a.id}").text
+    assert 'id="second-approval"' in page and "scj_appr" in page
+    authority.post(f"/portal/decisions/{a.id}", data={"csrf_token": csrf_of(page), "decision": "approve",
+                   "fields": ["uscc", "ent_name", "legal_rep"], "clear_fields": ["legal_rep"]})  # fmt: skip
+    (g,) = applications.list_grants(portal_hub.engine, app_id=app_id)
+    assert g.clear_fields == ["legal_rep"] and g.valid_until is not None  # core: at most 90 days

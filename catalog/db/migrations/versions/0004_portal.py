@@ -1,6 +1,7 @@
 """The portal (issue 13): portal sessions, directory submissions for review (目录审核), data
 objections (数据异议), each run's quarantined rows in the hub DB (the correction list), and
-(issue 14) when and why the grade policy narrowed a grant.
+(issue 14) when and why the grade policy narrowed a grant, and the owner's first approval of an
+application waiting for the data authority's second one (双人审批).
 
 Revision ID: 0004
 Revises: 0003
@@ -25,6 +26,10 @@ def upgrade() -> None:
     with op.batch_alter_table("hub_grants") as batch:
         batch.add_column(sa.Column("narrowed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("narrowed_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("hub_applications") as batch:
+        batch.add_column(sa.Column("first_decided_by", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("first_decided_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("first_decision", sa.JSON(), nullable=True))
     op.create_table(
         "hub_quarantine_rows",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -102,6 +107,10 @@ def downgrade() -> None:
     op.drop_table("hub_directory_submissions")
     op.drop_table("hub_portal_sessions")
     op.drop_table("hub_quarantine_rows")
+    with op.batch_alter_table("hub_applications") as batch:
+        batch.drop_column("first_decision")
+        batch.drop_column("first_decided_at")
+        batch.drop_column("first_decided_by")
     with op.batch_alter_table("hub_grants") as batch:
         batch.drop_column("narrowed_reason")
         batch.drop_column("narrowed_at")
