@@ -31,7 +31,7 @@ from catalog.clock import as_utc
 from catalog.db import tables
 from catalog.directory.model import DatasetSpec
 from catalog.serving import tables as serving
-from catalog.values import key_text
+from catalog.values import key_text, spreadsheet_text
 
 _Q = tables.quarantine_rows
 _R = tables.sync_runs
@@ -264,7 +264,6 @@ STATE_WORDS = {
     "zh": {"open": "待整改", "fixed": "已修正", "superseded": "已被后续批次取代"},
     "en": {"open": "open", "fixed": "fixed", "superseded": "superseded"},
 }
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_rows(rows: Sequence[CorrectionRow], lang: str = "zh") -> list[list[Any]]:
@@ -298,13 +297,6 @@ def export_rows(rows: Sequence[CorrectionRow], lang: str = "zh") -> list[list[An
     return out
 
 
-def _text_cell(value: Any) -> Any:
-    """A value that a spreadsheet would run as a formula is written with a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv(rows: Sequence[CorrectionRow], lang: str = "zh") -> bytes:
     """UTF-8 with a BOM (Excel opens Chinese text right), formulas neutralised."""
     import csv
@@ -314,7 +306,7 @@ def to_csv(rows: Sequence[CorrectionRow], lang: str = "zh") -> bytes:
     w = csv.writer(buf)
     w.writerow(HEADERS["en" if lang == "en" else "zh"])
     for line in export_rows(rows, lang):
-        w.writerow([_text_cell(v) if isinstance(v, str) else v for v in line])
+        w.writerow([spreadsheet_text(v) for v in line])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 

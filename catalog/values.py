@@ -12,7 +12,7 @@ import decimal
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["json_value", "key_text"]
+__all__ = ["json_value", "key_text", "spreadsheet_text"]
 
 
 def json_value(v: Any) -> Any:
@@ -33,3 +33,15 @@ def key_text(values: Mapping[str, Any]) -> str:
     return json.dumps(
         {k: json_value(values[k]) for k in sorted(values)}, ensure_ascii=False, separators=(",", ":")
     )
+
+
+#: a cell starting with one of these is run as a formula by Excel, WPS and LibreOffice
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A value for a CSV cell: text a spreadsheet would run as a formula gets a leading
+    apostrophe (CSV injection); anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value

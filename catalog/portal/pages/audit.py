@@ -24,6 +24,7 @@ from catalog.errors import HubError
 from catalog.portal import i18n
 from catalog.portal.charts import bar_chart
 from catalog.portal.web import NavItem, Page, PageDep, register_nav
+from catalog.values import spreadsheet_text
 
 router = APIRouter(prefix="/portal")
 
@@ -103,7 +104,6 @@ def _daily_totals(page: Page, f: dict[str, Any]) -> list[tuple[str, str | None, 
 
 
 DAYS_DEFAULT = 30
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 #: more datasets than this in scope: the dataset filter is a text field, not a list
@@ -299,7 +299,7 @@ def audit_csv(
                 if isinstance(v, dt.datetime)
                 else v
             )
-            line.append("'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v)
+            line.append(spreadsheet_text(v))
         w.writerow(line)
     return Response(
         buf.getvalue().encode("utf-8"),

@@ -86,34 +86,28 @@ def ratio(page: Page, rate: float | None, ok: int, due: int) -> str:
     return page.t("sup.ratio", rate=i18n.format_percent(rate, page.lang), ok=ok, due=due)
 
 
-@router.get("/supervision")
-def supervision(page: PageDep, quarter: Annotated[str, Query(max_length=8)] = "") -> Response:
+def _scorecards_page(page: Page, quarter: str, *, report: bool) -> Response:
     q = _quarter(page, quarter)
     cards = _cards(page, q)
-    page.audit("portal.supervision")
+    page.audit("portal.supervision_report" if report else "portal.supervision")
     return page.render(
         "supervision.html",
         quarter=q,
         cards=cards,
         ratio=lambda *a: ratio(page, *a),
-        report=False,
+        report=report,
         now=utc_now(),
     )
+
+
+@router.get("/supervision")
+def supervision(page: PageDep, quarter: Annotated[str, Query(max_length=8)] = "") -> Response:
+    return _scorecards_page(page, quarter, report=False)
 
 
 @router.get("/supervision/report")
 def report(page: PageDep, quarter: Annotated[str, Query(max_length=8)] = "") -> Response:
-    q = _quarter(page, quarter)
-    cards = _cards(page, q)
-    page.audit("portal.supervision_report")
-    return page.render(
-        "supervision.html",
-        quarter=q,
-        cards=cards,
-        ratio=lambda *a: ratio(page, *a),
-        report=True,
-        now=utc_now(),
-    )
+    return _scorecards_page(page, quarter, report=True)
 
 
 @router.get("/supervision/report.csv")
