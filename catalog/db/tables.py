@@ -187,6 +187,8 @@ certificates = sa.Table(
     # Ed25519 signature over the canonical JSON of catalog.certificates.signing.certificate_document(row)
     sa.Column("signature", sa.String(200)),
     sa.Column("signing_kid", sa.String(64)),
+    # when the hub made the stored signature: what key withdrawal (--since) is judged against
+    sa.Column("signed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("type_code", "record_key", name="uq_cert_type_record"),
 )
 
@@ -217,6 +219,10 @@ staff = sa.Table(
     sa.Column("password_generation", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("password_changed_at", sa.DateTime(timezone=True), nullable=False),
+    # single sign-on (OIDC): the IdP (issuer URL) and its subject this account is linked to
+    sa.Column("sso_issuer", sa.String(500)),
+    sa.Column("sso_subject", sa.String(255)),
+    sa.UniqueConstraint("sso_issuer", "sso_subject", name="uq_staff_sso_subject"),
 )
 
 applications = sa.Table(
@@ -285,9 +291,14 @@ signing_keys = sa.Table(
     sa.Column("kid", sa.String(64), primary_key=True),
     sa.Column("purpose", sa.String(16), nullable=False),  # token|certificate
     sa.Column("public_key", sa.String(100), nullable=False),  # raw Ed25519 key, base64url (JWK "x")
-    sa.Column("status", sa.String(16), nullable=False),  # active|retired
+    sa.Column("status", sa.String(16), nullable=False),  # active|retired|withdrawn
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("retired_at", sa.DateTime(timezone=True)),
+    # a withdrawn (leaked) key: what it signed from withdrawn_since on no longer verifies
+    sa.Column("withdrawn_since", sa.DateTime(timezone=True)),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
+    sa.Column("withdrawn_by", sa.String(64)),
+    sa.Column("withdrawn_reason", sa.Text),
 )
 
 certificate_copies = sa.Table(
@@ -400,4 +411,42 @@ objections = sa.Table(
     sa.Column("answer", sa.Text),
     sa.Column("answered_by", sa.String(64)),
     sa.Column("answered_at", sa.DateTime(timezone=True)),
+)
+
+access_anomalies = sa.Table(
+    "hub_access_anomalies",  # 异常访问: an app reading unlike its own history
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.String(64), nullable=False, index=True),
+    sa.Column("dataset_code", sa.String(64), index=True),  # None: the app's calls over all datasets
+    sa.Column("department_code", sa.String(32), index=True),  # the owning department told
+    sa.Column("kind", sa.String(32), nullable=False),  # distinct_subjects|off_hours
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("observed", sa.Float, nullable=False),
+    sa.Column("baseline", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open|cleared
+    sa.Column("throttled_until", sa.DateTime(timezone=True)),
+    sa.Column("cleared_by", sa.String(64)),
+    sa.Column("cleared_at", sa.DateTime(timezone=True)),
+    sa.Column("clear_reason", sa.Text),
+)
+
+audit_archives = sa.Table(
+    "hub_audit_archives",  # a chain prefix moved out of the hub DB at the end of its retention
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),  # the chain hash before first_seq
+    sa.Column("last_hash", sa.String(64), nullable=False),  # where the kept chain continues from
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("cutoff", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("archived_by", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
 )
