@@ -450,3 +450,15 @@ audit_archives = sa.Table(
     sa.Column("file_name", sa.String(500), nullable=False),
     sa.Column("file_sha256", sa.String(64), nullable=False),
 )
+
+sso_logins = sa.Table(
+    "hub_sso_logins",  # a staff sign-in through the IdP under way: state, nonce and PKCE verifier
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),  # SHA-256 of the state sent to the IdP
+    sa.Column("browser_hash", sa.String(64), nullable=False),  # SHA-256 of the cookie binding the browser
+    sa.Column("nonce", sa.String(100), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("next_url", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)

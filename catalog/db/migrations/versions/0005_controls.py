@@ -1,5 +1,5 @@
-"""Grade controls (issue 14): signing-key withdrawal, staff single sign-on, access anomalies
-(异常访问) and the audit log's retention archives.
+"""Grade controls (issue 14): signing-key withdrawal, staff single sign-on (account links and
+sign-ins under way), access anomalies (异常访问) and the audit log's retention archives.
 
 Revision ID: 0005
 Revises: 0004
@@ -75,10 +75,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("last_seq"),
     )
+    op.create_table(
+        "hub_sso_logins",
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("browser_hash", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=100), nullable=False),
+        sa.Column("code_verifier", sa.String(length=128), nullable=False),
+        sa.Column("next_url", sa.String(length=500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("state_hash"),
+    )
+    op.create_index("ix_hub_sso_logins_expires_at", "hub_sso_logins", ["expires_at"])
 
 
 def downgrade() -> None:
     """Drop them."""
+    op.drop_table("hub_sso_logins")
     op.drop_table("hub_audit_archives")
     op.drop_table("hub_access_anomalies")
     with op.batch_alter_table("hub_staff") as batch:
