@@ -139,6 +139,51 @@ class Settings(BaseSettings):
     portal_session_max_hours: int = Field(
         default=12, ge=1, description="a session ends this long after sign-in"
     )
+    # ---- staff single sign-on through OpenID Connect (catalog.portal.oidc) -------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the IdP's issuer URL (its /.well-known/openid-configuration is read); unset: "
+        "password sign-in only",
+    )
+    oidc_client_id: str | None = Field(default=None, description="the hub's client id at the IdP")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="the hub's client secret (keep it in the secrets file); unset: a public client",
+    )
+    oidc_scopes: str = Field(default="openid profile", description="scopes asked for; openid is required")
+    oidc_username_claim: str = Field(default="preferred_username", description="claim naming the account")
+    oidc_department_claim: str = Field(default="department", description="claim naming the department")
+    oidc_roles_claim: str = Field(default="roles", description="claim listing the IdP's roles or groups")
+    oidc_role_map: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='IdP role -> hub roles, e.g. {"sjj-approver": ["approver"]}; IdP roles not listed give '
+        "nothing; empty: the claim's values are hub role names",
+    )
+    oidc_department_map: dict[str, str] = Field(
+        default_factory=dict,
+        description='IdP department value -> hub department code ("" for hub-wide); empty: the claim '
+        "value is the hub code, and a hub-wide account is never made from claims",
+    )
+    oidc_create_users: bool = Field(
+        default=False, description="make a staff account for an IdP user the hub does not know (else refused)"
+    )
+    oidc_link_existing: bool = Field(
+        default=True,
+        description="link an IdP user to the unlinked staff account of the same user name on first sign-in",
+    )
+    oidc_sync_roles: bool = Field(
+        default=True, description="replace the department and roles of a linked account at each sign-in"
+    )
+    portal_public_url: str | None = Field(
+        default=None,
+        description="the hub's address as browsers see it (https://hub.example.gov.cn), for the IdP's "
+        "redirect URIs; unset: taken from each request",
+    )
+    oidc_label: str = Field(default="统一身份认证", description="the sign-in button's label")
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, description="calls to the IdP")
+    portal_password_login: bool = Field(
+        default=True, description="offer password sign-in on the portal (turn off once SSO is the only way)"
+    )
     # ---- request limits (catalog.api.limits, catalog.api.server) ----------------------------
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     api_max_query_params: int = Field(default=50, ge=1, description="most query parameters in one call")

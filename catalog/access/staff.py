@@ -79,7 +79,9 @@ def _from_row(row: sa.Row[Any]) -> StaffUser:
     )
 
 
-def _checked_roles(roles: Iterable[str], department_code: str | None) -> list[str]:
+def checked_roles(roles: Iterable[str], department_code: str | None) -> list[str]:
+    """``roles`` in the hub's order, when an account of that scope may hold them; else HubError
+    (``unknown_role``, ``roles_required``, ``hub_wide_role``)."""
     wanted = set(roles)
     for role in sorted(wanted):
         if role not in ROLES:
@@ -116,7 +118,7 @@ def create_staff(
     username = username.strip()
     if not username:
         raise ValueError("a staff account needs a username")
-    checked = _checked_roles(roles, department_code)
+    checked = checked_roles(roles, department_code)
     check_password_strength(password)
     at = _utc(now)
     password_hash = hash_password(password)
@@ -214,7 +216,7 @@ def set_roles(engine: sa.Engine, username: str, roles: Iterable[str]) -> StaffUs
     wanted = list(roles)
     with engine.begin() as conn:
         row = _require(conn, username)
-        checked = _checked_roles(wanted, row.department_code)
+        checked = checked_roles(wanted, row.department_code)
         conn.execute(tables.staff.update().where(tables.staff.c.username == username).values(roles=checked))
         return _from_row(_require(conn, username))
 

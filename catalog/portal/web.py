@@ -51,6 +51,9 @@ class PortalSettings(Protocol):
     database_url: str | None
     portal_session_idle_minutes: int
     portal_session_max_hours: int
+    portal_password_login: bool
+    portal_public_url: str | None
+    oidc_label: str
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from catalog.access import staff
 from tests.catalog.api_hub import PASSWORD, ApiHub, build_hub
+from tests.catalog.portal.oidc_idp import idp  # noqa: F401 (the real OpenID Provider, for test_sso)
 
 #: the portal's test accounts: username -> (department, roles)
 PORTAL_STAFF: dict[str, tuple[str | None, list[str]]] = {

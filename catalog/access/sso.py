@@ -1,0 +1,233 @@
+"""Staff accounts from an identity provider's claims (统一身份认证): which account an IdP user
+signs in as, with which department and roles.
+
+The protocol (OpenID Connect, authorization code with PKCE) is the portal's
+(:mod:`catalog.portal.oidc`); this module only decides, from claims the portal has already
+verified, who the user is in the hub:
+
+* An account linked to the IdP subject (``sso_issuer`` + ``sso_subject``) is that account.
+* Otherwise, with ``link_existing``, the unlinked account of the same user name
+  (``username_claim``) is linked on this first sign-in. An account already linked to another
+  subject is never taken over (``subject_mismatch``).
+* Otherwise, with ``create_users``, a new account is made; else the user is refused
+  (``unknown_user``). Accounts made here have no usable password.
+* With ``sync_roles`` the department and roles come from the claims at every sign-in, so a
+  role removed at the IdP is gone at the next sign-in. Roles map through ``role_map``
+  (IdP value -> hub roles); departments through ``department_map`` (IdP value -> hub code,
+  ``""`` for hub-wide). Without a department map the claim is the hub code itself and a
+  hub-wide account is never made from claims. No role, an unknown department, or a role set
+  the hub does not allow for the scope (:func:`catalog.access.staff.create_staff`'s rules)
+  refuse the sign-in: a user is never signed in with less checking than a password account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from catalog.access.staff import ROLES, StaffUser, checked_roles, get_staff
+from catalog.clock import utc_now
+from catalog.db import tables
+from catalog.errors import HubError
+
+#: the stored password hash of an account made by single sign-on: matches no password
+NO_PASSWORD = "!sso"  # noqa: S105 (not a password: a hash no password matches)
+
+#: why a sign-in was refused -> what the portal tells the user (message keys: ``sso.<code>``)
+REFUSALS = (
+    "unknown_user",
+    "no_username",
+    "no_roles",
+    "unknown_department",
+    "bad_roles",
+    "account_disabled",
+    "subject_mismatch",
+)
+
+
+class SsoRefused(Exception):
+    """The IdP's user may not sign in to the hub; ``code`` is one of :data:`REFUSALS`."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        assert code in REFUSALS
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ClaimMapping:
+    """How claims become an account (the ``oidc_*`` settings)."""
+
+    username_claim: str = "preferred_username"
+    department_claim: str = "department"
+    roles_claim: str = "roles"
+    role_map: Mapping[str, list[str]] = field(default_factory=dict)
+    department_map: Mapping[str, str] = field(default_factory=dict)
+    create_users: bool = False
+    link_existing: bool = True
+    sync_roles: bool = True
+
+    @classmethod
+    def of(cls, settings: Any) -> ClaimMapping:
+        """The mapping of the hub's settings."""
+        return cls(
+            username_claim=settings.oidc_username_claim,
+            department_claim=settings.oidc_department_claim,
+            roles_claim=settings.oidc_roles_claim,
+            role_map=dict(settings.oidc_role_map),
+            department_map=dict(settings.oidc_department_map),
+            create_users=settings.oidc_create_users,
+            link_existing=settings.oidc_link_existing,
+            sync_roles=settings.oidc_sync_roles,
+        )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Who signed in, and what the sign-in did to the account (for the audit)."""
+
+    user: StaffUser
+    event: Literal["signed_in", "linked", "created"]
+
+
+def _values(claim: Any) -> list[str]:
+    if isinstance(claim, str):
+        return claim.split()
+    if isinstance(claim, list | tuple):
+        return [v for v in claim if isinstance(v, str)]
+    return []
+
+
+def mapped_roles(claims: Mapping[str, Any], mapping: ClaimMapping) -> list[str]:
+    """The hub roles the claims give (in the hub's order); may be empty."""
+    found = _values(claims.get(mapping.roles_claim))
+    wanted: set[str] = set()
+    if mapping.role_map:
+        for value in found:
+            wanted.update(mapping.role_map.get(value, []))
+    else:
+        wanted.update(found)
+    return [r for r in ROLES if r in wanted]
+
+
+def mapped_department(conn: sa.Connection, claims: Mapping[str, Any], mapping: ClaimMapping) -> str | None:
+    """The hub department code of the claims (None: hub-wide, only through the map)."""
+    value = claims.get(mapping.department_claim)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, str) or not value.strip():
+        raise SsoRefused("unknown_department", f"no {mapping.department_claim} claim")
+    value = value.strip()
+    if mapping.department_map:
+        if value not in mapping.department_map:
+            raise SsoRefused("unknown_department", value)
+        code = mapping.department_map[value]
+        if code == "":
+            return None
+    else:
+        code = value
+    known = conn.execute(
+        sa.select(tables.departments.c.code).where(tables.departments.c.code == code)
+    ).first()
+    if known is None:
+        raise SsoRefused("unknown_department", code)
+    return code
+
+
+def _scope_and_roles(
+    conn: sa.Connection, claims: Mapping[str, Any], mapping: ClaimMapping
+) -> tuple[str | None, list[str]]:
+    roles = mapped_roles(claims, mapping)
+    if not roles:
+        raise SsoRefused("no_roles", f"no hub role in the {mapping.roles_claim} claim")
+    department = mapped_department(conn, claims, mapping)
+    try:
+        return department, checked_roles(roles, department)
+    except HubError as exc:
+        raise SsoRefused("bad_roles", exc.code) from None
+
+
+def sign_in(
+    engine: sa.Engine,
+    issuer: str,
+    claims: Mapping[str, Any],
+    mapping: ClaimMapping,
+    *,
+    now: dt.datetime | None = None,
+) -> SignIn:
+    """The account the verified ``claims`` of ``issuer`` sign in as (linked or made when
+    configured), or :class:`SsoRefused`."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > 255:
+        raise SsoRefused("unknown_user", "no usable sub claim")
+    t = tables.staff
+    at = utc_now(now)
+    event: Literal["signed_in", "linked", "created"] = "signed_in"
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(t).where(t.c.sso_issuer == issuer, t.c.sso_subject == subject)).first()
+        if row is None:
+            username = claims.get(mapping.username_claim)
+            if not isinstance(username, str) or not username.strip() or len(username.strip()) > 64:
+                raise SsoRefused("no_username", f"no usable {mapping.username_claim} claim")
+            username = username.strip()
+            row = conn.execute(sa.select(t).where(t.c.username == username)).first()
+            if row is not None:
+                if row.sso_subject is not None:
+                    raise SsoRefused("subject_mismatch", username)
+                if not mapping.link_existing:
+                    raise SsoRefused("unknown_user", username)
+                linked = conn.execute(
+                    t.update()
+                    .where(t.c.username == username, t.c.sso_subject.is_(None))
+                    .values(sso_issuer=issuer, sso_subject=subject)
+                )
+                if linked.rowcount != 1:  # another sign-in linked it meanwhile
+                    raise SsoRefused("subject_mismatch", username)
+                event = "linked"
+            elif mapping.create_users:
+                department, roles = _scope_and_roles(conn, claims, mapping)
+                conn.execute(
+                    t.insert().values(
+                        username=username,
+                        department_code=department,
+                        roles=roles,
+                        password_hash=NO_PASSWORD,
+                        status="active",
+                        password_generation=1,
+                        created_at=at,
+                        password_changed_at=at,
+                        sso_issuer=issuer,
+                        sso_subject=subject,
+                    )
+                )
+                event = "created"
+            else:
+                raise SsoRefused("unknown_user", username)
+            row = conn.execute(sa.select(t).where(t.c.username == username)).first()
+            assert row is not None
+        if row.status != "active":
+            raise SsoRefused("account_disabled", row.username)
+        if mapping.sync_roles and event != "created":
+            department, roles = _scope_and_roles(conn, claims, mapping)
+            if department != row.department_code or roles != list(row.roles):
+                conn.execute(
+                    t.update()
+                    .where(t.c.username == row.username)
+                    .values(department_code=department, roles=roles)
+                )
+        username = row.username
+    user = get_staff(engine, username)
+    assert user is not None
+    return SignIn(user, event)
+
+
+def linked_issuer(engine: sa.Engine, username: str) -> str | None:
+    """The IdP an account is linked to, or None."""
+    t = tables.staff
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.c.sso_issuer).where(t.c.username == username)).scalar()
