@@ -67,17 +67,17 @@ class Live:
     hub: ApiHub
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yield its base URL."""
+def serve(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread (on ``port``, or a free one); yield its base URL."""
     import uvicorn
 
-    port = _free_port()
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -70,21 +70,21 @@ class Idp:
         assert r.status_code == 204
 
 
-def start_idp(port: int = 0) -> Idp:
-    """Start the provider; its issuer is ``http://127.0.0.1:<port>``."""
+def start_idp(port: int = 0, *, hub: str = HUB) -> Idp:
+    """Start the provider for a hub served at ``hub``; its issuer is ``http://127.0.0.1:<port>``."""
     config = {
         "port": port,
         "clients": [
             {
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
-                "redirect_uris": [REDIRECT_URI],
-                "post_logout_redirect_uris": [f"{HUB}/portal/"],
+                "redirect_uris": [f"{hub}/portal/sso/callback"],
+                "post_logout_redirect_uris": [f"{hub}/portal/"],
             },
             {
                 "client_id": "another-system",
                 "client_secret": "another-secret-0123456789abcdef",
-                "redirect_uris": [REDIRECT_URI],
+                "redirect_uris": [f"{hub}/portal/sso/callback"],
             },
         ],
         "accounts": ACCOUNTS,
@@ -178,5 +178,3 @@ def sign_in_via_idp(client: TestClient, idp: Idp, login: str, *, next: str = "/p
 
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
