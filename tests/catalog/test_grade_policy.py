@@ -239,9 +239,12 @@ def test_important_and_core_calls_always_state_their_purpose(tmp_path) -> None:
 
 
 def test_raising_a_grade_narrows_the_grants_at_once_and_says_why(tmp_path) -> None:
-    from tests.catalog.api_hub import build_hub
+    from fastapi.testclient import TestClient
 
-    hub = build_hub(tmp_path)
+    from tests.catalog.api_hub import build_hub
+    from tests.catalog.portal.conftest import sign_in
+
+    hub = build_hub(tmp_path, portal=True)
     secret_v = {"name": "v", "label": "值", "sensitivity": "sensitive", "mask": "full"}
     gen = {**_dataset("GRD-UP", "general"), "fields": [{"name": "id", "label": "编号"}, secret_v]}
     publishing.publish(
@@ -267,6 +270,9 @@ def test_raising_a_grade_narrows_the_grants_at_once_and_says_why(tmp_path) -> No
     # the holder reads it in its grants
     listed = hub.client.get("/api/v1/grants", headers=hub.as_app("不动产登记", purpose=False)).json()["items"]
     assert "grade raised from general to core" in listed[0]["narrowed_reason"]
+    # and the applicant department's staff read it in the portal, beside the grant
+    portal = sign_in(TestClient(hub.client.app), hub.engine, "zgj_app").get("/portal/applications").text
+    assert "因数据分级提高而收窄" in portal and "grade raised from general to core" in portal
     # lowering it again widens nothing
     publishing.publish(
         hub.engine, DirectoryFile.model_validate({"department": DEPT, "datasets": [gen]}), source_file="v3"

@@ -43,6 +43,7 @@ i18n.register(
         "apps.title": ("本部门的申请与授权", "Your department's applications and grants"),
         "apps.applications": ("申请", "Applications"),
         "apps.grants": ("授权", "Grants"),
+        "apps.narrowed": ("{at} 因数据分级提高而收窄", "narrowed on {at}: the dataset's grade was raised"),
         "apps.none": ("暂无。", "None yet."),
         "apps.withdraw": ("撤回", "Withdraw"),
         "col.id": ("编号", "No."),
