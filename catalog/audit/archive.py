@@ -12,7 +12,7 @@ general grade's. The figure is a minimum: nothing is archived before it.
 records are all older than ``before`` *and* past their retention. It
 
 1. walks the prefix, recomputing every hash (a damaged chain is not archived: run verify);
-2. writes it to ``DIR/hub-audit-<first>-<last>.jsonl.gz`` (a header line, then one line per
+2. writes it to ``DIR/hub-audit-<first>-<last>-<sha256[:12]>.jsonl.gz`` (a header line, then one line per
    record with every column), through a temporary file that is fsynced, renamed and read back
    (the whole chain rechecked from the file, its SHA-256 taken);
 3. in ONE transaction inserts the ``hub_audit_archives`` row, deletes the records and their
@@ -251,8 +251,11 @@ def _when(t: dt.datetime) -> str:
 # ---- the file ------------------------------------------------------------------------------
 
 
-def file_name(first_seq: int, last_seq: int) -> str:
-    return f"hub-audit-{first_seq:012d}-{last_seq:012d}.jsonl.gz"
+def file_name(first_seq: int, last_seq: int, sha256: str) -> str:
+    """The name of the archive of seqs ``first_seq``..``last_seq`` whose file hashes to ``sha256``:
+    a rerun writing the same content writes the same name (and replaces a stray of it), one
+    writing other content (another cutoff or time) a new name, never a committed archive's."""
+    return f"hub-audit-{first_seq:012d}-{last_seq:012d}-{sha256[:12]}.jsonl.gz"
 
 
 def _line(doc: dict[str, Any]) -> bytes:
@@ -280,8 +283,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_file(engine: sa.Engine, p: ArchivePlan, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    final = dest / file_name(p.first_seq, p.last_seq)
-    tmp = dest / f".{final.name}.{uuid.uuid4().hex}.tmp"
+    tmp = dest / f".hub-audit-{p.first_seq:012d}-{p.last_seq:012d}.{uuid.uuid4().hex}.tmp"
     header = {
         "format": FORMAT,
         "first_seq": p.first_seq,
@@ -308,7 +310,8 @@ def _write_file(engine: sa.Engine, p: ArchivePlan, dest: Path) -> Path:
                     raise ArchiveError(f"seq {seq + 1}..{p.last_seq}: changed while being archived")
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, final)  # a stray file of an interrupted run by the same name is replaced
+        final = dest / file_name(p.first_seq, p.last_seq, _sha256(tmp))
+        os.replace(tmp, final)  # a stray by this name has these very bytes: replacing it is safe
         _fsync_dir(dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -296,6 +296,13 @@ def _verify_once(engine: sa.Engine, batch: int) -> tuple[VerifyReport, bool]:
                     c.base_seq,
                     f"{stale} record(s) at or before seq {c.base_seq} are still in the log though archived",
                 )
+            idx = tables.audit_datasets
+            stale = conn.execute(sa.select(sa.func.count()).where(idx.c.seq <= c.base_seq)).scalar()
+            if stale:
+                c.add(
+                    c.base_seq,
+                    f"{stale} dataset index row(s) at or before seq {c.base_seq} remain though archived",
+                )
         head = conn.execute(sa.select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == HEAD_ID)).first()
         head_seq = None if head is None else int(head.seq)
         first = c.base_seq + 1

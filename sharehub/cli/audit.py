@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -208,6 +208,23 @@ def _os_user() -> str:
         return "cli"
 
 
+def _reachable_engine() -> Any:
+    """The hub DB when there is one (an embedded SQLite file is not created for a check)."""
+    from sqlalchemy.engine import make_url
+
+    from sharehub.settings import get_settings
+
+    url = make_url(get_settings().hub_db_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        err.print("no hub DB here: checking the file alone")
+        return None
+    try:
+        return _engine()
+    except Exception as exc:  # the file is still checked: the DB may be gone for good
+        err.print(f"hub DB not reachable ({type(exc).__name__}): checking the file alone")
+        return None
+
+
 @app.command("verify-archive")
 def verify_archive_cmd(
     file: Annotated[Path, typer.Argument(help="an archive file written by `sharehub audit archive`")],
@@ -221,10 +238,7 @@ def verify_archive_cmd(
         raise typer.BadParameter(f"no such file: {file}", param_hint="FILE")
     engine = None
     if not no_db:
-        try:
-            engine = _engine()
-        except Exception as exc:  # the file is still checked: the DB may be gone for good
-            err.print(f"hub DB not reachable ({type(exc).__name__}): checking the file alone")
+        engine = _reachable_engine()
     check = audit.verify_file(file, engine)
     h = check.header
     if as_json:

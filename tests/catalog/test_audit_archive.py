@@ -154,7 +154,8 @@ def test_the_expired_prefix_moves_and_a_core_record_stops_it(engine: sa.Engine, 
     assert (p.first_seq, p.last_seq, p.records, p.stopped_at) == (1, 5, 5, 6)
     assert f"dataset {CORE}, grade core" in p.reason
     assert "under retention until 2030-01-01 08:00:06 UTC" in p.reason
-    assert res.path is not None and res.path.name == "hub-audit-000000000001-000000000005.jsonl.gz"
+    assert res.path is not None and res.file_sha256 is not None
+    assert res.path.name == f"hub-audit-000000000001-000000000005-{res.file_sha256[:12]}.jsonl.gz"
     assert res.anchor_seq == 11
     kept, index_rows, archives, head = state(engine)
     assert (kept, index_rows, archives) == (6, 0, 1) and head is not None and head[0] == 11
@@ -237,8 +238,8 @@ def test_a_crash_between_the_file_and_the_commit(
     with pytest.raises(OSError, match="power lost"):
         run(engine, tmp_path / "arc")
     assert state(engine) == before  # the archive row was rolled back with the rest
-    stray = tmp_path / "arc" / archive_mod.file_name(1, 5)
-    assert stray.is_file() and [p.name for p in (tmp_path / "arc").iterdir()] == [stray.name]
+    [stray] = (tmp_path / "arc").iterdir()  # no temporary file left beside it
+    assert stray.name.startswith("hub-audit-000000000001-000000000005-")
     report = audit.verify(engine)
     assert report.ok and report.archives == 0 and report.checked == 10
     check = audit.verify_file(stray, engine)
@@ -250,6 +251,27 @@ def test_a_crash_between_the_file_and_the_commit(
     assert res.path == stray and res.plan.records == 5
     assert audit.verify(engine).ok
     assert audit.verify_file(stray, engine).db == "matches"
+
+
+def test_a_run_that_loses_the_race_leaves_the_committed_file_alone(engine: sa.Engine, tmp_path: Path) -> None:
+    fill(engine)
+    dest = tmp_path / "arc"
+    # two runs plan the same prefix and write their files before either commits
+    one = archive_mod.plan(engine, BEFORE, policy=DEFAULT_POLICY, now=NOW)
+    two = archive_mod.plan(engine, BEFORE - dt.timedelta(days=1), policy=DEFAULT_POLICY, now=NOW)
+    path_one = archive_mod._write_file(engine, one, dest)
+    path_two = archive_mod._write_file(engine, two, dest)
+    assert path_one != path_two  # other content, other name: neither overwrites the other
+    sha_one = audit.verify_file(path_one).sha256
+    archive_mod._commit(engine, one, path_one.name, sha_one, "first")
+    with pytest.raises(ArchiveError, match="another archive run"):
+        archive_mod._commit(engine, two, path_two.name, audit.verify_file(path_two).sha256, "second")
+    assert audit.verify(engine).ok
+    assert audit.verify_file(path_one, engine).db == "matches"
+    assert audit.verify_file(path_two, engine).db == "differs"  # the loser's: not the archive row's
+    with pytest.raises(ArchiveError, match="changed while being archived"):
+        archive_mod._write_file(engine, two, dest)  # its records are gone: no file at all
+    assert sorted(dest.iterdir()) == sorted([path_one, path_two])
 
 
 def test_a_damaged_chain_is_not_archived(engine: sa.Engine, tmp_path: Path) -> None:
@@ -284,6 +306,13 @@ def test_records_deleted_without_an_archive_are_found(engine: sa.Engine, archive
     sql(engine, "DELETE FROM hub_audit WHERE seq IN (6, 7)")
     assert audit.verify(engine).problems == [
         "seq 6-7: removed without an archive (the archives end at seq 5, the log starts at seq 8)"
+    ]
+
+
+def test_records_or_index_rows_left_behind_are_found(engine: sa.Engine, archived: Path) -> None:
+    sql(engine, "INSERT INTO hub_audit_datasets (dataset_code, seq) VALUES ('ARC-GEN', 2)")
+    assert audit.verify(engine).problems == [
+        "1 dataset index row(s) at or before seq 5 remain though archived"
     ]
 
 
@@ -331,6 +360,7 @@ def test_a_made_up_archive_row_without_its_voucher_is_found(engine: sa.Engine, t
     with engine.connect() as conn:
         link = conn.execute(sa.text("SELECT prev_hash FROM hub_audit WHERE seq = 4")).scalar_one()
     sql(engine, "DELETE FROM hub_audit WHERE seq <= 3")
+    sql(engine, "DELETE FROM hub_audit_datasets WHERE seq <= 3")
     with engine.begin() as conn:
         conn.execute(
             tables.audit_archives.insert().values(
@@ -389,8 +419,11 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engin
     get_settings.cache_clear()
 
 
-def test_cli_archive_verify_archive_and_list(cli_db: sa.Engine, tmp_path: Path) -> None:
+def test_cli_archive_verify_archive_and_list(
+    cli_db: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sharehub.cli import audit as cli_audit
+    from sharehub.settings import get_settings
 
     fill(cli_db)  # 2020: past the general retention today as well
     runner = CliRunner()
@@ -420,6 +453,14 @@ def test_cli_archive_verify_archive_and_list(cli_db: sa.Engine, tmp_path: Path) 
     assert "records up to seq 5 (all older than 2021-01-01) are archived" in res.output
     res = runner.invoke(cli_audit.app, ["list", "--since", "2025-01-01"])
     assert "archived" not in res.output
+
+    # on a machine without the hub DB the file is checked alone (and no empty DB is made)
+    elsewhere = tmp_path / "elsewhere" / "hub.db"
+    monkeypatch.setenv("SHAREHUB_DATABASE_URL", f"sqlite:///{elsewhere}")
+    get_settings.cache_clear()
+    res = runner.invoke(cli_audit.app, ["verify-archive", out["file"]])
+    assert res.exit_code == 0, res.output
+    assert "no hub DB here" in res.output and "not checked" in res.output and not elsewhere.exists()
 
     path = Path(out["file"])
     path.write_bytes(path.read_bytes()[:-20])  # a truncated copy
@@ -528,3 +569,21 @@ def test_appends_while_archiving_on_postgresql_keep_one_chain(hub_pg_url: str, t
     for r in results:
         assert r.path is not None and audit.verify_file(r.path, engine).ok
     engine.dispose()
+
+
+# ---- backup ---------------------------------------------------------------------------------
+
+
+def test_a_backup_of_an_archived_log_restores_and_verifies(tmp_path: Path) -> None:
+    from sharehub.backup import restore, take
+    from sharehub.settings import Settings
+
+    settings = Settings(var_dir=tmp_path / "var")
+    engine = ready(engine_for(settings.hub_db_url))
+    fill(engine)
+    run(engine, tmp_path / "arc")
+    manifest = take(settings, tmp_path / "bk")  # the archive rows go with it; the files do not
+    assert manifest["audit_head"]["seq"] == 11
+    report = restore(Settings(var_dir=tmp_path / "var2"), tmp_path / "bk")
+    assert report["audit"]["records"] == 6 and report["audit"]["archived"] == 5
+    assert report["audit"]["head_seq"] == 11
