@@ -216,6 +216,28 @@ def test_a_second_archive_continues_the_first(engine: sa.Engine, tmp_path: Path)
     assert state(engine) == before
 
 
+def test_verify_starts_again_when_an_archive_commits_while_it_reads(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    verify_mod = sys.modules["catalog.audit.verify"]  # the package's `verify` is the function
+    fill(engine)
+    plain = verify_mod._batches
+    calls: list[int] = []
+
+    def racing(conn: sa.Connection, after: int, upto: int | None, batch: int):  # type: ignore[no-untyped-def]
+        calls.append(after)
+        if len(calls) == 1:  # the archive commits after verify read the (empty) archive rows
+            run(engine, tmp_path / "arc")
+        return plain(conn, after, upto, batch)
+
+    monkeypatch.setattr(verify_mod, "_batches", racing)
+    report = audit.verify(engine)
+    assert report.ok, report.problems
+    assert calls == [0, 5] and (report.archived, report.checked) == (5, 6)
+
+
 def test_a_dry_run_changes_nothing(engine: sa.Engine, tmp_path: Path) -> None:
     fill(engine)
     before = state(engine)
