@@ -1,9 +1,12 @@
 """The access log (访问日志): one hash-chained record per API call, allowed or refused.
 
 ``chain`` defines a record and its hash, ``writer`` appends, ``verify`` checks the chain and
-``queries`` reads it. The names below are the package's public surface.
+``queries`` reads it; ``archive`` moves records past their retention to archive files
+(:func:`catalog.audit.archive.archive`). The
+names below are the package's public surface.
 """
 
+from catalog.audit.archive import ArchiveError, archived_through, verify_file
 from catalog.audit.chain import (
     ACTOR_KINDS,
     DECISIONS,
@@ -22,11 +25,13 @@ __all__ = [
     "ACTOR_KINDS",
     "DECISIONS",
     "GENESIS",
+    "ArchiveError",
     "AuditError",
     "AuditRecord",
     "AuditWriter",
     "VerifyReport",
     "append",
+    "archived_through",
     "daily_totals",
     "dataset_index",
     "hash_input",
@@ -35,4 +40,5 @@ __all__ = [
     "query",
     "record_hash",
     "verify",
+    "verify_file",
 ]

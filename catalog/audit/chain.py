@@ -38,6 +38,10 @@ breaks) and rows outside the head. A chain rewritten from some point to the end 
 is only caught against an outside copy of the head: publish ``last_seq``/``last_hash`` from
 :class:`VerifyReport` (``sharehub audit verify`` prints them) to somewhere the DB admin cannot
 write. ``at`` is not required to increase: replicas' clocks differ a little.
+
+Records past their retention leave the hub DB as a prefix of the chain, into archive files
+(:mod:`catalog.audit.archive`); the kept log then starts after the newest archive's ``last_seq``,
+its first ``prev_hash`` being that archive's ``last_hash``.
 """
 
 from __future__ import annotations

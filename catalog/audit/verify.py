@@ -1,7 +1,17 @@
-"""Verifying the access log: recompute the chain, find edited, deleted and reordered records."""
+"""Verifying the access log: recompute the chain, find edited, deleted and reordered records.
+
+After an archive run (:mod:`catalog.audit.archive`) the kept log starts where the newest
+archive ends: verify checks that the archive rows form one continuous chain from genesis
+(each ``prev_hash`` the ``last_hash`` before it), starts from the newest one's ``last_seq`` and
+``last_hash``, and compares the rows with the newest ``audit.archive`` record of the chain,
+which vouches for all of them (their SHA-256): records deleted without an archive row leave a
+gap, an edited archive row no longer matches its voucher. The archived records themselves are
+checked in their files (``sharehub audit verify-archive``).
+"""
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from catalog.audit.archive import ANCHOR_ACTION, archive_rows, rows_digest
 from catalog.audit.chain import _FIELD_NAMES, GENESIS, HEAD_ID, AuditRecord, record_hash
 from catalog.audit.writer import dataset_index
 from catalog.clock import as_utc as _as_utc
@@ -31,6 +42,8 @@ class VerifyReport:
     problems: list[str]
     last_seq: int = 0  # the verified tip: keep a copy outside the DB to catch a rewritten tail
     last_hash: str = GENESIS
+    archived: int = 0  # records before the kept log, in archive files (checked by verify-archive)
+    archives: int = 0
 
 
 def _record_of(row: Any) -> AuditRecord:
@@ -67,11 +80,13 @@ def _seq_range(first: int, last: int) -> str:
 class _Checker:
     """Walks the log in seq order holding one batch plus a small window of suspects."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_seq: int = 0, base_hash: str = GENESIS) -> None:
         self.problems: list[tuple[int, str]] = []
         self.checked = 0
-        self.last_seq = 0
-        self.last_hash = GENESIS
+        self.base_seq = base_seq  # where the kept log starts: after the newest archive
+        self.last_seq = base_seq
+        self.last_hash = base_hash
+        self.voucher: Any = None  # the newest intact audit.archive record
         self.last_ok = True
         self.window: OrderedDict[int, _Suspect] = OrderedDict()
         self.searched = 0
@@ -89,6 +104,12 @@ class _Checker:
             missing = _seq_range(self.last_seq + 1, seq - 1)
             if self.last_seq == 0:
                 self.add(self.last_seq + 1, f"{missing}: removed (the log starts at seq {seq})")
+            elif self.last_seq == self.base_seq and self.checked == 0:
+                self.add(
+                    self.last_seq + 1,
+                    f"{missing}: removed without an archive (the archives end at seq {self.base_seq}, "
+                    f"the log starts at seq {seq})",
+                )
             else:
                 self.add(self.last_seq + 1, f"{missing}: removed (chain jumps from {self.last_seq} to {seq})")
         if not content_ok:
@@ -96,12 +117,20 @@ class _Checker:
         elif not gap and self.last_ok and prev_hash != self.last_hash:
             if seq == 1:
                 self.add(seq, "seq 1: prev_hash is not the genesis hash")
+            elif self.checked == 0 and self.base_seq:
+                self.add(
+                    seq,
+                    f"seq {seq}: prev_hash does not match the last_hash of the archive ending at seq "
+                    f"{seq - 1} (the archive row was edited, or seq {seq - 1} was rewritten)",
+                )
             else:
                 self.add(
                     seq,
                     f"seq {seq}: prev_hash does not match the hash of seq {seq - 1} "
                     f"(seq {seq - 1} was rewritten with a new hash, or a record was inserted)",
                 )
+        if content_ok and row.action == ANCHOR_ACTION:
+            self.voucher = row
         self.checked += 1
         self.last_seq, self.last_hash, self.last_ok = seq, stored, content_ok
         return content_ok
@@ -136,9 +165,8 @@ class _Checker:
             self.settle(self.window.popitem(last=False)[1])
 
 
-def _batches(conn: sa.Connection, upto: int | None, batch: int) -> Iterator[list[Any]]:
-    """The log in seq order, ``batch`` rows per query (keyset paging: bounded memory)."""
-    after = 0
+def _batches(conn: sa.Connection, after: int, upto: int | None, batch: int) -> Iterator[list[Any]]:
+    """The log after seq ``after`` in order, ``batch`` rows per query (keyset paging: bounded memory)."""
     while True:
         stmt = sa.select(tables.audit).where(tables.audit.c.seq > after)
         if upto is not None:
@@ -178,26 +206,114 @@ def _check_index(conn: sa.Connection, c: _Checker, rows: list[Any], first: int, 
         c.add(seq, f"seq {seq}: listed in the dataset index under {code}, which the record does not name")
 
 
+def _check_archives(rows: list[Any]) -> list[tuple[int, str]]:
+    """The archive rows as one chain from genesis: each starts where the one before ended."""
+    problems: list[tuple[int, str]] = []
+    last_seq, last_hash = 0, GENESIS
+    for r in rows:
+        first, last = int(r.first_seq), int(r.last_seq)
+        name = f"archive {r.id} (seq {first}-{last})"
+        if first != last_seq + 1:
+            what = "overlaps the one before" if first <= last_seq else "leaves a gap after the one before"
+            problems.append((first, f"{name}: {what} (which ends at seq {last_seq})"))
+        if r.prev_hash != last_hash:
+            before = (
+                "the genesis hash" if last_seq == 0 else f"the last_hash of the archive to seq {last_seq}"
+            )
+            problems.append((first, f"{name}: prev_hash is not {before}"))
+        if last < first or int(r.records) != last - first + 1:
+            problems.append((first, f"{name}: says {r.records} records for seq {first}-{last}"))
+        last_seq, last_hash = max(last, last_seq), str(r.last_hash)
+    return problems
+
+
+def _check_voucher(c: _Checker, rows: list[Any]) -> None:
+    """The archive rows against the newest ``audit.archive`` record, which vouches for them."""
+    v = c.voucher
+    if v is None:
+        if rows:
+            c.add(
+                int(rows[-1].last_seq),
+                f"no audit.archive record in the log vouches for the {len(rows)} archive row(s) "
+                "(the rows were made up, or that record was removed)",
+            )
+        return
+    try:
+        said = json.loads(v.query)
+        vouched_last, count = int(said["last_seq"]), int(said["archives"])
+        digest = str(said["archives_sha256"])
+    except (TypeError, ValueError, KeyError):
+        c.add(int(v.seq), f"seq {v.seq}: an audit.archive record without its voucher")
+        return
+    newest = int(rows[-1].last_seq) if rows else 0
+    covered = [r for r in rows if int(r.last_seq) <= vouched_last]
+    if newest != vouched_last:
+        c.add(
+            int(v.seq),
+            f"archive rows end at seq {newest}, the newest audit.archive record (seq {v.seq}) says "
+            f"{vouched_last}: an archive row was added or removed outside `sharehub audit archive`",
+        )
+    elif len(covered) != count or rows_digest(covered) != digest:
+        c.add(
+            int(v.seq),
+            f"the archive rows do not match what the audit.archive record at seq {v.seq} vouches for "
+            f"({len(covered)} rows, it says {count}): an archive row was edited, added or removed",
+        )
+
+
 def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
-    """Check the whole chain and the head; every problem names the record it is about.
+    """Check the archive rows, the kept chain and the head; every problem names its record.
 
     Records appended while verify runs are not checked (it checks up to the head it read first).
+    An archive run committed while verify reads makes it start again (at most twice).
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
+    for _attempt in range(3):
+        report, moved = _verify_once(engine, batch)
+        if not moved:
+            break
+    return report
+
+
+def _archives_state(conn: sa.Connection) -> tuple[int, int]:
+    t = tables.audit_archives
+    n, top = conn.execute(sa.select(sa.func.count(), sa.func.max(t.c.last_seq))).one()
+    return int(n), int(top or 0)
+
+
+def _verify_once(engine: sa.Engine, batch: int) -> tuple[VerifyReport, bool]:
     head_t, log = tables.audit_head, tables.audit
-    c = _Checker()
     with engine.connect() as conn:
+        archives = archive_rows(conn)
+        base = archives[-1] if archives else None
+        c = _Checker(0, GENESIS) if base is None else _Checker(int(base.last_seq), str(base.last_hash))
+        c.problems.extend(_check_archives(archives))
+        if base is not None:
+            stale = conn.execute(sa.select(sa.func.count()).where(log.c.seq <= c.base_seq)).scalar()
+            if stale:
+                c.add(
+                    c.base_seq,
+                    f"{stale} record(s) at or before seq {c.base_seq} are still in the log though archived",
+                )
+            idx = tables.audit_datasets
+            stale = conn.execute(sa.select(sa.func.count()).where(idx.c.seq <= c.base_seq)).scalar()
+            if stale:
+                c.add(
+                    c.base_seq,
+                    f"{stale} dataset index row(s) at or before seq {c.base_seq} remain though archived",
+                )
         head = conn.execute(sa.select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == HEAD_ID)).first()
         head_seq = None if head is None else int(head.seq)
-        first = 1
-        for rows in _batches(conn, head_seq, batch):
+        first = c.base_seq + 1
+        for rows in _batches(conn, c.base_seq, head_seq, batch):
             intact = [row for row in rows if c.row(row)]
             _check_index(conn, c, intact, first, int(rows[-1].seq))
             first = int(rows[-1].seq) + 1
         c.finish()
+        _check_voucher(c, archives)
         if head is None:
-            if c.checked:
+            if c.checked or archives:
                 c.add(c.last_seq + 1, f"head row is missing (the log has {c.checked} records)")
         elif head_seq is not None and head_seq > c.last_seq:
             c.add(c.last_seq + 1, f"tail removed: head says last seq {head_seq}, log ends at {c.last_seq}")
@@ -217,7 +333,15 @@ def verify(engine: sa.Engine, *, batch: int = 10_000) -> VerifyReport:
                     f"{extra} record(s) after the head (head says last seq {now_head}, log has seq {top}): "
                     "not appended through the chain",
                 )
+        moved = _archives_state(conn) != (len(archives), 0 if base is None else int(base.last_seq))
     problems = [text for _seq, text in sorted(c.problems, key=lambda p: p[0])]
-    return VerifyReport(
-        ok=not problems, checked=c.checked, problems=problems, last_seq=c.last_seq, last_hash=c.last_hash
+    report = VerifyReport(
+        ok=not problems,
+        checked=c.checked,
+        problems=problems,
+        last_seq=c.last_seq,
+        last_hash=c.last_hash,
+        archived=sum(int(r.records) for r in archives),
+        archives=len(archives),
     )
+    return report, moved

@@ -5,7 +5,8 @@ Per grade: whether the data may be open; whether a grant may be made automatical
 longest grant period; whether sensitive fields in clear need a second approval by the hub's
 data authority (双人审批) after the owner's; whether the purpose headers are required on every
 call; whether bulk access (open download, file sharing) is allowed; the default and maximum rate
-limit of a grant; how long audit records are kept.
+limit of a grant; how long audit records are kept at least (``audit_retention_days``: the
+minimum ``sharehub audit archive`` enforces, never below :data:`AUDIT_RETENTION_FLOOR_DAYS`).
 
 Defaults are in :data:`DEFAULTS`; a deployment overrides any of them per grade with the
 ``grade_policy`` setting (``SHAREHUB_GRADE_POLICY='{"important": {"max_grant_days": 180}}'``).
@@ -20,6 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.directory.model import Grade
+
+#: the shortest audit retention a deployment may set: 网络安全法 第二十一条 requires network logs
+#: to be kept at least six months
+AUDIT_RETENTION_FLOOR_DAYS = 180
+
+#: N years of audit retention in days, counting every leap day N years can hold: 365 × N days
+#: would fall up to three days short of the years the law asks for
+YEARS_3, YEARS_5, YEARS_10 = 365 * 3 + 1, 365 * 5 + 2, 365 * 10 + 3
 
 GRADE_NAMES = {Grade.GENERAL: "一般数据", Grade.IMPORTANT: "重要数据", Grade.CORE: "核心数据"}
 
@@ -36,7 +45,7 @@ class GradeRules:
     bulk_allowed: bool
     default_rate_limit: int  # requests per minute
     max_rate_limit: int
-    audit_retention_days: int
+    audit_retention_days: int  # the minimum: records are archived only after it
 
 
 DEFAULTS: dict[Grade, GradeRules] = {
@@ -49,7 +58,7 @@ DEFAULTS: dict[Grade, GradeRules] = {
         bulk_allowed=True,
         default_rate_limit=600,
         max_rate_limit=6000,
-        audit_retention_days=365 * 3,
+        audit_retention_days=YEARS_3,
     ),
     Grade.IMPORTANT: GradeRules(
         may_be_open=False,
@@ -60,7 +69,7 @@ DEFAULTS: dict[Grade, GradeRules] = {
         bulk_allowed=False,
         default_rate_limit=120,
         max_rate_limit=600,
-        audit_retention_days=365 * 5,
+        audit_retention_days=YEARS_5,
     ),
     Grade.CORE: GradeRules(
         may_be_open=False,
@@ -71,7 +80,7 @@ DEFAULTS: dict[Grade, GradeRules] = {
         bulk_allowed=False,
         default_rate_limit=60,
         max_rate_limit=120,
-        audit_retention_days=365 * 10,
+        audit_retention_days=YEARS_10,
     ),
 }
 
@@ -99,6 +108,13 @@ class GradePolicy:
                 raise ValueError(f"grade_policy.{grade.value}: default_rate_limit is above max_rate_limit")
             if r.max_grant_days is not None and r.max_grant_days < 1:
                 raise ValueError(f"grade_policy.{grade.value}: max_grant_days must be at least 1")
+            days = r.audit_retention_days
+            if isinstance(days, bool) or not isinstance(days, int) or days < AUDIT_RETENTION_FLOOR_DAYS:
+                raise ValueError(
+                    f"grade_policy.{grade.value}: audit_retention_days must be a whole number of days, "
+                    f"at least {AUDIT_RETENTION_FLOOR_DAYS} (网络安全法 第二十一条: network logs are kept "
+                    f"at least six months), not {days!r}"
+                )
         self.rules = rules
 
     def __getitem__(self, grade: Grade | str) -> GradeRules:

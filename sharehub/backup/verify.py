@@ -58,7 +58,12 @@ def _audit(engine: sa.Engine, manifest: dict[str, Any], problems: list[str]) -> 
             f"audit head: seq {result.last_seq} {result.last_hash[:12]}…, the backup recorded "
             f"seq {want['seq']} {want['hash'][:12]}…"
         )
-    return {"records": result.checked, "head_seq": result.last_seq, "head_hash": result.last_hash}
+    return {
+        "records": result.checked,
+        "head_seq": result.last_seq,
+        "head_hash": result.last_hash,
+        "archived": result.archived,  # before the kept records, in archive files (not in the backup)
+    }
 
 
 def _certificates(engine: sa.Engine, settings: Settings, problems: list[str]) -> dict[str, int]:

@@ -99,6 +99,15 @@ def test_overrides_and_bad_overrides() -> None:
     assert policy_of(S())["general"].may_be_open is False
 
 
+def test_audit_retention_has_a_legal_floor() -> None:
+    # whole years, counting leap days: the enforced minimum never falls short of the years
+    assert [r["audit_retention_days"] for r in DEFAULT_POLICY.table()] == [1096, 1827, 3653]
+    assert GradePolicy({"general": {"audit_retention_days": 180}})["general"].audit_retention_days == 180
+    for bad in (179, 0, -1, 365.5, True, "1096"):
+        with pytest.raises(ValueError, match=r"audit_retention_days must be .*at least 180 \(网络安全法"):
+            GradePolicy({"general": {"audit_retention_days": bad}})
+
+
 def test_a_core_dataset_declared_open_is_refused_with_its_line() -> None:
     doc = {
         "department": DEPT,

@@ -69,6 +69,15 @@ i18n.register(
         ),
         "aud.verified_bad": ("校验发现问题：", "Verification found problems:"),
         "aud.no_app": ("（工作人员或匿名）", "(staff or anonymous)"),
+        "aud.archived": (
+            "第 {seq} 条及之前的记录（均早于 {date}）已过留存期归档，不在本页显示。",
+            "Records up to number {seq} (all before {date}) are past their retention and archived: "
+            "they are not shown here.",
+        ),
+        "aud.verified_archives": (
+            "在此之前的 {n} 条记录已归档（{k} 个归档文件），归档链连续。",
+            "Before them, {n} records are archived ({k} archive files), a continuous chain.",
+        ),
     }
 )
 register_nav(NavItem("nav.audit", "/portal/audit", roles=("auditor", "publisher"), order=60))
@@ -200,6 +209,7 @@ def audit_page(
     names = {a.app_id: a.name for a in app_registry.list_apps(engine)}
     page.audit("portal.audit", dataset_code=dataset or None, row_count=len(rows))
     head = audit.head(engine)
+    archived = audit.archived_through(engine)
     query = {
         "dataset": dataset,
         "app": app,
@@ -223,7 +233,17 @@ def audit_page(
         head=head,
         can_verify=page.user is not None and page.user.department_code is None,
         report=None,
+        archived=_archived_note(archived, since),
     )
+
+
+def _archived_note(
+    archived: tuple[int, dt.datetime, int] | None, since: dt.datetime
+) -> dict[str, Any] | None:
+    """What the note on archived records says, when the page's period reaches back to them."""
+    if archived is None or since >= archived[1]:
+        return None
+    return {"seq": archived[0], "date": i18n.local(archived[1]).date().isoformat()}
 
 
 #: the busiest apps get a chart of their own calls per day (the rest are in the table and CSV)
@@ -357,4 +377,5 @@ def verify_chain(page: PageDep) -> Response:
         head=audit.head(page.hub.engine),
         can_verify=True,
         report=report,
+        archived=None,
     )

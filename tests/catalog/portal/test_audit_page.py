@@ -113,3 +113,25 @@ def test_a_tampered_chain_is_reported(portal_hub, as_staff) -> None:
         conn.execute(tables.audit.update().where(tables.audit.c.seq == first).values(end_user="someone-else"))
     r = client.post("/portal/audit/verify", data={"csrf_token": token})
     assert "校验发现问题" in r.text
+
+
+def test_archived_records_are_noted_and_the_chain_still_verifies(portal_hub, as_staff, tmp_path) -> None:
+    import datetime as dt
+
+    from catalog.audit.archive import archive
+    from catalog.directory.grades import DEFAULT_POLICY
+    from tests.catalog.portal.conftest import csrf_of
+
+    _calls(portal_hub)
+    client = as_staff("hub_auditor")
+    assert 'id="archived-note"' not in client.get("/portal/audit").text
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 4)  # a clock four years on
+    res = archive(
+        portal_hub.engine, later - dt.timedelta(days=1100), tmp_path / "arc", policy=DEFAULT_POLICY,
+        by="hub_auditor", now=later,
+    )  # fmt: skip
+    assert res.plan.records > 0
+    page = client.get("/portal/audit").text
+    assert 'id="archived-note"' in page and f"第 {res.plan.last_seq} 条及之前的记录" in page
+    r = client.post("/portal/audit/verify", data={"csrf_token": csrf_of(page)})
+    assert "校验通过" in r.text and f"在此之前的 {res.plan.records} 条记录已归档" in r.text
