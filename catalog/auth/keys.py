@@ -11,6 +11,14 @@ sign nothing new but stay published, so everything signed earlier still verifies
 keys "earlier" is bounded: a token lives at most ``token_ttl_seconds``, so a retired token key
 stops verifying tokens once that long (plus clock leeway) has passed since its retirement
 (``catalog.auth.tokens``) — a leaked old key cannot mint tokens forever.
+
+``withdraw`` is for a key that leaked (密钥撤销): from ``withdrawn_since`` on (the earliest
+moment the key may have been in other hands) nothing it signed is trusted on its signature
+alone. A withdrawn token key verifies no token at all; for certificate keys the verifier
+(``catalog.certificates.verify``) trusts a signature by it only where the hub's own records show
+the hub made that signature before ``withdrawn_since``. Withdrawing an active key makes a new
+active key of its purpose at once. The key stays published (status ``withdrawn``, with
+``withdrawn_since``) so that relying parties learn of the withdrawal from the JWKS.
 """
 
 from __future__ import annotations
@@ -47,6 +55,28 @@ METADATA_TTL_S = 30.0
 
 class KeyStoreError(Exception):
     """The key store cannot give a usable key (a missing or mismatched private key file)."""
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What a relying party needs to know about a published key now."""
+
+    kid: str
+    status: str  # active|retired|withdrawn
+    retired_at: dt.datetime | None
+    withdrawn_since: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """kid, status and (for a withdrawn key) withdrawn_since, as the API shows them."""
+        out: dict[str, Any] = {"kid": self.kid, "status": self.status}
+        if self.withdrawn_since is not None:
+            out["withdrawn_since"] = iso_z(self.withdrawn_since)
+        return out
+
+
+def iso_z(at: dt.datetime) -> str:
+    """ISO 8601 UTC to the second with ``Z`` (the JWKS's and the verify answers' form)."""
+    return _aware(at).astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def b64url(data: bytes) -> str:
@@ -96,8 +126,9 @@ class KeyStore:
         self.keys_dir = Path(keys_dir).resolve()
         # kid -> (purpose, public key): both never change for a kid, so caching is safe
         self._public: dict[str, tuple[str, Ed25519PublicKey]] = {}
-        # kid -> (monotonic time read, retired_at): retirement does change, so re-read it now and then
-        self._retired: dict[str, tuple[float, dt.datetime | None]] = {}
+        # kid -> (monotonic time read, state): retirement and withdrawal do change, so re-read them
+        # now and then
+        self._states: dict[str, tuple[float, KeyState | None]] = {}
 
     def __repr__(self) -> str:
         return f"KeyStore({self.engine.url!r}, {str(self.keys_dir)!r})"
@@ -151,42 +182,123 @@ class KeyStore:
         found = self._published(kid)
         return found[0] if found else None
 
-    def retired_at(self, kid: str) -> dt.datetime | None:
-        """When ``kid`` was retired (None while active or unknown); at most METADATA_TTL_S old."""
+    def state(self, kid: str) -> KeyState | None:
+        """The key's status, retirement and withdrawal (None when unknown); at most
+        METADATA_TTL_S old."""
         now = time.monotonic()
-        hit = self._retired.get(kid)
+        hit = self._states.get(kid)
         if hit is not None and now - hit[0] < METADATA_TTL_S:
             return hit[1]
-        row = self._row(kid)
-        retired = _aware(row.retired_at) if row is not None else None
-        self._retired[kid] = (now, retired)
-        return retired
+        row = self._row(kid) if isinstance(kid, str) and kid else None
+        found = (
+            KeyState(kid, row.status, _aware(row.retired_at), _aware(row.withdrawn_since))
+            if row is not None
+            else None
+        )
+        self._states[kid] = (now, found)
+        return found
+
+    def retired_at(self, kid: str) -> dt.datetime | None:
+        """When ``kid`` was retired (None while active or unknown); at most METADATA_TTL_S old."""
+        found = self.state(kid)
+        return found.retired_at if found is not None else None
+
+    def withdrawn_since(self, kid: str) -> dt.datetime | None:
+        """From when nothing ``kid`` signed is trusted on its signature alone (None: not
+        withdrawn, or unknown); at most METADATA_TTL_S old."""
+        found = self.state(kid)
+        return found.withdrawn_since if found is not None and found.status == "withdrawn" else None
 
     def forget_cached_metadata(self) -> None:
-        """Re-read key retirements on next use (what the periodic refresh does anyway)."""
-        self._retired.clear()
+        """Re-read key retirements and withdrawals on next use (what the periodic refresh does anyway)."""
+        self._states.clear()
+
+    def withdraw(
+        self,
+        kid: str,
+        *,
+        since: dt.datetime,
+        reason: str,
+        by: str,
+        now: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """Withdraw a leaked key: what it signed from ``since`` on is no longer trusted.
+
+        Refused (``ValueError`` saying why) for an unknown kid, an empty reason, or a ``since``
+        in the future. A ``since`` before the key was made means everything it ever signed. A
+        key already withdrawn may be withdrawn again only with an earlier ``since`` (the leak
+        turned out older); the reasons are kept together. Withdrawing the active key of a
+        purpose makes a new active key at once. Returns the key's new state and, when one was
+        made, the new kid (``new_active_kid``).
+        """
+        at = _aware(now) or dt.datetime.now(dt.UTC)
+        since = _aware(since)
+        assert since is not None
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("a withdrawal needs a reason (--reason)")
+        if since > at:
+            raise ValueError(
+                f"--since {iso_z(since)} is in the future; give the earliest time the key may have leaked"
+            )
+        t = tables.signing_keys
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t).where(t.c.kid == kid)).first()
+            if row is None:
+                raise ValueError(f"no signing key {kid!r} (see `sharehub keys list`)")
+            values: dict[str, Any] = {
+                "status": "withdrawn",
+                "withdrawn_since": since,
+                "withdrawn_at": at,
+                "withdrawn_by": by,
+                "withdrawn_reason": reason,
+            }
+            if row.status == "withdrawn":
+                earlier = _aware(row.withdrawn_since)
+                if earlier is not None and since >= earlier:
+                    raise ValueError(
+                        f"{kid} is already withdrawn since {iso_z(earlier)}; a new withdrawal may only "
+                        "move that earlier"
+                    )
+                values["withdrawn_reason"] = f"{row.withdrawn_reason}; {reason}"
+                values["withdrawn_at"] = _aware(row.withdrawn_at)
+            if row.retired_at is None:
+                values["retired_at"] = at
+            conn.execute(t.update().where(t.c.kid == kid).values(**values))
+            was_active = row.status == "active"
+        self._states.pop(kid, None)
+        new_kid = None
+        if was_active:
+            new_kid = self._create(row.purpose, at, retire_others=False)
+        state = self.state(kid)
+        assert state is not None
+        return {"kid": kid, "purpose": row.purpose, **state.to_json(), "new_active_kid": new_kid}
 
     def jwks(self) -> dict[str, Any]:
         """Every published key of both purposes as a JWK Set (RFC 8037 OKP keys).
 
         Besides the standard members each key carries ``purpose`` (token|certificate) and
-        ``status`` (active|retired); a verifier must accept only keys of the right purpose.
+        ``status`` (active|retired|withdrawn); a verifier must accept only keys of the right
+        purpose. A withdrawn key also carries ``withdrawn_since``: an offline verifier must not
+        accept, on the signature alone, anything it signed — ask the hub's verify endpoint,
+        which knows what the hub itself signed before that time.
         """
-        return {
-            "keys": [
-                {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": k["public_key"],
-                    "kid": k["kid"],
-                    "use": "sig",
-                    "alg": "EdDSA",
-                    "purpose": k["purpose"],
-                    "status": k["status"],
-                }
-                for k in self.list_keys()
-            ]
-        }
+        keys = []
+        for k in self.list_keys():
+            jwk = {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": k["public_key"],
+                "kid": k["kid"],
+                "use": "sig",
+                "alg": "EdDSA",
+                "purpose": k["purpose"],
+                "status": k["status"],
+            }
+            if k["status"] == "withdrawn" and k["withdrawn_since"] is not None:
+                jwk["withdrawn_since"] = iso_z(k["withdrawn_since"])
+            keys.append(jwk)
+        return {"keys": keys}
 
     def list_keys(self) -> list[dict[str, Any]]:
         """All keys, by purpose then age: kid, purpose, status, public_key, times, private file present."""
@@ -201,6 +313,10 @@ class KeyStore:
                 "public_key": r.public_key,
                 "created_at": _aware(r.created_at),
                 "retired_at": _aware(r.retired_at),
+                "withdrawn_since": _aware(r.withdrawn_since),
+                "withdrawn_at": _aware(r.withdrawn_at),
+                "withdrawn_by": r.withdrawn_by,
+                "withdrawn_reason": r.withdrawn_reason,
                 "private_key_file": self._pem_path(r.kid).is_file(),
             }
             for r in rows

@@ -9,7 +9,9 @@ never a certificate key. Two bounds keep a leaked key or a hand-made token from 
 * a token whose ``exp - iat`` exceeds the configured lifetime (``max_lifetime_s``, the
   hub's ``token_ttl_seconds``) is refused, whatever its signature;
 * a retired token key verifies tokens only until ``retired_at + max_lifetime_s + leeway``:
-  every token it signed before retirement has expired by then, so later ones are forgeries.
+  every token it signed before retirement has expired by then, so later ones are forgeries;
+* a withdrawn (leaked) token key verifies no token at all: its holder could write any ``iat``,
+  and tokens are short-lived, so the cost of a withdrawal is one new token per client.
 """
 
 from __future__ import annotations
@@ -124,7 +126,11 @@ def _check_lifetime(payload: dict[str, Any], max_lifetime_s: int) -> None:
 def _check_key_retirement(
     keys: KeyStore, kid: str, now: dt.datetime | None, max_lifetime_s: int, leeway_s: int
 ) -> None:
-    retired = keys.retired_at(kid)
+    state = keys.state(kid)
+    if state is not None and state.status == "withdrawn":
+        # a leaked token key: whoever holds it can put any iat in a token, so none is trusted
+        raise TokenRejected("unknown_key", "the token key was withdrawn")
+    retired = state.retired_at if state is not None else None
     if retired is not None and _now(now) > retired + dt.timedelta(seconds=max_lifetime_s + leeway_s):
         raise TokenRejected("unknown_key", "the token key was retired")
 

@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +202,7 @@ def issue(
                 }
                 if signer is not None:
                     new["signature"], new["signing_kid"] = sign_certificate(signer, new)
+                    new["signed_at"] = now
                 inserts.append(new)
                 counts["issued"] += 1
                 continue
@@ -229,35 +231,68 @@ def issue(
                 }
                 if signer is not None:
                     values["signature"], values["signing_kid"] = sign_certificate(signer, stored)
+                    values["signed_at"] = now
                 else:
-                    values["signature"] = values["signing_kid"] = None
+                    values["signature"] = values["signing_kid"] = values["signed_at"] = None
             conn.execute(t.update().where(t.c.identifier == old.identifier).values(**values))
         for off in range(0, len(inserts), 2000):
             conn.execute(t.insert(), inserts[off : off + 2000])
     return IssueResult(**counts)
 
 
-def sign_missing(engine: sa.Engine, signer: SigningKey, *, batch: int = 500) -> int:
-    """Sign every stored certificate that has no signature yet (issued before signing); the count."""
+def sign_missing(
+    engine: sa.Engine,
+    signer: SigningKey,
+    *,
+    withdrawn: Mapping[str, dt.datetime] | None = None,
+    all_by_withdrawn: bool = False,
+    batch: int = 500,
+    now: dt.datetime | None = None,
+) -> int:
+    """Sign, with ``signer`` (the active certificate key), every stored certificate that has no
+    trusted signature; the count.
+
+    That is every certificate with no signature (issued before signing existed) and, for each
+    withdrawn key in ``withdrawn`` (kid -> withdrawn_since), every certificate it signed from
+    that time on (or at an unknown time) — or, with ``all_by_withdrawn``, everything it ever
+    signed, so that the leaked key's signatures stop mattering altogether. The stored row is
+    the truth; only its signature changes. Copies already handed out are not re-signed (they
+    expire within 90 days).
+    """
     from catalog.certificates.signing import sign_certificate
 
     t = tables.certificates
+    at = now or dt.datetime.now(dt.UTC)
+    untrusted: list[sa.ColumnElement[bool]] = [t.c.signature.is_(None)]
+    for kid, since in (withdrawn or {}).items():
+        by_kid = t.c.signing_kid == kid
+        if all_by_withdrawn:
+            untrusted.append(by_kid)
+        else:
+            untrusted.append(sa.and_(by_kid, sa.or_(t.c.signed_at.is_(None), t.c.signed_at >= since)))
     done = 0
+    last = ""
     while True:
         with engine.begin() as conn:
             rows = conn.execute(
-                sa.select(t).where(t.c.signature.is_(None)).order_by(t.c.identifier).limit(batch)
+                sa.select(t)
+                .where(sa.or_(*untrusted), t.c.identifier > last)
+                .order_by(t.c.identifier)
+                .limit(batch)
             ).all()
             for row in rows:
                 signature, kid = sign_certificate(signer, dict(row._mapping))
+                # only the signature we looked at: a concurrent re-issue signs its own row
+                same = t.c.signature.is_(None) if row.signature is None else t.c.signature == row.signature
                 conn.execute(
                     t.update()
-                    .where(t.c.identifier == row.identifier, t.c.signature.is_(None))
-                    .values(signature=signature, signing_kid=kid)
+                    .where(t.c.identifier == row.identifier, same)
+                    .values(signature=signature, signing_kid=kid, signed_at=at)
                 )
         done += len(rows)
         if len(rows) < batch:
             return done
+        last = rows[-1].identifier
 
 
 def certificates_of(engine: sa.Engine, holder_id: str, type_code: str | None = None) -> list[dict[str, Any]]:

@@ -11,8 +11,19 @@ certificate is not accepted:
 * ``copy_not_expired``: for copies and QR codes, the copy's own expiry has not passed.
 
 Problems are stable codes: ``bad_signature``, ``unknown_key``, ``not_a_certificate_key``,
-``unsigned``, ``unknown_certificate``, ``superseded`` (a newer version of the certificate
-exists), ``record_changed``, ``revoked``, ``expired``, ``not_yet_valid``, ``copy_expired``.
+``key_withdrawn``, ``unsigned``, ``unknown_certificate``, ``superseded`` (a newer version of the
+certificate exists), ``record_changed``, ``revoked``, ``expired``, ``not_yet_valid``,
+``copy_expired``.
+
+**A withdrawn key** (``sharehub keys withdraw``) may be in other hands from its
+``withdrawn_since`` on, and its holder can sign anything with any date written in it. So a
+signature by it counts only where the hub's own records show the hub made that very signature
+before ``withdrawn_since``: the stored certificate's ``signed_at`` (and, for a presented
+document, the same signature value), or the stored copy (加注件) with that copy id — the same
+signed document, issued before that time; a QR payload must name such a copy and claim no
+later expiry than it has. Anything else fails with ``key_withdrawn``, answered like a bad
+signature (the signature check alone). Every answer about a signature made with a known key
+says the key's state (``key``: kid, status, withdrawn_since).
 Dates are compared with the local calendar date, as certificates are issued.
 
 **Not an oracle.** A document or QR payload whose signature does not verify is answered with
@@ -46,6 +57,7 @@ from catalog.certificates.signing import (
     parse_qr,
     verify_signature,
 )
+from catalog.clock import as_utc
 from catalog.clock import utc_now as _utcnow
 from catalog.db import tables
 from catalog.errors import HubError
@@ -66,9 +78,12 @@ class VerifyResult:
     superseded_by: str | None = None  # the current identifier when a newer version exists
     #: the dataset of the certificate the hub compared with (for the audit; not in the answer)
     dataset_code: str | None = None
+    #: the signing key's state (kid, status, withdrawn_since) when the signature named a known key
+    key: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict for the API: valid, identifier, status, checks, problems, superseded_by."""
+        """A JSON-able dict for the API: valid, identifier, status, checks, problems,
+        superseded_by, key."""
         return {
             "valid": self.valid,
             "identifier": self.identifier,
@@ -76,6 +91,7 @@ class VerifyResult:
             "checks": dict(self.checks),
             "problems": list(self.problems),
             "superseded_by": self.superseded_by,
+            "key": dict(self.key) if self.key is not None else None,
         }
 
 
@@ -155,9 +171,42 @@ def _new_outcome(*extra: str) -> _Outcome:
     return _Outcome({name: True for name in (*RECORD_CHECKS, *extra)})
 
 
-def _signature_only(identifier: str | None, reason: str) -> VerifyResult:
+def _signature_only(identifier: str | None, reason: str, key: dict[str, Any] | None = None) -> VerifyResult:
     """The whole answer for a document whose signature fails: that, and nothing about records."""
-    return VerifyResult(False, identifier, None, {"signature": False}, [reason])
+    return VerifyResult(False, identifier, None, {"signature": False}, [reason], key=key)
+
+
+def _key_of(keys: KeyStore, kid: Any) -> dict[str, Any] | None:
+    """The state of a certificate key the hub published, for the answer."""
+    if not isinstance(kid, str) or keys.purpose_of(kid) != "certificate":
+        return None
+    state = keys.state(kid)
+    return state.to_json() if state is not None else None
+
+
+def _before(at: Any, since: dt.datetime) -> bool:
+    moment = as_utc(at) if isinstance(at, dt.datetime) else None
+    return moment is not None and moment < since
+
+
+def _copy_row(engine: sa.Engine, copy_id: Any) -> dict[str, Any] | None:
+    if not isinstance(copy_id, str) or not copy_id or len(copy_id) > 64:
+        return None
+    t = tables.certificate_copies
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t).where(t.c.copy_id == copy_id)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _hub_signed_before(
+    engine: sa.Engine, since: dt.datetime, cert: Mapping[str, Any], annotation: Any, document: Any, value: Any
+) -> bool:
+    """Whether the hub's records show it made this signed document before ``since``."""
+    if annotation is None:
+        row, _newer = lookup(engine, cert.get("identifier"))
+        return row is not None and row.get("signature") == value and _before(row.get("signed_at"), since)
+    copy = _copy_row(engine, annotation.get("copy_id"))
+    return copy is not None and _before(copy["issued_at"], since) and _same(copy["document"], document)
 
 
 def verify_identifier(
@@ -179,17 +228,24 @@ def verify_identifier(
         out.fail("signature", None)
         unknown = _unknown(out, identifier, newer)
         return dataclasses.replace(unknown, superseded_by=None)
+    key = None
     if not row["signature"] or not row["signing_kid"]:
         out.fail("signature", "unsigned")
     else:
         signature = {"alg": ALGORITHM, "kid": row["signing_kid"], "value": row["signature"]}
         reason = verify_signature(keys, certificate_document(row), signature)
+        key = _key_of(keys, row["signing_kid"])
+        since = keys.withdrawn_since(row["signing_kid"])
+        if not reason and since is not None and not _before(row.get("signed_at"), since):
+            reason = "key_withdrawn"  # signed when the key may have been in other hands: re-sign it
         if reason:
             out.fail("signature", reason)
     if face_digest(row["face"]) != row["face_sha256"]:
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, today)
-    return dataclasses.replace(out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"))
+    return dataclasses.replace(
+        out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"), key=key
+    )
 
 
 def _bad(why: str) -> HubError:
@@ -233,17 +289,25 @@ def verify_document(
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=dt.UTC)
     reason = verify_signature(keys, signed, signature)
+    key = _key_of(keys, signature.get("kid"))
     if reason:
-        return _signature_only(ident, reason)
+        return _signature_only(ident, reason, key)
+    since = keys.withdrawn_since(str(signature["kid"]))
+    if since is not None and not _hub_signed_before(
+        engine, since, cert, annotation, document, signature.get("value")
+    ):
+        return _signature_only(ident, "key_withdrawn", key)
     if expires is not None and moment >= expires:
         out.fail("copy_not_expired", "copy_expired")
     row, newer = lookup(engine, identifier)
     if row is None:
-        return _unknown(out, ident, newer)
+        return dataclasses.replace(_unknown(out, ident, newer), key=key)
     if not _same(certificate_document(row), cert):
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, _today(moment))
-    return dataclasses.replace(out.result(ident, row["status"]), dataset_code=row.get("dataset_code"))
+    return dataclasses.replace(
+        out.result(ident, row["status"]), dataset_code=row.get("dataset_code"), key=key
+    )
 
 
 def verify_qr(
@@ -255,24 +319,37 @@ def verify_qr(
     """
     moment = _utcnow(now)
     out = _new_outcome("copy_not_expired")
+    kid = payload.strip().split(".")[2] if isinstance(payload, str) and payload.count(".") == 3 else None
+    key = _key_of(keys, kid)
     try:
         claims = parse_qr(keys, payload)
     except ValueError as exc:
         if str(exc) == "malformed":
             raise _bad("not a sharehub QR payload") from None
-        return _signature_only(None, str(exc))
+        return _signature_only(None, str(exc), key)
     try:
         expires = dt.datetime.fromisoformat(str(claims["exp"]))
     except ValueError:
         raise _bad("exp is not a date-time") from None
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=dt.UTC)
+    since = keys.withdrawn_since(kid) if kid else None
+    if since is not None:
+        # only a copy the hub made before the withdrawal, claiming no more than it holds
+        copy = _copy_row(engine, claims.get("c"))
+        if (
+            copy is None
+            or not _before(copy["issued_at"], since)
+            or copy["identifier"] != claims["id"]
+            or expires > as_utc(copy["expires_at"])
+        ):
+            return _signature_only(None, "key_withdrawn", key)
     if moment >= expires:
         out.fail("copy_not_expired", "copy_expired")
     identifier = claims["id"] if isinstance(claims["id"], str) else None
     row, newer = lookup(engine, identifier)
     if row is None:
-        return _unknown(out, identifier, newer)
+        return dataclasses.replace(_unknown(out, identifier, newer), key=key)
     matches = (
         claims["v"] == row["version"]
         and claims["n"] == row["number"]
@@ -282,4 +359,6 @@ def verify_qr(
     if not matches:
         out.fail("matches_record", "record_changed")
     _status_checks(out, row, _today(moment))
-    return dataclasses.replace(out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"))
+    return dataclasses.replace(
+        out.result(identifier, row["status"]), dataset_code=row.get("dataset_code"), key=key
+    )

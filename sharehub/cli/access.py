@@ -395,9 +395,17 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         _dump(rows)
         return
-    t = Table("kid", "purpose", "status", "created", "retired")
+    t = Table("kid", "purpose", "status", "created", "retired", "withdrawn since", "reason")
     for r in rows:
-        t.add_row(r["kid"], r["purpose"], r["status"], str(r["created_at"]), str(r.get("retired_at") or ""))
+        t.add_row(
+            r["kid"],
+            r["purpose"],
+            r["status"],
+            str(r["created_at"]),
+            str(r.get("retired_at") or ""),
+            str(r.get("withdrawn_since") or ""),
+            r.get("withdrawn_reason") or "",
+        )
     console.print(t)
 
 
@@ -411,13 +419,108 @@ def keys_rotate(purpose: Annotated[str, typer.Argument(help="token or certificat
     console.print(f"new {purpose} key {key.kid}")
 
 
+def _parse_since(value: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 date or time", param_hint="--since") from None
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
+@keys_app.command("withdraw")
+def keys_withdraw(
+    kid: Annotated[str, typer.Argument(help="the leaked key (see `sharehub keys list`)")],
+    since: Annotated[
+        str,
+        typer.Option(
+            help="the earliest time the key may have been in other hands, ISO 8601 "
+            "(2026-12-01T08:00+08:00; without an offset: UTC)"
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="why (kept with the key and in the audit log)")],
+    by: Annotated[str | None, typer.Option(help="who withdraws (default: cli:<login name>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Withdraw a leaked signing key (密钥撤销): nothing it signed from --since on is trusted.
+
+    A withdrawn token key verifies no token at all. A withdrawn certificate key's signatures
+    count only where the hub's records show it made them before --since; run
+    `sharehub keys sign-missing` next to re-sign the certificates it signed after that."""
+    import json
+    import uuid
+
+    from catalog.audit.chain import AuditRecord
+    from catalog.audit.writer import append
+    from catalog.auth.keys import KeyStore
+
+    s = get_settings()
+    engine = _engine()
+    who = by or _operator()
+    at = _parse_since(since)
+    try:
+        done = KeyStore(engine, s.signing_keys_dir).withdraw(kid, since=at, reason=reason, by=who)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    append(
+        engine,
+        [
+            AuditRecord(
+                at=dt.datetime.now(dt.UTC),
+                request_id=uuid.uuid4().hex,
+                actor_kind="staff",
+                method="CLI",
+                path="sharehub keys withdraw",
+                action="keys.withdraw",
+                decision="allow",
+                status=200,
+                staff=who,
+                query=json.dumps(
+                    {"kid": kid, "since": done.get("withdrawn_since"), "reason": reason.strip()},
+                    ensure_ascii=False,
+                    sort_keys=True,
+                ),
+            )
+        ],
+    )
+    if as_json:
+        _dump(done)
+        return
+    console.print(f"{kid} ({done['purpose']}) withdrawn since {done.get('withdrawn_since')}", highlight=False)
+    if done["new_active_kid"]:
+        console.print(f"new active {done['purpose']} key {done['new_active_kid']}", highlight=False)
+    if done["purpose"] == "certificate":
+        console.print(
+            "next: `sharehub keys sign-missing` re-signs the certificates it signed since then",
+            highlight=False,
+        )
+
+
 @keys_app.command("sign-missing")
-def keys_sign_missing() -> None:
-    """Sign certificates issued before signing existed (with the active certificate key)."""
+def keys_sign_missing(
+    all_withdrawn: Annotated[
+        bool,
+        typer.Option(
+            "--all-withdrawn",
+            help="also re-sign what withdrawn keys signed before their withdrawal time, so that "
+            "their signatures stop mattering altogether",
+        ),
+    ] = False,
+) -> None:
+    """Sign every certificate without a trusted signature with the active certificate key:
+    those issued before signing existed, and those a withdrawn key signed from its withdrawal
+    time on (the stored record is the truth; only the signature changes)."""
     from catalog.auth.keys import KeyStore
     from catalog.certificates import issuing
 
     s = get_settings()
     engine = _engine()
-    n = issuing.sign_missing(engine, KeyStore(engine, s.signing_keys_dir).active("certificate"))
+    keys = KeyStore(engine, s.signing_keys_dir)
+    withdrawn = {
+        k["kid"]: k["withdrawn_since"]
+        for k in keys.list_keys()
+        if k["purpose"] == "certificate" and k["status"] == "withdrawn"
+    }
+    n = issuing.sign_missing(
+        engine, keys.active("certificate"), withdrawn=withdrawn, all_by_withdrawn=all_withdrawn
+    )
     console.print(f"signed {n} certificate(s)")

@@ -169,6 +169,7 @@ def test_issue_signs_every_certificate(signed: Hub) -> None:
     assert ok.to_json() == {
         "valid": True, "identifier": doc["identifier"], "status": "valid", "checks": ok.checks,
         "problems": [], "superseded_by": None,
+        "key": {"kid": signed.keys.active("certificate").kid, "status": "active"},
     }  # fmt: skip
 
 

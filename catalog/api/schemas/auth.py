@@ -31,6 +31,15 @@ class Jwk(BaseModel):
     kid: str
     use: str
     alg: str
+    purpose: str | None = Field(default=None, description="token or certificate")
+    status: str | None = Field(
+        default=None,
+        description="active, retired (still verifies what it signed), or withdrawn (leaked: do not trust "
+        "its signatures offline; ask the hub's verify endpoint)",
+    )
+    withdrawn_since: str | None = Field(
+        default=None, description="for a withdrawn key: from when its signatures are not trusted (UTC)"
+    )
 
 
 class Jwks(OutBody):

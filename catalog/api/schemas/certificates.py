@@ -43,6 +43,14 @@ class CertificateList(OutBody):
     count: int
 
 
+class KeyStateOut(OutBody):
+    kid: str
+    status: str = Field(description="active, retired or withdrawn")
+    withdrawn_since: str | None = Field(
+        default=None, description="a withdrawn key's signatures from this time (UTC) are not trusted"
+    )
+
+
 class VerifyOut(OutBody):
     valid: bool
     identifier: str | None
@@ -54,6 +62,9 @@ class VerifyOut(OutBody):
     superseded_by: str | None = Field(
         default=None,
         description="the newer version's identifier, given only for a document the hub signed",
+    )
+    key: KeyStateOut | None = Field(
+        default=None, description="the state of the certificate key the signature names, if the hub knows it"
     )
 
 

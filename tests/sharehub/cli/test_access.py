@@ -128,3 +128,33 @@ def test_keys_rotate_and_list(cli: CliRunner) -> None:
     statuses = {k["kid"]: k["status"] for k in keys}
     assert statuses[kid] == "retired" and list(statuses.values()).count("active") == 1
     assert "signed 0 certificate(s)" in run(cli, "keys", "sign-missing")
+
+
+def test_keys_withdraw_from_the_command_line(cli: CliRunner) -> None:
+    import sqlalchemy as sa
+
+    from catalog.db import tables
+    from sharehub.settings import get_settings
+
+    kid = run(cli, "keys", "rotate", "certificate").split()[-1]
+    out = run(
+        cli, "keys", "withdraw", kid, "--since", "2026-12-01T08:00", "--reason", "私钥泄露", "--by", "ops"
+    )
+    assert f"{kid} (certificate) withdrawn since 2026-12-01T08:00:00Z" in out  # no offset: UTC
+    assert "new active certificate key cert-" in out and "keys sign-missing" in out
+    keys = {k["kid"]: k for k in json.loads(run(cli, "keys", "list", "--json"))}
+    assert keys[kid]["status"] == "withdrawn" and keys[kid]["withdrawn_reason"] == "私钥泄露"
+    assert [k["status"] for k in keys.values()].count("active") == 1
+    with engine_for(get_settings().hub_db_url).connect() as conn:
+        rec = conn.execute(sa.select(tables.audit).where(tables.audit.c.action == "keys.withdraw")).one()
+    assert rec.staff == "ops" and json.loads(rec.query) == {
+        "kid": kid,
+        "reason": "私钥泄露",
+        "since": "2026-12-01T08:00:00Z",
+    }
+    assert "already withdrawn" in run(
+        cli, "keys", "withdraw", kid, "--since", "2026-12-02", "--reason", "again", code=1
+    )
+    withdraw = ("keys", "withdraw")
+    assert "no signing key" in run(cli, *withdraw, "cert-x", "--since", "2026-01-01", "--reason", "x", code=1)
+    assert "not an ISO 8601" in run(cli, *withdraw, kid, "--since", "yesterday", "--reason", "x", code=2)
