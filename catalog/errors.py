@@ -53,6 +53,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "rate limit of {limit} calls per minute reached; retry after {retry_after} s",
         "超过每分钟 {limit} 次的调用限制，请 {retry_after} 秒后重试",
     ),
+    "anomaly_throttled": (
+        "access to dataset {code} is slowed to {limit} calls per minute while an access anomaly is "
+        "reviewed; retry after {retry_after} s",
+        "因存在异常访问，信息资源 {code} 的调用已限制为每分钟 {limit} 次，请 {retry_after} 秒后重试",
+    ),
+    "anomaly_not_found": ("access anomaly {id} not found", "未找到异常访问记录 {id}"),
+    "anomaly_cleared": ("access anomaly {id} is already cleared", "异常访问记录 {id} 已处理"),
+    "anomaly_reason_required": ("clearing an access anomaly needs a reason", "处理异常访问须说明理由"),
     "rate_limit_unavailable": (
         "the rate limiter is unavailable; nothing was served, try again later",
         "调用频率控制服务不可用，本次未返回数据，请稍后重试",

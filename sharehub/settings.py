@@ -139,6 +139,33 @@ class Settings(BaseSettings):
     portal_session_max_hours: int = Field(
         default=12, ge=1, description="a session ends this long after sign-in"
     )
+    # ---- access anomalies, 异常访问 (catalog.anomalies) ------------------------------------------
+    anomaly_window_minutes: int = Field(default=60, ge=5, le=1440, description="the window judged")
+    anomaly_history_days: int = Field(
+        default=14, ge=1, le=90, description="the app's history it is judged against"
+    )
+    anomaly_subject_factor: float = Field(
+        default=3.0, gt=1, description="flag more distinct subjects than this times the app's peak window"
+    )
+    anomaly_min_subjects: int = Field(default=100, ge=1, description="... and more than this many")
+    anomaly_min_history_windows: int = Field(
+        default=24, ge=1, description="windows with calls an app needs in its history before it is judged"
+    )
+    anomaly_off_hours_min_calls: int = Field(
+        default=20, ge=1, description="calls in hours the app does not use that make an off-hours flag"
+    )
+    anomaly_usual_hour_share: float = Field(
+        default=0.01, gt=0, lt=1, description="share of the app's history calls that makes an hour usual"
+    )
+    anomaly_min_history_calls: int = Field(
+        default=200, ge=1, description="history calls needed before off-hours use is judged"
+    )
+    anomaly_throttle_hours: int = Field(
+        default=24, ge=1, description="how long a detection throttles (per the grade policy) unless cleared"
+    )
+    anomaly_scan_seconds: int = Field(
+        default=300, ge=0, description="the API scans this often (0: only `sharehub anomalies scan`)"
+    )
     # ---- staff single sign-on through OpenID Connect (catalog.portal.oidc) -------------------
     oidc_issuer: str | None = Field(
         default=None,

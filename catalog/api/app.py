@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import random as _random
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +18,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from catalog import anomalies
+from catalog.anomalies import Thresholds
 from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
@@ -53,14 +57,56 @@ def _build_hub(settings: Any) -> Hub:
     )
 
 
+class AnomalyScanner:
+    """Scans the audit log for access anomalies every ``every_s`` seconds while the API serves
+    (each worker does; a PostgreSQL advisory lock makes the scans take turns, and a scan that
+    finds an anomaly already open updates it). ``every_s`` 0: never (``sharehub anomalies scan``
+    from cron or an Airflow task instead)."""
+
+    def __init__(self, hub: Hub, every_s: int) -> None:
+        self.hub = hub
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.every_s > 0:
+            self._thread = threading.Thread(target=self._run, name="anomaly-scan", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        thresholds = Thresholds.of(self.hub.settings)
+        while not self._stop.wait(self.every_s):
+            try:
+                found = anomalies.scan(self.hub.engine, thresholds, self.hub.grade_policy)
+            except Exception:  # a failed scan must not stop the next one
+                logging.getLogger("sharehub.anomalies").exception("access anomaly scan failed")
+                continue
+            if found:
+                self.hub.throttles.forget()
+                logging.getLogger("sharehub.anomalies").warning(
+                    "access anomalies: %s", ", ".join(f"{a.app_id} {a.dataset_code} {a.kind}" for a in found)
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 def create_app(settings: Any) -> FastAPI:
     """The FastAPI application for the hub's settings (uvicorn factory: ``sharehub.serve:create_app``)."""
     hub = _build_hub(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        hub.close()
+        scanner = AnomalyScanner(hub, settings.anomaly_scan_seconds)
+        scanner.start()
+        try:
+            yield
+        finally:
+            scanner.stop()
+            hub.close()
 
     app = FastAPI(
         title="sharehub access API",

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from catalog.access import applications, disclosure, gate
-from catalog.api.context import Hub, limit
+from catalog.api.context import Hub, limit_grant
 from catalog.certificates import issuing
 from catalog.certificates.issuing import OID_PREFIX
 from catalog.db import tables
@@ -95,7 +95,7 @@ def visible_certificates(
             hub.purpose,
             always=hub.grade_policy[ta.dataset.spec.grade].purpose_always,
         )
-        limit(hub, gate.rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
+        limit_grant(hub, principal.app_id, ta.dataset.spec, ta.grant.rate_limit)
         rows = issuing.certificates_of(hub.engine, subject_id, ta.type_code)
         consulted[ta.dataset.spec.code] = consulted.get(ta.dataset.spec.code, 0) + len(rows)
         out += [ta.projection.certificate(c, released) for c in rows]

@@ -32,10 +32,12 @@ from catalog.access import app_registry, applications, disclosure, gate, staff
 from catalog.access.gate import Principal
 from catalog.access.purpose import PurposeRules, header_text
 from catalog.access.ratelimit import RateLimiterUnavailable
+from catalog.anomalies import Throttles
 from catalog.api.status import ApiError
 from catalog.auth import tokens
 from catalog.directory import store
 from catalog.directory.grades import DEFAULT_POLICY, GradePolicy
+from catalog.directory.model import DatasetSpec
 from catalog.errors import HubError
 
 if TYPE_CHECKING:
@@ -114,6 +116,8 @@ class Hub:
         )
         #: password hashes computed at once in this process (argon2 is expensive on purpose)
         self.login_slots = threading.BoundedSemaphore(self.settings.login_concurrency)
+        #: which apps an open access anomaly throttles (catalog.anomalies), re-read every few seconds
+        self.throttles = Throttles(self.engine)
         self._cursors: CursorSealer | None = None
         self._pg: PsycopgPool | None = None
         if self.engine.dialect.name == "postgresql":
@@ -454,7 +458,7 @@ def _granted(
             params["reason"] = (state.application.reason if state.application else "") or ""
         raise HubError(code_, **params)
     grant = state.grant
-    limit(hub, gate.rate_key(app_id, d.spec.code), grant.rate_limit)
+    limit_grant(hub, app_id, d.spec, grant.rate_limit)
     return disclosure.for_grant(
         d.spec, grant.fields, grant.clear_fields, grant_id=grant.id, rate_limit=grant.rate_limit
     )
@@ -494,6 +498,24 @@ def client_address(request: Request) -> str:
     ``X-Forwarded-For`` (``--proxy-headers --forwarded-allow-ips``, see docs/deploy.md)."""
     client = request.client
     return client.host if client is not None else "unknown"
+
+
+def limit_grant(hub: Hub, app_id: str, spec: DatasetSpec, per_minute: int) -> None:
+    """Count one call against the app's grant on a dataset (429 ``rate_limited``), and, while an
+    open access anomaly throttles the app there, against the grade policy's anomaly limit
+    (429 ``anomaly_throttled``)."""
+    limit(hub, gate.rate_key(app_id, spec.code), per_minute)
+    slow = hub.grade_policy[spec.grade].anomaly_rate_limit
+    if slow is None or not hub.throttles.throttled(app_id, spec.code):
+        return
+    try:
+        result = hub.limiter.hit(f"anomaly:{app_id}:{spec.code}", slow)
+    except RateLimiterUnavailable:
+        raise HubError("rate_limit_unavailable") from None
+    if not result.allowed:
+        err = ApiError("anomaly_throttled", 429, limit=slow, retry_after=result.retry_after, code=spec.code)
+        err.headers = {"Retry-After": str(max(1, result.retry_after))}
+        raise err
 
 
 def limit(hub: Hub, key: str, per_minute: int) -> None:

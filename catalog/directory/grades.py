@@ -6,7 +6,9 @@ longest grant period; whether sensitive fields in clear need a second approval b
 data authority (双人审批) after the owner's; whether the purpose headers are required on every
 call; whether bulk access (open download, file sharing) is allowed; the default and maximum rate
 limit of a grant; how long audit records are kept at least (``audit_retention_days``: the
-minimum ``sharehub audit archive`` enforces, never below :data:`AUDIT_RETENTION_FLOOR_DAYS`).
+minimum ``sharehub audit archive`` enforces, never below :data:`AUDIT_RETENTION_FLOOR_DAYS`);
+how far an app is slowed on the dataset while an access anomaly about it is open
+(``anomaly_rate_limit``, :mod:`catalog.anomalies`).
 
 Defaults are in :data:`DEFAULTS`; a deployment overrides any of them per grade with the
 ``grade_policy`` setting (``SHAREHUB_GRADE_POLICY='{"important": {"max_grant_days": 180}}'``).
@@ -46,6 +48,9 @@ class GradeRules:
     default_rate_limit: int  # requests per minute
     max_rate_limit: int
     audit_retention_days: int  # the minimum: records are archived only after it
+    #: calls a minute an app may make on the dataset while an access anomaly (异常访问) about
+    #: it is open (catalog.anomalies); None: the anomaly is flagged, not throttled
+    anomaly_rate_limit: int | None = None
 
 
 DEFAULTS: dict[Grade, GradeRules] = {
@@ -70,6 +75,7 @@ DEFAULTS: dict[Grade, GradeRules] = {
         default_rate_limit=120,
         max_rate_limit=600,
         audit_retention_days=YEARS_5,
+        anomaly_rate_limit=30,
     ),
     Grade.CORE: GradeRules(
         may_be_open=False,
@@ -81,6 +87,7 @@ DEFAULTS: dict[Grade, GradeRules] = {
         default_rate_limit=60,
         max_rate_limit=120,
         audit_retention_days=YEARS_10,
+        anomaly_rate_limit=10,
     ),
 }
 
@@ -108,6 +115,10 @@ class GradePolicy:
                 raise ValueError(f"grade_policy.{grade.value}: default_rate_limit is above max_rate_limit")
             if r.max_grant_days is not None and r.max_grant_days < 1:
                 raise ValueError(f"grade_policy.{grade.value}: max_grant_days must be at least 1")
+            if r.anomaly_rate_limit is not None and r.anomaly_rate_limit < 1:
+                raise ValueError(
+                    f"grade_policy.{grade.value}: anomaly_rate_limit must be at least 1 (or null)"
+                )
             days = r.audit_retention_days
             if isinstance(days, bool) or not isinstance(days, int) or days < AUDIT_RETENTION_FLOOR_DAYS:
                 raise ValueError(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 
 from catalog.access import disclosure
-from catalog.access.gate import Principal, check_purpose, rate_key
+from catalog.access.gate import Principal, check_purpose
 from catalog.api import cert_views
 from catalog.api.context import (
     AppPrincipal,
@@ -21,6 +21,7 @@ from catalog.api.context import (
     client_address,
     identify_quietly,
     limit,
+    limit_grant,
     request_call,
     request_hub,
 )
@@ -58,7 +59,7 @@ def _visible_row(
         principal, ta.dataset.spec, hub.purpose, always=hub.grade_policy[ta.dataset.spec.grade].purpose_always
     )
     assert principal.app_id is not None
-    limit(hub, rate_key(principal.app_id, ta.dataset.spec.code), ta.grant.rate_limit)
+    limit_grant(hub, principal.app_id, ta.dataset.spec, ta.grant.rate_limit)
     row = issuing.certificate(hub.engine, identifier)
     if row is None:
         raise HubError("certificate_not_found", identifier=identifier)

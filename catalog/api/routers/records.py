@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from catalog.access import applications, disclosure, gate
+from catalog.access import applications, disclosure
 from catalog.api import cert_views
 from catalog.api.context import (
     AppClaims,
@@ -20,10 +20,10 @@ from catalog.api.context import (
     Hub,
     HubDep,
     app_dataset_gate,
+    limit_grant,
     request_call,
     request_hub,
 )
-from catalog.api.context import limit as rate_limit
 from catalog.api.errors_doc import errors
 from catalog.api.schemas.records import RecordsPage, SubjectView
 from catalog.directory.model import DatasetSpec, ShareType
@@ -208,7 +208,7 @@ def subject_view(
         spec = d.spec
         if spec.subject is None or spec.share.type is ShareType.NONE:
             continue
-        rate_limit(hub, gate.rate_key(principal.app_id, spec.code), grant.rate_limit)
+        limit_grant(hub, principal.app_id, spec, grant.rate_limit)
         projection = disclosure.for_grant(spec, grant.fields, grant.clear_fields, grant_id=grant.id)
         rows = serving.lookup_subject(hub.engine, spec, subject_id, limit=SUBJECT_LIMIT + 1)
         truncated = len(rows) > SUBJECT_LIMIT

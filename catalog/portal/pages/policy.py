@@ -34,6 +34,10 @@ i18n.register(
         "rule.default_rate_limit": ("默认调用频率（次/分钟）", "default rate limit (per minute)"),
         "rule.max_rate_limit": ("最高调用频率（次/分钟）", "highest rate limit (per minute)"),
         "rule.audit_retention_days": ("日志保存期限（天）", "audit kept for (days)"),
+        "rule.anomaly_rate_limit": (
+            "异常访问时限速（次/分钟）",
+            "while an access anomaly is open (per minute)",
+        ),
     }
 )
 register_nav(NavItem("nav.policy", "/portal/policy", order=90))

@@ -7,9 +7,11 @@ import csv
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
+from catalog import anomalies
+from catalog.access import app_registry
 from catalog.clock import utc_now
 from catalog.errors import HubError
 from catalog.portal import i18n
@@ -49,6 +51,28 @@ i18n.register(
             "{n} objections answered late or still overdue",
         ),
         "sup.no_findings": ("未发现问题。", "No findings."),
+        "anom.title": ("异常访问", "Access anomalies"),
+        "anom.intro": (
+            "应用的调用与其自身历史明显不符：短时间内查询的主体数远超以往（疑似批量爬取），或在其从不使用的时段调用。"
+            "按数据分级策略，重要、核心数据在处理前限制调用频率。",
+            "Apps calling unlike their own history: far more distinct subjects than ever before (a "
+            "scraping pattern), or calls at hours they never use. By the grade policy, important and core "
+            "data are throttled until the anomaly is cleared.",
+        ),
+        "anom.none": ("当前没有未处理的异常访问。", "No open access anomalies."),
+        "anom.app": ("应用", "App"),
+        "anom.dataset": ("信息资源", "Dataset"),
+        "anom.kind": ("类型", "Kind"),
+        "anom.kind.distinct_subjects": ("查询主体数激增", "many more distinct subjects"),
+        "anom.kind.off_hours": ("非惯常时段调用", "calls at unusual hours"),
+        "anom.seen": ("本时段 / 以往峰值 / 阈值", "now / usual peak / threshold"),
+        "anom.detected": ("发现时间", "Detected"),
+        "anom.throttle": ("限速", "Throttle"),
+        "anom.throttled": ("每分钟 {n} 次，至 {until}", "{n} a minute until {until}"),
+        "anom.flag_only": ("仅提示", "flagged only"),
+        "anom.reason": ("处理说明", "What was found"),
+        "anom.clear": ("处理完毕", "Clear"),
+        "anom.cleared": ("异常访问 {id} 已处理。", "Access anomaly {id} cleared."),
         "sup.generated": ("生成时间：{at}", "Generated {at}"),
         "sup.definitions": (
             "口径：目录完整指摘要、分类、全部数据项说明及同步计划齐全；"
@@ -86,10 +110,14 @@ def ratio(page: Page, rate: float | None, ok: int, due: int) -> str:
     return page.t("sup.ratio", rate=i18n.format_percent(rate, page.lang), ok=ok, due=due)
 
 
-def _scorecards_page(page: Page, quarter: str, *, report: bool) -> Response:
+def _scorecards_page(page: Page, quarter: str, *, report: bool, cleared: int | None = None) -> Response:
     q = _quarter(page, quarter)
     cards = _cards(page, q)
+    user = page.require("admin", "auditor")
     page.audit("portal.supervision_report" if report else "portal.supervision")
+    # access anomalies: the hub sees all; a department's staff its own datasets' only
+    flags = anomalies.list_anomalies(page.hub.engine, department_code=user.department_code)
+    names = {a.app_id: f"{a.name}（{a.department_code}）" for a in app_registry.list_apps(page.hub.engine)}
     return page.render(
         "supervision.html",
         quarter=q,
@@ -97,12 +125,32 @@ def _scorecards_page(page: Page, quarter: str, *, report: bool) -> Response:
         ratio=lambda *a: ratio(page, *a),
         report=report,
         now=utc_now(),
+        flags=flags,
+        app_names=names,
+        may_clear=user.department_code is None and user.has("admin"),
+        cleared=cleared,
     )
 
 
 @router.get("/supervision")
-def supervision(page: PageDep, quarter: Annotated[str, Query(max_length=8)] = "") -> Response:
-    return _scorecards_page(page, quarter, report=False)
+def supervision(
+    page: PageDep, quarter: Annotated[str, Query(max_length=8)] = "", cleared: int | None = None
+) -> Response:
+    return _scorecards_page(page, quarter, report=False, cleared=cleared)
+
+
+@router.post("/anomalies/{anomaly_id}/clear")
+def clear_anomaly(
+    page: PageDep, anomaly_id: int, reason: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    """A hub-wide admin closes an access anomaly (its throttle ends)."""
+    user = page.require("admin")
+    page.audit("portal.anomaly_clear")
+    if user.department_code is not None:
+        page.refuse()
+    anomalies.clear(page.hub.engine, anomaly_id, by=user.username, reason=reason)
+    page.hub.throttles.forget()
+    return page.redirect(f"/portal/supervision?cleared={anomaly_id}")
 
 
 @router.get("/supervision/report")
