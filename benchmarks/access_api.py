@@ -868,8 +868,23 @@ def _measure(
         with engine.connect() as conn:
             audit_after = int(conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar_one())
         report = audit.verify(engine)
+        # normal traffic raises no access anomaly (异常访问): scan the window the load just filled
+        from catalog import anomalies
+        from catalog.directory.grades import DEFAULT_POLICY
+
+        scan_start = time.perf_counter()
+        flagged = anomalies.scan(engine, anomalies.Thresholds(), DEFAULT_POLICY)
+        scan_ms = (time.perf_counter() - scan_start) * 1000
     finally:
         engine.dispose()
+    results["anomalies"] = {
+        "found": len(flagged),
+        "scan_ms": round(scan_ms, 1),
+        "audit_rows": audit_after,
+        "flags": [f"{a.app_id} {a.dataset_code} {a.kind}" for a in flagged][:10],
+    }
+    if flagged:
+        failures.append(f"access anomalies from the benchmark's traffic: {results['anomalies']['flags']}")
     new_rows = audit_after - audit_before
     results["audit"] = {
         "new_rows": new_rows,
@@ -957,6 +972,12 @@ def main(argv: list[str] | None = None) -> int:
             f"audit: {a['new_rows']} new rows for {a['audited_responses']} audited responses -> "
             f"{'match' if a['match'] else 'MISMATCH'}; chain verify ok={a['verify_ok']} "
             f"(checked {a['verify_checked']})"
+        )
+    an = results.get("anomalies")
+    if an:
+        print(
+            f"access anomalies after the load: {an['found']} (scan of {an['audit_rows']} audit rows: "
+            f"{an['scan_ms']:.0f} ms)"
         )
     rec, ver = results.get("records"), results.get("verify")
     if rec and ver:

@@ -27,6 +27,7 @@ def test_quick_access_benchmark(pg_url: str, monkeypatch: pytest.MonkeyPatch) ->
     assert res["records"]["ratio_to_bare"] > 0 and res["verify"]["ratio_to_bare"] > 0
     a = res["audit"]
     assert a["match"] and a["verify_ok"] and a["new_rows"] == a["audited_responses"] > 0
+    assert res["anomalies"]["found"] == 0 and res["anomalies"]["audit_rows"] >= a["new_rows"]
     s = res["settings"]
     assert s["quick"] is True and s["hub_db"] == "postgresql" and s["seconds_per_scenario"] == 2.0
     assert s["uvicorn_workers"] == access_api.WORKERS and s["serving_rows"] == access_api.QUICK["rows"]

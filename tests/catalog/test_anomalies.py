@@ -280,3 +280,20 @@ def test_clearing_needs_a_known_open_anomaly_and_a_reason(tmp_path: Path) -> Non
         anomalies.clear(hub.engine, found.id, by="hub_admin", reason="again")
     # a new burst after clearing opens a new one
     assert _scan(hub)[0].id != found.id
+
+
+def test_the_api_scans_in_the_background_while_it_serves(tmp_path: Path) -> None:
+    import time
+
+    hub = _hub(tmp_path, anomaly_scan_seconds=1)
+    app_id = hub.apps[APP][0]
+    _history(hub.engine, app_id, end=dt.datetime.now(UTC))
+    with TestClient(hub.client.app) as served:  # the lifespan runs: the scanner starts
+        for uscc in _codes(45, 99):
+            path = "/api/v1/datasets/SCJ-LIC/records"
+            assert served.get(path, params={"subject": uscc}, headers=hub.as_app(APP)).status_code == 200
+        deadline = time.monotonic() + 20
+        while not anomalies.list_anomalies(hub.engine) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    (found,) = anomalies.list_anomalies(hub.engine)
+    assert found.kind == "distinct_subjects" and found.app_id == app_id
