@@ -10,7 +10,9 @@ shared and its absolute speed varies.
 * B5-B6: :mod:`benchmarks.access_api` (the access API under uvicorn, load from another process);
 * B7: :mod:`benchmarks.dag_parse` (200 generated DAGs parsed by a real DagBag);
 * B8: :mod:`benchmarks.portal_pages` (the portal's directory and audit pages with 5,000 datasets
-  and 1,000,000 audit records, p95 at 8 clients against ``/api/v1/ping``).
+  and 1,000,000 audit records, p95 at 8 clients against ``/api/v1/ping``);
+* B9: :mod:`benchmarks.anomaly_scan` (one access-anomaly scan over 1,000,000 audit records
+  against one plain pass over the same two weeks; exactly the planted anomalies found).
 
 ``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
@@ -362,6 +364,29 @@ def portal_figures(quick: bool, seconds: float | None) -> tuple[list[Row], dict[
     return out, res
 
 
+# ---- B9 --------------------------------------------------------------------------------------
+
+
+def anomaly_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    from benchmarks import anomaly_scan
+
+    res = anomaly_scan.run(quick=quick)
+    if res["failures"]:
+        raise RuntimeError("; ".join(res["failures"]))
+    row = Row(
+        "B9",
+        f"access-anomaly scan over {res['records']:,} audit records (ms)",
+        res["scan_ms"],
+        res["baseline_ms"],
+        "ms",
+        res["ratio"],
+        f"<= {anomaly_scan.TARGET_RATIO:g} x one pass",
+        (res["ratio"] is not None and res["ratio"] <= anomaly_scan.TARGET_RATIO) if not quick else None,
+        f"found exactly the planted {res['flags']}; baseline = count + distinct subjects over the 14 days",
+    )
+    return [row], res
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -397,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
     ap.add_argument(
-        "--only", default="sync,access,dags,portal", help="comma-separated: sync, access, dags, portal"
+        "--only",
+        default="sync,access,dags,portal,anomalies",
+        help="comma-separated: sync, access, dags, portal, anomalies",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
@@ -420,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             ("access", lambda: access_figures(quick, seconds, args.clients)),
             ("dags", lambda: dag_figures(dags, quick, work)),
             ("portal", lambda: portal_figures(quick, args.seconds)),
+            ("anomalies", lambda: anomaly_figures(quick)),
         ):
             if name not in parts:
                 continue

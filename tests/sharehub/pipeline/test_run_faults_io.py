@@ -243,22 +243,31 @@ def test_a_briefly_locked_sqlite_hub_db_makes_publish_wait_not_fail(tmp_path: Pa
     rid = "waits-for-lock"
     pipeline.extract_land(CODE, rid, trigger="cli", settings=hub.settings)
     pipeline.validate(CODE, rid, settings=hub.settings)
-    db = sqlite3.connect(str(Path(hub.settings.hub_db_url.removeprefix("sqlite:///"))), isolation_level=None)
+    db = sqlite3.connect(
+        str(Path(hub.settings.hub_db_url.removeprefix("sqlite:///"))),
+        isolation_level=None,
+        check_same_thread=False,  # made here, used by the locker thread
+    )
     held = threading.Event()
+    released: list[float] = []
 
     def hold() -> None:
         db.execute("BEGIN IMMEDIATE")  # another writer holds the write lock for 7 s
         held.set()
         time.sleep(7)
+        released.append(time.monotonic())
         db.execute("COMMIT")
 
     locker = threading.Thread(target=hold)
     locker.start()
-    held.wait(10)
+    assert held.wait(10), "the locker never took the write lock"
     try:
         out = pipeline.publish(CODE, rid, settings=hub.settings)
+        finished = time.monotonic()
     finally:
         locker.join()
         db.close()
+    # publish began while the lock was held and finished after it was let go: it waited
+    assert released and finished >= released[0]
     assert out["published"] >= 50
     check_published(hub, run_id=rid)
