@@ -53,6 +53,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "rate limit of {limit} calls per minute reached; retry after {retry_after} s",
         "超过每分钟 {limit} 次的调用限制，请 {retry_after} 秒后重试",
     ),
+    "sso_subject_taken": (
+        "IdP subject {subject} is already linked to staff account {username}",
+        "统一身份认证账号 {subject} 已绑定工作人员账号 {username}",
+    ),
     "anomaly_throttled": (
         "access to dataset {code} is slowed to {limit} calls per minute while an access anomaly is "
         "reviewed; retry after {retry_after} s",

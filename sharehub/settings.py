@@ -195,8 +195,10 @@ class Settings(BaseSettings):
         default=False, description="make a staff account for an IdP user the hub does not know (else refused)"
     )
     oidc_link_existing: bool = Field(
-        default=True,
-        description="link an IdP user to the unlinked staff account of the same user name on first sign-in",
+        default=False,
+        description="link an IdP user to the unlinked staff account of the same user name on first "
+        "sign-in; only with a user-name claim the IdP guarantees unique and users cannot edit (else "
+        "link accounts with `sharehub staff link-sso`)",
     )
     oidc_sync_roles: bool = Field(
         default=True, description="replace the department and roles of a linked account at each sign-in"

@@ -6,9 +6,12 @@ The protocol (OpenID Connect, authorization code with PKCE) is the portal's
 verified, who the user is in the hub:
 
 * An account linked to the IdP subject (``sso_issuer`` + ``sso_subject``) is that account.
-* Otherwise, with ``link_existing``, the unlinked account of the same user name
-  (``username_claim``) is linked on this first sign-in. An account already linked to another
-  subject is never taken over (``subject_mismatch``).
+* Otherwise, with ``link_existing`` (off by default), the unlinked account of the same user
+  name (``username_claim``) is linked on this first sign-in — safe only when the IdP guarantees
+  that claim unique and not editable by its users (OIDC Core §5.7 warns that
+  ``preferred_username`` is neither). An account already linked to another subject is never
+  taken over (``subject_mismatch``). Without it an operator links accounts one by one
+  (:func:`link`, ``sharehub staff link-sso``).
 * Otherwise, with ``create_users``, a new account is made; else the user is refused
   (``unknown_user``). Accounts made here have no usable password.
 * With ``sync_roles`` the department and roles come from the claims at every sign-in, so a
@@ -69,7 +72,7 @@ class ClaimMapping:
     role_map: Mapping[str, list[str]] = field(default_factory=dict)
     department_map: Mapping[str, str] = field(default_factory=dict)
     create_users: bool = False
-    link_existing: bool = True
+    link_existing: bool = False
     sync_roles: bool = True
 
     @classmethod
@@ -224,6 +227,28 @@ def sign_in(
     user = get_staff(engine, username)
     assert user is not None
     return SignIn(user, event)
+
+
+def link(engine: sa.Engine, username: str, issuer: str, subject: str | None) -> None:
+    """Link a staff account to an IdP subject (``subject`` None: unlink). Errors:
+    ``staff_not_found`` (404), ``sso_subject_taken`` (409: another account has that subject)."""
+    t = tables.staff
+    with engine.begin() as conn:
+        if conn.execute(sa.select(t.c.username).where(t.c.username == username)).first() is None:
+            raise HubError("staff_not_found", username=username)
+        if subject is not None:
+            other = conn.execute(
+                sa.select(t.c.username).where(
+                    t.c.sso_issuer == issuer, t.c.sso_subject == subject, t.c.username != username
+                )
+            ).scalar()
+            if other is not None:
+                raise HubError("sso_subject_taken", subject=subject, username=other)
+        conn.execute(
+            t.update()
+            .where(t.c.username == username)
+            .values(sso_issuer=issuer if subject is not None else None, sso_subject=subject)
+        )
 
 
 def linked_issuer(engine: sa.Engine, username: str) -> str | None:

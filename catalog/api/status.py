@@ -81,6 +81,7 @@ HTTP_STATUS: dict[str, int] = {
     "rate_limit_unavailable": 503,
     "rate_limited": 429,
     "anomaly_throttled": 429,
+    "sso_subject_taken": 409,
     "anomaly_not_found": 404,
     "anomaly_cleared": 409,
     "anomaly_reason_required": 400,

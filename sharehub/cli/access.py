@@ -181,6 +181,32 @@ def staff_create(
     )
 
 
+@staff_app.command("link-sso")
+def staff_link_sso(
+    username: str,
+    subject: Annotated[
+        str | None, typer.Option(help="the user's `sub` at the identity provider (omit with --unlink)")
+    ] = None,
+    unlink: Annotated[bool, typer.Option("--unlink", help="remove the link")] = False,
+    issuer: Annotated[str | None, typer.Option(help="default: SHAREHUB_OIDC_ISSUER")] = None,
+) -> None:
+    """Link a staff account to its identity-provider account (single sign-on), or unlink it."""
+    from catalog.access import sso
+    from catalog.errors import HubError
+
+    iss = (issuer or get_settings().oidc_issuer or "").rstrip("/")
+    if not iss:
+        raise _fail(ValueError("no issuer: set SHAREHUB_OIDC_ISSUER or give --issuer"))
+    if unlink == (subject is not None):
+        raise _fail(ValueError("give --subject SUB, or --unlink"))
+    try:
+        sso.link(_engine(), username, iss, None if unlink else subject)
+    except HubError as exc:
+        raise _fail(exc) from None
+    done = "unlinked" if unlink else f"linked to {subject} at {iss}"
+    console.print(f"staff {username} {done}", highlight=False)
+
+
 @staff_app.command("set-password")
 def staff_set_password(
     username: str,

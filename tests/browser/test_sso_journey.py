@@ -25,7 +25,8 @@ def test_sign_in_and_out_through_the_identity_provider(tmp_path: Path, page: Any
     url = f"http://127.0.0.1:{port}"
     idp = start_idp(hub=url)
     try:
-        hub = build_hub(tmp_path, portal=True, **sso_settings(idp, portal_public_url=url))
+        settings = sso_settings(idp, portal_public_url=url, oidc_link_existing=True)
+        hub = build_hub(tmp_path, portal=True, **settings)
         staff.create_staff(hub.engine, "zhang.san", "SCJ", ["approver"], PASSWORD)
         for _ in serve(hub.client.app, port):
             page.goto(f"{url}/portal/decisions")  # needs sign-in: the portal sends us to its sign-in page

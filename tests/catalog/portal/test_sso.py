@@ -32,7 +32,9 @@ from tests.catalog.portal.oidc_idp import (
 
 
 def _hub(tmp_path: Path, idp: Idp, **more: Any) -> ApiHub:
-    return build_hub(tmp_path, portal=True, **sso_settings(idp, **more))
+    """A hub signing in at ``idp``; linking by user name on unless a test says otherwise (the
+    accounts these tests make are named as the IdP names them)."""
+    return build_hub(tmp_path, portal=True, **sso_settings(idp, **{"oidc_link_existing": True, **more}))
 
 
 def _client(hub: ApiHub) -> TestClient:
@@ -180,10 +182,37 @@ def test_an_account_linked_to_another_subject_is_never_taken_over(tmp_path: Path
     assert journey.response.status_code == 403 and "已与另一个统一身份认证账号绑定" in journey.response.text
 
 
-def test_linking_by_user_name_can_be_switched_off(tmp_path: Path, idp: Idp) -> None:
-    hub = _hub(tmp_path, idp, oidc_link_existing=False)
+def test_by_default_a_user_name_links_nothing_and_the_operator_links_accounts(
+    tmp_path: Path, idp: Idp
+) -> None:
+    """An IdP user whose user-name claim equals a hub account's name does not get that account
+    (preferred_username is neither unique nor stable, OIDC Core §5.7); the operator links it."""
+    from typer.testing import CliRunner
+
+    from sharehub.cli.main import app as cli
+    from sharehub.settings import get_settings
+
+    hub = _hub(tmp_path, idp, oidc_link_existing=False)  # the default setting
+    staff.create_staff(hub.engine, "scj_admin", "SCJ", ["admin"], PASSWORD)
+    mallory = sign_in_via_idp(_client(hub), idp, "sub-mallory")  # preferred_username: scj_admin
+    assert mallory.response.status_code == 403 and "未开通本平台权限" in mallory.response.text
+    assert sso.linked_issuer(hub.engine, "scj_admin") is None
+
     staff.create_staff(hub.engine, "zhang.san", "SCJ", ["approver"], PASSWORD)
-    assert sign_in_via_idp(_client(hub), idp, "sub-zhang").response.status_code == 403
+    env = {"SHAREHUB_VAR_DIR": str(tmp_path / "var"), "SHAREHUB_OIDC_ISSUER": idp.issuer}
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke
+        out = run(cli, ["staff", "link-sso", "zhang.san", "--subject", "sub-zhang"], env=env)
+        assert out.exit_code == 0, out.output
+        taken = run(cli, ["staff", "link-sso", "scj_admin", "--subject", "sub-zhang"], env=env)
+        assert taken.exit_code == 1 and "sso_subject_taken" in taken.output
+    finally:
+        get_settings.cache_clear()
+    assert sign_in_via_idp(_client(hub), idp, "sub-zhang").response.status_code == 303
+    out = CliRunner().invoke(cli, ["staff", "link-sso", "zhang.san", "--unlink"], env=env)
+    get_settings.cache_clear()
+    assert out.exit_code == 0 and sso.linked_issuer(hub.engine, "zhang.san") is None
 
 
 def test_a_disabled_account_cannot_sign_in_through_the_idp(tmp_path: Path, idp: Idp) -> None:
