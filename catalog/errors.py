@@ -57,6 +57,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "IdP subject {subject} is already linked to staff account {username}",
         "统一身份认证账号 {subject} 已绑定工作人员账号 {username}",
     ),
+    "recipient_not_found": ("recipient profile {id} not found", "未找到共享接收方配置 {id}"),
+    "profile_days": (
+        "a recipient profile lasts 1 to {max} days",
+        "共享接收方配置的有效期为 1 至 {max} 天",
+    ),
+    "share_not_found": ("share, schema or table not found: {name}", "未找到共享、库或表：{name}"),
+    "version_not_found": ("table {table} has no version {version}", "表 {table} 没有版本 {version}"),
+    "bad_timestamp": ("{value} is not an ISO 8601 timestamp", "{value} 不是 ISO 8601 时间"),
+    "sharing_file_expired": ("this file link has expired or is not valid", "文件链接已过期或无效"),
     "anomaly_throttled": (
         "access to dataset {code} is slowed to {limit} calls per minute while an access anomaly is "
         "reviewed; retry after {retry_after} s",

@@ -24,7 +24,16 @@ from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
 from catalog.api.logs import install_access_log_redaction
-from catalog.api.routers import applications, audit, auth, certificates, directory, objections, records
+from catalog.api.routers import (
+    applications,
+    audit,
+    auth,
+    certificates,
+    directory,
+    objections,
+    records,
+    sharing,
+)
 from catalog.api.schemas.common import Health
 from catalog.api.status import ApiError, headers_of, status_of
 from catalog.auth.keys import KeyStoreError
@@ -216,6 +225,7 @@ def create_app(settings: Any) -> FastAPI:
         applications,
         objections,
         audit,
+        sharing,
     ):
         app.include_router(module.router)
     app.include_router(auth.well_known)

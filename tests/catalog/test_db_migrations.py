@@ -64,7 +64,7 @@ def models_copy() -> sa.MetaData:
 
 
 def test_one_head_and_every_hub_table_is_managed() -> None:
-    assert migrate.head() == "0005"
+    assert migrate.head() == "0006"
     assert all(migrate.include_name(t, "table", {}) for t in HUB_TABLES)
     for foreign in ("srv_scj_yyzz_001", "iceberg_tables", "iceberg_namespace_properties", "alembic_version"):
         assert not migrate.include_name(foreign, "table", {})
@@ -81,7 +81,7 @@ def test_one_head_and_every_hub_table_is_managed() -> None:
 def test_upgrade_creates_every_table_and_matches_the_models(pg_url: str) -> None:
     assert migrate.current(pg_url) is None
     before = migrate.check(pg_url)
-    assert before[0] == "revision: database at none, migrations at 0005"
+    assert before[0] == "revision: database at none, migrations at 0006"
     assert {f"add table {t}" for t in HUB_TABLES} <= set(before)
 
     migrate.upgrade(pg_url)
@@ -211,7 +211,7 @@ def test_engine_for_refuses_an_unknown_or_missing_revision(hub_pg_url: str) -> N
     execute(hub_pg_url, f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'f00dcafe'")
     with pytest.raises(SchemaNotCurrentError, match=r"f00dcafe.*newer sharehub"):
         engine_for(hub_pg_url)
-    assert migrate.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0005"]
+    assert migrate.check(hub_pg_url) == ["revision: database at f00dcafe, migrations at 0006"]
     execute(hub_pg_url, f"DELETE FROM {migrate.VERSION_TABLE}")
     with pytest.raises(SchemaNotCurrentError, match="no schema revision"):
         engine_for(hub_pg_url)
@@ -354,7 +354,7 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
     assert out.stdout.strip() == pg_url.replace("postgres@", "postgres:***@")
 
     out = runner.invoke(db_app, ["current"])
-    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0005")
+    assert out.exit_code == 0 and out.stdout.startswith("none (head is 0006")
 
     out = runner.invoke(db_app, ["check"])
     assert out.exit_code == 1
@@ -367,17 +367,17 @@ def test_cli_on_postgresql(pg_url: str, hub_env) -> None:  # type: ignore[no-unt
 
     out = runner.invoke(db_app, ["upgrade"])
     assert out.exit_code == 0, out.output
-    assert "upgraded from an empty database to revision 0005" in out.stdout
+    assert "upgraded from an empty database to revision 0006" in out.stdout
     assert "s3cret-pw" not in out.output
 
     out = runner.invoke(db_app, ["upgrade"])
-    assert out.exit_code == 0 and "already at revision 0005" in out.stdout
+    assert out.exit_code == 0 and "already at revision 0006" in out.stdout
 
     out = runner.invoke(db_app, ["current"])
-    assert out.stdout.strip() == "0005 (head)"
+    assert out.stdout.strip() == "0006 (head)"
 
     out = runner.invoke(db_app, ["check"])
-    assert out.exit_code == 0 and "in sync with the models (revision 0005)" in out.stdout
+    assert out.exit_code == 0 and "in sync with the models (revision 0006)" in out.stdout
 
     execute(pg_url, "ALTER TABLE hub_apps DROP COLUMN description")
     out = runner.invoke(db_app, ["check"])

@@ -1,0 +1,347 @@
+"""Bulk sharing over the Delta Sharing protocol (delta-io/delta-sharing PROTOCOL.md), under
+``/api/v1/delta-sharing`` — the endpoint a recipient profile names.
+
+The recipient is an app, authenticated by its access token or by a recipient token from a
+profile (:mod:`catalog.sharing.recipients`). What it sees is :func:`catalog.sharing.files.shared_tables`:
+its active grants on datasets shared by file whose grade allows bulk access. ``query`` hands
+out, per grant and snapshot, a Parquet file of the granted fields with masked fields masked,
+through a link to this API that expires (``/api/v1/delta-sharing/files/<sealed>``); the curated
+data files are never exposed. Every call is audited like any other, with the dataset, the
+fields released and the rows the handed-out files hold; every file download is audited too.
+Responses are the protocol's parquet format (``responseformat=parquet``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from catalog.access import app_registry, disclosure
+from catalog.api.context import (
+    CallDep,
+    Hub,
+    HubDep,
+    _unauthorized,
+    app_principal_of,
+    resolve_principal,
+)
+from catalog.api.cursors import BadCursor
+from catalog.errors import HubError
+from catalog.sharing import files as sharing
+from catalog.sharing import recipients
+
+router = APIRouter(prefix="/api/v1/delta-sharing", tags=["delta sharing"])
+
+#: how long a handed-out file link works
+FILE_URL_TTL_S = 3600
+_NDJSON = "application/x-ndjson; charset=utf-8"
+_SHARE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "sharehub:share"))
+_LAKES: dict[int, Any] = {}
+_LAKE_LOCK = threading.Lock()
+
+
+def _lake(hub: Hub) -> Any:
+    """The lake of this hub (opened once per process)."""
+    with _LAKE_LOCK:
+        lake = _LAKES.get(id(hub))
+        if lake is None:
+            from lake import open_lake
+
+            s: Any = hub.settings
+            lake = _LAKES[id(hub)] = open_lake(s.hub_db_url, s.warehouse, s3=s.s3_options())
+        return lake
+
+
+def _cache(hub: Hub) -> Path:
+    return Path(getattr(hub.settings, "var_dir", ".")) / "sharing"
+
+
+def recipient(request: Request, hub: HubDep, call: CallDep) -> str:
+    """The app reading: by a recipient token (``shr_…``) or its own access token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("not_authenticated")
+    if token.startswith(recipients.PREFIX):
+        app_id = recipients.authenticate(hub.engine, token)
+        if app_id is None:
+            raise _unauthorized("invalid_token", why="recipient profile unknown, expired or revoked")
+        app = app_registry.get_app(hub.engine, app_id)
+        principal = app_principal_of(app, app.secret_generation if app else None)
+    else:
+        principal = resolve_principal(hub, token)
+        if principal.kind != "app":
+            raise HubError("wrong_party", party="apps")
+    call.principal = principal
+    assert principal.app_id is not None
+    return principal.app_id
+
+
+Recipient = Annotated[str, Depends(recipient)]
+
+
+def _tables(hub: Hub, app_id: str) -> list[sharing.SharedTable]:
+    return sharing.shared_tables(hub.engine, app_id, hub.grade_policy)
+
+
+def _page(items: list[dict[str, Any]], max_results: int | None, page_token: str | None) -> dict[str, Any]:
+    start = int(page_token) if page_token and page_token.isdigit() else 0
+    end = len(items) if max_results is None else start + max_results
+    out: dict[str, Any] = {"items": items[start:end]}
+    if end < len(items):
+        out["nextPageToken"] = str(end)
+    return out
+
+
+_MaxResults = Annotated[int | None, Query(alias="maxResults", ge=0, le=1000)]
+_PageToken = Annotated[str | None, Query(alias="pageToken", max_length=20)]
+
+
+def _share_item() -> dict[str, Any]:
+    return {"name": sharing.SHARE, "id": _SHARE_ID}
+
+
+def _table_item(t: sharing.SharedTable) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "schema": t.schema,
+        "share": sharing.SHARE,
+        "shareId": _SHARE_ID,
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sharehub:{t.code}")),
+    }
+
+
+def _check_share(share: str) -> None:
+    if share.lower() != sharing.SHARE:
+        raise HubError("share_not_found", name=share[:100])
+
+
+@router.get("/shares", summary="Shares the recipient may read (Delta Sharing)")
+def list_shares(
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    max_results: _MaxResults = None,
+    page_token: _PageToken = None,
+) -> dict[str, Any]:
+    call.action = "sharing.shares"
+    items = [_share_item()] if _tables(hub, app_id) else []
+    return _page(items, max_results, page_token)
+
+
+@router.get("/shares/{share}", summary="One share (Delta Sharing)")
+def get_share(share: str, hub: HubDep, call: CallDep, app_id: Recipient) -> dict[str, Any]:
+    call.action = "sharing.share"
+    _check_share(share)
+    if not _tables(hub, app_id):
+        raise HubError("share_not_found", name=share[:100])
+    return {"share": _share_item()}
+
+
+@router.get("/shares/{share}/schemas", summary="Schemas of a share (Delta Sharing)")
+def list_schemas(
+    share: str,
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    max_results: _MaxResults = None,
+    page_token: _PageToken = None,
+) -> dict[str, Any]:
+    call.action = "sharing.schemas"
+    _check_share(share)
+    schemas = sorted({t.schema for t in _tables(hub, app_id)})
+    return _page([{"name": s, "share": sharing.SHARE} for s in schemas], max_results, page_token)
+
+
+@router.get("/shares/{share}/schemas/{schema}/tables", summary="Tables of a schema (Delta Sharing)")
+def list_tables(
+    share: str,
+    schema: str,
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    max_results: _MaxResults = None,
+    page_token: _PageToken = None,
+) -> dict[str, Any]:
+    call.action = "sharing.tables"
+    _check_share(share)
+    items = [_table_item(t) for t in _tables(hub, app_id) if t.schema == schema.lower()]
+    return _page(items, max_results, page_token)
+
+
+@router.get("/shares/{share}/all-tables", summary="All tables of a share (Delta Sharing)")
+def list_all_tables(
+    share: str,
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    max_results: _MaxResults = None,
+    page_token: _PageToken = None,
+) -> dict[str, Any]:
+    call.action = "sharing.tables"
+    _check_share(share)
+    return _page([_table_item(t) for t in _tables(hub, app_id)], max_results, page_token)
+
+
+def _table(hub: Hub, call: Any, app_id: str, share: str, schema: str, table: str) -> sharing.SharedTable:
+    found = sharing.find_table(_tables(hub, app_id), share, schema, table)
+    call.dataset_code = found.code
+    return found
+
+
+@router.get(
+    "/shares/{share}/schemas/{schema}/tables/{table}/version", summary="Table version (Delta Sharing)"
+)
+def table_version(
+    share: str,
+    schema: str,
+    table: str,
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    starting_timestamp: Annotated[str | None, Query(alias="startingTimestamp", max_length=40)] = None,
+) -> Response:
+    call.action = "sharing.version"
+    t = _table(hub, call, app_id, share, schema, table)
+    found = sharing.versions(_lake(hub), t.code)
+    if starting_timestamp is not None:
+        at = sharing.parse_timestamp(starting_timestamp)
+        later = [v for v in found if v.committed_at >= at]
+        if not later:
+            raise HubError("version_not_found", table=t.name, version=starting_timestamp[:40])
+        version = later[0]
+    else:
+        version = sharing.pick(found, t.name)
+    return Response(status_code=200, headers={"Delta-Table-Version": str(version.number)})
+
+
+def _protocol_and_metadata(t: sharing.SharedTable, schema_string: str) -> list[dict[str, Any]]:
+    p = t.dataset.spec
+    return [
+        {"protocol": {"minReaderVersion": 1}},
+        {
+            "metaData": {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sharehub:{t.code}")),
+                "name": t.name,
+                "description": p.summary or p.name,
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": schema_string,
+                "partitionColumns": [],
+                "configuration": {},
+            }
+        },
+    ]
+
+
+def _ndjson(lines: list[dict[str, Any]], version: int) -> StreamingResponse:
+    def body() -> Iterator[bytes]:
+        for line in lines:
+            yield (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+    return StreamingResponse(body(), media_type=_NDJSON, headers={"Delta-Table-Version": str(version)})
+
+
+def _released(call: Any, projection: disclosure.Projection, rows: int) -> None:
+    released = disclosure.Released()
+    for name in projection.fields:
+        released.add(projection.audit_name(name))
+    call.fields = released.names()
+    call.row_count = rows
+
+
+@router.get(
+    "/shares/{share}/schemas/{schema}/tables/{table}/metadata", summary="Table metadata (Delta Sharing)"
+)
+def table_metadata(
+    share: str, schema: str, table: str, hub: HubDep, call: CallDep, app_id: Recipient
+) -> StreamingResponse:
+    call.action = "sharing.metadata"
+    t = _table(hub, call, app_id, share, schema, table)
+    lake = _lake(hub)
+    version = sharing.pick(sharing.versions(lake, t.code), t.name)
+    f = sharing.granted_file(lake, _cache(hub), t, version.snapshot_id)
+    return _ndjson(_protocol_and_metadata(t, sharing.schema_string(f.schema)), version.number)
+
+
+@router.post("/shares/{share}/schemas/{schema}/tables/{table}/query", summary="Read a table (Delta Sharing)")
+async def query_table(
+    share: str, schema: str, table: str, request: Request, hub: HubDep, call: CallDep, app_id: Recipient
+) -> StreamingResponse:
+    call.action = "sharing.query"
+    try:
+        body = await request.json() if await request.body() else {}
+    except ValueError:
+        raise HubError("bad_document", why="the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HubError("bad_document", why="the body is not a JSON object")
+    if body.get("startingVersion") is not None or body.get("endingVersion") is not None:
+        raise HubError("bad_document", why="startingVersion queries are not supported yet; use version")
+
+    def work() -> tuple[sharing.SharedTable, sharing.Version, sharing.GrantedFile]:
+        t = _table(hub, call, app_id, share, schema, table)
+        lake = _lake(hub)
+        found = sharing.versions(lake, t.code)
+        version = sharing.pick(found, t.name, version=body.get("version"), timestamp=body.get("timestamp"))
+        return t, version, sharing.granted_file(lake, _cache(hub), t, version.snapshot_id)
+
+    t, version, f = await hub.run_db(work)
+    expires = int(time.time()) + FILE_URL_TTL_S
+    sealed = hub.cursors.seal([f.id, t.code, app_id, expires], "delta-sharing-file")
+    url = f"{str(request.base_url).rstrip('/')}/api/v1/delta-sharing/files/{sealed}"
+    file_action = {
+        "file": {
+            "url": url,
+            "id": f.id,
+            "partitionValues": {},
+            "size": f.size,
+            "stats": json.dumps({"numRecords": f.rows}),
+            "version": version.number,
+            "timestamp": int(version.committed_at.timestamp() * 1000),
+            "expirationTimestamp": expires * 1000,
+        }
+    }
+    _released(call, t.projection, f.rows)
+    return _ndjson([*_protocol_and_metadata(t, sharing.schema_string(f.schema)), file_action], version.number)
+
+
+@router.get("/files/{sealed}", summary="A file handed out by a query (pre-signed link)")
+def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
+    """The link a query handed out, until it expires. The link is the credential (as S3's
+    pre-signed URLs are): sealed by the hub, naming the file, the dataset, the app and the expiry.
+    Re-checked at download: the app must still hold the grant (a revoked grant stops the links
+    handed out before)."""
+    call.action = "sharing.file"
+    try:
+        file_id, code, app_id, expires = hub.cursors.open(sealed, "delta-sharing-file")
+    except BadCursor:
+        raise HubError("sharing_file_expired") from None
+    call.dataset_code = str(code)
+    from catalog.access.gate import Principal
+
+    call.principal = Principal(kind="app", app_id=str(app_id))
+    if int(expires) < time.time():
+        raise HubError("sharing_file_expired")
+    current = {
+        sharing.file_id(t, s.snapshot_id)
+        for t in _tables(hub, str(app_id))
+        if t.code == code
+        for s in sharing.versions(_lake(hub), t.code)
+    }
+    if file_id not in current:
+        raise HubError("sharing_file_expired")  # the grant changed or ended since the query
+    path = _cache(hub) / f"{file_id}.parquet"
+    if not path.is_file():
+        raise HubError("sharing_file_expired")
+    import pyarrow.parquet as pq
+
+    call.row_count = pq.read_metadata(path).num_rows
+    return FileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,211 @@
+"""What a recipient reads in bulk: the tables its grants open, their versions, and the files.
+
+* **Tables.** An app's active grants on datasets shared by file (``share.mode`` ``file`` or
+  ``both``) whose grade allows bulk access (the grade policy's ``bulk_allowed``). Share
+  ``sharehub``, one schema per providing department (its code), one table per dataset (its
+  code), all lower case as the protocol compares names case-insensitively.
+* **Versions.** Table version *n* is the *n*-th snapshot (from 0) of the dataset's curated
+  Iceberg table, oldest first: one version per published sync run, as a Delta table gets one
+  per commit. A version's timestamp is its snapshot's commit time.
+* **Files.** Never the curated data files: for each grant and snapshot the hub writes one
+  Parquet file holding only the granted fields, with every masked field masked by the one
+  disclosure projection (:meth:`catalog.access.disclosure.Projection.value`, as the API masks it).
+  The file's name is a digest of the dataset, snapshot, fields and masks, so two grants that
+  see the same thing share it, and a changed grant or a new snapshot makes a new file. Files
+  are written atomically (a temporary name, then a rename) into ``<var>/sharing``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog.access import applications, disclosure
+from catalog.directory import store
+from catalog.directory.grades import GradePolicy
+from catalog.errors import HubError
+
+SHARE = "sharehub"
+FILE_MODES = ("file", "both")
+
+
+@dataclass(frozen=True)
+class SharedTable:
+    """One table a recipient may read."""
+
+    schema: str  # the providing department's code, lower case
+    name: str  # the dataset code, lower case
+    dataset: store.PublishedDataset
+    projection: disclosure.Projection
+
+    @property
+    def code(self) -> str:
+        return self.dataset.spec.code
+
+
+def shared_tables(engine: Any, app_id: str, policy: GradePolicy) -> list[SharedTable]:
+    """The tables ``app_id`` may read in bulk now, by schema and name."""
+    out: dict[tuple[str, str], SharedTable] = {}
+    for grant in applications.list_grants(engine, app_id=app_id, active_only=True):
+        try:
+            d = store.get_dataset(engine, grant.dataset_code)
+        except KeyError:
+            continue  # withdrawn from the directory
+        if d.spec.share.mode not in FILE_MODES or d.spec.share.type.value == "none":
+            continue
+        if not policy[d.spec.grade].bulk_allowed:
+            continue
+        key = (d.department.code.lower(), d.spec.code.lower())
+        if key in out:
+            continue  # list_grants is newest first: the newest active grant counts
+        projection = disclosure.for_grant(d.spec, grant.fields, grant.clear_fields, grant_id=grant.id)
+        out[key] = SharedTable(key[0], key[1], d, projection)
+    return [out[k] for k in sorted(out)]
+
+
+def find_table(tables: list[SharedTable], share: str, schema: str, table: str) -> SharedTable:
+    """The table a path names (case-insensitive), or 404 ``share_not_found`` — the same answer
+    whether it does not exist or the recipient may not read it."""
+    if share.lower() == SHARE:
+        for t in tables:
+            if t.schema == schema.lower() and t.name == table.lower():
+                return t
+    raise HubError("share_not_found", name=f"{share}.{schema}.{table}"[:200])
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    snapshot_id: int
+    committed_at: dt.datetime
+
+
+def versions(lake: Any, code: str) -> list[Version]:
+    """The table's versions, oldest first (empty when nothing was published yet)."""
+    if not lake.table_exists("curated", code):
+        return []
+    return [Version(i, s.snapshot_id, s.committed_at) for i, s in enumerate(lake.snapshots("curated", code))]
+
+
+def pick(found: list[Version], table: str, *, version: Any = None, timestamp: Any = None) -> Version:
+    """The version a query asks for: a number, the last one at or before a timestamp, or the
+    newest."""
+    if not found:
+        raise HubError("version_not_found", table=table, version="any")
+    if version is not None:
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < len(found):
+            raise HubError("version_not_found", table=table, version=str(version)[:20])
+        return found[version]
+    if timestamp is not None:
+        at = parse_timestamp(timestamp)
+        before = [v for v in found if v.committed_at <= at]
+        if not before:
+            raise HubError("version_not_found", table=table, version=str(timestamp)[:40])
+        return before[-1]
+    return found[-1]
+
+
+def parse_timestamp(value: Any) -> dt.datetime:
+    """A protocol timestamp (ISO 8601, e.g. ``2022-01-01T00:00:00Z``)."""
+    try:
+        at = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise HubError("bad_timestamp", value=str(value)[:40]) from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+# ---- the schema a recipient sees --------------------------------------------------------------
+
+
+def _spark_type(t: pa.DataType) -> Any:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t):
+        return "integer"
+    if pa.types.is_integer(t):
+        return "long"
+    if pa.types.is_float32(t):
+        return "float"
+    if pa.types.is_floating(t):
+        return "double"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "binary"
+    return "string"
+
+
+def schema_string(schema: pa.Schema) -> str:
+    """The Delta / Spark JSON schema of a file's Arrow schema (PROTOCOL.md "Schema Object")."""
+    return json.dumps(
+        {
+            "type": "struct",
+            "fields": [
+                {"name": f.name, "type": _spark_type(f.type), "nullable": True, "metadata": {}}
+                for f in schema
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+# ---- the files ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantedFile:
+    """One file as a recipient may read it."""
+
+    id: str
+    path: Path
+    size: int
+    rows: int
+    schema: pa.Schema
+
+
+def file_id(table: SharedTable, snapshot_id: int) -> str:
+    """The digest naming the file of ``table``'s projection at ``snapshot_id``."""
+    p = table.projection
+    parts = [p.code, snapshot_id, list(p.fields), sorted(p.masked.items())]
+    key = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -> GrantedFile:
+    """The granted, masked file of ``table`` at ``snapshot_id``: from the cache, or written now."""
+    fid = file_id(table, snapshot_id)
+    path = cache / f"{fid}.parquet"
+    if not path.is_file():
+        p = table.projection
+        data = lake.read("curated", p.code, snapshot_id=snapshot_id, columns=list(p.fields))
+        columns = []
+        for name in p.fields:
+            col = data.column(name)
+            if name in p.masked:  # the one disclosure projection, value by value
+                col = pa.array([p.value(name, v) for v in col.to_pylist()], pa.string())
+            columns.append(col)
+        out = pa.table(columns, names=list(p.fields))
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{fid}.{secrets.token_hex(4)}.tmp"
+        try:
+            pq.write_table(out, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    meta = pq.read_metadata(path)
+    return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())
