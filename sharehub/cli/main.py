@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sharehub.cli import access, airflow, anomalies, audit, backup, db, lake, objections
+from sharehub.cli import access, airflow, anomalies, audit, backup, db, lake, objections, sharing
 from sharehub.cli.common import console, err
 from sharehub.cli.common import dump as _dump
 from sharehub.cli.common import engine as _engine
@@ -26,6 +26,7 @@ app.add_typer(access.keys_app, name="keys")
 app.add_typer(objections.app, name="objections")
 app.add_typer(audit.app, name="audit")
 app.add_typer(anomalies.app, name="anomalies")
+app.add_typer(sharing.app, name="sharing")
 app.add_typer(lake.app, name="lake")
 app.add_typer(db.app, name="db")
 app.add_typer(airflow.app, name="airflow")

@@ -170,3 +170,42 @@ def test_grades_without_bulk_access_are_never_shared_by_file(tmp_path: Path) -> 
     h.grant("统计分析", ["pid"])
     assert h.client.get(f"{BASE}/shares", headers=_auth(token)).json() == {"items": []}
     assert h.client.post(f"{TABLE}/query", json={}, headers=_auth(token)).status_code == 404
+
+
+def test_profiles_from_the_command_line(hub: SharingHub, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from typer.testing import CliRunner
+
+    from sharehub.cli.main import app
+    from sharehub.settings import get_settings
+
+    hub.grant("统计分析", ["pid"])
+    app_id = hub.apps["统计分析"][0]
+    out = tmp_path / "tjj.share"
+    env = {"SHAREHUB_VAR_DIR": str(tmp_path / "var")}
+    get_settings.cache_clear()
+    try:
+        run = CliRunner().invoke
+        r = run(
+            app,
+            ["sharing", "profile", app_id, "-o", str(out), "--endpoint", "http://testserver", "--days", "7"],
+            env=env,
+        )
+        assert r.exit_code == 0, r.output
+        doc = json.loads(out.read_text(encoding="utf-8"))
+        assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+        assert (
+            doc["endpoint"] == "http://testserver/api/v1/delta-sharing"
+            and doc["shareCredentialsVersion"] == 1
+        )
+        assert hub.client.get(f"{TABLE}/version", headers=_auth(doc["bearerToken"])).status_code == 200
+        listed = json.loads(run(app, ["sharing", "list", "--json"], env=env).output)
+        assert doc["bearerToken"] not in json.dumps(listed) and listed[0]["app_id"] == app_id
+        assert run(app, ["sharing", "revoke", str(listed[0]["id"])], env=env).exit_code == 0
+        assert hub.client.get(f"{TABLE}/version", headers=_auth(doc["bearerToken"])).status_code == 401
+        bad = run(app, ["sharing", "profile", "app-nope", "-o", str(tmp_path / "x")], env=env)
+        assert bad.exit_code == 1 and "app_not_found" in bad.output
+    finally:
+        get_settings.cache_clear()
