@@ -209,3 +209,61 @@ def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -
             tmp.unlink(missing_ok=True)
     meta = pq.read_metadata(path)
     return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())
+
+
+# ---- the change data feed --------------------------------------------------------------------
+
+CHANGE_TYPE = "_change_type"
+
+
+def change_id(table: SharedTable, before: int | None, after: int) -> str:
+    """The digest naming the change file of ``table``'s projection from snapshot ``before`` (None:
+    the empty table) to ``after``."""
+    p = table.projection
+    parts = ["cdf", p.code, before, after, list(p.fields), sorted(p.masked.items())]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def _keyed(lake: Any, table: SharedTable, snapshot: int | None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The rows of a snapshot by primary key, projected (granted fields, masked)."""
+    if snapshot is None:
+        return {}
+    p = table.projection
+    key = list(table.dataset.spec.primary_key)
+    columns = list(dict.fromkeys([*key, *p.fields]))
+    data = lake.read("curated", p.code, snapshot_id=snapshot, columns=columns).to_pylist()
+    out = {}
+    for row in data:
+        shown = {name: (p.value(name, row[name]) if name in p.masked else row[name]) for name in p.fields}
+        out[tuple(row[k] for k in key)] = shown
+    return out
+
+
+def change_file(lake: Any, cache: Path, table: SharedTable, before: int | None, after: int) -> GrantedFile:
+    """The changes a recipient sees from snapshot ``before`` to ``after``: inserts, deletes and
+    updates (pre- and post-image) of the granted, masked projection — a change only to fields it
+    was not granted is no change to it. From the cache, or written now."""
+    fid = change_id(table, before, after)
+    path = cache / f"{fid}.parquet"
+    if not path.is_file():
+        old, new = _keyed(lake, table, before), _keyed(lake, table, after)
+        rows: list[dict[str, Any]] = []
+        for k in sorted(new.keys() | old.keys(), key=repr):
+            if k not in old:
+                rows.append({**new[k], CHANGE_TYPE: "insert"})
+            elif k not in new:
+                rows.append({**old[k], CHANGE_TYPE: "delete"})
+            elif old[k] != new[k]:
+                rows.append({**old[k], CHANGE_TYPE: "update_preimage"})
+                rows.append({**new[k], CHANGE_TYPE: "update_postimage"})
+        schema = granted_file(lake, cache, table, after).schema.append(pa.field(CHANGE_TYPE, pa.string()))
+        out = pa.Table.from_pylist(rows, schema=schema)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f".{fid}.{secrets.token_hex(4)}.tmp"
+        try:
+            pq.write_table(out, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    meta = pq.read_metadata(path)
+    return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())

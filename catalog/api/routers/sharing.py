@@ -236,7 +236,7 @@ def _protocol_and_metadata(t: sharing.SharedTable, schema_string: str) -> list[d
                 "format": {"provider": "parquet", "options": {}},
                 "schemaString": schema_string,
                 "partitionColumns": [],
-                "configuration": {},
+                "configuration": {"enableChangeDataFeed": "true"},
             }
         },
     ]
@@ -294,9 +294,7 @@ async def query_table(
         return t, version, sharing.granted_file(lake, _cache(hub), t, version.snapshot_id)
 
     t, version, f = await hub.run_db(work)
-    expires = int(time.time()) + FILE_URL_TTL_S
-    sealed = hub.cursors.seal([f.id, t.code, app_id, expires], "delta-sharing-file")
-    url = f"{str(request.base_url).rstrip('/')}/api/v1/delta-sharing/files/{sealed}"
+    url, expires = _link(hub, request, f, t, app_id, None, version.snapshot_id)
     file_action = {
         "file": {
             "url": url,
@@ -306,11 +304,102 @@ async def query_table(
             "stats": json.dumps({"numRecords": f.rows}),
             "version": version.number,
             "timestamp": int(version.committed_at.timestamp() * 1000),
-            "expirationTimestamp": expires * 1000,
+            "expirationTimestamp": expires,
         }
     }
     _released(call, t.projection, f.rows)
     return _ndjson([*_protocol_and_metadata(t, sharing.schema_string(f.schema)), file_action], version.number)
+
+
+def _link(
+    hub: Hub,
+    request: Request,
+    f: sharing.GrantedFile,
+    t: sharing.SharedTable,
+    app_id: str,
+    before: int | None,
+    after: int,
+) -> tuple[str, int]:
+    """A link to ``f`` that works for FILE_URL_TTL_S (and its expiry in ms): sealed by the hub,
+    naming the file, the dataset, the app and the snapshots it was made from."""
+    expires = int(time.time()) + FILE_URL_TTL_S
+    kind = "snapshot" if before is None and f.id == sharing.file_id(t, after) else "changes"
+    sealed = hub.cursors.seal([kind, f.id, t.code, app_id, expires, before, after], "delta-sharing-file")
+    return f"{str(request.base_url).rstrip('/')}/api/v1/delta-sharing/files/{sealed}", expires * 1000
+
+
+@router.get(
+    "/shares/{share}/schemas/{schema}/tables/{table}/changes",
+    summary="Read the change data feed of a table (Delta Sharing)",
+)
+def table_changes(
+    share: str,
+    schema: str,
+    table: str,
+    request: Request,
+    hub: HubDep,
+    call: CallDep,
+    app_id: Recipient,
+    starting_version: Annotated[int | None, Query(alias="startingVersion", ge=0)] = None,
+    starting_timestamp: Annotated[str | None, Query(alias="startingTimestamp", max_length=40)] = None,
+    ending_version: Annotated[int | None, Query(alias="endingVersion", ge=0)] = None,
+    ending_timestamp: Annotated[str | None, Query(alias="endingTimestamp", max_length=40)] = None,
+    include_historical_metadata: Annotated[str | None, Query(alias="includeHistoricalMetadata")] = None,
+) -> StreamingResponse:
+    """Row changes between two versions (inclusive), derived from the curated snapshots: each
+    version's inserts, deletes and updates of what the grant shows, one file per version."""
+    call.action = "sharing.changes"
+    t = _table(hub, call, app_id, share, schema, table)
+    lake = _lake(hub)
+    found = sharing.versions(lake, t.code)
+    if not found:
+        raise HubError("version_not_found", table=t.name, version="any")
+    if starting_version is not None:
+        start = starting_version
+    elif starting_timestamp is not None:
+        at = sharing.parse_timestamp(starting_timestamp)
+        later = [v.number for v in found if v.committed_at >= at]
+        if not later:
+            raise HubError("version_not_found", table=t.name, version=starting_timestamp[:40])
+        start = later[0]
+    else:
+        raise HubError("bad_document", why="give startingVersion or startingTimestamp")
+    if ending_version is not None:
+        end = ending_version
+    elif ending_timestamp is not None:
+        at = sharing.parse_timestamp(ending_timestamp)
+        before = [v.number for v in found if v.committed_at <= at]
+        end = before[-1] if before else -1
+    else:
+        end = found[-1].number
+    if start >= len(found) or end >= len(found) or end < start:
+        raise HubError("version_not_found", table=t.name, version=f"{start}..{end}")
+    lines = []
+    rows = 0
+    for v in found[start : end + 1]:
+        prev = found[v.number - 1].snapshot_id if v.number > 0 else None
+        f = sharing.change_file(lake, _cache(hub), t, prev, v.snapshot_id)
+        if not f.rows:
+            continue
+        url, expires = _link(hub, request, f, t, app_id, prev, v.snapshot_id)
+        rows += f.rows
+        lines.append(
+            {
+                "cdf": {
+                    "url": url,
+                    "id": f.id,
+                    "partitionValues": {},
+                    "size": f.size,
+                    "timestamp": int(v.committed_at.timestamp() * 1000),
+                    "version": v.number,
+                    "expirationTimestamp": expires,
+                }
+            }
+        )
+    snapshot_file = sharing.granted_file(lake, _cache(hub), t, found[end].snapshot_id)
+    head = _protocol_and_metadata(t, sharing.schema_string(snapshot_file.schema))
+    _released(call, t.projection, rows)
+    return _ndjson([*head, *lines], found[end].number)
 
 
 @router.get("/files/{sealed}", summary="A file handed out by a query (pre-signed link)")
@@ -321,8 +410,9 @@ def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
     handed out before)."""
     call.action = "sharing.file"
     try:
-        file_id, code, app_id, expires = hub.cursors.open(sealed, "delta-sharing-file")
-    except BadCursor:
+        sealed_values = hub.cursors.open(sealed, "delta-sharing-file")
+        kind, file_id, code, app_id, expires, before, after = sealed_values
+    except (BadCursor, ValueError):
         raise HubError("sharing_file_expired") from None
     call.dataset_code = str(code)
     from catalog.access.gate import Principal
@@ -330,14 +420,17 @@ def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
     call.principal = Principal(kind="app", app_id=str(app_id))
     if int(expires) < time.time():
         raise HubError("sharing_file_expired")
-    current = {
-        sharing.file_id(t, s.snapshot_id)
-        for t in _tables(hub, str(app_id))
-        if t.code == code
-        for s in sharing.versions(_lake(hub), t.code)
-    }
-    if file_id not in current:
-        raise HubError("sharing_file_expired")  # the grant changed or ended since the query
+    # the app's grant now must still give exactly this file (a revoked or changed grant stops it)
+    now = [t for t in _tables(hub, str(app_id)) if t.code == code]
+    expected = None
+    if now:
+        t = now[0]
+        if kind == "snapshot":
+            expected = sharing.file_id(t, int(after))
+        else:
+            expected = sharing.change_id(t, before, int(after))
+    if expected != file_id:
+        raise HubError("sharing_file_expired")
     path = _cache(hub) / f"{file_id}.parquet"
     if not path.is_file():
         raise HubError("sharing_file_expired")

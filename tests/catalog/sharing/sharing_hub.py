@@ -86,6 +86,21 @@ class SharingHub:
                 [(p * 10 + version, at.isoformat(" "), p) for p in pids],
             )
 
+    def add(self, pids: range, *, at: dt.datetime) -> None:
+        with sqlite3.connect(self.source) as db:
+            db.executemany(
+                "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?)",
+                [(*_row(p)[:5], at.isoformat(" ")) for p in pids],
+            )
+
+    def rephone(self, pids: range, *, at: dt.datetime) -> None:
+        """Change only the phone numbers (a field the tests' grants leave out)."""
+        with sqlite3.connect(self.source) as db:
+            db.executemany(
+                "UPDATE people SET phone = ?, updated_at = ? WHERE pid = ?",
+                [(f"1390000{p:04d}", at.isoformat(" "), p) for p in pids],
+            )
+
     def token(self, name: str) -> str:
         app_id, secret = self.apps[name]
         form = {"grant_type": "client_credentials", "client_id": app_id, "client_secret": secret}

@@ -1,6 +1,7 @@
 """The official ``delta-sharing`` Python client from PyPI, as a consumer runs it, against the hub
 served by uvicorn: a recipient profile, list tables, ``load_as_pandas`` now and at version 0,
-only granted fields, masked values masked, a revoked grant refused."""
+``load_table_changes_as_pandas``, only granted fields, masked values masked, a revoked grant
+refused."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ try:
     out["rows"] = json.loads(now.to_json(orient="records"))
     old = delta_sharing.load_as_pandas(url, version=0)
     out["old_rows"] = json.loads(old.to_json(orient="records"))
+    changes = delta_sharing.load_table_changes_as_pandas(url, starting_version=1)
+    out["change_columns"] = list(changes.columns)
+    out["changes"] = json.loads(changes.to_json(orient="records"))
 except Exception as exc:
     out["load_error"] = f"{type(exc).__name__}: {exc}"[:500]
 print(json.dumps(out, ensure_ascii=False))
@@ -65,6 +69,16 @@ def test_the_official_client_reads_what_the_grant_allows(tmp_path: Path) -> None
         assert len(rows) == 50 and rows[3]["amount"] == 31 and rows[20]["amount"] == 200
         assert rows[7]["name"] == mask("name", "张7") and "phone" not in json.dumps(got)
         assert {r["pid"]: r["amount"] for r in got["old_rows"]}[3] == 30  # version 0: before the change
+        # the change feed: version 1 updated pids 1-5, pre- and post-image, with commit columns
+        assert got["change_columns"][:4] == ["pid", "name", "city", "amount"]
+        assert {"_change_type", "_commit_version", "_commit_timestamp"} <= set(got["change_columns"])
+        seen = sorted(
+            (c["pid"], c["amount"], c["_change_type"], c["_commit_version"]) for c in got["changes"]
+        )
+        assert seen == sorted(
+            [(p, p * 10, "update_preimage", 1) for p in range(1, 6)]
+            + [(p, p * 10 + 1, "update_postimage", 1) for p in range(1, 6)]
+        )
 
         applications.revoke(hub.engine, grant_id, by="shr_approver", reason="项目结束")
         after = client_venv.run(CLIENT, str(profile))

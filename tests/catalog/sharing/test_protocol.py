@@ -209,3 +209,50 @@ def test_profiles_from_the_command_line(hub: SharingHub, tmp_path: Path) -> None
         assert bad.exit_code == 1 and "app_not_found" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_change_feed_shows_what_the_grant_sees_change(hub: SharingHub) -> None:
+    token = hub.token("统计分析")
+    hub.grant("统计分析", ["pid", "name", "amount"])  # name masked; phone and city not granted
+    hub.change(range(1, 4), at=dt.datetime(2026, 11, 2, 9, 0), version=1)  # version 1: 3 updates
+    hub.sync()
+    hub.add(range(51, 53), at=dt.datetime(2026, 11, 3, 9, 0))  # version 2: 2 inserts
+    hub.sync()
+    hub.rephone(range(1, 11), at=dt.datetime(2026, 11, 4, 9, 0))  # version 3: nothing it can see
+    hub.sync()
+    assert hub.client.get(f"{TABLE}/version", headers=_auth(token)).headers["delta-table-version"] == "3"
+
+    r = hub.client.get(f"{TABLE}/changes", params={"startingVersion": 1}, headers=_auth(token))
+    lines = _lines(r)
+    assert r.headers["delta-table-version"] == "3"
+    cdf = [x["cdf"] for x in lines if "cdf" in x]
+    assert [c["version"] for c in cdf] == [1, 2]  # version 3 changed only what is not granted
+    changes = []
+    for c in cdf:
+        data = pq.read_table(io.BytesIO(hub.client.get(c["url"].split("testserver", 1)[1]).content))
+        assert data.column_names == ["pid", "name", "amount", "_change_type"]
+        changes += [(c["version"], x["pid"], x["amount"], x["_change_type"]) for x in data.to_pylist()]
+        assert all(x["name"] == mask("name", f"张{x['pid']}") for x in data.to_pylist())
+    assert sorted(changes) == sorted(
+        [(1, p, p * 10, "update_preimage") for p in (1, 2, 3)]
+        + [(1, p, p * 10 + 1, "update_postimage") for p in (1, 2, 3)]
+        + [(2, 51, 510, "insert"), (2, 52, 520, "insert")]
+    )
+    text = r.text + json.dumps(changes)
+    assert "139" not in text and "phone" not in text
+    # version 0 is the whole table inserted; a range past the end is refused
+    first = _lines(
+        hub.client.get(
+            f"{TABLE}/changes", params={"startingVersion": 0, "endingVersion": 0}, headers=_auth(token)
+        )
+    )
+    assert [x["cdf"]["version"] for x in first if "cdf" in x] == [0]
+    bad = hub.client.get(f"{TABLE}/changes", params={"startingVersion": 9}, headers=_auth(token))
+    assert bad.status_code == 404
+    with hub.engine.connect() as conn:
+        rec = conn.execute(
+            sa.select(tables.audit)
+            .where(tables.audit.c.action == "sharing.changes")
+            .order_by(tables.audit.c.seq)
+        ).first()
+    assert rec is not None and rec.row_count == 8 and rec.dataset_code == CODE
