@@ -15,6 +15,7 @@ from catalog.portal.pages import (
     objections,
     policy,
     publish,
+    sharing,
     supervision,
 )
 
@@ -29,4 +30,5 @@ ALL_PAGES: tuple[ModuleType, ...] = (
     audit,
     supervision,
     policy,
+    sharing,
 )

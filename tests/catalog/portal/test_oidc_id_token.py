@@ -84,7 +84,18 @@ def test_a_good_token_passes(party_and_key: tuple[RelyingParty, RSAKey]) -> None
         {"at_hash": _at_hash("another-access-token")},  # not issued with this access token
         {"sub": ""},
     ],
-    ids=lambda c: ",".join(f"{k}={v!r}"[:40] for k, v in c.items()),
+    ids=[
+        "nonce-other",
+        "nonce-missing",
+        "aud-other",
+        "aud-other-azp-ours",
+        "azp-other",
+        "iss-other",
+        "expired",
+        "iat-missing",
+        "at_hash-other",
+        "sub-empty",
+    ],
 )
 def test_bad_claims_are_refused(party_and_key: tuple[RelyingParty, RSAKey], changes: dict[str, Any]) -> None:
     party, key = party_and_key

@@ -128,8 +128,11 @@ class SharingHub:
         return g.id
 
 
-def build(tmp: Path, rows: int = 50, **overrides: Any) -> SharingHub:
-    from catalog.api import create_app
+def build(tmp: Path, rows: int = 50, *, portal: bool = False, **overrides: Any) -> SharingHub:
+    from catalog.api import create_app as api_app
+    from catalog.portal.app import create_app as portal_app
+
+    create_app = portal_app if portal else api_app
 
     source = tmp / "source.db"
     with sqlite3.connect(source) as db:
