@@ -12,7 +12,9 @@ shared and its absolute speed varies.
 * B8: :mod:`benchmarks.portal_pages` (the portal's directory and audit pages with 5,000 datasets
   and 1,000,000 audit records, p95 at 8 clients against ``/api/v1/ping``);
 * B9: :mod:`benchmarks.anomaly_scan` (one access-anomaly scan over 1,000,000 audit records
-  against one plain pass over the same two weeks; exactly the planted anomalies found).
+  against one plain pass over the same two weeks; exactly the planted anomalies found);
+* B10: :mod:`benchmarks.bulk_sharing` (a 1,000,000-row granted table read with the official
+  Delta Sharing client against reading the curated Parquet files directly).
 
 ``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
@@ -387,6 +389,29 @@ def anomaly_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     return [row], res
 
 
+# ---- B10 -------------------------------------------------------------------------------------
+
+
+def sharing_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    from benchmarks import bulk_sharing
+
+    res = bulk_sharing.run(quick=quick)
+    if res["failures"]:
+        raise RuntimeError("; ".join(res["failures"]))
+    row = Row(
+        "B10",
+        f"bulk read of {res['rows']:,} granted rows via Delta Sharing vs the Parquet files directly (s)",
+        res["sharing_s"],
+        res["direct_s"],
+        "s",
+        res["ratio"],
+        f">= {bulk_sharing.TARGET_RATIO:g} of direct",
+        (res["ratio"] is not None and res["ratio"] >= bulk_sharing.TARGET_RATIO) if not quick else None,
+        f"ratio = direct / sharing; first read (writes the per-grant file) {res['first_s']} s",
+    )
+    return [row], res
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -423,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
     ap.add_argument(
         "--only",
-        default="sync,access,dags,portal,anomalies",
-        help="comma-separated: sync, access, dags, portal, anomalies",
+        default="sync,access,dags,portal,anomalies,sharing",
+        help="comma-separated: sync, access, dags, portal, anomalies, sharing",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
@@ -448,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             ("dags", lambda: dag_figures(dags, quick, work)),
             ("portal", lambda: portal_figures(quick, args.seconds)),
             ("anomalies", lambda: anomaly_figures(quick)),
+            ("sharing", lambda: sharing_figures(quick)),
         ):
             if name not in parts:
                 continue
