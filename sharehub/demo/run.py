@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -161,11 +162,38 @@ def _access(console: Console) -> None:
     base = f"http://{s.api_host}:{s.api_port}"
     for line in curl_lines(access, base):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    _bulk(console, engine, s, access.credentials["企业开办"][0], base)
     console.print(f"\n[bold]portal[/bold]: {base}/portal/ (passwords are new on every run)")
     accounts = {APPROVER: (access.approver_password, "公安局审批员: decides applications for police data")}
     accounts.update(access.portal)
     for username, (password, what) in accounts.items():
         console.print(f"  {username} / {password}  — {what}", markup=False, highlight=False)
+
+
+def _bulk(console: Console, engine: Any, s: Any, app_id: str, base: str) -> None:
+    """Issue a Delta Sharing recipient profile for an app and say how to read it (exchange.md)."""
+    import json
+    import os
+
+    from catalog.sharing import recipients
+
+    token, rec = recipients.issue(engine, app_id, days=7, label="demo", by="demo")
+    path = Path(s.var_dir) / "demo-recipient.share"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        doc = recipients.profile(f"{base}/api/v1/delta-sharing", token, rec.expires_at)
+        fh.write(json.dumps(doc, indent=2))
+    console.print(
+        f"\n[bold]bulk sharing[/bold] (Delta Sharing): a recipient profile for 企业开办 is in {path}; "
+        "read the granted table with the official client (pip install delta-sharing):"
+    )
+    console.print(
+        "  python3 -c \"import delta_sharing as d; "
+        f"print(d.load_as_pandas('{path}#sharehub.fy.fy-sxbzxr-001'))\"",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _run_one(code: str, in_process: bool) -> dict[str, Any]:
