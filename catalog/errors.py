@@ -64,6 +64,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "share_not_found": ("share, schema or table not found: {name}", "未找到共享、库或表：{name}"),
     "version_not_found": ("table {table} has no version {version}", "表 {table} 没有版本 {version}"),
+    "bad_subscription": ("the subscription is not valid: {why}", "订阅无效：{why}"),
+    "subscription_not_found": ("subscription {id} not found", "未找到订阅 {id}"),
     "bad_timestamp": ("{value} is not an ISO 8601 timestamp", "{value} 不是 ISO 8601 时间"),
     "sharing_file_expired": ("this file link has expired or is not valid", "文件链接已过期或无效"),
     "anomaly_throttled": (

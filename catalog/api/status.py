@@ -87,6 +87,8 @@ HTTP_STATUS: dict[str, int] = {
     "version_not_found": 404,
     "sharing_file_expired": 403,
     "bad_timestamp": 400,
+    "bad_subscription": 400,
+    "subscription_not_found": 404,
     "sso_subject_taken": 409,
     "anomaly_not_found": 404,
     "anomaly_cleared": 409,

@@ -476,3 +476,37 @@ sharing_recipients = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("revoked_by", sa.String(64)),
 )
+
+subscriptions = sa.Table(
+    "hub_subscriptions",  # 订阅: a granted dataset delivered into the consumer's own database
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("app_id", sa.ForeignKey("hub_apps.app_id"), nullable=False, index=True),
+    sa.Column("dataset_code", sa.String(64), nullable=False, index=True),
+    sa.Column("target_ref", sa.String(64), nullable=False),  # a connection ref, never a URL
+    sa.Column("target_table", sa.String(64), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # mirror|append
+    sa.Column("status", sa.String(16), nullable=False),  # active|ended
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("last_snapshot_id", sa.BigInteger),
+    sa.Column("projection_sha256", sa.String(64)),  # what the grant showed at the last delivery
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+)
+
+subscription_deliveries = sa.Table(
+    "hub_subscription_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.Integer, nullable=False, index=True),
+    sa.Column("from_snapshot", sa.BigInteger),
+    sa.Column("to_snapshot", sa.BigInteger),
+    sa.Column("inserted", sa.Integer, nullable=False),
+    sa.Column("updated", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # success|failed|stopped|current
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
+)

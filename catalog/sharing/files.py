@@ -224,7 +224,7 @@ def change_id(table: SharedTable, before: int | None, after: int) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
-def _keyed(lake: Any, table: SharedTable, snapshot: int | None) -> dict[tuple[Any, ...], dict[str, Any]]:
+def keyed_rows(lake: Any, table: SharedTable, snapshot: int | None) -> dict[tuple[Any, ...], dict[str, Any]]:
     """The rows of a snapshot by primary key, projected (granted fields, masked)."""
     if snapshot is None:
         return {}
@@ -246,7 +246,7 @@ def change_file(lake: Any, cache: Path, table: SharedTable, before: int | None, 
     fid = change_id(table, before, after)
     path = cache / f"{fid}.parquet"
     if not path.is_file():
-        old, new = _keyed(lake, table, before), _keyed(lake, table, after)
+        old, new = keyed_rows(lake, table, before), keyed_rows(lake, table, after)
         rows: list[dict[str, Any]] = []
         for k in sorted(new.keys() | old.keys(), key=repr):
             if k not in old:

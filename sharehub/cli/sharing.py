@@ -86,3 +86,103 @@ def revoke_cmd(recipient_id: int) -> None:
         err.print(f"[red]error[/red] {exc.code}", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"profile {r.id} of {r.app_id} revoked")
+
+
+subscriptions_app = typer.Typer(
+    help="subscriptions (订阅): granted datasets delivered into consumers' databases", no_args_is_help=True
+)
+
+
+@subscriptions_app.command("create")
+def subscription_create(
+    app_id: str,
+    dataset: str,
+    target: Annotated[
+        str, typer.Option(help="connection ref of the consumer's database (SHAREHUB_CONNECTIONS__REF)")
+    ],
+    table: Annotated[str, typer.Option(help="the table to deliver into")],
+    mode: Annotated[str, typer.Option(help="mirror or append")] = "mirror",
+) -> None:
+    """Subscribe an app to a dataset it may read in bulk."""
+    from catalog.directory.grades import policy_of
+    from catalog.errors import HubError
+    from catalog.sharing import subscriptions
+
+    try:
+        sub = subscriptions.subscribe(
+            _engine(), app_id, dataset, target_ref=target, target_table=table, mode=mode,
+            by=_operator(), policy=policy_of(get_settings()),
+        )  # fmt: skip
+    except HubError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"subscription {sub.id}: {dataset} -> {target}.{table} ({mode})")
+
+
+@subscriptions_app.command("list")
+def subscription_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Subscriptions and where each stands."""
+    from catalog.sharing import subscriptions
+
+    rows = [s.to_json() for s in subscriptions.list_subscriptions(_engine())]
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("id", "app", "dataset", "target", "table", "mode", "status", "delivered", "last error")
+    for r in rows:
+        keys = ("id", "app_id", "dataset_code", "target_ref", "target_table", "mode", "status")
+        t.add_row(*(str(r.get(k) or "") for k in (*keys, "delivered_at", "last_error")))
+    console.print(t)
+
+
+@subscriptions_app.command("deliver")
+def subscription_deliver(subscription_id: int) -> None:
+    """Deliver what changed since the last delivery, now."""
+    from catalog.directory.grades import policy_of
+    from catalog.errors import HubError
+    from catalog.sharing import subscriptions
+    from sharehub.hub import hub as open_hub
+
+    s = get_settings()
+    h = open_hub(s)
+    try:
+        sub = subscriptions.get(h.engine, subscription_id)
+        url = s.connections.get(sub.target_ref)
+        if not url:
+            env = f"SHAREHUB_CONNECTIONS__{sub.target_ref.upper()}"
+            err.print(f"[red]error[/red] no connection {sub.target_ref!r}: set {env}")
+            raise typer.Exit(1)
+        done = subscriptions.deliver(
+            h.engine,
+            h.lake,
+            subscription_id,
+            target_url=str(url),
+            policy=policy_of(s),
+            cache=s.var_dir / "sharing",
+        )
+    except HubError as exc:
+        err.print(f"[red]error[/red] {exc.code}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        json.dumps({k: v for k, v in done.items() if k != "started_at"}, default=str, ensure_ascii=False)
+    )
+    if done.get("status") in ("failed", "stopped"):
+        raise typer.Exit(1)
+
+
+@subscriptions_app.command("history")
+def subscription_history(
+    subscription_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Deliveries of a subscription, newest first, with row counts."""
+    from catalog.sharing import subscriptions
+
+    rows = subscriptions.history(_engine(), subscription_id)
+    if as_json:
+        _dump(rows)
+        return
+    t = Table("id", "status", "from", "to", "inserted", "updated", "deleted", "finished", "error")
+    for r in rows:
+        t.add_row(*(str(r.get(k) if r.get(k) is not None else "") for k in ("id", "status", "from_snapshot",
+                    "to_snapshot", "inserted", "updated", "deleted", "finished_at", "error")))  # fmt: skip
+    console.print(t)
