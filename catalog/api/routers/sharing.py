@@ -34,6 +34,7 @@ from catalog.api.context import (
     resolve_principal,
 )
 from catalog.api.cursors import BadCursor
+from catalog.api.errors_doc import errors
 from catalog.errors import HubError
 from catalog.sharing import files as sharing
 from catalog.sharing import recipients
@@ -43,6 +44,14 @@ router = APIRouter(prefix="/api/v1/delta-sharing", tags=["delta sharing"])
 #: how long a handed-out file link works
 FILE_URL_TTL_S = 3600
 _NDJSON = "application/x-ndjson; charset=utf-8"
+_VERSION_HEADER = {"Delta-Table-Version": {"schema": {"type": "integer"}, "description": "the table version"}}
+#: what the listing endpoints can answer besides 200
+_LIST = errors(401, 403, 404)
+#: a table's endpoints: JSON lines (NDJSON) with the table version in a header
+_LINES = {
+    **errors(401, 403, 404),
+    200: {"content": {"application/x-ndjson": {}}, "headers": _VERSION_HEADER, "description": "NDJSON lines"},
+}
 _SHARE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "sharehub:share"))
 _LAKES: dict[int, Any] = {}
 _LAKE_LOCK = threading.Lock()
@@ -125,7 +134,7 @@ def _check_share(share: str) -> None:
         raise HubError("share_not_found", name=share[:100])
 
 
-@router.get("/shares", summary="Shares the recipient may read (Delta Sharing)")
+@router.get("/shares", responses=_LIST, summary="Shares the recipient may read (Delta Sharing)")
 def list_shares(
     hub: HubDep,
     call: CallDep,
@@ -138,7 +147,7 @@ def list_shares(
     return _page(items, max_results, page_token)
 
 
-@router.get("/shares/{share}", summary="One share (Delta Sharing)")
+@router.get("/shares/{share}", responses=_LIST, summary="One share (Delta Sharing)")
 def get_share(share: str, hub: HubDep, call: CallDep, app_id: Recipient) -> dict[str, Any]:
     call.action = "sharing.share"
     _check_share(share)
@@ -147,7 +156,7 @@ def get_share(share: str, hub: HubDep, call: CallDep, app_id: Recipient) -> dict
     return {"share": _share_item()}
 
 
-@router.get("/shares/{share}/schemas", summary="Schemas of a share (Delta Sharing)")
+@router.get("/shares/{share}/schemas", responses=_LIST, summary="Schemas of a share (Delta Sharing)")
 def list_schemas(
     share: str,
     hub: HubDep,
@@ -162,7 +171,9 @@ def list_schemas(
     return _page([{"name": s, "share": sharing.SHARE} for s in schemas], max_results, page_token)
 
 
-@router.get("/shares/{share}/schemas/{schema}/tables", summary="Tables of a schema (Delta Sharing)")
+@router.get(
+    "/shares/{share}/schemas/{schema}/tables", responses=_LIST, summary="Tables of a schema (Delta Sharing)"
+)
 def list_tables(
     share: str,
     schema: str,
@@ -178,7 +189,7 @@ def list_tables(
     return _page(items, max_results, page_token)
 
 
-@router.get("/shares/{share}/all-tables", summary="All tables of a share (Delta Sharing)")
+@router.get("/shares/{share}/all-tables", responses=_LIST, summary="All tables of a share (Delta Sharing)")
 def list_all_tables(
     share: str,
     hub: HubDep,
@@ -199,7 +210,10 @@ def _table(hub: Hub, call: Any, app_id: str, share: str, schema: str, table: str
 
 
 @router.get(
-    "/shares/{share}/schemas/{schema}/tables/{table}/version", summary="Table version (Delta Sharing)"
+    "/shares/{share}/schemas/{schema}/tables/{table}/version",
+    response_class=Response,
+    responses={**errors(401, 403, 404), 200: {"headers": _VERSION_HEADER, "description": "empty body"}},
+    summary="Table version (Delta Sharing)",
 )
 def table_version(
     share: str,
@@ -259,7 +273,10 @@ def _released(call: Any, projection: disclosure.Projection, rows: int) -> None:
 
 
 @router.get(
-    "/shares/{share}/schemas/{schema}/tables/{table}/metadata", summary="Table metadata (Delta Sharing)"
+    "/shares/{share}/schemas/{schema}/tables/{table}/metadata",
+    response_class=StreamingResponse,
+    responses=_LINES,
+    summary="Table metadata (Delta Sharing)",
 )
 def table_metadata(
     share: str, schema: str, table: str, hub: HubDep, call: CallDep, app_id: Recipient
@@ -272,7 +289,12 @@ def table_metadata(
     return _ndjson(_protocol_and_metadata(t, sharing.schema_string(f.schema)), version.number)
 
 
-@router.post("/shares/{share}/schemas/{schema}/tables/{table}/query", summary="Read a table (Delta Sharing)")
+@router.post(
+    "/shares/{share}/schemas/{schema}/tables/{table}/query",
+    response_class=StreamingResponse,
+    responses=_LINES,
+    summary="Read a table (Delta Sharing)",
+)
 async def query_table(
     share: str, schema: str, table: str, request: Request, hub: HubDep, call: CallDep, app_id: Recipient
 ) -> StreamingResponse:
@@ -330,6 +352,8 @@ def _link(
 
 @router.get(
     "/shares/{share}/schemas/{schema}/tables/{table}/changes",
+    response_class=StreamingResponse,
+    responses=_LINES,
     summary="Read the change data feed of a table (Delta Sharing)",
 )
 def table_changes(
@@ -402,7 +426,12 @@ def table_changes(
     return _ndjson([*head, *lines], found[end].number)
 
 
-@router.get("/files/{sealed}", summary="A file handed out by a query (pre-signed link)")
+@router.get(
+    "/files/{sealed}",
+    response_class=FileResponse,
+    responses={**errors(403), 200: {"content": {"application/octet-stream": {}}, "description": "Parquet"}},
+    summary="A file handed out by a query (pre-signed link)",
+)
 def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
     """The link a query handed out, until it expires. The link is the credential (as S3's
     pre-signed URLs are): sealed by the hub, naming the file, the dataset, the app and the expiry.
