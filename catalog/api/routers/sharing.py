@@ -325,7 +325,7 @@ async def query_table(
             "size": f.size,
             "stats": json.dumps({"numRecords": f.rows}),
             "version": version.number,
-            "timestamp": int(version.committed_at.timestamp() * 1000),
+            "timestamp": round(version.committed_at.timestamp() * 1000),
             "expirationTimestamp": expires,
         }
     }
@@ -414,7 +414,7 @@ def table_changes(
                     "id": f.id,
                     "partitionValues": {},
                     "size": f.size,
-                    "timestamp": int(v.committed_at.timestamp() * 1000),
+                    "timestamp": round(v.committed_at.timestamp() * 1000),
                     "version": v.number,
                     "expirationTimestamp": expires,
                 }
