@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from catalog import audit
 from catalog.auth.keys import KeyStore
 from catalog.certificates import signing
+from catalog.clock import as_utc
 from catalog.db import tables
 from sharehub.backup.archive import BackupError
 from sharehub.settings import Settings
@@ -75,6 +76,11 @@ def _certificates(engine: sa.Engine, settings: Settings, problems: list[str]) ->
         for row in rows:
             doc = signing.signed_certificate(dict(row._mapping), row.signature, row.signing_kid)
             why = signing.verify_signature(keys, doc["certificate"], doc["signature"])
+            since = keys.withdrawn_since(row.signing_kid) if why is None else None
+            signed_at = as_utc(row.signed_at)
+            if since is not None and (signed_at is None or signed_at >= since):
+                # a withdrawn (leaked) key's signature the hub made after the leak: not trusted
+                why = "key_withdrawn (run `sharehub keys sign-missing`)"
             if why is None:
                 good += 1
             else:

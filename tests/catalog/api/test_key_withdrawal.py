@@ -131,10 +131,7 @@ def test_what_the_hub_signed_before_still_verifies_and_forgeries_do_not(hub: Api
     backdated = signing.make_copy(
         thief,
         copy["document"]["certificate"],
-        **{
-            k: ann[k]
-            for k in ("copy_id", "app_id", "app_name", "reason", "end_user", "case_number")
-        },
+        **{k: ann[k] for k in ("copy_id", "app_id", "app_name", "reason", "end_user", "case_number")},
         issued_at=dt.datetime(2020, 1, 1, tzinfo=UTC),
         expires_at=dt.datetime(2099, 1, 1, tzinfo=UTC),
     )
@@ -290,3 +287,27 @@ def test_a_withdrawal_may_only_move_earlier(hub: ApiHub) -> None:
     (row,) = [k for k in keys.list_keys() if k["kid"] == kid]
     assert row["withdrawn_since"] == dt.datetime(2026, 5, 1, tzinfo=UTC)
     assert row["withdrawn_reason"] == "泄露; 更早"
+
+
+def test_a_restore_check_reports_signatures_made_after_a_withdrawal(hub: ApiHub) -> None:
+    """The backup's restore check does not count a withdrawn key's post-leak signatures as
+    verified (found by a second, independent implementation of the withdrawal)."""
+    from catalog.certificates import issuing
+    from sharehub.backup.verify import _certificates
+
+    kid = _signed(hub, _ident(hub))["signature"]["kid"]
+    problems: list[str] = []
+    assert _certificates(hub.engine, hub.settings, problems) == {
+        "signatures_verified": 3,
+        "signatures_failed": 0,
+    }
+    _withdraw(hub, kid, dt.datetime.now(UTC) - dt.timedelta(days=1))
+    problems = []
+    assert _certificates(hub.engine, hub.settings, problems) == {
+        "signatures_verified": 0,
+        "signatures_failed": 3,
+    }
+    assert all("key_withdrawn" in p and "sign-missing" in p for p in problems)
+    keys = _keys(hub)
+    issuing.sign_missing(hub.engine, keys.active("certificate"), withdrawn={kid: keys.withdrawn_since(kid)})
+    assert _certificates(hub.engine, hub.settings, []) == {"signatures_verified": 3, "signatures_failed": 0}
