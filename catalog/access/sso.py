@@ -13,9 +13,13 @@ verified, who the user is in the hub:
   taken over (``subject_mismatch``). Without it an operator links accounts one by one
   (:func:`link`, ``sharehub staff link-sso``).
 * Otherwise, with ``create_users``, a new account is made; else the user is refused
-  (``unknown_user``). Accounts made here have no usable password.
+  (``unknown_user``). Accounts made here have no usable password, and a plain name (letters,
+  digits, ``. _ @ -``, unchanged by NFKC) that no account has already, whatever its case
+  (``username_clash``): no account can be made to look like another.
 * With ``sync_roles`` the department and roles come from the claims at every sign-in, so a
-  role removed at the IdP is gone at the next sign-in. Roles map through ``role_map``
+  role removed at the IdP is gone at the next sign-in; an account the claims leave with no hub
+  role (or no hub department) is disabled, so that neither its password nor a live session
+  keeps what the IdP took away. Roles map through ``role_map``
   (IdP value -> hub roles); departments through ``department_map`` (IdP value -> hub code,
   ``""`` for hub-wide). Without a department map the claim is the hub code itself and a
   hub-wide account is never made from claims. No role, an unknown department, or a role set
@@ -26,13 +30,15 @@ verified, who the user is in the hub:
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from catalog.access.staff import ROLES, StaffUser, checked_roles, get_staff
+from catalog.access.staff import ROLES, StaffUser, checked_roles, get_staff, set_status
 from catalog.clock import utc_now
 from catalog.db import tables
 from catalog.errors import HubError
@@ -44,6 +50,7 @@ NO_PASSWORD = "!sso"  # noqa: S105 (not a password: a hash no password matches)
 REFUSALS = (
     "unknown_user",
     "no_username",
+    "username_clash",
     "no_roles",
     "unknown_department",
     "bad_roles",
@@ -60,6 +67,11 @@ class SsoRefused(Exception):
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+
+
+#: a user name the hub makes from a claim: plain letters, digits and . _ @ - (after NFKC), so that
+#: no account can look like another (case, zero-width or bidi characters, Cyrillic а for a, …)
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,7 @@ def sign_in(
     t = tables.staff
     at = utc_now(now)
     event: Literal["signed_in", "linked", "created"] = "signed_in"
+    lost: tuple[str, SsoRefused] | None = None
     with engine.begin() as conn:
         row = conn.execute(sa.select(t).where(t.c.sso_issuer == issuer, t.c.sso_subject == subject)).first()
         if row is None:
@@ -193,6 +206,14 @@ def sign_in(
                     raise SsoRefused("subject_mismatch", username)
                 event = "linked"
             elif mapping.create_users:
+                plain = unicodedata.normalize("NFKC", username)
+                if plain != username or not PLAIN_NAME.fullmatch(plain):
+                    raise SsoRefused("no_username", "not a plain user name (letters, digits, . _ @ -)")
+                clash = conn.execute(
+                    sa.select(t.c.username).where(sa.func.lower(t.c.username) == username.lower())
+                ).first()
+                if clash is not None:  # the same name but for case: it would look like that account
+                    raise SsoRefused("username_clash", username)
                 department, roles = _scope_and_roles(conn, claims, mapping)
                 conn.execute(
                     t.insert().values(
@@ -216,14 +237,24 @@ def sign_in(
         if row.status != "active":
             raise SsoRefused("account_disabled", row.username)
         if mapping.sync_roles and event != "created":
-            department, roles = _scope_and_roles(conn, claims, mapping)
-            if department != row.department_code or roles != list(row.roles):
-                conn.execute(
-                    t.update()
-                    .where(t.c.username == row.username)
-                    .values(department_code=department, roles=roles)
-                )
+            try:
+                department, roles = _scope_and_roles(conn, claims, mapping)
+            except SsoRefused as refused:
+                lost = (row.username, refused)  # handled after this transaction, below
+            else:
+                if department != row.department_code or roles != list(row.roles):
+                    conn.execute(
+                        t.update()
+                        .where(t.c.username == row.username)
+                        .values(department_code=department, roles=roles)
+                    )
         username = row.username
+    if lost is not None:
+        # The IdP no longer gives this person a hub role or a hub department: the account must
+        # not keep what it had (a password, a live session or token would still use it), so it
+        # is disabled, which also ends its sessions and tokens; an admin re-enables it.
+        set_status(engine, lost[0], "disabled")
+        raise lost[1]
     user = get_staff(engine, username)
     assert user is not None
     return SignIn(user, event)

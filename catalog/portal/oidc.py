@@ -202,7 +202,8 @@ class RelyingParty:
         if params.get("error"):
             # an error answer still ends the sign-in it belongs to
             why = f"{params.get('error')}: {params.get('error_description', '')}"
-            raise OidcFailure("idp_error", why[:300])
+            # anyone can call the callback: what it says goes to the log, never a forged line
+            raise OidcFailure("idp_error", "".join(c if c.isprintable() else "?" for c in why[:300]))
         if pending is None:
             raise OidcFailure("state_unknown")
         if as_utc(pending.expires_at) <= at:

@@ -73,6 +73,10 @@ i18n.register(
             "Your roles do not fit your scope (hub-wide accounts are admins or auditors only).",
         ),
         "sso.account_disabled": ("您的账号已停用。", "Your account is disabled."),
+        "sso.username_clash": (
+            "该用户名与已有账号仅大小写不同，请联系管理员。",
+            "This user name differs from an existing account's only in case; ask an admin.",
+        ),
         "sso.subject_mismatch": (
             "该用户名已与另一个统一身份认证账号绑定。",
             "This user name is linked to another identity-provider account.",
