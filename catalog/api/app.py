@@ -33,6 +33,7 @@ from catalog.api.routers import (
     objections,
     records,
     sharing,
+    subscriptions,
 )
 from catalog.api.schemas.common import Health
 from catalog.api.status import ApiError, headers_of, status_of
@@ -226,6 +227,7 @@ def create_app(settings: Any) -> FastAPI:
         objections,
         audit,
         sharing,
+        subscriptions,
     ):
         app.include_router(module.router)
     app.include_router(auth.well_known)

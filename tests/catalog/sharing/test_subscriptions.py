@@ -208,3 +208,53 @@ def test_subscriptions_from_the_command_line_into_sqlite(tmp_path: Path) -> None
             sum(p * 10 for p in range(1, 51)),
         )
     engine.dispose()
+
+
+def test_both_departments_see_a_subscription_and_nobody_else(tmp_path: Path) -> None:
+    from catalog.access import staff
+
+    hub = build(tmp_path)
+    hub.sync()
+    hub.grant("统计分析", ["pid", "amount"])
+    app_id = hub.apps["统计分析"][0]
+    sub = subscriptions.subscribe(
+        hub.engine, app_id, CODE, target_ref="tjj_db", target_table="people", mode="mirror", by="t",
+        policy=DEFAULT_POLICY,
+    )  # fmt: skip
+    _deliver(hub, sub, f"sqlite:///{tmp_path / 'tjj.db'}", tmp_path)
+
+    def as_app(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {hub.token(name)}"}
+
+    def as_staff(username: str, dept: str | None, roles: list[str]) -> dict[str, str]:
+        staff.create_staff(hub.engine, username, dept, roles, "correct horse battery staple 1")
+        r = hub.client.post(
+            "/api/v1/token",
+            data={
+                "grant_type": "password",
+                "username": username,
+                "password": "correct horse battery staple 1",
+            },
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    path = f"/api/v1/subscriptions/{sub.id}/deliveries"
+    for headers in (
+        as_app("统计分析"),
+        as_staff("tjj_aud", "TJJ", ["auditor"]),
+        as_staff("shr_aud", "SHR", ["auditor"]),
+    ):
+        listed = hub.client.get("/api/v1/subscriptions", headers=headers).json()
+        assert [s["id"] for s in listed["items"]] == [sub.id]
+        got = hub.client.get(path, headers=headers).json()
+        assert got["items"][0]["status"] == "success" and got["items"][0]["inserted"] == 50
+    # another app, another department: nothing, and the same 404 as for a subscription that does not exist
+    for headers in (as_app("另一系统"),):
+        assert hub.client.get("/api/v1/subscriptions", headers=headers).json()["items"] == []
+        r = hub.client.get(path, headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "subscription_not_found"
+    assert (
+        hub.client.get("/api/v1/subscriptions/999/deliveries", headers=as_app("统计分析")).status_code == 404
+    )
+    assert hub.client.get("/api/v1/subscriptions").status_code == 401
