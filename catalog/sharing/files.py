@@ -22,9 +22,10 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -178,18 +179,50 @@ class GrantedFile:
     schema: pa.Schema
 
 
+def _digest(parts: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def projection_parts(p: disclosure.Projection) -> list[Any]:
+    """What a projection shows, as digest input: the fields, and the mask of each masked one."""
+    return [list(p.fields), sorted(p.masked.items())]
+
+
+def projection_digest(p: disclosure.Projection) -> str:
+    """A digest that changes whenever what the projection shows changes."""
+    return _digest(projection_parts(p))
+
+
 def file_id(table: SharedTable, snapshot_id: int) -> str:
     """The digest naming the file of ``table``'s projection at ``snapshot_id``."""
     p = table.projection
-    parts = [p.code, snapshot_id, list(p.fields), sorted(p.masked.items())]
-    key = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()
+    return _digest([p.code, snapshot_id, *projection_parts(p)])
+
+
+def _cached(cache: Path, fid: str) -> Path:
+    return cache / f"{fid}.parquet"
+
+
+def _described(fid: str, path: Path) -> GrantedFile:
+    meta = pq.read_metadata(path)
+    return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())
+
+
+def _write(out: pa.Table, path: Path) -> None:
+    """Write ``out`` to ``path`` atomically (a temporary name in the same folder, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp")
+    try:
+        pq.write_table(out, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -> GrantedFile:
     """The granted, masked file of ``table`` at ``snapshot_id``: from the cache, or written now."""
     fid = file_id(table, snapshot_id)
-    path = cache / f"{fid}.parquet"
+    path = _cached(cache, fid)
     if not path.is_file():
         p = table.projection
         data = lake.read("curated", p.code, snapshot_id=snapshot_id, columns=list(p.fields))
@@ -199,16 +232,8 @@ def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -
             if name in p.masked:  # the one disclosure projection, value by value
                 col = pa.array([p.value(name, v) for v in col.to_pylist()], pa.string())
             columns.append(col)
-        out = pa.table(columns, names=list(p.fields))
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".{fid}.{secrets.token_hex(4)}.tmp"
-        try:
-            pq.write_table(out, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    meta = pq.read_metadata(path)
-    return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())
+        _write(pa.table(columns, names=list(p.fields)), path)
+    return _described(fid, path)
 
 
 # ---- the change data feed --------------------------------------------------------------------
@@ -220,11 +245,10 @@ def change_id(table: SharedTable, before: int | None, after: int) -> str:
     """The digest naming the change file of ``table``'s projection from snapshot ``before`` (None:
     the empty table) to ``after``."""
     p = table.projection
-    parts = ["cdf", p.code, before, after, list(p.fields), sorted(p.masked.items())]
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    return _digest(["cdf", p.code, before, after, *projection_parts(p)])
 
 
-def keyed_rows(lake: Any, table: SharedTable, snapshot: int | None) -> dict[tuple[Any, ...], dict[str, Any]]:
+def keyed_rows(lake: Any, table: SharedTable, snapshot: int | None) -> Keyed:
     """The rows of a snapshot by primary key, projected (granted fields, masked)."""
     if snapshot is None:
         return {}
@@ -239,31 +263,40 @@ def keyed_rows(lake: Any, table: SharedTable, snapshot: int | None) -> dict[tupl
     return out
 
 
+Keyed = dict[tuple[Any, ...], dict[str, Any]]
+Change = tuple[Literal["insert", "delete", "update"], tuple[Any, ...], dict[str, Any], dict[str, Any]]
+
+
+def row_changes(old: Keyed, new: Keyed) -> Iterator[Change]:
+    """What changed from ``old`` to ``new`` (:func:`keyed_rows`), in key order: (kind, key, the
+    image before, the image after); an insert's before and a delete's after are empty."""
+    for k in sorted(new.keys() | old.keys(), key=repr):
+        if k not in old:
+            yield "insert", k, {}, new[k]
+        elif k not in new:
+            yield "delete", k, old[k], {}
+        elif old[k] != new[k]:
+            yield "update", k, old[k], new[k]
+
+
 def change_file(lake: Any, cache: Path, table: SharedTable, before: int | None, after: int) -> GrantedFile:
     """The changes a recipient sees from snapshot ``before`` to ``after``: inserts, deletes and
     updates (pre- and post-image) of the granted, masked projection — a change only to fields it
     was not granted is no change to it. From the cache, or written now."""
     fid = change_id(table, before, after)
-    path = cache / f"{fid}.parquet"
+    path = _cached(cache, fid)
     if not path.is_file():
-        old, new = keyed_rows(lake, table, before), keyed_rows(lake, table, after)
-        rows: list[dict[str, Any]] = []
-        for k in sorted(new.keys() | old.keys(), key=repr):
-            if k not in old:
-                rows.append({**new[k], CHANGE_TYPE: "insert"})
-            elif k not in new:
-                rows.append({**old[k], CHANGE_TYPE: "delete"})
-            elif old[k] != new[k]:
-                rows.append({**old[k], CHANGE_TYPE: "update_preimage"})
-                rows.append({**new[k], CHANGE_TYPE: "update_postimage"})
+        rows = list(change_rows(keyed_rows(lake, table, before), keyed_rows(lake, table, after)))
         schema = granted_file(lake, cache, table, after).schema.append(pa.field(CHANGE_TYPE, pa.string()))
-        out = pa.Table.from_pylist(rows, schema=schema)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".{fid}.{secrets.token_hex(4)}.tmp"
-        try:
-            pq.write_table(out, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    meta = pq.read_metadata(path)
-    return GrantedFile(fid, path, path.stat().st_size, meta.num_rows, meta.schema.to_arrow_schema())
+        _write(pa.Table.from_pylist(rows, schema=schema), path)
+    return _described(fid, path)
+
+
+def change_rows(old: Keyed, new: Keyed) -> Iterator[dict[str, Any]]:
+    """The change feed's rows: each image with its ``_change_type`` (an update gives two)."""
+    for kind, _key, before, after in row_changes(old, new):
+        if kind == "update":
+            yield {**before, CHANGE_TYPE: "update_preimage"}
+            yield {**after, CHANGE_TYPE: "update_postimage"}
+        else:
+            yield {**(after or before), CHANGE_TYPE: kind}

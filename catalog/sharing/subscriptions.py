@@ -23,12 +23,11 @@ recorded with the reason; nothing is written.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -198,11 +197,6 @@ def _target_tables(name: str, schema: pa.Schema, mode: str) -> tuple[sa.Table, s
     return table, book
 
 
-def _projection_sha(t: sharing.SharedTable) -> str:
-    p = t.projection
-    return hashlib.sha256(json.dumps([list(p.fields), sorted(p.masked.items())]).encode()).hexdigest()
-
-
 def _record(
     engine: sa.Engine, sub: Subscription, status: str, started: dt.datetime, **values: Any
 ) -> dict[str, Any]:
@@ -259,7 +253,7 @@ def deliver(
     if not found:
         return _record(engine, sub, "current", started, error=None)
     latest = found[-1].snapshot_id
-    sha = _projection_sha(table)
+    sha = sharing.projection_digest(table.projection)
     target = sa.create_engine(target_url, pool_pre_ping=True)
     try:
         schema = sharing.granted_file(lake, cache, table, latest).schema
@@ -341,38 +335,22 @@ def _apply(
 ) -> dict[str, int]:
     old = sharing.keyed_rows(lake, table, before)
     new = sharing.keyed_rows(lake, table, after)
+    changes = list(sharing.row_changes(old, new))
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
-    now = _naive(utc_now())
+    for kind, _key, _before, _after in changes:
+        counts[{"insert": "inserted", "delete": "deleted", "update": "updated"}[kind]] += 1
     rows: list[dict[str, Any]] = []
     deletes: list[str] = []
-    for key in new.keys() | old.keys():
-        k = json.dumps(list(key), ensure_ascii=False, default=str)
-        kind: Literal["insert", "delete", "update"] | None = None
-        if key not in old:
-            kind = "insert"
-        elif key not in new:
-            kind = "delete"
-        elif old[key] != new[key]:
-            kind = "update"
-        if kind is None:
-            continue
-        counts[{"insert": "inserted", "delete": "deleted", "update": "updated"}[kind]] += 1
-        if mode == "mirror":
-            if kind in ("delete", "update"):
+    if mode == "mirror":
+        for kind, key, _before, image in changes:
+            k = json.dumps(list(key), ensure_ascii=False, default=str)
+            if kind != "insert":
                 deletes.append(k)
-            if kind in ("insert", "update"):
-                rows.append({KEY: k, **new[key]})
-        else:
-            if kind == "update":
-                rows.append({**old[key], "_change_type": "update_preimage"})
-                rows.append({**new[key], "_change_type": "update_postimage"})
-            else:
-                image = new[key] if kind == "insert" else old[key]
-                rows.append({**image, "_change_type": kind})
-    if mode == "append":
-        for r in rows:
-            r["_commit_snapshot"] = after
-            r["_delivered_at"] = now
+            if kind != "delete":
+                rows.append({KEY: k, **image})
+    else:
+        now = _naive(utc_now())
+        rows = [{**r, "_commit_snapshot": after, "_delivered_at": now} for r in sharing.change_rows(old, new)]
     for off in range(0, len(deletes), 1000):
         conn.execute(data.delete().where(data.c[KEY].in_(deletes[off : off + 1000])))
     for off in range(0, len(rows), 1000):
