@@ -506,25 +506,18 @@ def limit_grant(hub: Hub, app_id: str, spec: DatasetSpec, per_minute: int) -> No
     (429 ``anomaly_throttled``)."""
     limit(hub, gate.rate_key(app_id, spec.code), per_minute)
     slow = hub.grade_policy[spec.grade].anomaly_rate_limit
-    if slow is None or not hub.throttles.throttled(app_id, spec.code):
-        return
-    try:
-        result = hub.limiter.hit(f"anomaly:{app_id}:{spec.code}", slow)
-    except RateLimiterUnavailable:
-        raise HubError("rate_limit_unavailable") from None
-    if not result.allowed:
-        err = ApiError("anomaly_throttled", 429, limit=slow, retry_after=result.retry_after, code=spec.code)
-        err.headers = {"Retry-After": str(max(1, result.retry_after))}
-        raise err
+    if slow is not None and hub.throttles.throttled(app_id, spec.code):
+        limit(hub, f"anomaly:{app_id}:{spec.code}", slow, error="anomaly_throttled", code=spec.code)
 
 
-def limit(hub: Hub, key: str, per_minute: int) -> None:
-    """Count one call against a rate limit; 429 with Retry-After when it is used up."""
+def limit(hub: Hub, key: str, per_minute: int, *, error: str = "rate_limited", **params: Any) -> None:
+    """Count one call against a rate limit; 429 ``error`` (with ``params`` for its message) and
+    Retry-After when it is used up."""
     try:
         result = hub.limiter.hit(key, per_minute)
     except RateLimiterUnavailable:
         raise HubError("rate_limit_unavailable") from None
     if not result.allowed:
-        err = ApiError("rate_limited", 429, limit=per_minute, retry_after=result.retry_after)
+        err = ApiError(error, 429, limit=per_minute, retry_after=result.retry_after, **params)
         err.headers = {"Retry-After": str(max(1, result.retry_after))}
         raise err

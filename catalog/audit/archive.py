@@ -47,7 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog.audit.chain import _FIELD_NAMES, GENESIS, HEAD_ID, AuditRecord, normalise, record_hash
+from catalog.audit.chain import _FIELD_NAMES, GENESIS, HEAD_ID, AuditRecord, normalise, record_hash, record_of
 from catalog.audit.writer import _append_locked
 from catalog.clock import as_utc, iso_utc, utc_now
 from catalog.db import tables
@@ -145,14 +145,6 @@ class ArchiveResult:
     anchor_seq: int | None = None
 
 
-def _record_of(row: Any) -> AuditRecord:
-    values = {n: getattr(row, n) for n in _FIELD_NAMES}
-    values["at"] = as_utc(row.at)
-    values["fields"] = None if row.fields is None else list(row.fields)
-    values["datasets"] = None if row.datasets is None else dict(row.datasets)
-    return AuditRecord(**values)
-
-
 def _newest(conn: sa.Connection) -> Any:
     t = tables.audit_archives
     return conn.execute(sa.select(t).order_by(t.c.last_seq.desc()).limit(1)).first()
@@ -214,7 +206,7 @@ def plan(
                 raise ArchiveError(
                     f"seq {p.last_seq + 1}: missing (the log jumps to seq {seq}); run `sharehub audit verify`"
                 )
-            rec = _record_of(row)
+            rec = record_of(row)
             if str(row.prev_hash) != p.last_hash or record_hash(p.last_hash, seq, rec) != str(row.hash):
                 raise ArchiveError(
                     f"seq {seq}: does not verify; a damaged chain is not archived "

@@ -53,7 +53,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.clock import iso_utc
+from catalog.clock import as_utc, iso_utc
 from catalog.db import tables
 
 GENESIS = "0" * 64
@@ -89,6 +89,17 @@ class AuditRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditRecord))
+
+
+def record_of(row: Any) -> AuditRecord:
+    """The record a ``hub_audit`` row holds (what its hash covers), read back from the DB."""
+    values = {n: getattr(row, n) for n in _FIELD_NAMES}
+    values["at"] = as_utc(row.at)
+    values["fields"] = None if row.fields is None else list(row.fields)
+    values["datasets"] = None if row.datasets is None else dict(row.datasets)
+    return AuditRecord(**values)
+
+
 _JSON_FIELDS = ("fields", "datasets")
 _STR_FIELDS = tuple(
     f.name

@@ -20,9 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from catalog.audit.archive import ANCHOR_ACTION, archive_rows, rows_digest
-from catalog.audit.chain import _FIELD_NAMES, GENESIS, HEAD_ID, AuditRecord, record_hash
+from catalog.audit.chain import GENESIS, HEAD_ID, AuditRecord, record_hash, record_of
 from catalog.audit.writer import dataset_index
-from catalog.clock import as_utc as _as_utc
 from catalog.db import tables
 
 # how far back verify looks for the partner of a record that hashes wrong (a reorder), and after
@@ -44,14 +43,6 @@ class VerifyReport:
     last_hash: str = GENESIS
     archived: int = 0  # records before the kept log, in archive files (checked by verify-archive)
     archives: int = 0
-
-
-def _record_of(row: Any) -> AuditRecord:
-    values = {n: getattr(row, n) for n in _FIELD_NAMES}
-    values["at"] = _as_utc(row.at)
-    values["fields"] = None if row.fields is None else list(row.fields)
-    values["datasets"] = None if row.datasets is None else dict(row.datasets)
-    return AuditRecord(**values)
 
 
 @dataclass
@@ -97,7 +88,7 @@ class _Checker:
     def row(self, row: Any) -> bool:
         """Check one record in order; True when its content hashes right at its position."""
         seq, prev_hash, stored = int(row.seq), str(row.prev_hash), str(row.hash)
-        rec = _record_of(row)
+        rec = record_of(row)
         content_ok = record_hash(prev_hash, seq, rec) == stored
         gap = seq != self.last_seq + 1
         if gap:

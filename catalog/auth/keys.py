@@ -38,9 +38,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from catalog.clock import as_utc as _aware
+from catalog.clock import iso_utc
 from catalog.db import tables
 
 PURPOSES = ("token", "certificate")
+
 _KID_PREFIX = {"token": "tok", "certificate": "cert"}
 
 # Loaded private keys, per process: the API signs often and PEM parsing is not free.
@@ -70,13 +72,8 @@ class KeyState:
         """kid, status and (for a withdrawn key) withdrawn_since, as the API shows them."""
         out: dict[str, Any] = {"kid": self.kid, "status": self.status}
         if self.withdrawn_since is not None:
-            out["withdrawn_since"] = iso_z(self.withdrawn_since)
+            out["withdrawn_since"] = iso_utc(self.withdrawn_since, "seconds")
         return out
-
-
-def iso_z(at: dt.datetime) -> str:
-    """ISO 8601 UTC to the second with ``Z`` (the JWKS's and the verify answers' form)."""
-    return _aware(at).astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def b64url(data: bytes) -> str:
@@ -238,8 +235,9 @@ class KeyStore:
         if not reason:
             raise ValueError("a withdrawal needs a reason (--reason)")
         if since > at:
+            when = iso_utc(since, "seconds")
             raise ValueError(
-                f"--since {iso_z(since)} is in the future; give the earliest time the key may have leaked"
+                f"--since {when} is in the future; give the earliest time the key may have leaked"
             )
         t = tables.signing_keys
         with self.engine.begin() as conn:
@@ -256,9 +254,10 @@ class KeyStore:
             if row.status == "withdrawn":
                 earlier = _aware(row.withdrawn_since)
                 if earlier is not None and since >= earlier:
+                    when = iso_utc(earlier, "seconds")
                     raise ValueError(
-                        f"{kid} is already withdrawn since {iso_z(earlier)}; a new withdrawal may only "
-                        "move that earlier"
+                        f"{kid} is already withdrawn since {when}; "
+                        "a new withdrawal may only move that earlier"
                     )
                 values["withdrawn_reason"] = f"{row.withdrawn_reason}; {reason}"
                 values["withdrawn_at"] = _aware(row.withdrawn_at)
@@ -296,7 +295,7 @@ class KeyStore:
                 "status": k["status"],
             }
             if k["status"] == "withdrawn" and k["withdrawn_since"] is not None:
-                jwk["withdrawn_since"] = iso_z(k["withdrawn_since"])
+                jwk["withdrawn_since"] = iso_utc(k["withdrawn_since"], "seconds")
             keys.append(jwk)
         return {"keys": keys}
 
