@@ -8,17 +8,17 @@ also recorded by the tables' own history (decided_by, revoked_by) as ``cli:<user
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 import sys
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from sharehub.cli.common import console, err
+from sharehub.cli.common import console
 from sharehub.cli.common import dump as _dump
 from sharehub.cli.common import engine as _engine
+from sharehub.cli.common import fail as _fail
+from sharehub.cli.common import operator as _operator
 from sharehub.settings import get_settings
 
 apps_app = typer.Typer(
@@ -28,23 +28,6 @@ staff_app = typer.Typer(help="department staff accounts (工作人员) and roles
 applications_app = typer.Typer(help="sharing applications (共享申请)", no_args_is_help=True)
 grants_app = typer.Typer(help="standing grants (授权)", no_args_is_help=True)
 keys_app = typer.Typer(help="the hub's Ed25519 signing keys", no_args_is_help=True)
-
-
-def _operator() -> str:
-    return "cli:" + (os.environ.get("SUDO_USER") or getpass.getuser())
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from catalog.errors import HubError, error_body
-
-    if isinstance(exc, HubError):
-        body = error_body(exc)["error"]
-        err.print(
-            f"[red]error[/red] {body['code']}: {body['message']} ({body['message_zh']})", highlight=False
-        )
-    else:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
-    return typer.Exit(1)
 
 
 # ---- apps ---------------------------------------------------------------------------------

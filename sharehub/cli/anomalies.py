@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from sharehub.cli.common import console, err
+from sharehub.cli.common import console
 from sharehub.cli.common import dump as _dump
 from sharehub.cli.common import engine as _engine
+from sharehub.cli.common import fail as _fail
+from sharehub.cli.common import operator as _operator
 from sharehub.settings import get_settings
 
 app = typer.Typer(
@@ -74,13 +74,11 @@ def clear_cmd(
 ) -> None:
     """Close an anomaly after looking into it; its throttle ends."""
     from catalog import anomalies
-    from catalog.errors import HubError, error_body
+    from catalog.errors import HubError
 
-    who = by or "cli:" + (os.environ.get("SUDO_USER") or getpass.getuser())
+    who = by or _operator()
     try:
         done = anomalies.clear(_engine(), anomaly_id, by=who, reason=reason)
     except HubError as exc:
-        body = error_body(exc)["error"]
-        err.print(f"[red]error[/red] {body['code']}: {body['message']}", highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     console.print(f"anomaly {done.id} cleared by {who}", highlight=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from catalog.db.engine import engine_for
@@ -25,3 +28,22 @@ def engine() -> Any:
 def dump(data: Any) -> None:
     """``--json`` output: UTF-8 text, dates and decimals as strings."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def operator() -> str:
+    """Who runs a command, as the hub's records name them: ``cli:<login name>``."""
+    return "cli:" + (os.environ.get("SUDO_USER") or getpass.getuser())
+
+
+def fail(exc: Exception) -> typer.Exit:
+    """Print why a command failed (a hub error with its code and both messages) and exit 1."""
+    from catalog.errors import HubError, error_body
+
+    if isinstance(exc, HubError):
+        body = error_body(exc)["error"]
+        err.print(
+            f"[red]error[/red] {body['code']}: {body['message']} ({body['message_zh']})", highlight=False
+        )
+    else:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+    return typer.Exit(1)

@@ -48,7 +48,7 @@ def catalog_publish(
     from catalog.directory.grades import policy_of
     from catalog.directory.loader import DirectoryFileError, directory_files
     from catalog.submissions import list_submissions, publish_directly
-    from sharehub.cli.access import _operator
+    from sharehub.cli.common import operator as _operator
 
     files = directory_files(path)
     if not files:
@@ -136,7 +136,7 @@ _REVIEWER_HELP = "the reviewer's staff account: a hub-wide admin, not the submit
 def _reviewer(username: str) -> Any:
     from catalog.access import staff
     from catalog.errors import HubError
-    from sharehub.cli.access import _fail
+    from sharehub.cli.common import fail as _fail
 
     user = staff.get_staff(_engine(), username)
     if user is None:
@@ -153,7 +153,7 @@ def catalog_approve(
     from catalog import submissions
     from catalog.directory.grades import policy_of
     from catalog.errors import HubError
-    from sharehub.cli.access import _fail
+    from sharehub.cli.common import fail as _fail
 
     try:
         x = submissions.approve(
@@ -174,7 +174,7 @@ def catalog_return(
     """Return a directory submission to its department with a reason."""
     from catalog import submissions
     from catalog.errors import HubError
-    from sharehub.cli.access import _fail
+    from sharehub.cli.common import fail as _fail
 
     try:
         x = submissions.return_submission(_engine(), submission_id, by=_reviewer(staff_user), reason=reason)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sharehub.cli.access import _fail
 from sharehub.cli.common import console, dump, engine
+from sharehub.cli.common import fail as _fail
 
 app = typer.Typer(help="data objections (数据异议): users say served data is wrong", no_args_is_help=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from pathlib import Path
@@ -14,13 +13,11 @@ from rich.table import Table
 from sharehub.cli.common import console, err
 from sharehub.cli.common import dump as _dump
 from sharehub.cli.common import engine as _engine
+from sharehub.cli.common import fail as _fail
+from sharehub.cli.common import operator as _operator
 from sharehub.settings import get_settings
 
 app = typer.Typer(help="bulk sharing over Delta Sharing: recipient profiles", no_args_is_help=True)
-
-
-def _operator() -> str:
-    return "cli:" + (os.environ.get("SUDO_USER") or getpass.getuser())
 
 
 @app.command("profile")
@@ -45,8 +42,7 @@ def profile_cmd(
     try:
         token, rec = recipients.issue(_engine(), app_id, days=days, label=label, by=_operator())
     except HubError as exc:
-        err.print(f"[red]error[/red] {exc.code}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     doc = recipients.profile(f"{base}/api/v1/delta-sharing", token, rec.expires_at)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -83,8 +79,7 @@ def revoke_cmd(recipient_id: int) -> None:
     try:
         r = recipients.revoke(_engine(), recipient_id, by=_operator())
     except HubError as exc:
-        err.print(f"[red]error[/red] {exc.code}", highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     console.print(f"profile {r.id} of {r.app_id} revoked")
 
 
@@ -114,8 +109,7 @@ def subscription_create(
             by=_operator(), policy=policy_of(get_settings()),
         )  # fmt: skip
     except HubError as exc:
-        err.print(f"[red]error[/red] {exc.code}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     console.print(f"subscription {sub.id}: {dataset} -> {target}.{table} ({mode})")
 
 
@@ -161,8 +155,7 @@ def subscription_deliver(subscription_id: int) -> None:
             cache=s.var_dir / "sharing",
         )
     except HubError as exc:
-        err.print(f"[red]error[/red] {exc.code}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise _fail(exc) from None
     console.print(
         json.dumps({k: v for k, v in done.items() if k != "started_at"}, default=str, ensure_ascii=False)
     )
