@@ -115,6 +115,15 @@ def pick(found: list[Version], table: str, *, version: Any = None, timestamp: An
     return found[-1]
 
 
+def first_since(found: list[Version], table: str, timestamp: Any) -> Version:
+    """The first version committed at or after ``timestamp`` (a protocol ``startingTimestamp``)."""
+    at = parse_timestamp(timestamp)
+    later = [v for v in found if v.committed_at >= at]
+    if not later:
+        raise HubError("version_not_found", table=table, version=str(timestamp)[:40])
+    return later[0]
+
+
 def parse_timestamp(value: Any) -> dt.datetime:
     """A protocol timestamp (ISO 8601, e.g. ``2022-01-01T00:00:00Z``)."""
     try:

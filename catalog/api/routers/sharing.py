@@ -228,11 +228,7 @@ def table_version(
     t = _table(hub, call, app_id, share, schema, table)
     found = sharing.versions(_lake(hub), t.code)
     if starting_timestamp is not None:
-        at = sharing.parse_timestamp(starting_timestamp)
-        later = [v for v in found if v.committed_at >= at]
-        if not later:
-            raise HubError("version_not_found", table=t.name, version=starting_timestamp[:40])
-        version = later[0]
+        version = sharing.first_since(found, t.name, starting_timestamp)
     else:
         version = sharing.pick(found, t.name)
     return Response(status_code=200, headers={"Delta-Table-Version": str(version.number)})
@@ -381,19 +377,13 @@ def table_changes(
     if starting_version is not None:
         start = starting_version
     elif starting_timestamp is not None:
-        at = sharing.parse_timestamp(starting_timestamp)
-        later = [v.number for v in found if v.committed_at >= at]
-        if not later:
-            raise HubError("version_not_found", table=t.name, version=starting_timestamp[:40])
-        start = later[0]
+        start = sharing.first_since(found, t.name, starting_timestamp).number
     else:
         raise HubError("bad_document", why="give startingVersion or startingTimestamp")
     if ending_version is not None:
         end = ending_version
     elif ending_timestamp is not None:
-        at = sharing.parse_timestamp(ending_timestamp)
-        before = [v.number for v in found if v.committed_at <= at]
-        end = before[-1] if before else -1
+        end = sharing.pick(found, t.name, timestamp=ending_timestamp).number
     else:
         end = found[-1].number
     if start >= len(found) or end >= len(found) or end < start:
