@@ -10,23 +10,19 @@ of each call — revoking the grant is enough to stop it, revoking the token end
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from catalog.access.passwords import hash_client_secret
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.errors import HubError
 
 PREFIX = "shr_"
 MAX_DAYS = 365
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ def issue(
         result = conn.execute(
             t.insert().values(
                 app_id=app_id,
-                token_sha256=_digest(token),
+                token_sha256=hash_client_secret(token),
                 label=label.strip()[:200] or "profile",
                 created_at=at,
                 created_by=by,
@@ -91,7 +87,7 @@ def authenticate(engine: sa.Engine, token: str, *, now: dt.datetime | None = Non
         return None
     t = tables.sharing_recipients
     with engine.connect() as conn:
-        row = conn.execute(sa.select(t).where(t.c.token_sha256 == _digest(token))).first()
+        row = conn.execute(sa.select(t).where(t.c.token_sha256 == hash_client_secret(token))).first()
     if row is None or row.revoked_at is not None or as_utc(row.expires_at) <= utc_now(now):
         return None
     return str(row.app_id)
