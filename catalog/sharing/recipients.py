@@ -10,8 +10,11 @@ of each call — revoking the grant is enough to stop it, revoking the token end
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -125,3 +128,11 @@ def profile(endpoint: str, token: str, expires_at: dt.datetime) -> dict[str, Any
         "bearerToken": token,
         "expirationTime": expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
     }
+
+
+def write_profile(path: Path, endpoint: str, token: str, expires_at: dt.datetime) -> None:
+    """Write a profile file readable by its owner only (it holds the bearer token)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file of that name keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(profile(endpoint, token, expires_at), indent=2) + "\n")

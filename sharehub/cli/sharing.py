@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -43,10 +42,7 @@ def profile_cmd(
         token, rec = recipients.issue(_engine(), app_id, days=days, label=label, by=_operator())
     except HubError as exc:
         raise _fail(exc) from None
-    doc = recipients.profile(f"{base}/api/v1/delta-sharing", token, rec.expires_at)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(doc, indent=2) + "\n")
+    recipients.write_profile(out, f"{base}/api/v1/delta-sharing", token, rec.expires_at)
     console.print(f"profile {rec.id} for {app_id} written to {out}, valid until {rec.expires_at:%Y-%m-%d}")
     console.print(f"read it with: delta_sharing.load_as_pandas('{out}#sharehub.<department>.<dataset>')")
 

@@ -172,23 +172,17 @@ def _access(console: Console) -> None:
 
 def _bulk(console: Console, engine: Any, s: Any, app_id: str, base: str) -> None:
     """Issue a Delta Sharing recipient profile for an app and say how to read it (exchange.md)."""
-    import json
-    import os
-
     from catalog.sharing import recipients
 
     token, rec = recipients.issue(engine, app_id, days=7, label="demo", by="demo")
     path = Path(s.var_dir) / "demo-recipient.share"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        doc = recipients.profile(f"{base}/api/v1/delta-sharing", token, rec.expires_at)
-        fh.write(json.dumps(doc, indent=2))
+    recipients.write_profile(path, f"{base}/api/v1/delta-sharing", token, rec.expires_at)
     console.print(
         f"\n[bold]bulk sharing[/bold] (Delta Sharing): a recipient profile for 企业开办 is in {path}; "
         "read the granted table with the official client (pip install delta-sharing):"
     )
     console.print(
-        "  python3 -c \"import delta_sharing as d; "
+        '  python3 -c "import delta_sharing as d; '
         f"print(d.load_as_pandas('{path}#sharehub.fy.fy-sxbzxr-001'))\"",
         markup=False,
         highlight=False,
