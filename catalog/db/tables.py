@@ -493,6 +493,12 @@ subscriptions = sa.Table(
     sa.Column("projection_sha256", sa.String(64)),  # what the grant showed at the last delivery
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("last_error", sa.Text),
+    # the secret of the target's row keys (``_sh_key``, an HMAC of the primary key): a consumer
+    # never learns a key that is not a granted field, not even by guessing ID numbers
+    sa.Column("key_secret", sa.String(64), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("ended_by", sa.String(64)),
+    sa.Column("ended_reason", sa.Text),
 )
 
 subscription_deliveries = sa.Table(
@@ -505,8 +511,10 @@ subscription_deliveries = sa.Table(
     sa.Column("inserted", sa.Integer, nullable=False),
     sa.Column("updated", sa.Integer, nullable=False),
     sa.Column("deleted", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # success|failed|stopped|current
+    # running|success|current|failed|stopped|interrupted (a running attempt that never finished)
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("error", sa.Text),
+    sa.Column("run_id", sa.String(250)),  # the Airflow run (or "cli") that made the attempt
 )

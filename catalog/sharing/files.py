@@ -22,12 +22,12 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog.access import applications, disclosure
@@ -228,6 +228,18 @@ def _write(out: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def project(projection: disclosure.Projection, raw: pa.Table) -> pa.Table:
+    """The granted fields of ``raw`` (curated rows), each masked field masked by the one
+    disclosure projection, value by value, as the API masks it."""
+    columns = []
+    for name in projection.fields:
+        col = raw.column(name)
+        if name in projection.masked:
+            col = pa.array([projection.value(name, v) for v in col.to_pylist()], pa.string())
+        columns.append(col)
+    return pa.table(columns, names=list(projection.fields))
+
+
 def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -> GrantedFile:
     """The granted, masked file of ``table`` at ``snapshot_id``: from the cache, or written now."""
     fid = file_id(table, snapshot_id)
@@ -235,13 +247,7 @@ def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -
     if not path.is_file():
         p = table.projection
         data = lake.read("curated", p.code, snapshot_id=snapshot_id, columns=list(p.fields))
-        columns = []
-        for name in p.fields:
-            col = data.column(name)
-            if name in p.masked:  # the one disclosure projection, value by value
-                col = pa.array([p.value(name, v) for v in col.to_pylist()], pa.string())
-            columns.append(col)
-        _write(pa.table(columns, names=list(p.fields)), path)
+        _write(project(p, data), path)
     return _described(fid, path)
 
 
@@ -257,35 +263,103 @@ def change_id(table: SharedTable, before: int | None, after: int) -> str:
     return _digest(["cdf", p.code, before, after, *projection_parts(p)])
 
 
-def keyed_rows(lake: Any, table: SharedTable, snapshot: int | None) -> Keyed:
-    """The rows of a snapshot by primary key, projected (granted fields, masked)."""
-    if snapshot is None:
-        return {}
+@dataclass(frozen=True)
+class Diff:
+    """What a recipient sees change from one snapshot to another: projected images (granted
+    fields, masked) and, beside each, the raw primary key (for the hub's own use: it never
+    leaves unless the key is a granted field)."""
+
+    inserted: pa.Table
+    deleted: pa.Table
+    preimages: pa.Table
+    postimages: pa.Table
+    inserted_keys: pa.Table
+    deleted_keys: pa.Table
+    updated_keys: pa.Table
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "inserted": self.inserted.num_rows,
+            "updated": self.postimages.num_rows,
+            "deleted": self.deleted.num_rows,
+        }
+
+    def change_table(self) -> pa.Table:
+        """The change feed's rows: each image with its ``_change_type`` (an update gives two,
+        the pre-image just before its post-image)."""
+        n = self.preimages.num_rows
+        updates = pa.concat_tables([self.preimages, self.postimages])
+        if n:
+            order = pa.array([i // 2 + (n if i % 2 else 0) for i in range(2 * n)], pa.int64())
+            updates = updates.take(order)
+        parts = [
+            (self.inserted, ["insert"] * self.inserted.num_rows),
+            (self.deleted, ["delete"] * self.deleted.num_rows),
+            (updates, ["update_preimage", "update_postimage"] * n),
+        ]
+        return pa.concat_tables(
+            [t.append_column(CHANGE_TYPE, pa.array(kinds, pa.string())) for t, kinds in parts]
+        )
+
+
+def diff(lake: Any, table: SharedTable, before: int | None, after: int) -> Diff:
+    """The changes from snapshot ``before`` (None: the empty table) to ``after`` by primary key.
+
+    Vectorised: the two snapshots are joined on the key in Arrow and compared column by column
+    on their raw values; only the rows found different are masked, and an update whose masked
+    images are equal (a change a mask hides, or none to the granted fields) is no change."""
     p = table.projection
     key = list(table.dataset.spec.primary_key)
     columns = list(dict.fromkeys([*key, *p.fields]))
-    data = lake.read("curated", p.code, snapshot_id=snapshot, columns=columns).to_pylist()
-    out = {}
-    for row in data:
-        shown = {name: (p.value(name, row[name]) if name in p.masked else row[name]) for name in p.fields}
-        out[tuple(row[k] for k in key)] = shown
-    return out
+    new = lake.read("curated", p.code, snapshot_id=after, columns=columns)
+    if before is None:
+        old = new.schema.empty_table()
+    else:
+        old = lake.read("curated", p.code, snapshot_id=before, columns=columns).cast(new.schema)
+    ks = [f"k{i}" for i in range(len(key))]
+    fs = list(p.fields)
+
+    def side(raw: pa.Table, tag: str) -> pa.Table:
+        cols = {k: raw.column(name) for k, name in zip(ks, key, strict=True)}
+        cols |= {f"{tag}{j}": raw.column(name) for j, name in enumerate(fs)}
+        cols[f"{tag}_row"] = pa.array(range(raw.num_rows), pa.int64())
+        return pa.table(cols)
+
+    joined = side(new, "n").join(side(old, "o"), keys=ks, join_type="full outer")
+    n_row, o_row = joined.column("n_row"), joined.column("o_row")
+    inserted = pc.filter(n_row, pc.is_null(o_row))
+    deleted = pc.filter(o_row, pc.is_null(n_row))
+    both = pc.and_(pc.is_valid(n_row), pc.is_valid(o_row))
+    differs = pa.array([False] * joined.num_rows, pa.bool_())
+    for j in range(len(fs)):
+        differs = pc.or_(differs, _differs(joined.column(f"n{j}"), joined.column(f"o{j}")))
+    candidates = pc.filter(joined.select(["n_row", "o_row"]), pc.and_(both, differs))
+    post = project(p, new.take(candidates.column("n_row")))
+    pre = project(p, old.take(candidates.column("o_row")))
+    if any(name in p.masked for name in fs) and candidates.num_rows:
+        seen = [a != b for a, b in zip(pre.to_pylist(), post.to_pylist(), strict=True)]
+        keep = pa.array(seen, pa.bool_())
+        candidates, pre, post = candidates.filter(keep), pre.filter(keep), post.filter(keep)
+    return Diff(
+        inserted=project(p, new.take(inserted)),
+        deleted=project(p, old.take(deleted)),
+        preimages=pre,
+        postimages=post,
+        inserted_keys=new.select(key).take(inserted),
+        deleted_keys=old.select(key).take(deleted),
+        updated_keys=new.select(key).take(candidates.column("n_row")),
+    )
 
 
-Keyed = dict[tuple[Any, ...], dict[str, Any]]
-Change = tuple[Literal["insert", "delete", "update"], tuple[Any, ...], dict[str, Any], dict[str, Any]]
-
-
-def row_changes(old: Keyed, new: Keyed) -> Iterator[Change]:
-    """What changed from ``old`` to ``new`` (:func:`keyed_rows`), in key order: (kind, key, the
-    image before, the image after); an insert's before and a delete's after are empty."""
-    for k in sorted(new.keys() | old.keys(), key=repr):
-        if k not in old:
-            yield "insert", k, {}, new[k]
-        elif k not in new:
-            yield "delete", k, old[k], {}
-        elif old[k] != new[k]:
-            yield "update", k, old[k], new[k]
+def _differs(a: Any, b: Any) -> Any:
+    """Per row: whether two columns' values differ (a null differs from a value, not from a
+    null)."""
+    try:
+        ne = pc.fill_null(pc.not_equal(a, b), False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([x != y for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True)], pa.bool_())
+    return pc.or_(ne, pc.xor(pc.is_null(a), pc.is_null(b)))
 
 
 def change_file(lake: Any, cache: Path, table: SharedTable, before: int | None, after: int) -> GrantedFile:
@@ -295,17 +369,5 @@ def change_file(lake: Any, cache: Path, table: SharedTable, before: int | None, 
     fid = change_id(table, before, after)
     path = _cached(cache, fid)
     if not path.is_file():
-        rows = list(change_rows(keyed_rows(lake, table, before), keyed_rows(lake, table, after)))
-        schema = granted_file(lake, cache, table, after).schema.append(pa.field(CHANGE_TYPE, pa.string()))
-        _write(pa.Table.from_pylist(rows, schema=schema), path)
+        _write(diff(lake, table, before, after).change_table(), path)
     return _described(fid, path)
-
-
-def change_rows(old: Keyed, new: Keyed) -> Iterator[dict[str, Any]]:
-    """The change feed's rows: each image with its ``_change_type`` (an update gives two)."""
-    for kind, _key, before, after in row_changes(old, new):
-        if kind == "update":
-            yield {**before, CHANGE_TYPE: "update_preimage"}
-            yield {**after, CHANGE_TYPE: "update_postimage"}
-        else:
-            yield {**(after or before), CHANGE_TYPE: kind}

@@ -23,15 +23,20 @@ recorded with the reason; nothing is written.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
+from catalog.access import disclosure
+from catalog.audit.chain import AuditRecord
+from catalog.audit.writer import append as audit_append
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory.grades import GradePolicy
@@ -56,6 +61,8 @@ class Subscription:
     last_snapshot_id: int | None
     delivered_at: dt.datetime | None
     last_error: str | None
+    projection_sha256: str | None = None
+    ended_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in self.__dict__.items()}
@@ -73,6 +80,8 @@ def _of(row: Any) -> Subscription:
         row.last_snapshot_id,
         as_utc(row.delivered_at),
         row.last_error,
+        row.projection_sha256,
+        row.ended_reason,
     )
 
 
@@ -115,11 +124,36 @@ def subscribe(
                 status="active",
                 created_at=utc_now(now),
                 created_by=by,
+                key_secret=secrets.token_hex(32),
             )
         )
         assert result.inserted_primary_key is not None
         row = conn.execute(sa.select(t).where(t.c.id == result.inserted_primary_key[0])).one()
-    return _of(row)
+    sub = _of(row)
+    detail = {"target_ref": target_ref, "target_table": target_table, "mode": mode}
+    _audit(engine, sub, "subscription.create", staff=by, detail=detail)
+    return sub
+
+
+def end(
+    engine: sa.Engine, subscription_id: int, *, by: str, reason: str, now: dt.datetime | None = None
+) -> Subscription:
+    """End a subscription: no more deliveries (its Airflow DAG goes with the next parse). The
+    target keeps what was delivered; the history stays."""
+    if not reason.strip():
+        raise HubError("bad_subscription", why="say why the subscription ends")
+    sub = get(engine, subscription_id)
+    if sub.status != "active":
+        raise HubError("bad_subscription", why=f"subscription {sub.id} has already ended")
+    t = tables.subscriptions
+    with engine.begin() as conn:
+        conn.execute(
+            t.update()
+            .where(t.c.id == sub.id, t.c.status == "active")
+            .values(status="ended", ended_at=utc_now(now), ended_by=by, ended_reason=reason.strip()[:500])
+        )
+    _audit(engine, sub, "subscription.end", staff=by, detail={"reason": reason.strip()[:500]})
+    return get(engine, subscription_id)
 
 
 def get(engine: sa.Engine, subscription_id: int) -> Subscription:
@@ -171,22 +205,8 @@ def _sql_type(t: pa.DataType) -> Any:
     return sa.Text()
 
 
-def _target_tables(name: str, schema: pa.Schema, mode: str) -> tuple[sa.Table, sa.Table]:
-    md = sa.MetaData()
-    columns = [sa.Column(f.name, _sql_type(f.type)) for f in schema]
-    if mode == "mirror":
-        table = sa.Table(name, md, sa.Column(KEY, sa.String(500), primary_key=True), *columns)
-    else:
-        table = sa.Table(
-            name,
-            md,
-            sa.Column("_sh_id", _ROW_ID, primary_key=True, autoincrement=True),
-            *columns,
-            sa.Column("_change_type", sa.String(20), nullable=False),
-            sa.Column("_commit_snapshot", sa.BigInteger, nullable=False),
-            sa.Column("_delivered_at", sa.DateTime, nullable=False),
-        )
-    book = sa.Table(
+def _bookkeeping(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
         BOOKKEEPING,
         md,
         sa.Column("subscription_id", sa.Integer, primary_key=True),
@@ -194,27 +214,139 @@ def _target_tables(name: str, schema: pa.Schema, mode: str) -> tuple[sa.Table, s
         sa.Column("snapshot_id", sa.BigInteger, nullable=False),
         sa.Column("delivered_at", sa.DateTime, nullable=False),
     )
-    return table, book
 
 
-def _record(
-    engine: sa.Engine, sub: Subscription, status: str, started: dt.datetime, **values: Any
-) -> dict[str, Any]:
+def _data_table(md: sa.MetaData, name: str, schema: pa.Schema, mode: str) -> sa.Table:
+    columns = [sa.Column(f.name, _sql_type(f.type)) for f in schema]
+    if mode == "mirror":
+        return sa.Table(name, md, sa.Column(KEY, sa.String(64), primary_key=True), *columns)
+    return sa.Table(
+        name,
+        md,
+        sa.Column("_sh_id", _ROW_ID, primary_key=True, autoincrement=True),
+        *columns,
+        sa.Column("_change_type", sa.String(20), nullable=False),
+        sa.Column("_commit_snapshot", sa.BigInteger, nullable=False),
+        sa.Column("_delivered_at", sa.DateTime, nullable=False),
+    )
+
+
+def _prepare(conn: sa.Connection, data: sa.Table, *, reload: bool) -> None:
+    """Make the target table fit what the grant shows now. A mirror being reloaded is emptied,
+    or made anew when its columns differ; an append table gains the columns it lacks (old rows
+    keep what they had; a field no longer granted stays, empty from now on)."""
+    found = sa.inspect(conn)
+    if not found.has_table(data.name):
+        data.create(conn)
+        return
+    have = {c["name"] for c in found.get_columns(data.name)}
+    if reload:
+        if have == {c.name for c in data.columns}:
+            conn.execute(data.delete())
+        else:
+            data.drop(conn)
+            data.create(conn)
+        return
+    missing = [c for c in data.columns if c.name not in have]
+    if missing:
+        from alembic.migration import MigrationContext
+        from alembic.operations import Operations
+
+        ops = Operations(MigrationContext.configure(conn))
+        for c in missing:
+            ops.add_column(data.name, sa.Column(c.name, c.type, nullable=True))
+
+
+# ---- one delivery ----------------------------------------------------------------------------
+
+
+def _audit(
+    engine: sa.Engine,
+    sub: Subscription,
+    action: str,
+    *,
+    decision: str = "allow",
+    staff: str | None = None,
+    rows: int = 0,
+    fields: list[str] | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit record of a subscription's life: created and ended by staff, each delivery to
+    the app with the fields it released and the rows it wrote."""
+    audit_append(
+        engine,
+        [
+            AuditRecord(
+                at=utc_now(),
+                request_id=secrets.token_hex(16),
+                actor_kind="staff" if staff else "app",
+                method="DELIVER" if action == "subscription.deliver" else "CLI",
+                path=f"/subscriptions/{sub.id}",
+                action=action,
+                decision=decision,
+                status=200 if decision == "allow" else 403,
+                row_count=rows,
+                app_id=sub.app_id,
+                staff=staff,
+                dataset_code=sub.dataset_code,
+                fields=fields,
+                reason=reason,
+                query=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
+            )
+        ],
+    )
+
+
+def _released(projection: disclosure.Projection) -> list[str]:
+    released = disclosure.Released()
+    for name in projection.fields:
+        released.add(projection.audit_name(name))
+    return released.names()
+
+
+INTERRUPTED = "the attempt ended without a result: its process was killed or lost the hub database"
+
+
+def _start(engine: sa.Engine, sub: Subscription, run_id: str | None) -> int:
+    """Record an attempt as running (an earlier one still shown running never finished: it is
+    marked interrupted). Its id."""
+    d = tables.subscription_deliveries
+    with engine.begin() as conn:
+        conn.execute(
+            d.update()
+            .where(d.c.subscription_id == sub.id, d.c.status == "running")
+            .values(status="interrupted", finished_at=utc_now(), error=INTERRUPTED)
+        )
+        result = conn.execute(
+            d.insert().values(
+                subscription_id=sub.id,
+                inserted=0,
+                updated=0,
+                deleted=0,
+                status="running",
+                started_at=utc_now(),
+                run_id=(run_id or "")[:250] or None,
+            )
+        )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def _finish(engine: sa.Engine, sub: Subscription, attempt: int, status: str, **values: Any) -> dict[str, Any]:
     d = tables.subscription_deliveries
     row = {
-        "subscription_id": sub.id,
         "from_snapshot": values.get("from_snapshot"),
         "to_snapshot": values.get("to_snapshot"),
         "inserted": values.get("inserted", 0),
         "updated": values.get("updated", 0),
         "deleted": values.get("deleted", 0),
         "status": status,
-        "started_at": started,
         "finished_at": utc_now(),
         "error": values.get("error"),
     }
     with engine.begin() as conn:
-        conn.execute(d.insert().values(**row))
+        conn.execute(d.update().where(d.c.id == attempt).values(**row))
         changes: dict[str, Any] = {"last_error": values.get("error")}
         if status == "success":
             changes |= {
@@ -224,7 +356,8 @@ def _record(
             }
         s = tables.subscriptions
         conn.execute(s.update().where(s.c.id == sub.id).values(**changes))
-    return row
+        done = conn.execute(sa.select(d).where(d.c.id == attempt)).one()
+    return {k: (as_utc(v).isoformat() if isinstance(v, dt.datetime) else v) for k, v in done._mapping.items()}
 
 
 Hook = Callable[[str], None]
@@ -235,71 +368,83 @@ def deliver(
     lake: Any,
     subscription_id: int,
     *,
-    target_url: str,
+    target_url: str | None,
     policy: GradePolicy,
-    cache: Path,
+    missing: str = "",
+    full: bool = False,
+    run_id: str | None = None,
     fault: Hook | None = None,
 ) -> dict[str, Any]:
     """Deliver what changed since the last delivery (see the module docstring); the delivery
-    record. ``fault`` is called at named points (``after_target_commit``) by the tests."""
+    record. ``full`` reloads a mirror whole. ``run_id`` names the attempt (the Airflow run).
+    Without a ``target_url`` (its connection ref is not configured: ``missing`` says how to) the
+    attempt stops.
+    ``fault`` is called at named points (``before_target_commit``, ``after_target_commit``) by
+    the tests."""
     sub = get(engine, subscription_id)
-    started = utc_now()
+    if full and sub.mode != "mirror":
+        raise HubError("bad_subscription", why="a full reload is for mirror subscriptions")
+    attempt = _start(engine, sub, run_id)
     shared = [t for t in sharing.shared_tables(engine, sub.app_id, policy) if t.code == sub.dataset_code]
     if sub.status != "active" or not shared:
-        why = "subscription ended" if sub.status != "active" else "no active grant allows bulk reading"
-        return _record(engine, sub, "stopped", started, error=why)
+        why = f"subscription ended: {sub.ended_reason}" if sub.status != "active" else NO_GRANT
+        _audit(engine, sub, "subscription.deliver", decision="deny", reason="subscription_stopped")
+        return _finish(engine, sub, attempt, "stopped", error=why)
+    if not target_url:
+        why = f"the target's connection ref {sub.target_ref!r} is not configured on the hub"
+        return _finish(engine, sub, attempt, "stopped", error=f"{why}; {missing}".rstrip("; "))
     table = shared[0]
     found = sharing.versions(lake, table.code)
     if not found:
-        return _record(engine, sub, "current", started, error=None)
+        return _finish(engine, sub, attempt, "current")
     latest = found[-1].snapshot_id
     sha = sharing.projection_digest(table.projection)
     target = sa.create_engine(target_url, pool_pre_ping=True)
+    counts = {"inserted": 0, "updated": 0, "deleted": 0}
     try:
-        schema = sharing.granted_file(lake, cache, table, latest).schema
-        data, book = _target_tables(sub.target_table, schema, sub.mode)
+        md = sa.MetaData()
+        book = _bookkeeping(md)
         book.create(target, checkfirst=True)
         with target.begin() as conn:
             # where the target says it is wins: the hub may have died after the target committed
             number, delivered = _delivered(conn, book, sub.id)
-            reload = sub.mode == "mirror" and sha != (_sha_of(engine, sub.id) or sha)
-            if delivered == latest and not reload:
-                counts = {"inserted": 0, "updated": 0, "deleted": 0}
-                status = "current"
-            else:
-                data.create(conn, checkfirst=True)
-                before = None if reload else delivered
-                if reload:
-                    conn.execute(data.delete())
-                counts = _apply(conn, lake, table, data, sub.mode, before, latest)
-                mark = {
-                    "subscription_id": sub.id,
-                    "delivery_no": number + 1,
-                    "snapshot_id": latest,
-                    "delivered_at": _naive(utc_now()),
-                }
-                conn.execute(book.insert().values(**mark))
-                status = "success"
+            reload = sub.mode == "mirror" and (full or sha != (sub.projection_sha256 or sha))
+            status = "current" if delivered == latest and not reload else "success"
+            if status == "success":
+                changes = sharing.diff(lake, table, None if reload else delivered, latest)
+                data = _data_table(md, sub.target_table, changes.inserted.schema, sub.mode)
+                _prepare(conn, data, reload=reload)
+                counts = _apply(conn, data, sub.mode, changes, latest, _secret_of(engine, sub.id))
+                mark = {"subscription_id": sub.id, "delivery_no": number + 1, "snapshot_id": latest}
+                conn.execute(book.insert().values(**mark, delivered_at=_naive(utc_now())))
+                if fault is not None:
+                    fault("before_target_commit")
         if fault is not None:
             fault("after_target_commit")
     except Exception as exc:
-        _record(engine, sub, "failed", started, error=f"{type(exc).__name__}: {exc}"[:2000])
+        _finish(engine, sub, attempt, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     finally:
         target.dispose()
     if status == "current":
-        _record(engine, sub, "current", started, from_snapshot=latest, to_snapshot=latest)
-        return {"status": "current", "to_snapshot": latest, **counts}
-    return _record(
+        return _finish(engine, sub, attempt, "current", from_snapshot=latest, to_snapshot=latest)
+    before = None if reload else delivered
+    detail = {"attempt": attempt, "from_snapshot": before, "to_snapshot": latest, "run_id": run_id, **counts}
+    rows = sum(counts.values())
+    _audit(engine, sub, "subscription.deliver", rows=rows, fields=_released(table.projection), detail=detail)
+    return _finish(
         engine,
         sub,
+        attempt,
         "success",
-        started,
-        from_snapshot=delivered,
+        from_snapshot=before,
         to_snapshot=latest,
         projection_sha256=sha,
         **counts,
     )
+
+
+NO_GRANT = "no active grant allows bulk reading"
 
 
 def _delivered(conn: sa.Connection, book: sa.Table, sub_id: int) -> tuple[int, int | None]:
@@ -314,48 +459,58 @@ def _delivered(conn: sa.Connection, book: sa.Table, sub_id: int) -> tuple[int, i
     return (int(row[0]), int(row[1])) if row is not None else (0, None)
 
 
-def _sha_of(engine: sa.Engine, sub_id: int) -> str | None:
+def _secret_of(engine: sa.Engine, sub_id: int) -> bytes:
     t = tables.subscriptions
     with engine.connect() as conn:
-        return conn.execute(sa.select(t.c.projection_sha256).where(t.c.id == sub_id)).scalar()
+        return bytes.fromhex(conn.execute(sa.select(t.c.key_secret).where(t.c.id == sub_id)).scalar_one())
 
 
 def _naive(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(tzinfo=None)
 
 
+def row_keys(keys: pa.Table, secret: bytes) -> list[str]:
+    """The target's row keys (``_sh_key``) of raw primary keys: HMAC-SHA256 under the
+    subscription's own secret, so equal keys give equal row keys from delivery to delivery and
+    nothing about the key can be learnt from them."""
+    out = []
+    for row in keys.to_pylist():
+        text = json.dumps(list(row.values()), ensure_ascii=False, default=str, separators=(",", ":"))
+        out.append(hmac.new(secret, text.encode(), hashlib.sha256).hexdigest())
+    return out
+
+
+BATCH = 2000
+
+
 def _apply(
-    conn: sa.Connection,
-    lake: Any,
-    table: sharing.SharedTable,
-    data: sa.Table,
-    mode: str,
-    before: int | None,
-    after: int,
+    conn: sa.Connection, data: sa.Table, mode: str, changes: sharing.Diff, snapshot: int, secret: bytes
 ) -> dict[str, int]:
-    old = sharing.keyed_rows(lake, table, before)
-    new = sharing.keyed_rows(lake, table, after)
-    changes = list(sharing.row_changes(old, new))
-    counts = {"inserted": 0, "updated": 0, "deleted": 0}
-    for kind, _key, _before, _after in changes:
-        counts[{"insert": "inserted", "delete": "deleted", "update": "updated"}[kind]] += 1
-    rows: list[dict[str, Any]] = []
-    deletes: list[str] = []
     if mode == "mirror":
-        for kind, key, _before, image in changes:
-            k = json.dumps(list(key), ensure_ascii=False, default=str)
-            if kind != "insert":
-                deletes.append(k)
-            if kind != "delete":
-                rows.append({KEY: k, **image})
+        gone = row_keys(changes.deleted_keys, secret) + row_keys(changes.updated_keys, secret)
+        for off in range(0, len(gone), BATCH):
+            conn.execute(data.delete().where(data.c[KEY].in_(gone[off : off + BATCH])))
+        for images, keys in (
+            (changes.inserted, changes.inserted_keys),
+            (changes.postimages, changes.updated_keys),
+        ):
+            _insert(conn, data, images.append_column(KEY, pa.array(row_keys(keys, secret), pa.string())))
     else:
+        rows = changes.change_table()
+        rows = rows.append_column("_commit_snapshot", pa.array([snapshot] * rows.num_rows, pa.int64()))
         now = _naive(utc_now())
-        rows = [{**r, "_commit_snapshot": after, "_delivered_at": now} for r in sharing.change_rows(old, new)]
-    for off in range(0, len(deletes), 1000):
-        conn.execute(data.delete().where(data.c[KEY].in_(deletes[off : off + 1000])))
-    for off in range(0, len(rows), 1000):
-        conn.execute(data.insert(), [_plain(r) for r in rows[off : off + 1000]])
-    return counts
+        _insert(
+            conn,
+            data,
+            rows.append_column("_delivered_at", pa.array([now] * rows.num_rows, pa.timestamp("us"))),
+        )
+    return changes.counts
+
+
+def _insert(conn: sa.Connection, data: sa.Table, rows: pa.Table) -> None:
+    for batch in rows.to_batches(BATCH):
+        if batch.num_rows:  # an empty parameter list would insert one row of defaults
+            conn.execute(data.insert(), [_plain(r) for r in batch.to_pylist()])
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

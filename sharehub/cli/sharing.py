@@ -126,37 +126,40 @@ def subscription_list(as_json: Annotated[bool, typer.Option("--json")] = False) 
 
 
 @subscriptions_app.command("deliver")
-def subscription_deliver(subscription_id: int) -> None:
-    """Deliver what changed since the last delivery, now."""
-    from catalog.directory.grades import policy_of
+def subscription_deliver(
+    subscription_id: int,
+    full: Annotated[bool, typer.Option("--full", help="reload a mirror whole")] = False,
+) -> None:
+    """Deliver what changed since the last delivery, now (what its Airflow DAG does)."""
     from catalog.errors import HubError
-    from catalog.sharing import subscriptions
-    from sharehub.hub import hub as open_hub
+    from sharehub.pipeline.delivery import DeliveryStopped, deliver
 
-    s = get_settings()
-    h = open_hub(s)
     try:
-        sub = subscriptions.get(h.engine, subscription_id)
-        url = s.connections.get(sub.target_ref)
-        if not url:
-            env = f"SHAREHUB_CONNECTIONS__{sub.target_ref.upper()}"
-            err.print(f"[red]error[/red] no connection {sub.target_ref!r}: set {env}")
-            raise typer.Exit(1)
-        done = subscriptions.deliver(
-            h.engine,
-            h.lake,
-            subscription_id,
-            target_url=str(url),
-            policy=policy_of(s),
-            cache=s.var_dir / "sharing",
-        )
+        done = deliver(subscription_id, "cli", full=full)
     except HubError as exc:
         raise _fail(exc) from None
+    except DeliveryStopped as exc:
+        err.print(f"[red]stopped[/red] {exc}")
+        raise typer.Exit(1) from None
     console.print(
         json.dumps({k: v for k, v in done.items() if k != "started_at"}, default=str, ensure_ascii=False)
     )
-    if done.get("status") in ("failed", "stopped"):
-        raise typer.Exit(1)
+
+
+@subscriptions_app.command("end")
+def subscription_end(
+    subscription_id: int,
+    reason: Annotated[str, typer.Option("--reason", help="why it ends (kept in the history)")],
+) -> None:
+    """End a subscription: no more deliveries; the target keeps what it has."""
+    from catalog.errors import HubError
+    from catalog.sharing import subscriptions
+
+    try:
+        sub = subscriptions.end(_engine(), subscription_id, by=_operator(), reason=reason)
+    except HubError as exc:
+        raise _fail(exc) from None
+    console.print(f"subscription {sub.id} ended")
 
 
 @subscriptions_app.command("history")

@@ -33,6 +33,8 @@ POINTS = frozenset(
         "publish.during_serving_load",  # half-way through the serving load (before its commit)
         "publish.after_serving_commit",  # serving refreshed; certificates not yet issued
         "publish.before_final_record",  # everything published; watermark, ledger, run record not yet
+        "deliver.before_target_commit",  # a delivery's rows written into the target, not committed
+        "deliver.after_target_commit",  # the target committed; the hub has not recorded it
     }
 )
 

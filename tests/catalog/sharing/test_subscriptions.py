@@ -35,9 +35,7 @@ def _deliver(
     hub: SharingHub, sub: subscriptions.Subscription, url: str, tmp: Path, **kw: Any
 ) -> dict[str, Any]:
     lake = pipeline.hub(hub.settings).lake
-    return subscriptions.deliver(
-        hub.engine, lake, sub.id, target_url=url, policy=DEFAULT_POLICY, cache=tmp / "cache", **kw
-    )
+    return subscriptions.deliver(hub.engine, lake, sub.id, target_url=url, policy=DEFAULT_POLICY, **kw)
 
 
 def _expected(hub: SharingHub) -> dict[int, tuple[str, int]]:
@@ -57,6 +55,15 @@ def _mirror(url: str) -> dict[int, tuple[str, int]]:
     finally:
         engine.dispose()
     return {int(r[0]): (r[1], int(r[2])) for r in rows}
+
+
+def _row_keys(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(sa.text("SELECT _sh_key FROM people_mirror"))}
+    finally:
+        engine.dispose()
 
 
 def _changes(url: str) -> list[tuple[int, int, str]]:
@@ -98,6 +105,9 @@ def test_deliveries_keep_the_target_exact_through_changes_crashes_and_revocation
     first = both()
     assert first["mirror"]["inserted"] == 50 and _mirror(url) == _expected(hub)
     assert len(_changes(url)) == 50
+    keys = _row_keys(url)  # opaque: an HMAC under the subscription's own secret, not the key
+    assert len(keys) == 50 and all(len(k) == 64 and int(k, 16) >= 0 for k in keys)
+    assert not {"1", "[1]", "[\"1\"]"} & keys
 
     hub.change(range(1, 4), at=dt.datetime(2026, 11, 2, 9, 0), version=1)
     hub.sync()
@@ -121,17 +131,27 @@ def test_deliveries_keep_the_target_exact_through_changes_crashes_and_revocation
     hub.change(range(4, 7), at=dt.datetime(2026, 11, 5, 9, 0), version=2)
     hub.sync()
 
-    def crash(point: str) -> None:
-        raise Crash(point)
+    def crash_at(where: str) -> Any:
+        def fault(point: str) -> None:
+            if point == where:
+                raise Crash(point)
 
-    for sub in subs.values():
+        return fault
+
+    old = _mirror(url)
+    for sub in subs.values():  # first before the target's commit: it is rolled back
         with pytest.raises(Crash):
-            _deliver(hub, sub, url, tmp_path, fault=crash)
+            _deliver(hub, sub, url, tmp_path, fault=crash_at("before_target_commit"))
+    assert _mirror(url) == old and _changes(url) == before
+    for sub in subs.values():  # then after it: the target has it, the hub does not know
+        with pytest.raises(Crash):
+            _deliver(hub, sub, url, tmp_path, fault=crash_at("after_target_commit"))
     retried = both()
     assert retried["mirror"]["status"] == "current" and _mirror(url) == _expected(hub)
     assert len([c for c in _changes(url) if c[0] in (4, 5, 6) and c[2] != "insert"]) == 6  # not 12
     history = subscriptions.history(hub.engine, subs["mirror"].id)
-    assert [h["status"] for h in history[:2]] == ["current", "failed"]
+    assert [h["status"] for h in history[:3]] == ["current", "failed", "failed"]
+    assert "Crash: after_target_commit" in history[1]["error"]
 
     # the grant ends: delivery stops, says why, and writes nothing
     applications.revoke(hub.engine, grant_id, by="shr_approver", reason="项目结束")

@@ -52,6 +52,10 @@ def upgrade() -> None:
         sa.Column("projection_sha256", sa.String(length=64), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("key_secret", sa.String(length=64), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_by", sa.String(length=64), nullable=True),
+        sa.Column("ended_reason", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["app_id"], ["hub_apps.app_id"]),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -70,6 +74,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("run_id", sa.String(length=250), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(
