@@ -114,8 +114,9 @@ def airflow_db_url(settings: Settings) -> str:
 
 
 def dag_id_for(code_or_dag_id: str) -> str:
-    """``sync__<code>`` for a dataset code; a dag_id is returned unchanged."""
-    if code_or_dag_id.startswith(DAG_ID_PREFIX):
+    """``sync__<code>`` for a dataset code; a dag_id (a sync's, or a subscription's
+    ``deliver__…``) is returned unchanged."""
+    if code_or_dag_id.startswith((DAG_ID_PREFIX, "deliver__")):
         return code_or_dag_id
     return DagSpec(
         code=code_or_dag_id, name="", department_code="", department_name="", share_type="", schedule=None
@@ -288,7 +289,8 @@ def run_dag(
     timeout: float = DEFAULT_RUN_TIMEOUT,
     echo: TextIO | None = None,
 ) -> DagRunResult:
-    """Run one sync DAG once with ``airflow dags test`` and report how it went.
+    """Run one DAG (a sync, or a subscription's delivery) once with ``airflow dags test`` and
+    report how it went.
 
     ``retries`` overrides the DAG's task retries for this run (default 0: a local run should
     fail fast rather than sleep through retry delays; ``None`` keeps the DAG's own). Output

@@ -65,10 +65,13 @@ SpecLoader = Callable[[], Iterable[DagSpec]]
 # ---- names ---------------------------------------------------------------------------------
 def curated_table(spec: DagSpec) -> str:
     """The Iceberg identifier of the dataset's curated table (derived from the code if unset)."""
-    if spec.curated_table:
-        return spec.curated_table
+    return spec.curated_table or curated_table_of(spec.code)
+
+
+def curated_table_of(code: str) -> str:
+    """The Iceberg identifier of a dataset code's curated table."""
     # same rule as lake.tables.normalise_code (not imported: lake pulls in pyiceberg/pyarrow)
-    return "curated." + re.sub(r"[^a-z0-9_]+", "_", spec.code.strip().lower()).strip("_")
+    return "curated." + re.sub(r"[^a-z0-9_]+", "_", code.strip().lower()).strip("_")
 
 
 def asset_uri(table: str) -> str:
@@ -78,7 +81,11 @@ def asset_uri(table: str) -> str:
 
 def curated_asset(spec: DagSpec) -> Asset:
     """The Asset that a successful publish updates (downstream DAGs can schedule on it)."""
-    table = curated_table(spec)
+    return table_asset(curated_table(spec))
+
+
+def table_asset(table: str) -> Asset:
+    """The Asset of a curated table, by its Iceberg identifier."""
     return Asset(uri=asset_uri(table), name=f"sharehub.{table}", group="sharehub")
 
 

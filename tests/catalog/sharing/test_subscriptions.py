@@ -278,3 +278,68 @@ def test_both_departments_see_a_subscription_and_nobody_else(tmp_path: Path) -> 
         hub.client.get("/api/v1/subscriptions/999/deliveries", headers=as_app("统计分析")).status_code == 404
     )
     assert hub.client.get("/api/v1/subscriptions").status_code == 401
+
+
+def _cli_deliver(hub: SharingHub, sub_id: int, url: str, tmp: Path, fault: str | None = None) -> Any:
+    """``sharehub subscriptions deliver`` in a process of its own, killed (SIGKILL) at ``fault``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAREHUB_")}
+    env |= {
+        "SHAREHUB_VAR_DIR": str(hub.settings.var_dir),
+        "SHAREHUB_CONNECTIONS__SHR_SRC": f"sqlite:///{hub.source}",
+        "SHAREHUB_CONNECTIONS__TJJ_DB": url,
+    }
+    if fault:
+        env["SHAREHUB_FAULT"] = f"{fault}:kill"
+    argv = [sys.executable, "-m", "sharehub.cli", "subscriptions", "deliver", str(sub_id)]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_delivery_killed_mid_way_and_retried_leaves_the_target_exact(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    import signal
+
+    url = _target(request, kind)
+    hub = build(tmp_path)
+    hub.sync()
+    hub.grant("统计分析", ["pid", "name", "amount"])
+    app_id = hub.apps["统计分析"][0]
+    subs = [
+        subscriptions.subscribe(
+            hub.engine, app_id, CODE, target_ref="tjj_db", target_table=table, mode=mode, by="t",
+            policy=DEFAULT_POLICY,
+        )  # fmt: skip
+        for mode, table in (("mirror", "people_mirror"), ("append", "people_changes"))
+    ]
+    for sub in subs:
+        assert _cli_deliver(hub, sub.id, url, tmp_path).returncode == 0
+    assert _mirror(url) == _expected(hub)
+
+    version = 1
+    for point in ("deliver.before_target_commit", "deliver.after_target_commit"):
+        hub.change(range(version, version + 5), at=dt.datetime(2026, 11, 2, 9, version), version=version)
+        hub.add(range(100 + version, 102 + version), at=dt.datetime(2026, 11, 2, 9, version))
+        hub.sync()
+        for sub in subs:
+            killed = _cli_deliver(hub, sub.id, url, tmp_path, fault=point)
+            assert killed.returncode == -signal.SIGKILL, (point, killed.stdout, killed.stderr)
+            assert subscriptions.history(hub.engine, sub.id)[0]["status"] == "running"  # it never finished
+        if point == "deliver.before_target_commit":
+            assert _mirror(url) != _expected(hub)  # rolled back: still the old state
+        for sub in subs:
+            again = _cli_deliver(hub, sub.id, url, tmp_path)
+            assert again.returncode == 0, again.stderr
+            statuses = [h["status"] for h in subscriptions.history(hub.engine, sub.id)[:2]]
+            assert statuses == ["current" if point.endswith("after_target_commit") else "success", "interrupted"]
+        assert _mirror(url) == _expected(hub)
+        version += 5
+    # the append table holds every change exactly once: 50 + 2×2 inserts, 2×5 updates (two rows each)
+    changes = _changes(url)
+    assert len([c for c in changes if c[2] == "insert"]) == 54
+    assert len([c for c in changes if c[2] == "update_preimage"]) == 10
+    assert len([c for c in changes if c[2] == "update_postimage"]) == 10
