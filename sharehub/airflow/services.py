@@ -203,6 +203,17 @@ class AirflowServices:
                 ).scalar()
         return out
 
+    def runs_of(self, dag_id: str) -> list[tuple[str, str | None, str | None]]:
+        """(run_id, run_type, state) of every run of ``dag_id``, oldest first — the runs the
+        scheduler made for an Asset event have run type ``asset_triggered``."""
+        table = sa.table(
+            "dag_run", sa.column("id"), sa.column("dag_id"), sa.column("run_id"), sa.column("run_type"),
+            sa.column("state"),
+        )  # fmt: skip
+        q = sa.select(table.c.run_id, table.c.run_type, table.c.state).where(table.c.dag_id == dag_id)
+        with self.metadata_engine().connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(q.order_by(table.c.id))]
+
     def wait_runs(
         self, runs: dict[str, str], *, timeout: float = 900.0, check_services: bool = True
     ) -> dict[str, str | None]:

@@ -78,6 +78,7 @@ def prod(
         "SHAREHUB_DAG_SCHEDULES": "manual",
         **{f"SHAREHUB_CONNECTIONS__{ref.upper()}": loc for ref, loc in refs.items()},
         "SHAREHUB_CONNECTIONS__SCJ_DB": source_pg,  # the market regulator's PostgreSQL
+        "SHAREHUB_CONNECTIONS__BDC_DB": extra_pg(),  # the registry office's own database (前置库)
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -117,10 +118,26 @@ def test_production_profile(prod: dict[str, Any]) -> None:
     engine: sa.Engine = prod["engine"]
     assert engine.dialect.name == "postgresql" and settings.warehouse.startswith("s3://")
 
+    # an app granted the court's list (shared by file too) subscribes to it into its own PostgreSQL
+    app, secret = app_registry.register_app(engine, "不动产登记", "ZGJ")
+    from catalog.access.workdays import Calendar
+    from catalog.directory.grades import policy_of
+    from catalog.sharing import subscriptions
+
+    applications.submit(
+        engine, app.app_id, "FY-SXBZXR-001", fields=None, purpose="核验", legal_basis="条例",
+        calendar=Calendar(), deadline_days=10, default_rate_limit=10_000,
+    )  # fmt: skip
+    sub = subscriptions.subscribe(
+        engine, app.app_id, "FY-SXBZXR-001", target_ref="bdc_db", target_table="debtors", mode="mirror",
+        by="ops", policy=policy_of(settings),
+    )  # fmt: skip
+    deliver_dag = f"deliver__{sub.id}__FY-SXBZXR-001"
+
     # 1. Airflow on PostgreSQL runs every generated DAG (triggered, not `dags test`)
     with AirflowServices(settings) as af:
         dag_ids = [f"sync__{c}" for c in CODES]
-        af.wait_parsed(dag_ids)
+        af.wait_parsed([*dag_ids, deliver_dag])
         triggered = {d: af.trigger(d, full=True) for d in dag_ids[:-1]}
         # the operator's way, for one of them: `sharehub airflow trigger CODE --full`
         from typer.testing import CliRunner
@@ -131,7 +148,20 @@ def test_production_profile(prod: dict[str, Any]) -> None:
         assert res.exit_code == 0, res.output
         triggered[dag_ids[-1]] = res.output.split()[-1]
         states = af.wait_runs(triggered, timeout=900)
-    assert states == dict.fromkeys(dag_ids, "success"), f"logs: {af.logs}"
+        assert states == dict.fromkeys(dag_ids, "success"), f"logs: {af.logs}"
+        # the court's publish updated its Asset: the scheduler ran the subscription's delivery
+        deadline = time.monotonic() + 300
+        while not [r for r in af.runs_of(deliver_dag) if r[2] in ("success", "failed")]:
+            assert time.monotonic() < deadline, (af.runs_of(deliver_dag), f"logs: {af.logs}")
+            time.sleep(2)
+        ((_, run_type, state),) = af.runs_of(deliver_dag)
+        assert (run_type, state) == ("asset_triggered", "success"), f"logs: {af.logs}"
+    (delivered,) = subscriptions.history(engine, sub.id)
+    assert delivered["status"] == "success" and delivered["inserted"] > 0
+    target = sa.create_engine(settings.connections["bdc_db"])
+    with target.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM debtors")).scalar_one() == delivered["inserted"]
+    target.dispose()
     for dag_id, run_id in triggered.items():
         run = runs.get_run(engine, run_id)
         assert run["status"] == "success" and run["rows_published"] > 0, (dag_id, run["error"])
@@ -149,13 +179,6 @@ def test_production_profile(prod: dict[str, Any]) -> None:
     assert (again["rows_read"], again["rows_published"]) == (first["rows_read"], first["rows_published"])
 
     # 3. the access API on uvicorn with two worker processes, one audit chain
-    app, secret = app_registry.register_app(engine, "不动产登记", "ZGJ")
-    from catalog.access.workdays import Calendar
-
-    applications.submit(
-        engine, app.app_id, "FY-SXBZXR-001", fields=None, purpose="核验", legal_basis="条例",
-        calendar=Calendar(), deadline_days=10, default_rate_limit=10_000,
-    )  # fmt: skip
     with engine.connect() as conn:
         case_no = conn.execute(sa.text('SELECT case_no FROM "srv_fy_sxbzxr_001" LIMIT 1')).scalar_one()
         ident = conn.execute(sa.select(tables.certificates.c.identifier).limit(1)).scalar_one()
