@@ -14,7 +14,9 @@ shared and its absolute speed varies.
 * B9: :mod:`benchmarks.anomaly_scan` (one access-anomaly scan over 1,000,000 audit records
   against one plain pass over the same two weeks; exactly the planted anomalies found);
 * B10: :mod:`benchmarks.bulk_sharing` (a 1,000,000-row granted table read with the official
-  Delta Sharing client against reading the curated Parquet files directly).
+  Delta Sharing client against reading the curated Parquet files directly);
+* B11: :mod:`benchmarks.subscription_delivery` (a subscription's delivery of 1 % changed rows of
+  a 1,000,000-row table against the full copy into the same PostgreSQL target).
 
 ``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
@@ -412,6 +414,31 @@ def sharing_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     return [row], res
 
 
+# ---- B11 -------------------------------------------------------------------------------------
+
+
+def delivery_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
+    from benchmarks import subscription_delivery
+
+    res = subscription_delivery.run(quick=quick, server=SERVER)
+    if res["failures"]:
+        raise RuntimeError("; ".join(res["failures"]))
+    row = Row(
+        "B11",
+        f"subscription delivery of 1 % changed of {res['rows']:,} rows vs the full copy (s)",
+        res["change_s"],
+        res["full_s"],
+        "s",
+        res["ratio"],
+        f"<= {subscription_delivery.TARGET_RATIO:g} of the full copy",
+        (res["ratio"] is not None and res["ratio"] <= subscription_delivery.TARGET_RATIO)
+        if not quick
+        else None,
+        f"ratio = change / full; per round {res['changed_per_round']}",
+    )
+    return [row], res
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -448,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
     ap.add_argument(
         "--only",
-        default="sync,access,dags,portal,anomalies,sharing",
-        help="comma-separated: sync, access, dags, portal, anomalies, sharing",
+        default="sync,access,dags,portal,anomalies,sharing,delivery",
+        help="comma-separated: sync, access, dags, portal, anomalies, sharing, delivery",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
@@ -474,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             ("portal", lambda: portal_figures(quick, args.seconds)),
             ("anomalies", lambda: anomaly_figures(quick)),
             ("sharing", lambda: sharing_figures(quick)),
+            ("delivery", lambda: delivery_figures(quick)),
         ):
             if name not in parts:
                 continue

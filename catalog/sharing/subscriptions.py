@@ -174,6 +174,33 @@ def list_subscriptions(engine: sa.Engine, *, app_id: str | None = None) -> list[
         return [_of(r) for r in conn.execute(q)]
 
 
+def ended_at(engine: sa.Engine, subscription_id: int) -> dt.datetime | None:
+    """When the subscription ended (None while it is active)."""
+    t = tables.subscriptions
+    with engine.connect() as conn:
+        return as_utc(conn.execute(sa.select(t.c.ended_at).where(t.c.id == subscription_id)).scalar())
+
+
+def visible(engine: sa.Engine, sub: Subscription, *, app_id: str | None, department_code: str | None) -> bool:
+    """Who sees a subscription and its deliveries: the subscribing app (``app_id``); staff of
+    its department or of the department that owns the data; hub-wide staff (a staff caller with
+    no ``department_code``)."""
+    from catalog.access import app_registry
+    from catalog.directory import store
+
+    if app_id is not None:
+        return sub.app_id == app_id
+    if department_code is None:
+        return True
+    app = app_registry.get_app(engine, sub.app_id)
+    if app is not None and app.department_code == department_code:
+        return True
+    try:
+        return store.get_dataset(engine, sub.dataset_code).department.code == department_code
+    except KeyError:
+        return False
+
+
 def history(engine: sa.Engine, subscription_id: int) -> list[dict[str, Any]]:
     t = tables.subscription_deliveries
     with engine.connect() as conn:

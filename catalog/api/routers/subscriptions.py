@@ -9,11 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from catalog.access import app_registry
 from catalog.access.gate import Principal
 from catalog.api.context import AnyPrincipal, CallDep, HubDep
 from catalog.api.errors_doc import errors
-from catalog.directory import store
 from catalog.errors import HubError
 from catalog.sharing import subscriptions
 
@@ -23,21 +21,11 @@ Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def _visible(hub: Any, principal: Principal, sub: subscriptions.Subscription) -> bool:
-    """The subscribing app; staff of its department or of the data's owner; hub-wide staff."""
     if principal.kind == "app":
-        return sub.app_id == principal.app_id
+        return subscriptions.visible(hub.engine, sub, app_id=principal.app_id, department_code=None)
     if principal.kind != "staff":
         return False
-    if principal.department_code is None:
-        return True
-    app = app_registry.get_app(hub.engine, sub.app_id)
-    if app is not None and app.department_code == principal.department_code:
-        return True
-    try:
-        owner = store.get_dataset(hub.engine, sub.dataset_code).department.code
-    except KeyError:
-        return False
-    return owner == principal.department_code
+    return subscriptions.visible(hub.engine, sub, app_id=None, department_code=principal.department_code)
 
 
 @router.get("/subscriptions", responses=errors(401), summary="Subscriptions the caller may see")

@@ -16,6 +16,7 @@ from catalog.portal.pages import (
     policy,
     publish,
     sharing,
+    subscriptions,
     supervision,
 )
 
@@ -31,4 +32,5 @@ ALL_PAGES: tuple[ModuleType, ...] = (
     supervision,
     policy,
     sharing,
+    subscriptions,
 )
