@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -137,11 +136,11 @@ def run_demo(*, scale: float = 1.0, in_process: bool = False, console: Console |
     ok = _summary(codes, results, console)
     console.print(f"pipeline finished in {time.perf_counter() - t_all:.0f}s")
     if ok:
-        _access(console)
+        _access(console, in_process)
     return ok
 
 
-def _access(console: Console) -> None:
+def _access(console: Console, in_process: bool) -> None:
     """Register the sample apps, make their applications, print calls that work."""
     from sharehub.demo.access import APPROVER, curl_lines, setup_access
 
@@ -162,7 +161,7 @@ def _access(console: Console) -> None:
     base = f"http://{s.api_host}:{s.api_port}"
     for line in curl_lines(access, base):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    _bulk(console, engine, s, access.credentials["企业开办"][0], base)
+    _bulk(console, engine, s, access.credentials["企业开办"][0], base, in_process)
     console.print(f"\n[bold]portal[/bold]: {base}/portal/ (passwords are new on every run)")
     accounts = {APPROVER: (access.approver_password, "公安局审批员: decides applications for police data")}
     accounts.update(access.portal)
@@ -170,13 +169,12 @@ def _access(console: Console) -> None:
         console.print(f"  {username} / {password}  — {what}", markup=False, highlight=False)
 
 
-def _bulk(console: Console, engine: Any, s: Any, app_id: str, base: str) -> None:
-    """Issue a Delta Sharing recipient profile for an app and say how to read it (exchange.md)."""
-    from catalog.sharing import recipients
+def _bulk(console: Console, engine: Any, s: Any, app_id: str, base: str, in_process: bool) -> None:
+    """A Delta Sharing recipient profile and a subscription for 企业开办, and how to read them
+    (docs/exchange.md)."""
+    from sharehub.demo import exchange
 
-    token, rec = recipients.issue(engine, app_id, days=7, label="demo", by="demo")
-    path = Path(s.var_dir) / "demo-recipient.share"
-    recipients.write_profile(path, f"{base}/api/v1/delta-sharing", token, rec.expires_at)
+    path = exchange.issue_profile(engine, s, app_id, base)
     console.print(
         f"\n[bold]bulk sharing[/bold] (Delta Sharing): a recipient profile for 企业开办 is in {path}; "
         "read the granted table with the official client (pip install delta-sharing):"
@@ -187,6 +185,29 @@ def _bulk(console: Console, engine: Any, s: Any, app_id: str, base: str) -> None
         markup=False,
         highlight=False,
         soft_wrap=True,
+    )
+    with console.status(
+        "subscription: delivering the dishonest-debtor list into 企业开办's own database ..."
+    ):
+        sub = exchange.subscribe(engine, s, app_id, in_process=in_process)
+    d = sub.delivery
+    counts = f"{d['inserted']} inserted, {d['updated']} updated, {d['deleted']} deleted"
+    console.print(
+        f"\n[bold]subscription[/bold] {sub.id} (订阅): the list is delivered into 企业开办's own "
+        f"database {sub.database}, table {sub.table} ({d['status']}: {counts}); in production Airflow "
+        "delivers again whenever the court publishes. Read it:"
+    )
+    console.print(
+        f"  python3 -c \"import sqlite3; print(sqlite3.connect('{sub.database}')"
+        f".execute('SELECT case_no, debtor_name, id_or_uscc FROM {sub.table} LIMIT 3').fetchall())\"",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"  sharehub subscriptions history {sub.id}    (and /portal/subscriptions for both departments)",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -158,6 +158,51 @@ def test_demo_access_calls_work_on_synced_hub(hub_env: dict[str, Any]) -> None:
     assert sum(line.startswith("curl") for line in lines) == len(again.calls) + 1
 
 
+def test_demo_exchange_profile_and_subscription(
+    hub_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `make demo` prints for exchange: a recipient profile, and a subscription delivered into a
+    second SQLite database, holding the court's list with the ID numbers masked as the API masks them."""
+    settings = hub_env["settings"]
+    monkeypatch.setenv("SHAREHUB_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("SHAREHUB_CONNECTIONS__DEMO_SUBSCRIBER", "")  # undone afterwards, as subscribe sets it
+    from sharehub.settings import get_settings
+
+    try:
+        _demo_exchange(hub_env)
+    finally:
+        get_settings.cache_clear()  # subscribe refreshed the settings from this test's environment
+
+
+def _demo_exchange(hub_env: dict[str, Any]) -> None:
+    from catalog.masking import mask
+    from sharehub.demo import access as demo_access
+    from sharehub.demo import exchange
+
+    engine, settings = hub_env["engine"], hub_env["settings"]
+    app_id = demo_access.setup_access(engine, settings).credentials["企业开办"][0]
+    profile = exchange.issue_profile(engine, settings, app_id, "http://127.0.0.1:8000")
+    doc = json.loads(profile.read_text(encoding="utf-8"))
+    assert (
+        doc["endpoint"] == "http://127.0.0.1:8000/api/v1/delta-sharing"
+        and profile.stat().st_mode & 0o077 == 0
+    )
+    sub = exchange.subscribe(engine, settings, app_id, in_process=True)
+    assert (
+        sub.delivery["status"] == "success"
+        and sub.delivery["inserted"] == run_of(hub_env, FY)["rows_published"]
+    )
+    with sqlite3.connect(sub.database) as db:
+        rows = db.execute(f"SELECT case_no, id_or_uscc FROM {sub.table}").fetchall()
+    curated = {
+        r["case_no"]: r["id_or_uscc"] for r in pipeline.hub(settings).lake.read("curated", FY).to_pylist()
+    }
+    assert len(rows) == len(curated) and all(v == mask("citizen_id", curated[k]) for k, v in rows)
+    assert not {v for _k, v in rows} & set(curated.values())  # nothing in clear
+    again = exchange.subscribe(engine, settings, app_id, in_process=True)  # a second demo run
+    assert again.id == sub.id and again.delivery["status"] == "current"
+
+
 def test_incremental_sql_sync_and_time_travel(hub_env: dict[str, Any]) -> None:
     from lake import CURATED
 
