@@ -55,6 +55,32 @@ def append(engine: sa.Engine, records: Sequence[AuditRecord]) -> list[int]:
     return _append_normalised(engine, [normalise(r) for r in records])
 
 
+def append_in(conn: sa.Connection, records: Sequence[AuditRecord]) -> list[int]:
+    """Append records inside the caller's transaction, so that they commit (or not) with what it
+    records — a delivery's hub record and its audit record are one commit. The head row is
+    locked as :func:`append` locks it; call :func:`ensure_head` before the transaction."""
+    if not records:
+        return []
+    head = tables.audit_head
+    if conn.dialect.name == "sqlite":
+        conn.execute(head.update().where(head.c.id == HEAD_ID).values(seq=head.c.seq))
+    row = conn.execute(
+        sa.select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID).with_for_update()
+    ).first()
+    if row is None:
+        raise AuditError("the audit head row is missing: call ensure_head before the transaction")
+    return _append_locked(conn, int(row.seq), str(row.hash), [normalise(r) for r in records])
+
+
+def ensure_head(engine: sa.Engine) -> None:
+    """Make sure the audit log has its head row (a no-op once it has)."""
+    head = tables.audit_head
+    with engine.connect() as conn:
+        if conn.execute(sa.select(head.c.id).where(head.c.id == HEAD_ID)).first() is not None:
+            return
+    _ensure_head(engine)
+
+
 def _append_normalised(engine: sa.Engine, clean: list[AuditRecord]) -> list[int]:
     head = tables.audit_head
     for _attempt in range(3):

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from catalog.access import disclosure
 from catalog.audit.chain import AuditRecord
 from catalog.audit.writer import append as audit_append
+from catalog.audit.writer import append_in, ensure_head
 from catalog.clock import as_utc, utc_now
 from catalog.db import tables
 from catalog.directory.grades import GradePolicy
@@ -299,29 +300,40 @@ def _audit(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """One audit record of a subscription's life: created and ended by staff, each delivery to
-    the app with the fields it released and the rows it wrote."""
-    audit_append(
-        engine,
-        [
-            AuditRecord(
-                at=utc_now(),
-                request_id=secrets.token_hex(16),
-                actor_kind="staff" if staff else "app",
-                method="DELIVER" if action == "subscription.deliver" else "CLI",
-                path=f"/subscriptions/{sub.id}",
-                action=action,
-                decision=decision,
-                status=200 if decision == "allow" else 403,
-                row_count=rows,
-                app_id=sub.app_id,
-                staff=staff,
-                dataset_code=sub.dataset_code,
-                fields=fields,
-                reason=reason,
-                query=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
-            )
-        ],
+    """One audit record of a subscription's life, created and ended by staff, appended now."""
+    audit_append(engine, [_record(sub, action, decision=decision, staff=staff, rows=rows, fields=fields,
+                                  reason=reason, detail=detail)])  # fmt: skip
+
+
+def _record(
+    sub: Subscription,
+    action: str,
+    *,
+    decision: str = "allow",
+    staff: str | None = None,
+    rows: int = 0,
+    fields: list[str] | None = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """The audit record of a subscription's event; a delivery's names the app, the fields it
+    released and the rows it wrote."""
+    return AuditRecord(
+        at=utc_now(),
+        request_id=secrets.token_hex(16),
+        actor_kind="staff" if staff else "app",
+        method="DELIVER" if action == "subscription.deliver" else "CLI",
+        path=f"/subscriptions/{sub.id}",
+        action=action,
+        decision=decision,
+        status=200 if decision == "allow" else 403,
+        row_count=rows,
+        app_id=sub.app_id,
+        staff=staff,
+        dataset_code=sub.dataset_code,
+        fields=fields,
+        reason=reason,
+        query=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
     )
 
 
@@ -360,7 +372,15 @@ def _start(engine: sa.Engine, sub: Subscription, run_id: str | None) -> int:
     return int(result.inserted_primary_key[0])
 
 
-def _finish(engine: sa.Engine, sub: Subscription, attempt: int, status: str, **values: Any) -> dict[str, Any]:
+def _finish(
+    engine: sa.Engine,
+    sub: Subscription,
+    attempt: int,
+    status: str,
+    audit: AuditRecord | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Record the attempt's result, and its audit record in the same hub transaction."""
     d = tables.subscription_deliveries
     row = {
         "from_snapshot": values.get("from_snapshot"),
@@ -372,10 +392,12 @@ def _finish(engine: sa.Engine, sub: Subscription, attempt: int, status: str, **v
         "finished_at": utc_now(),
         "error": values.get("error"),
     }
+    if audit is not None:
+        ensure_head(engine)
     with engine.begin() as conn:
         conn.execute(d.update().where(d.c.id == attempt).values(**row))
         changes: dict[str, Any] = {"last_error": values.get("error")}
-        if status == "success":
+        if status in ("success", "recovered"):
             changes |= {
                 "last_snapshot_id": values["to_snapshot"],
                 "projection_sha256": values["projection_sha256"],
@@ -383,6 +405,8 @@ def _finish(engine: sa.Engine, sub: Subscription, attempt: int, status: str, **v
             }
         s = tables.subscriptions
         conn.execute(s.update().where(s.c.id == sub.id).values(**changes))
+        if audit is not None:
+            append_in(conn, [audit])
         done = conn.execute(sa.select(d).where(d.c.id == attempt)).one()
     return {k: (as_utc(v).isoformat() if isinstance(v, dt.datetime) else v) for k, v in done._mapping.items()}
 
@@ -402,12 +426,15 @@ def deliver(
     run_id: str | None = None,
     fault: Hook | None = None,
 ) -> dict[str, Any]:
-    """Deliver what changed since the last delivery (see the module docstring); the delivery
+    """Deliver what changed since the last delivery (see the module docstring); the attempt's
     record. ``full`` reloads a mirror whole. ``run_id`` names the attempt (the Airflow run).
     Without a ``target_url`` (its connection ref is not configured: ``missing`` says how to) the
-    attempt stops.
-    ``fault`` is called at named points (``before_target_commit``, ``after_target_commit``) by
-    the tests."""
+    attempt stops. ``fault`` is called at named points (``before_target_commit``,
+    ``after_target_commit``) by the tests.
+
+    An attempt's status: ``success`` (it wrote), ``current`` (nothing new), ``recovered`` (it
+    wrote nothing, but found in the target a delivery that an earlier attempt committed and did
+    not live to record: recorded and audited now), ``stopped``, ``failed``."""
     sub = get(engine, subscription_id)
     if full and sub.mode != "mirror":
         raise HubError("bad_subscription", why="a full reload is for mirror subscriptions")
@@ -415,8 +442,8 @@ def deliver(
     shared = [t for t in sharing.shared_tables(engine, sub.app_id, policy) if t.code == sub.dataset_code]
     if sub.status != "active" or not shared:
         why = f"subscription ended: {sub.ended_reason}" if sub.status != "active" else NO_GRANT
-        _audit(engine, sub, "subscription.deliver", decision="deny", reason="subscription_stopped")
-        return _finish(engine, sub, attempt, "stopped", error=why)
+        refused = _record(sub, "subscription.deliver", decision="deny", reason="subscription_stopped")
+        return _finish(engine, sub, attempt, "stopped", refused, error=why)
     if not target_url:
         why = f"the target's connection ref {sub.target_ref!r} is not configured on the hub"
         return _finish(engine, sub, attempt, "stopped", error=f"{why}; {missing}".rstrip("; "))
@@ -436,8 +463,8 @@ def deliver(
             # where the target says it is wins: the hub may have died after the target committed
             number, delivered = _delivered(conn, book, sub.id)
             reload = sub.mode == "mirror" and (full or sha != (sub.projection_sha256 or sha))
-            status = "current" if delivered == latest and not reload else "success"
-            if status == "success":
+            wrote = delivered != latest or reload
+            if wrote:
                 changes = sharing.diff(lake, table, None if reload else delivered, latest)
                 data = _data_table(md, sub.target_table, changes.inserted.schema, sub.mode)
                 _prepare(conn, data, reload=reload)
@@ -448,26 +475,44 @@ def deliver(
                     fault("before_target_commit")
         if fault is not None:
             fault("after_target_commit")
+        # a delivery the target has and the hub never recorded (its attempt died after the commit)
+        recovered = {"inserted": 0, "updated": 0, "deleted": 0}
+        if delivered is not None and delivered != sub.last_snapshot_id:
+            since = sub.last_snapshot_id if sha == sub.projection_sha256 else None
+            recovered = sharing.diff(lake, table, since, delivered).counts
     except Exception as exc:
         _finish(engine, sub, attempt, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     finally:
         target.dispose()
-    if status == "current":
+    total = {k: counts[k] + recovered[k] for k in counts}
+    if not wrote and delivered == sub.last_snapshot_id:
         return _finish(engine, sub, attempt, "current", from_snapshot=latest, to_snapshot=latest)
-    before = None if reload else delivered
-    detail = {"attempt": attempt, "from_snapshot": before, "to_snapshot": latest, "run_id": run_id, **counts}
-    rows = sum(counts.values())
-    _audit(engine, sub, "subscription.deliver", rows=rows, fields=_released(table.projection), detail=detail)
+    status = "success" if wrote else "recovered"
+    start = None if reload else sub.last_snapshot_id
+    detail: dict[str, Any] = {
+        "attempt": attempt,
+        "from_snapshot": start,
+        "to_snapshot": latest,
+        "run_id": run_id,
+    }
+    detail |= total
+    if any(recovered.values()):
+        detail["recovered"] = {"to_snapshot": delivered, **recovered}
+    rows = sum(total.values())
+    record = _record(
+        sub, "subscription.deliver", rows=rows, fields=_released(table.projection), detail=detail
+    )
     return _finish(
         engine,
         sub,
         attempt,
-        "success",
-        from_snapshot=before,
+        status,
+        record,
+        from_snapshot=start,
         to_snapshot=latest,
         projection_sha256=sha,
-        **counts,
+        **total,
     )
 
 

@@ -111,3 +111,35 @@ def test_the_accessibility_check_catches_violations(page) -> None:
     with pytest.raises(AssertionError) as e:
         check_accessibility(page)
     assert "label" in str(e.value) and "color-contrast" in str(e.value)
+
+
+def test_the_subscription_pages_have_no_serious_accessibility_violation(live: Live, page) -> None:
+    import datetime as dt
+
+    from catalog.access import app_registry
+    from catalog.db import tables
+
+    engine = live.hub.engine
+    app, _secret = app_registry.register_app(engine, "订阅无障碍检查", "ZGJ")
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        sub_id = conn.execute(
+            tables.subscriptions.insert().values(
+                app_id=app.app_id, dataset_code="SCJ-LIC", target_ref="zgj_db", target_table="licences",
+                mode="mirror", status="active", created_at=now, created_by="test", key_secret="00" * 32,
+                last_error="OperationalError: connection refused",
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        for status, error in (("success", None), ("failed", "OperationalError: connection refused")):
+            conn.execute(
+                tables.subscription_deliveries.insert().values(
+                    subscription_id=sub_id, from_snapshot=None, to_snapshot=1, inserted=50, updated=0,
+                    deleted=0, status=status, started_at=now, finished_at=now, error=error,
+                    run_id="manual__1",
+                )
+            )  # fmt: skip
+    sign_in(page, live, "zgj_app")
+    for path in ("/portal/subscriptions", f"/portal/subscriptions/{sub_id}", "/portal/sharing"):
+        page.goto(f"{live.url}{path}")
+        assert page.locator("h1").count() == 1
+        check_accessibility(page)

@@ -63,6 +63,7 @@ i18n.register(
         "subs.delivery.stopped": ("已停止", "stopped"),
         "subs.delivery.running": ("进行中", "running"),
         "subs.delivery.interrupted": ("中断", "interrupted"),
+        "subs.delivery.recovered": ("已补记", "recorded after a crash"),
     }
 )
 register_nav(

@@ -125,7 +125,8 @@ def test_deliveries_keep_the_target_exact_through_changes_crashes_and_revocation
     hub.rephone(range(1, 11), at=dt.datetime(2026, 11, 4, 9, 0))  # only an ungranted field changes
     hub.sync()
     before = _changes(url)
-    assert both()["mirror"]["updated"] == 0 and _changes(url) == before
+    fourth = both()
+    assert fourth["mirror"]["updated"] == 0 and _changes(url) == before
 
     # a crash after the target committed, before the hub recorded it: the retry applies nothing twice
     hub.change(range(4, 7), at=dt.datetime(2026, 11, 5, 9, 0), version=2)
@@ -147,10 +148,12 @@ def test_deliveries_keep_the_target_exact_through_changes_crashes_and_revocation
         with pytest.raises(Crash):
             _deliver(hub, sub, url, tmp_path, fault=crash_at("after_target_commit"))
     retried = both()
-    assert retried["mirror"]["status"] == "current" and _mirror(url) == _expected(hub)
+    assert retried["mirror"]["status"] == "recovered" and _mirror(url) == _expected(hub)
+    recovered = retried["mirror"]  # recorded from the hub's last known snapshot, with the rows it wrote
+    assert (recovered["updated"], recovered["from_snapshot"]) == (3, fourth["mirror"]["to_snapshot"])
     assert len([c for c in _changes(url) if c[0] in (4, 5, 6) and c[2] != "insert"]) == 6  # not 12
     history = subscriptions.history(hub.engine, subs["mirror"].id)
-    assert [h["status"] for h in history[:3]] == ["current", "failed", "failed"]
+    assert [h["status"] for h in history[:3]] == ["recovered", "failed", "failed"]
     assert "Crash: after_target_commit" in history[1]["error"]
 
     # the grant ends: delivery stops, says why, and writes nothing
@@ -280,6 +283,18 @@ def test_both_departments_see_a_subscription_and_nobody_else(tmp_path: Path) -> 
     assert hub.client.get("/api/v1/subscriptions").status_code == 401
 
 
+def _audited(hub: SharingHub, sub_id: int) -> list[tuple[int, str]]:
+    """(rows, fields) of the audit log's allowed deliveries of a subscription."""
+    from catalog.db import tables
+
+    a = tables.audit
+    q = sa.select(a.c.row_count, a.c.fields).where(
+        a.c.action == "subscription.deliver", a.c.path == f"/subscriptions/{sub_id}", a.c.decision == "allow"
+    )
+    with hub.engine.connect() as conn:
+        return [(int(r[0]), ",".join(r[1] or [])) for r in conn.execute(q)]
+
+
 def _cli_deliver(hub: SharingHub, sub_id: int, url: str, tmp: Path, fault: str | None = None) -> Any:
     """``sharehub subscriptions deliver`` in a process of its own, killed (SIGKILL) at ``fault``."""
     import os
@@ -333,10 +348,15 @@ def test_a_delivery_killed_mid_way_and_retried_leaves_the_target_exact(
             again = _cli_deliver(hub, sub.id, url, tmp_path)
             assert again.returncode == 0, again.stderr
             statuses = [h["status"] for h in subscriptions.history(hub.engine, sub.id)[:2]]
-            healed = "current" if point.endswith("after_target_commit") else "success"
+            healed = "recovered" if point.endswith("after_target_commit") else "success"
             assert statuses == [healed, "interrupted"]
         assert _mirror(url) == _expected(hub)
         version += 5
+    # every delivered row audited exactly once, whichever attempt recorded it: 50, then 5 + 2 twice
+    for sub in subs:
+        audited = _audited(hub, sub.id)
+        assert sum(r for r, _f in audited) == 50 + 2 * 7
+        assert {f for _r, f in audited} == {f"{CODE}.pid,{CODE}.name:masked,{CODE}.amount"}
     # the append table holds every change exactly once: 50 + 2×2 inserts, 2×5 updates (two rows each)
     changes = _changes(url)
     assert len([c for c in changes if c[2] == "insert"]) == 54
