@@ -528,10 +528,13 @@ def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
             expected = sharing.change_id(t, before, int(after))
     if expected != file_id:
         raise HubError("sharing_file_expired")
-    path = _cache(hub) / f"{file_id}.parquet"
-    if not path.is_file():
+    # from the cache, or written again when this process's cache lacks it (another replica
+    # handed the link out, the cache was cleared): the same snapshots and projection, the same file
+    if kind == "snapshot":
+        f = sharing.granted_file(_lake(hub), _cache(hub), now[0], int(after))
+    else:
+        f = sharing.change_file(_lake(hub), _cache(hub), now[0], before, int(after))
+    if f.id != file_id:  # cannot happen: the id is derived from the same inputs
         raise HubError("sharing_file_expired")
-    import pyarrow.parquet as pq
-
-    call.row_count = pq.read_metadata(path).num_rows
-    return FileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+    call.row_count = f.rows
+    return FileResponse(f.path, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
