@@ -68,6 +68,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "subscription_not_found": ("subscription {id} not found", "未找到订阅 {id}"),
     "bad_timestamp": ("{value} is not an ISO 8601 timestamp", "{value} 不是 ISO 8601 时间"),
     "sharing_file_expired": ("this file link has expired or is not valid", "文件链接已过期或无效"),
+    "sharing_store_unavailable": (
+        "the shared file could not be put into the object store; nothing was handed out, try again later",
+        "共享文件未能存入对象存储，本次未返回链接，请稍后重试",
+    ),
+    "sharing_links_unavailable": (
+        "pre-signed file links need the lake on S3 (sharing_links = presigned); the operator must "
+        "set sharing_links to auto or hub",
+        "预签名文件链接须使用 S3 数据湖（sharing_links = presigned），"
+        "请运维人员将 sharing_links 设为 auto 或 hub",
+    ),
     "anomaly_throttled": (
         "access to dataset {code} is slowed to {limit} calls per minute while an access anomaly is "
         "reviewed; retry after {retry_after} s",

@@ -1,7 +1,10 @@
-"""The S3 side of the lake through the ``minio`` client: bucket setup, health, pre-signed URLs, retries.
+"""The S3 side of the lake through the ``minio`` client: bucket setup, health, pre-signed URLs,
+whole-file uploads, retries.
 
-Data goes through pyarrow/pyiceberg (``lake.tables``); this module only administers the
-warehouse bucket. Plain arguments in, no settings: the CLI (``sharehub lake``) passes them.
+Table data goes through pyarrow/pyiceberg (``lake.tables``); this module administers the
+warehouse bucket and puts single finished files into it (the Delta Sharing files that
+``catalog.sharing`` hands out by pre-signed URL). Plain arguments in, no settings: the CLI
+(``sharehub lake``) and the API pass them.
 """
 
 from __future__ import annotations
@@ -180,6 +183,43 @@ def presigned_get(client: Minio, bucket: str, key: str, *, expires_s: int) -> st
     if not 1 <= expires_s <= MAX_PRESIGN_EXPIRY_S:
         raise ValueError(f"expiry must be between 1 and {MAX_PRESIGN_EXPIRY_S} seconds, not {expires_s}")
     return client.presigned_get_object(bucket, key, expires=dt.timedelta(seconds=expires_s))
+
+
+def put_file_once(
+    client: Minio,
+    bucket: str,
+    key: str,
+    path: str | os.PathLike[str],
+    *,
+    content_type: str = "application/octet-stream",
+) -> tuple[int, bool]:
+    """Make sure ``bucket/key`` exists: keep an object already there, else upload ``path``.
+
+    For keys that name their content (a digest), so an existing object is the same file and
+    is not written again (no new object version in a versioned bucket). Returns the object's
+    size and whether it was uploaded now. Transient errors are retried; anything else raises
+    :class:`LakeError` saying why, without secrets.
+    """
+    from minio.error import S3Error
+
+    endpoint = endpoint_of(client)
+    what = f"s3://{bucket}/{key} at {endpoint}"
+    try:
+        try:
+            found = with_retries(lambda: client.stat_object(bucket, key), what=f"looking up {what}")
+        except S3Error as exc:
+            if exc.code != "NoSuchKey":
+                raise
+        else:
+            return int(found.size or 0), False
+        size = os.path.getsize(path)
+        with_retries(
+            lambda: client.fput_object(bucket, key, os.fspath(path), content_type=content_type),
+            what=f"uploading {what}",
+        )
+    except Exception as exc:
+        raise LakeError(f"cannot put {what}: {describe_error(exc, endpoint)}") from exc
+    return size, True
 
 
 def is_transient_s3(exc: BaseException) -> bool:

@@ -17,9 +17,9 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     )
     airflow_executor: str = Field(default="LocalExecutor", description="LocalExecutor or CeleryExecutor")
     presign_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
+    # ---- Delta Sharing files (catalog.sharing.links) ------------------------------------------
+    sharing_links: Literal["auto", "hub", "presigned"] = Field(
+        default="auto",
+        description="links to the files a Delta Sharing query hands out: presigned = pre-signed S3 URLs "
+        "(the lake must be on S3), hub = links to the hub, re-checked against the grant at download, "
+        "auto = presigned on an S3 warehouse, hub on a local one",
+    )
+    sharing_link_seconds: int = Field(
+        default=3600, ge=60, le=86_400, description="how long a handed-out Delta Sharing file link works"
+    )
     batch_size: int = Field(default=50_000, ge=100)
     validate_chunk_rows: int = Field(
         default=200_000, ge=1_000, description="rows validated at once (bounds the validate step's memory)"
@@ -243,6 +253,15 @@ class Settings(BaseSettings):
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return v
+
+    @model_validator(mode="after")
+    def _sharing_links_need_s3(self) -> Settings:
+        if self.sharing_links == "presigned" and not self.s3.enabled:
+            raise ValueError(
+                "sharing_links = presigned needs the lake on S3 (set s3.bucket); use auto or hub "
+                "for a local warehouse"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

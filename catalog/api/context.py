@@ -79,6 +79,8 @@ class Settings(Protocol):
     api_body_timeout_seconds: float
     working_days_deadline: int
     objection_answer_working_days: int
+    sharing_links: str
+    sharing_link_seconds: int
 
 
 @dataclass

@@ -86,6 +86,8 @@ HTTP_STATUS: dict[str, int] = {
     "share_not_found": 404,
     "version_not_found": 404,
     "sharing_file_expired": 403,
+    "sharing_store_unavailable": 503,
+    "sharing_links_unavailable": 503,
     "bad_timestamp": 400,
     "bad_subscription": 400,
     "subscription_not_found": 404,

@@ -33,6 +33,7 @@ from lake.s3admin import (
     is_transient_s3,
     minio_client,
     presigned_get,
+    put_file_once,
     with_retries,
 )
 
@@ -220,6 +221,25 @@ def test_presign_expiry_bounds() -> None:
         presigned_get(client, "b-any", "k", expires_s=0)
     with pytest.raises(ValueError, match="between 1 and 604800"):
         presigned_get(client, "b-any", "k", expires_s=7 * 86_400 + 1)
+
+
+# ---- put_file_once -------------------------------------------------------------------------------
+
+
+@s3
+def test_put_file_once_uploads_then_keeps_the_object(client, tmp_path: Path) -> None:
+    bucket = _name()
+    ensure_bucket(client, bucket)
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"first")
+    assert put_file_once(client, bucket, "w/_sharing/f.parquet", path) == (5, True)
+    path.write_bytes(b"second, longer")  # a key that names its content is not written again
+    assert put_file_once(client, bucket, "w/_sharing/f.parquet", path) == (5, False)
+    assert client.get_object(bucket, "w/_sharing/f.parquet").data == b"first"
+    versions = list(client.list_objects(bucket, prefix="w/_sharing/", include_version=True))
+    assert len(versions) == 1
+    with pytest.raises(LakeError, match=r"cannot put s3://b-no-such-bucket-x/k at .*NoSuchBucket"):
+        put_file_once(client, "b-no-such-bucket-x", "k", path)
 
 
 # ---- retries -------------------------------------------------------------------------------------

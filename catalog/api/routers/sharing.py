@@ -5,19 +5,24 @@ The recipient is an app, authenticated by its access token or by a recipient tok
 profile (:mod:`catalog.sharing.recipients`). What it sees is :func:`catalog.sharing.files.shared_tables`:
 its active grants on datasets shared by file whose grade allows bulk access. ``query`` hands
 out, per grant and snapshot, a Parquet file of the granted fields with masked fields masked,
-through a link to this API that expires (``/api/v1/delta-sharing/files/<sealed>``); the curated
-data files are never exposed. Every call is audited like any other, with the dataset, the
-fields released and the rows the handed-out files hold; every file download is audited too.
-Responses are the protocol's parquet format (``responseformat=parquet``).
+through a link that expires: a link to this API (``/api/v1/delta-sharing/files/<sealed>``) or,
+on an S3 warehouse, a pre-signed S3 URL (:mod:`catalog.sharing.links`, setting
+``sharing_links``); the curated data files are never exposed. Every call is audited like any
+other, with the dataset, the fields released, the rows the handed-out files hold and the kind
+of link (``query``: ``{"links": "hub" | "presigned", ...}``); every download through the hub is
+audited too. Responses are the protocol's parquet format (``responseformat=parquet``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,12 +42,12 @@ from catalog.api.cursors import BadCursor
 from catalog.api.errors_doc import errors
 from catalog.errors import HubError
 from catalog.sharing import files as sharing
-from catalog.sharing import recipients
+from catalog.sharing import links, recipients
 
 router = APIRouter(prefix="/api/v1/delta-sharing", tags=["delta sharing"])
 
-#: how long a handed-out file link works
-FILE_URL_TTL_S = 3600
+#: how long a handed-out file link works unless the settings say (``sharing_link_seconds``)
+FILE_URL_TTL_S = links.DEFAULT_SECONDS
 _NDJSON = "application/x-ndjson; charset=utf-8"
 _VERSION_HEADER = {"Delta-Table-Version": {"schema": {"type": "integer"}, "description": "the table version"}}
 #: what the listing endpoints can answer besides 200
@@ -53,20 +58,45 @@ _LINES = {
     200: {"content": {"application/x-ndjson": {}}, "headers": _VERSION_HEADER, "description": "NDJSON lines"},
 }
 _SHARE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "sharehub:share"))
-_LAKES: dict[int, Any] = {}
+#: per hub (by id, with a weak reference that tells a live hub from a dead one whose id was
+#: reused): its lake and, on S3 with pre-signed links, its shared-files store
+_OPENED: dict[int, tuple[weakref.ref[Hub], dict[str, Any]]] = {}
 _LAKE_LOCK = threading.Lock()
+
+
+def _opened(hub: Hub) -> dict[str, Any]:
+    with _LAKE_LOCK:
+        for key in [k for k, (ref, _) in _OPENED.items() if ref() is None]:
+            del _OPENED[key]
+        hit = _OPENED.get(id(hub))
+        if hit is None or hit[0]() is not hub:
+            hit = _OPENED[id(hub)] = (weakref.ref(hub), {})
+        return hit[1]
 
 
 def _lake(hub: Hub) -> Any:
     """The lake of this hub (opened once per process)."""
+    opened = _opened(hub)
     with _LAKE_LOCK:
-        lake = _LAKES.get(id(hub))
+        lake = opened.get("lake")
         if lake is None:
             from lake import open_lake
 
             s: Any = hub.settings
-            lake = _LAKES[id(hub)] = open_lake(s.hub_db_url, s.warehouse, s3=s.s3_options())
+            lake = opened["lake"] = open_lake(s.hub_db_url, s.warehouse, s3=s.s3_options())
         return lake
+
+
+def _s3_files(hub: Hub) -> links.S3Files | None:
+    """Where pre-signed files go, or None when the hub hands out its own links."""
+    if links.link_kind(hub.settings) != "presigned":
+        return None
+    opened = _opened(hub)
+    with _LAKE_LOCK:
+        store: links.S3Files | None = opened.get("s3_files")
+        if store is None:
+            store = opened["s3_files"] = links.S3Files.from_settings(hub.settings)
+        return store
 
 
 def _cache(hub: Hub) -> Path:
@@ -304,29 +334,71 @@ async def query_table(
     if body.get("startingVersion") is not None or body.get("endingVersion") is not None:
         raise HubError("bad_document", why="startingVersion queries are not supported yet; use version")
 
-    def work() -> tuple[sharing.SharedTable, sharing.Version, sharing.GrantedFile]:
+    def work() -> tuple[sharing.SharedTable, sharing.Version, sharing.GrantedFile, _Handed]:
         t = _table(hub, call, app_id, share, schema, table)
         lake = _lake(hub)
         found = sharing.versions(lake, t.code)
         version = sharing.pick(found, t.name, version=body.get("version"), timestamp=body.get("timestamp"))
-        return t, version, sharing.granted_file(lake, _cache(hub), t, version.snapshot_id)
+        f = sharing.granted_file(lake, _cache(hub), t, version.snapshot_id)
+        return t, version, f, _hand_out(hub, request, f, t, app_id, None, version.snapshot_id)
 
-    t, version, f = await hub.run_db(work)
-    url, expires = _link(hub, request, f, t, app_id, None, version.snapshot_id)
+    t, version, f, handed = await hub.run_db(work)
     file_action = {
         "file": {
-            "url": url,
+            "url": handed.url,
             "id": f.id,
             "partitionValues": {},
-            "size": f.size,
+            "size": handed.size,
             "stats": json.dumps({"numRecords": f.rows}),
             "version": version.number,
             "timestamp": round(version.committed_at.timestamp() * 1000),
-            "expirationTimestamp": expires,
+            "expirationTimestamp": handed.expires_ms,
         }
     }
     _released(call, t.projection, f.rows)
+    _handed_out(call, handed.kind, handed.expires_ms, version=version.number, file=f.id)
     return _ndjson([*_protocol_and_metadata(t, sharing.schema_string(f.schema)), file_action], version.number)
+
+
+@dataclass(frozen=True)
+class _Handed:
+    """A link handed out for one file."""
+
+    kind: links.LinkKind
+    url: str
+    expires_ms: int  # the protocol's expirationTimestamp
+    size: int  # of the file as the link serves it
+
+
+def _hand_out(
+    hub: Hub,
+    request: Request,
+    f: sharing.GrantedFile,
+    t: sharing.SharedTable,
+    app_id: str,
+    before: int | None,
+    after: int,
+) -> _Handed:
+    """The link to ``f`` the settings ask for (``sharing_links``): a pre-signed S3 URL of the
+    file put into the lake bucket, or the hub's own sealed link."""
+    seconds = links.link_seconds(hub.settings)
+    store = _s3_files(hub)
+    if store is not None:
+        p = store.hand_out(f, seconds)
+        return _Handed("presigned", p.url, p.expires_ms, p.size)
+    url, expires_ms = _link(hub, request, f, t, app_id, before, after, seconds)
+    return _Handed("hub", url, expires_ms, f.size)
+
+
+def _handed_out(call: Any, kind: links.LinkKind, expires_ms: int | None, **what: Any) -> None:
+    """Record in the call's audit record the kind of link handed out and when it expires: a
+    pre-signed URL is never seen by the hub again, so this record is all there is of it."""
+    doc: dict[str, Any] = {"links": kind, **what}
+    if expires_ms is not None:
+        doc["expires"] = (
+            dt.datetime.fromtimestamp(expires_ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+        )
+    call.query = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _link(
@@ -337,10 +409,11 @@ def _link(
     app_id: str,
     before: int | None,
     after: int,
+    seconds: int = FILE_URL_TTL_S,
 ) -> tuple[str, int]:
-    """A link to ``f`` that works for FILE_URL_TTL_S (and its expiry in ms): sealed by the hub,
+    """A link to ``f`` that works for ``seconds`` (and its expiry in ms): sealed by the hub,
     naming the file, the dataset, the app and the snapshots it was made from."""
-    expires = int(time.time()) + FILE_URL_TTL_S
+    expires = int(time.time()) + seconds
     kind = "snapshot" if before is None and f.id == sharing.file_id(t, after) else "changes"
     sealed = hub.cursors.seal([kind, f.id, t.code, app_id, expires, before, after], "delta-sharing-file")
     return f"{str(request.base_url).rstrip('/')}/api/v1/delta-sharing/files/{sealed}", expires * 1000
@@ -388,31 +461,35 @@ def table_changes(
         end = found[-1].number
     if start >= len(found) or end >= len(found) or end < start:
         raise HubError("version_not_found", table=t.name, version=f"{start}..{end}")
+    kind = links.link_kind(hub.settings)
     lines = []
     rows = 0
+    last_expiry: int | None = None  # of the links handed out: the last one to stop working
     for v in found[start : end + 1]:
         prev = found[v.number - 1].snapshot_id if v.number > 0 else None
         f = sharing.change_file(lake, _cache(hub), t, prev, v.snapshot_id)
         if not f.rows:
             continue
-        url, expires = _link(hub, request, f, t, app_id, prev, v.snapshot_id)
+        handed = _hand_out(hub, request, f, t, app_id, prev, v.snapshot_id)
+        last_expiry = max(last_expiry or 0, handed.expires_ms)
         rows += f.rows
         lines.append(
             {
                 "cdf": {
-                    "url": url,
+                    "url": handed.url,
                     "id": f.id,
                     "partitionValues": {},
-                    "size": f.size,
+                    "size": handed.size,
                     "timestamp": round(v.committed_at.timestamp() * 1000),
                     "version": v.number,
-                    "expirationTimestamp": expires,
+                    "expirationTimestamp": handed.expires_ms,
                 }
             }
         )
     snapshot_file = sharing.granted_file(lake, _cache(hub), t, found[end].snapshot_id)
     head = _protocol_and_metadata(t, sharing.schema_string(snapshot_file.schema))
     _released(call, t.projection, rows)
+    _handed_out(call, kind, last_expiry, versions=f"{start}..{end}", files=len(lines))
     return _ndjson([*head, *lines], found[end].number)
 
 
@@ -420,12 +497,13 @@ def table_changes(
     "/files/{sealed}",
     response_class=FileResponse,
     responses={**errors(403), 200: {"content": {"application/octet-stream": {}}, "description": "Parquet"}},
-    summary="A file handed out by a query (pre-signed link)",
+    summary="A file handed out by a query (hub link)",
 )
 def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
-    """The link a query handed out, until it expires. The link is the credential (as S3's
-    pre-signed URLs are): sealed by the hub, naming the file, the dataset, the app and the expiry.
-    Re-checked at download: the app must still hold the grant (a revoked grant stops the links
+    """The hub link a query handed out (``sharing_links`` hub, or auto on a local warehouse),
+    until it expires. The link is the credential (as S3's pre-signed URLs are): sealed by the
+    hub, naming the file, the dataset, the app and the expiry. Unlike a pre-signed URL it is
+    re-checked at download: the app must still hold the grant (a revoked grant stops the links
     handed out before)."""
     call.action = "sharing.file"
     try:
@@ -450,10 +528,13 @@ def download(sealed: str, hub: HubDep, call: CallDep) -> Response:
             expected = sharing.change_id(t, before, int(after))
     if expected != file_id:
         raise HubError("sharing_file_expired")
-    path = _cache(hub) / f"{file_id}.parquet"
-    if not path.is_file():
+    # from the cache, or written again when this process's cache lacks it (another replica
+    # handed the link out, the cache was cleared): the same snapshots and projection, the same file
+    if kind == "snapshot":
+        f = sharing.granted_file(_lake(hub), _cache(hub), now[0], int(after))
+    else:
+        f = sharing.change_file(_lake(hub), _cache(hub), now[0], before, int(after))
+    if f.id != file_id:  # cannot happen: the id is derived from the same inputs
         raise HubError("sharing_file_expired")
-    import pyarrow.parquet as pq
-
-    call.row_count = pq.read_metadata(path).num_rows
-    return FileResponse(path, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+    call.row_count = f.rows
+    return FileResponse(f.path, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

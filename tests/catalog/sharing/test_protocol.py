@@ -130,6 +130,33 @@ def test_revoking_the_grant_stops_queries_and_the_links_already_handed_out(hub: 
     assert hub.client.get(link[:-4] + "AAAA").status_code == 403
 
 
+def test_a_link_works_where_the_file_is_not_cached(hub: SharingHub, tmp_path: Path) -> None:
+    """Another API replica (its own var dir), or a cleared cache: the link still gives the file."""
+    token = hub.token("统计分析")
+    hub.grant("统计分析", ["pid", "name"])
+    hub.change(range(1, 4), at=dt.datetime(2026, 11, 2, 9, 0), version=1)
+    hub.sync()
+    query = _lines(hub.client.post(f"{TABLE}/query", json={"version": 0}, headers=_auth(token)))
+    changes = _lines(hub.client.get(f"{TABLE}/changes?startingVersion=0", headers=_auth(token)))
+    (cdf,) = [c["cdf"] for c in changes if "cdf" in c]  # version 1 changed nothing the grant shows
+    assert cdf["version"] == 0
+    cached = sorted((tmp_path / "var" / "sharing").glob("*.parquet"))
+    assert cached
+    for path in cached:
+        path.unlink()
+    for url, columns in (
+        (query[-1]["file"]["url"], ["pid", "name"]),
+        (cdf["url"], ["pid", "name", "_change_type"]),
+    ):
+        r = hub.client.get(url.split("testserver", 1)[1])
+        assert r.status_code == 200, r.text
+        data = pq.read_table(io.BytesIO(r.content))
+        assert data.column_names == columns and data.num_rows == 50
+    assert {f"{query[-1]['file']['id']}.parquet", f"{cdf['id']}.parquet"} <= {
+        p.name for p in (tmp_path / "var" / "sharing").glob("*.parquet")
+    }
+
+
 def test_a_changed_grant_gets_a_new_file_and_other_apps_see_nothing(hub: SharingHub) -> None:
     token = hub.token("统计分析")
     hub.grant("统计分析", ["pid", "name"])
