@@ -5,7 +5,6 @@ runs it whenever the list is published)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,11 @@ def subscribe(engine: sa.Engine, settings: Any, app_id: str, *, in_process: bool
     second demo run reuses the subscription) and deliver it now."""
     from catalog.directory.grades import policy_of
     from catalog.sharing import subscriptions
-    from sharehub.settings import get_settings
 
     database = (Path(settings.var_dir) / "demo-subscriber.db").resolve()
-    # a connection ref like any other: the Airflow task processes inherit it from the environment
-    os.environ[f"SHAREHUB_CONNECTIONS__{TARGET_REF.upper()}"] = f"sqlite:///{database}"
-    get_settings.cache_clear()
+    # a connection ref like any other (run_dag hands the settings' connections to the task)
+    connections = {**settings.connections, TARGET_REF: f"sqlite:///{database}"}
+    settings = settings.model_copy(update={"connections": connections})
     found = [
         s
         for s in subscriptions.list_subscriptions(engine, app_id=app_id)
@@ -54,16 +52,16 @@ def subscribe(engine: sa.Engine, settings: Any, app_id: str, *, in_process: bool
     ]
     sub = found[0] if found else subscriptions.subscribe(
         engine, app_id, DATASET, target_ref=TARGET_REF, target_table=TARGET_TABLE, mode="mirror",
-        by="demo", policy=policy_of(get_settings()),
+        by="demo", policy=policy_of(settings),
     )  # fmt: skip
     if in_process:
         from sharehub.pipeline.delivery import deliver
 
-        done = deliver(sub.id, "demo")
+        done = deliver(sub.id, "demo", settings=settings)
     else:
         from sharehub.airflow.env import run_dag
 
-        run = run_dag(f"deliver__{sub.id}__{DATASET}")
+        run = run_dag(f"deliver__{sub.id}__{DATASET}", settings=settings)
         run.check()
         done = subscriptions.history(engine, sub.id)[0]
     return DemoSubscription(sub.id, database, TARGET_TABLE, done)

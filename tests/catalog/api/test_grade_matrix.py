@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -150,11 +151,13 @@ def test_grade_share_and_request_kind(hub: ApiHub, grade: str, share: str) -> No
             assert active[0]["valid_until"] is None
         else:
             last = dt.datetime.fromisoformat(active[0]["valid_until"]).date()
-            assert last == dt.date.today() + dt.timedelta(
-                days=longest
-            ) or last == dt.date.today() + dt.timedelta(
-                days=longest - 1
-            )  # the day in Beijing may be ahead of UTC's
+            # periods are counted in Beijing's days, which run 8 hours ahead of UTC's (this failed
+            # every evening UTC while it counted from the machine's date)
+            beijing = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+            assert last - beijing in (dt.timedelta(days=longest), dt.timedelta(days=longest - 1)), (
+                last,
+                beijing,
+            )
 
     # 3. a record without the purpose headers, then with them
     r = hub.client.get(f"/api/v1/datasets/{c}/records", params={"id": "1"}, headers=app)

@@ -158,23 +158,9 @@ def test_demo_access_calls_work_on_synced_hub(hub_env: dict[str, Any]) -> None:
     assert sum(line.startswith("curl") for line in lines) == len(again.calls) + 1
 
 
-def test_demo_exchange_profile_and_subscription(
-    hub_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_demo_exchange_profile_and_subscription(hub_env: dict[str, Any]) -> None:
     """What `make demo` prints for exchange: a recipient profile, and a subscription delivered into a
     second SQLite database, holding the court's list with the ID numbers masked as the API masks them."""
-    settings = hub_env["settings"]
-    monkeypatch.setenv("SHAREHUB_VAR_DIR", str(settings.var_dir))
-    monkeypatch.setenv("SHAREHUB_CONNECTIONS__DEMO_SUBSCRIBER", "")  # undone afterwards, as subscribe sets it
-    from sharehub.settings import get_settings
-
-    try:
-        _demo_exchange(hub_env)
-    finally:
-        get_settings.cache_clear()  # subscribe refreshed the settings from this test's environment
-
-
-def _demo_exchange(hub_env: dict[str, Any]) -> None:
     from catalog.masking import mask
     from sharehub.demo import access as demo_access
     from sharehub.demo import exchange
