@@ -423,6 +423,21 @@ class Lake:
         scan = self._scan(table, snapshot_id, row_filter, columns)
         return restore(scan.to_arrow(), _declared(table))
 
+    def read_as_now(self, zone: str, dataset_code: str, *, snapshot_id: int, columns: list[str]) -> pa.Table:
+        """The rows of snapshot ``snapshot_id`` seen through the table's *current* schema, as
+        Iceberg's schema evolution defines them: a column added after that snapshot reads as
+        null (``read`` uses the snapshot's own schema and refuses a column it lacks)."""
+        from pyiceberg.io.pyarrow import ArrowScan
+
+        table = self.load_table(zone, dataset_code)
+        scan = self._scan(table, snapshot_id, None, None)
+        try:
+            projected = table.schema().select(*columns)
+        except ValueError as exc:
+            raise LakeError(f"bad read of {table.name()}: {exc}") from exc
+        reader = ArrowScan(table.metadata, table.io, projected, scan.row_filter, scan.case_sensitive)
+        return restore(reader.to_table(scan.plan_files()), _declared(table)).select(columns)
+
     def read_batches(
         self,
         zone: str,

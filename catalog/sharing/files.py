@@ -246,7 +246,7 @@ def granted_file(lake: Any, cache: Path, table: SharedTable, snapshot_id: int) -
     path = _cached(cache, fid)
     if not path.is_file():
         p = table.projection
-        data = lake.read("curated", p.code, snapshot_id=snapshot_id, columns=list(p.fields))
+        data = lake.read_as_now("curated", p.code, snapshot_id=snapshot_id, columns=list(p.fields))
         _write(project(p, data), path)
     return _described(fid, path)
 
@@ -312,11 +312,11 @@ def diff(lake: Any, table: SharedTable, before: int | None, after: int) -> Diff:
     p = table.projection
     key = list(table.dataset.spec.primary_key)
     columns = list(dict.fromkeys([*key, *p.fields]))
-    new = lake.read("curated", p.code, snapshot_id=after, columns=columns)
+    new = lake.read_as_now("curated", p.code, snapshot_id=after, columns=columns)
     if before is None:
         old = new.schema.empty_table()
-    else:
-        old = lake.read("curated", p.code, snapshot_id=before, columns=columns).cast(new.schema)
+    else:  # through today's schema: a column added since reads as null
+        old = lake.read_as_now("curated", p.code, snapshot_id=before, columns=columns).cast(new.schema)
     ks = [f"k{i}" for i in range(len(key))]
     fs = list(p.fields)
 

@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from catalog.access import disclosure
 from catalog.audit.chain import AuditRecord
@@ -104,15 +106,28 @@ def subscribe(
     now: dt.datetime | None = None,
 ) -> Subscription:
     """A new subscription. Refused unless the app may read the dataset in bulk now
-    (``share_not_found``), with a bad mode or table name (``bad_subscription``)."""
+    (``share_not_found``), with a bad mode or table name, a ref that is a department's source,
+    or a target table another active subscription writes (``bad_subscription``). Refs are
+    stored in lower case, as the settings hold them."""
     if mode not in MODES:
         raise HubError("bad_subscription", why=f"mode must be one of {', '.join(MODES)}")
-    if not _valid_name(target_table) or target_table.startswith("_sharehub"):
+    if not _valid_name(target_table) or target_table.lower().startswith("_sharehub"):
         raise HubError("bad_subscription", why="the target table needs a plain name (letters, digits, _)")
-    if not _valid_name(target_ref.lower()):
+    target_ref = target_ref.lower()
+    if not _valid_name(target_ref):
         raise HubError("bad_subscription", why="the target is a connection ref (letters, digits, _)")
+    if target_ref in _source_refs(engine):
+        raise HubError(
+            "bad_subscription", why=f"{target_ref} is a department's source connection, not a consumer's"
+        )
     if not any(t.code == dataset_code for t in sharing.shared_tables(engine, app_id, policy)):
         raise HubError("share_not_found", name=dataset_code)
+    for other in list_subscriptions(engine):
+        same = (other.target_ref.lower(), other.target_table.lower()) == (target_ref, target_table.lower())
+        if other.status == "active" and same:
+            raise HubError(
+                "bad_subscription", why=f"subscription {other.id} already writes {target_ref}.{target_table}"
+            )
     t = tables.subscriptions
     with engine.begin() as conn:
         result = conn.execute(
@@ -155,6 +170,13 @@ def end(
         )
     _audit(engine, sub, "subscription.end", staff=by, detail={"reason": reason.strip()[:500]})
     return get(engine, subscription_id)
+
+
+def _source_refs(engine: sa.Engine) -> set[str]:
+    """The connection refs the directory's datasets read their sources from."""
+    from catalog.directory import store
+
+    return {str(getattr(d.spec.source, "connection", "")).lower() for d in store.list_datasets(engine)}
 
 
 def get(engine: sa.Engine, subscription_id: int) -> Subscription:
@@ -216,6 +238,8 @@ def history(engine: sa.Engine, subscription_id: int) -> list[dict[str, Any]]:
 
 # ---- the target's tables -----------------------------------------------------------------
 
+OWNERS = "_sharehub_tables"
+
 
 def _sql_type(t: pa.DataType) -> Any:
     if pa.types.is_boolean(t):
@@ -223,18 +247,21 @@ def _sql_type(t: pa.DataType) -> Any:
     if pa.types.is_integer(t):
         return sa.BigInteger()
     if pa.types.is_floating(t):
-        return sa.Float()
+        return sa.Double()  # MariaDB's FLOAT is 4 bytes
     if pa.types.is_decimal(t):
         return sa.Numeric(t.precision, t.scale)
     if pa.types.is_date(t):
         return sa.Date()
     if pa.types.is_timestamp(t):
-        return sa.DateTime()
+        return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")  # microseconds
     return sa.Text()
 
 
-def _bookkeeping(md: sa.MetaData) -> sa.Table:
-    return sa.Table(
+def _bookkeeping(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The target's own bookkeeping: the deliveries (subscription, number, snapshot) and the
+    tables the hub made there, each for one subscription (a table it did not make is never
+    touched)."""
+    book = sa.Table(
         BOOKKEEPING,
         md,
         sa.Column("subscription_id", sa.Integer, primary_key=True),
@@ -242,6 +269,13 @@ def _bookkeeping(md: sa.MetaData) -> sa.Table:
         sa.Column("snapshot_id", sa.BigInteger, nullable=False),
         sa.Column("delivered_at", sa.DateTime, nullable=False),
     )
+    owners = sa.Table(
+        OWNERS,
+        md,
+        sa.Column("table_name", sa.String(64), primary_key=True),
+        sa.Column("subscription_id", sa.Integer, nullable=False),
+    )
+    return book, owners
 
 
 def _data_table(md: sa.MetaData, name: str, schema: pa.Schema, mode: str) -> sa.Table:
@@ -259,33 +293,59 @@ def _data_table(md: sa.MetaData, name: str, schema: pa.Schema, mode: str) -> sa.
     )
 
 
-def _prepare(conn: sa.Connection, data: sa.Table, *, reload: bool) -> None:
-    """Make the target table fit what the grant shows now. A mirror being reloaded is emptied,
-    or made anew when its columns differ; an append table gains the columns it lacks (old rows
-    keep what they had; a field no longer granted stays, empty from now on)."""
+def _kind(t: Any) -> str:
+    """What a column holds, to compare a reflected type with a wanted one."""
+    try:
+        python = t.python_type
+    except NotImplementedError:
+        return "?"
+    return "int" if python is bool else python.__name__
+
+
+def _prepare(conn: sa.Connection, data: sa.Table, owners: sa.Table, sub_id: int, *, reload: bool) -> None:
+    """Make the target table fit what the grant shows now — only a table the hub made for this
+    subscription (``_sharehub_tables``): a mirror being reloaded is emptied, or made anew when
+    its columns (names or kinds) differ; an append table gains the columns it lacks and a column
+    that now holds masked text becomes text (old rows keep what they had)."""
+    owner = conn.execute(
+        sa.select(owners.c.subscription_id).where(owners.c.table_name == data.name.lower())
+    ).scalar()
     found = sa.inspect(conn)
-    if not found.has_table(data.name):
+    if owner is not None and owner != sub_id:
+        raise HubError("bad_subscription", why=f"{data.name} belongs to subscription {owner}")
+    if found.has_table(data.name) and owner is None:
+        raise HubError(
+            "bad_subscription", why=f"the target already has a table {data.name} the hub did not make"
+        )
+    if owner is None:
+        conn.execute(owners.insert().values(table_name=data.name.lower(), subscription_id=sub_id))
         data.create(conn)
         return
-    have = {c["name"] for c in found.get_columns(data.name)}
+    have = {c["name"]: _kind(c["type"]) for c in found.get_columns(data.name)}
+    want = {c.name: _kind(c.type) for c in data.columns}
+    differ = [n for n in want if n in have and "?" not in (have[n], want[n]) and have[n] != want[n]]
     if reload:
-        if have == {c.name for c in data.columns}:
+        if set(have) == set(want) and not differ:
             conn.execute(data.delete())
         else:
             data.drop(conn)
             data.create(conn)
         return
-    missing = [c for c in data.columns if c.name not in have]
-    if missing:
-        from alembic.migration import MigrationContext
-        from alembic.operations import Operations
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
 
-        ops = Operations(MigrationContext.configure(conn))
-        for c in missing:
+    ops = Operations(MigrationContext.configure(conn))
+    for c in data.columns:
+        if c.name not in have:
             ops.add_column(data.name, sa.Column(c.name, c.type, nullable=True))
+        elif c.name in differ and want[c.name] == "str" and conn.dialect.name != "sqlite":
+            ops.alter_column(data.name, c.name, type_=sa.Text(), existing_nullable=True)
 
 
 # ---- one delivery ----------------------------------------------------------------------------
+
+
+logger = logging.getLogger(__name__)
 
 
 def _audit(
@@ -377,27 +437,24 @@ def _finish(
     sub: Subscription,
     attempt: int,
     status: str,
+    *,
     audit: AuditRecord | None = None,
     **values: Any,
 ) -> dict[str, Any]:
-    """Record the attempt's result, and its audit record in the same hub transaction."""
+    """Record the attempt's result (and a refusal's audit record, in the same transaction)."""
     d = tables.subscription_deliveries
-    row = {
-        "from_snapshot": values.get("from_snapshot"),
-        "to_snapshot": values.get("to_snapshot"),
-        "inserted": values.get("inserted", 0),
-        "updated": values.get("updated", 0),
-        "deleted": values.get("deleted", 0),
-        "status": status,
-        "finished_at": utc_now(),
-        "error": values.get("error"),
+    row: dict[str, Any] = {"status": status, "finished_at": utc_now(), "error": values.get("error")}
+    row |= {
+        k: values[k]
+        for k in ("from_snapshot", "to_snapshot", "inserted", "updated", "deleted")
+        if k in values
     }
     if audit is not None:
         ensure_head(engine)
     with engine.begin() as conn:
         conn.execute(d.update().where(d.c.id == attempt).values(**row))
         changes: dict[str, Any] = {"last_error": values.get("error")}
-        if status in ("success", "recovered"):
+        if status == "success":
             changes |= {
                 "last_snapshot_id": values["to_snapshot"],
                 "projection_sha256": values["projection_sha256"],
@@ -409,6 +466,82 @@ def _finish(
             append_in(conn, [audit])
         done = conn.execute(sa.select(d).where(d.c.id == attempt)).one()
     return {k: (as_utc(v).isoformat() if isinstance(v, dt.datetime) else v) for k, v in done._mapping.items()}
+
+
+def _pledge(
+    engine: sa.Engine,
+    sub: Subscription,
+    attempt: int,
+    table: sharing.SharedTable,
+    span: tuple[int | None, int],
+    counts: dict[str, int],
+    run_id: str | None,
+) -> None:
+    """Just before the target commits: the attempt's snapshots and counts, and its audit record
+    (the app, the fields released, the rows), committed in the hub. So every row that reaches a
+    target is audited, whatever happens next; an attempt that then fails keeps an audit record of
+    rows it did not deliver, and its status (failed, interrupted) says so."""
+    d = tables.subscription_deliveries
+    start, end = span
+    detail: dict[str, Any] = {
+        "attempt": attempt,
+        "from_snapshot": start,
+        "to_snapshot": end,
+        "run_id": run_id,
+    }
+    record = _record(
+        sub,
+        "subscription.deliver",
+        rows=sum(counts.values()),
+        fields=_released(table.projection),
+        detail=detail | counts,
+    )
+    ensure_head(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            d.update().where(d.c.id == attempt).values(from_snapshot=start, to_snapshot=end, **counts)
+        )
+        append_in(conn, [record])
+
+
+def _recover(engine: sa.Engine, sub: Subscription, delivered: int) -> None:
+    """The target holds a delivery of snapshot ``delivered`` that the hub never recorded (its
+    attempt died after the target's commit): mark that attempt ``recovered`` (it was pledged and
+    audited before the commit) and move the subscription on to it."""
+    d, s = tables.subscription_deliveries, tables.subscriptions
+    with engine.begin() as conn:
+        found = conn.execute(
+            sa.select(d.c.id)
+            .where(
+                d.c.subscription_id == sub.id,
+                d.c.to_snapshot == delivered,
+                d.c.status.in_(("running", "failed", "interrupted")),
+            )
+            .order_by(d.c.id.desc())
+            .limit(1)
+        ).scalar()
+        if found is not None:
+            conn.execute(d.update().where(d.c.id == found).values(status="recovered", error=None))
+        conn.execute(s.update().where(s.c.id == sub.id).values(last_snapshot_id=delivered, last_error=None))
+
+
+def _why(exc: Exception, target_url: str, ref: str) -> str:
+    """A failure as both departments may read it: never the target's URL, nor its parts (host,
+    user, database), which the drivers' messages carry."""
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.ArgumentError)):
+        logger.warning("delivery to connection ref %s failed: %s", ref, exc)
+        name = type(exc).__name__
+        return f"{name}: cannot reach the target database of connection ref {ref!r} (the hub's log has more)"
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        url = sa.engine.make_url(target_url)
+        parts = [url.host, url.username, url.database, url.password]
+    except Exception:
+        parts = [target_url]
+    for part in parts:
+        if part and len(str(part)) >= 3:
+            text = text.replace(str(part), "…")
+    return text[:2000]
 
 
 Hook = Callable[[str], None]
@@ -432,18 +565,24 @@ def deliver(
     attempt stops. ``fault`` is called at named points (``before_target_commit``,
     ``after_target_commit``) by the tests.
 
-    An attempt's status: ``success`` (it wrote), ``current`` (nothing new), ``recovered`` (it
-    wrote nothing, but found in the target a delivery that an earlier attempt committed and did
-    not live to record: recorded and audited now), ``stopped``, ``failed``."""
+    An attempt's status: ``success`` (it wrote), ``current`` (nothing new), ``stopped``,
+    ``failed``; ``interrupted`` (it never finished) or ``recovered`` (it died after the target's
+    commit: a later attempt found its delivery there and recorded it)."""
+    from catalog.access import app_registry
+
     sub = get(engine, subscription_id)
     if full and sub.mode != "mirror":
         raise HubError("bad_subscription", why="a full reload is for mirror subscriptions")
     attempt = _start(engine, sub, run_id)
+    app = app_registry.get_app(engine, sub.app_id)
     shared = [t for t in sharing.shared_tables(engine, sub.app_id, policy) if t.code == sub.dataset_code]
-    if sub.status != "active" or not shared:
-        why = f"subscription ended: {sub.ended_reason}" if sub.status != "active" else NO_GRANT
+    if sub.status != "active" or not shared or app is None or app.status != "active":
+        if sub.status != "active":
+            why = f"subscription ended: {sub.ended_reason}"
+        else:
+            why = "the app is disabled" if shared else NO_GRANT
         refused = _record(sub, "subscription.deliver", decision="deny", reason="subscription_stopped")
-        return _finish(engine, sub, attempt, "stopped", refused, error=why)
+        return _finish(engine, sub, attempt, "stopped", audit=refused, error=why)
     if not target_url:
         why = f"the target's connection ref {sub.target_ref!r} is not configured on the hub"
         return _finish(engine, sub, attempt, "stopped", error=f"{why}; {missing}".rstrip("; "))
@@ -453,67 +592,43 @@ def deliver(
         return _finish(engine, sub, attempt, "current")
     latest = found[-1].snapshot_id
     sha = sharing.projection_digest(table.projection)
-    target = sa.create_engine(target_url, pool_pre_ping=True)
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
+    target: sa.Engine | None = None
     try:
+        target = sa.create_engine(target_url, pool_pre_ping=True)
         md = sa.MetaData()
-        book = _bookkeeping(md)
-        book.create(target, checkfirst=True)
+        book, owners = _bookkeeping(md)
+        md.create_all(target, tables=[book, owners], checkfirst=True)
         with target.begin() as conn:
             # where the target says it is wins: the hub may have died after the target committed
             number, delivered = _delivered(conn, book, sub.id)
+            if delivered is not None and delivered != sub.last_snapshot_id:
+                _recover(engine, sub, delivered)
             reload = sub.mode == "mirror" and (full or sha != (sub.projection_sha256 or sha))
             wrote = delivered != latest or reload
+            start = None if reload else delivered
             if wrote:
-                changes = sharing.diff(lake, table, None if reload else delivered, latest)
+                changes = sharing.diff(lake, table, start, latest)
                 data = _data_table(md, sub.target_table, changes.inserted.schema, sub.mode)
-                _prepare(conn, data, reload=reload)
+                _prepare(conn, data, owners, sub.id, reload=reload)
                 counts = _apply(conn, data, sub.mode, changes, latest, _secret_of(engine, sub.id))
                 mark = {"subscription_id": sub.id, "delivery_no": number + 1, "snapshot_id": latest}
                 conn.execute(book.insert().values(**mark, delivered_at=_naive(utc_now())))
+                _pledge(engine, sub, attempt, table, (start, latest), counts, run_id)
                 if fault is not None:
                     fault("before_target_commit")
         if fault is not None:
             fault("after_target_commit")
-        # a delivery the target has and the hub never recorded (its attempt died after the commit)
-        recovered = {"inserted": 0, "updated": 0, "deleted": 0}
-        if delivered is not None and delivered != sub.last_snapshot_id:
-            since = sub.last_snapshot_id if sha == sub.projection_sha256 else None
-            recovered = sharing.diff(lake, table, since, delivered).counts
     except Exception as exc:
-        _finish(engine, sub, attempt, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        _finish(engine, sub, attempt, "failed", error=_why(exc, target_url, sub.target_ref))
         raise
     finally:
-        target.dispose()
-    total = {k: counts[k] + recovered[k] for k in counts}
-    if not wrote and delivered == sub.last_snapshot_id:
+        if target is not None:
+            target.dispose()
+    if not wrote:
         return _finish(engine, sub, attempt, "current", from_snapshot=latest, to_snapshot=latest)
-    status = "success" if wrote else "recovered"
-    start = None if reload else sub.last_snapshot_id
-    detail: dict[str, Any] = {
-        "attempt": attempt,
-        "from_snapshot": start,
-        "to_snapshot": latest,
-        "run_id": run_id,
-    }
-    detail |= total
-    if any(recovered.values()):
-        detail["recovered"] = {"to_snapshot": delivered, **recovered}
-    rows = sum(total.values())
-    record = _record(
-        sub, "subscription.deliver", rows=rows, fields=_released(table.projection), detail=detail
-    )
-    return _finish(
-        engine,
-        sub,
-        attempt,
-        status,
-        record,
-        from_snapshot=start,
-        to_snapshot=latest,
-        projection_sha256=sha,
-        **total,
-    )
+    done: dict[str, Any] = {"from_snapshot": start, "to_snapshot": latest, "projection_sha256": sha, **counts}
+    return _finish(engine, sub, attempt, "success", **done)
 
 
 NO_GRANT = "no active grant allows bulk reading"

@@ -48,7 +48,7 @@ def deliver(
     s = settings or get_settings()
     h = open_hub(s)
     sub = subscriptions.get(h.engine, subscription_id)
-    url = s.connections.get(sub.target_ref)
+    url = s.connections.get(sub.target_ref) or s.connections.get(sub.target_ref.lower())
     done = subscriptions.deliver(
         h.engine,
         h.lake,

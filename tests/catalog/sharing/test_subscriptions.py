@@ -148,13 +148,13 @@ def test_deliveries_keep_the_target_exact_through_changes_crashes_and_revocation
         with pytest.raises(Crash):
             _deliver(hub, sub, url, tmp_path, fault=crash_at("after_target_commit"))
     retried = both()
-    assert retried["mirror"]["status"] == "recovered" and _mirror(url) == _expected(hub)
-    recovered = retried["mirror"]  # recorded from the hub's last known snapshot, with the rows it wrote
-    assert (recovered["updated"], recovered["from_snapshot"]) == (3, fourth["mirror"]["to_snapshot"])
+    assert retried["mirror"]["status"] == "current" and _mirror(url) == _expected(hub)
     assert len([c for c in _changes(url) if c[0] in (4, 5, 6) and c[2] != "insert"]) == 6  # not 12
     history = subscriptions.history(hub.engine, subs["mirror"].id)
-    assert [h["status"] for h in history[:3]] == ["recovered", "failed", "failed"]
-    assert "Crash: after_target_commit" in history[1]["error"]
+    assert [h["status"] for h in history[:3]] == ["current", "recovered", "failed"]
+    recovered = history[1]  # the attempt that died after the target's commit, found there and recorded
+    assert (recovered["updated"], recovered["from_snapshot"]) == (3, fourth["mirror"]["to_snapshot"])
+    assert "Crash: before_target_commit" in history[2]["error"]
 
     # the grant ends: delivery stops, says why, and writes nothing
     applications.revoke(hub.engine, grant_id, by="shr_approver", reason="项目结束")
@@ -283,16 +283,18 @@ def test_both_departments_see_a_subscription_and_nobody_else(tmp_path: Path) -> 
     assert hub.client.get("/api/v1/subscriptions").status_code == 401
 
 
-def _audited(hub: SharingHub, sub_id: int) -> list[tuple[int, str]]:
-    """(rows, fields) of the audit log's allowed deliveries of a subscription."""
+def _audited(hub: SharingHub, sub_id: int) -> list[tuple[int, str, int]]:
+    """(rows, fields, attempt) of the audit log's allowed deliveries of a subscription."""
+    import json
+
     from catalog.db import tables
 
     a = tables.audit
-    q = sa.select(a.c.row_count, a.c.fields).where(
+    q = sa.select(a.c.row_count, a.c.fields, a.c.query).where(
         a.c.action == "subscription.deliver", a.c.path == f"/subscriptions/{sub_id}", a.c.decision == "allow"
     )
     with hub.engine.connect() as conn:
-        return [(int(r[0]), ",".join(r[1] or [])) for r in conn.execute(q)]
+        return [(int(r[0]), ",".join(r[1] or []), int(json.loads(r[2])["attempt"])) for r in conn.execute(q)]
 
 
 def _cli_deliver(hub: SharingHub, sub_id: int, url: str, tmp: Path, fault: str | None = None) -> Any:
@@ -348,15 +350,19 @@ def test_a_delivery_killed_mid_way_and_retried_leaves_the_target_exact(
             again = _cli_deliver(hub, sub.id, url, tmp_path)
             assert again.returncode == 0, again.stderr
             statuses = [h["status"] for h in subscriptions.history(hub.engine, sub.id)[:2]]
-            healed = "recovered" if point.endswith("after_target_commit") else "success"
-            assert statuses == [healed, "interrupted"]
+            after = point.endswith("after_target_commit")
+            assert statuses == (["current", "recovered"] if after else ["success", "interrupted"])
         assert _mirror(url) == _expected(hub)
         version += 5
-    # every delivered row audited exactly once, whichever attempt recorded it: 50, then 5 + 2 twice
+    # every delivery audited before its target commits: the delivered rows (50, then 5 + 2 twice)
+    # exactly once, plus the 7 of the attempt killed before its commit, which its status explains
     for sub in subs:
         audited = _audited(hub, sub.id)
-        assert sum(r for r, _f in audited) == 50 + 2 * 7
-        assert {f for _r, f in audited} == {f"{CODE}.pid,{CODE}.name:masked,{CODE}.amount"}
+        status = {h["id"]: h["status"] for h in subscriptions.history(hub.engine, sub.id)}
+        delivered = [r for r, _f, attempt in audited if status[attempt] in ("success", "recovered")]
+        assert sum(delivered) == 50 + 2 * 7
+        assert [r for r, _f, attempt in audited if status[attempt] == "interrupted"] == [7]
+        assert {f for _r, f, _a in audited} == {f"{CODE}.pid,{CODE}.name:masked,{CODE}.amount"}
     # the append table holds every change exactly once: 50 + 2×2 inserts, 2×5 updates (two rows each)
     changes = _changes(url)
     assert len([c for c in changes if c[2] == "insert"]) == 54
