@@ -109,6 +109,14 @@ class Projection:
         """How the audit names field ``name`` when this projection releases it."""
         return f"{self.spec.code}.{name}:masked" if name in self.masked else f"{self.spec.code}.{name}"
 
+    def audit_names(self) -> list[str]:
+        """The audit names of every field the projection shows (what a whole-table file or
+        delivery releases), in order."""
+        released = Released()
+        for name in self.fields:
+            released.add(self.audit_name(name))
+        return released.names()
+
     def value(self, name: str, raw: Any) -> Any:
         """One granted field's value as it may leave (JSON-ready, masked when the grant says so).
 

@@ -36,7 +36,6 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from catalog.access import disclosure
 from catalog.audit.chain import AuditRecord
 from catalog.audit.writer import append as audit_append
 from catalog.audit.writer import append_in, ensure_head
@@ -147,7 +146,7 @@ def subscribe(
         row = conn.execute(sa.select(t).where(t.c.id == result.inserted_primary_key[0])).one()
     sub = _of(row)
     detail = {"target_ref": target_ref, "target_table": target_table, "mode": mode}
-    _audit(engine, sub, "subscription.create", staff=by, detail=detail)
+    audit_append(engine, [_record(sub, "subscription.create", staff=by, detail=detail)])
     return sub
 
 
@@ -168,7 +167,9 @@ def end(
             .where(t.c.id == sub.id, t.c.status == "active")
             .values(status="ended", ended_at=utc_now(now), ended_by=by, ended_reason=reason.strip()[:500])
         )
-    _audit(engine, sub, "subscription.end", staff=by, detail={"reason": reason.strip()[:500]})
+    audit_append(
+        engine, [_record(sub, "subscription.end", staff=by, detail={"reason": reason.strip()[:500]})]
+    )
     return get(engine, subscription_id)
 
 
@@ -348,23 +349,6 @@ def _prepare(conn: sa.Connection, data: sa.Table, owners: sa.Table, sub_id: int,
 logger = logging.getLogger(__name__)
 
 
-def _audit(
-    engine: sa.Engine,
-    sub: Subscription,
-    action: str,
-    *,
-    decision: str = "allow",
-    staff: str | None = None,
-    rows: int = 0,
-    fields: list[str] | None = None,
-    reason: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """One audit record of a subscription's life, created and ended by staff, appended now."""
-    audit_append(engine, [_record(sub, action, decision=decision, staff=staff, rows=rows, fields=fields,
-                                  reason=reason, detail=detail)])  # fmt: skip
-
-
 def _record(
     sub: Subscription,
     action: str,
@@ -395,13 +379,6 @@ def _record(
         reason=reason,
         query=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
     )
-
-
-def _released(projection: disclosure.Projection) -> list[str]:
-    released = disclosure.Released()
-    for name in projection.fields:
-        released.add(projection.audit_name(name))
-    return released.names()
 
 
 INTERRUPTED = "the attempt ended without a result: its process was killed or lost the hub database"
@@ -493,7 +470,7 @@ def _pledge(
         sub,
         "subscription.deliver",
         rows=sum(counts.values()),
-        fields=_released(table.projection),
+        fields=table.projection.audit_names(),
         detail=detail | counts,
     )
     ensure_head(engine)

@@ -291,10 +291,7 @@ def _ndjson(lines: list[dict[str, Any]], version: int) -> StreamingResponse:
 
 
 def _released(call: Any, projection: disclosure.Projection, rows: int) -> None:
-    released = disclosure.Released()
-    for name in projection.fields:
-        released.add(projection.audit_name(name))
-    call.fields = released.names()
+    call.fields = projection.audit_names()
     call.row_count = rows
 
 
