@@ -551,7 +551,9 @@ def test_the_registry_builds_the_union_with_a_registered_kind(memory_kind: None)
         union.validate_python({"kind": "memory", "connection": "m", "table": "t", "sheet": "x"})
     # the directory's union was built when catalog.directory.model was imported: a kind is
     # registered in catalog/directory/sources.py (or a module it imports), not later
-    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'file', 'http', 'sql'"):
+    with pytest.raises(
+        ValidationError, match="does not match any of the expected tags: 'file', 'http', 'sql'"
+    ):
         _spec({"kind": "memory", "connection": "m", "table": "t"})
 
 
