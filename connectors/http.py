@@ -169,9 +169,13 @@ class Redactor:
         for s in secrets:
             self.add(s)
 
-    def add(self, secret: str | None) -> None:
-        """Hide ``secret`` (and its URL-encoded forms) from now on."""
-        if not secret:
+    def add(self, secret: str | None, *, min_length: int = 4) -> None:
+        """Hide ``secret`` (and its URL-encoded forms) from now on.
+
+        Values shorter than ``min_length`` are not searched for in text (masking every "1" or
+        "abc" would garble the messages); URLs lose their user part and secret parameters
+        whatever their length."""
+        if not secret or len(secret) < min_length:
             return
         for form in (secret, quote(secret, safe=""), quote_plus(secret)):
             if form not in self.secrets:
@@ -414,10 +418,9 @@ class HttpConnector:
         self.batch_size = batch_size
         self.source = path or "/"
         secret_params = {k for k, _ in self.creds.params} | ({api_key_param} if api_key_param else set())
-        self.redactor = Redactor(
-            [s for s in (self.creds.user, self.creds.password) if s] + [v for _, v in self.creds.params],
-            secret_params,
-        )
+        self.redactor = Redactor([s for s in (self.creds.user, self.creds.password) if s], secret_params)
+        for _, value in self.creds.params:  # keys and signatures are long; format=json is not a secret
+            self.redactor.add(value, min_length=8)
         if auth == "basic":
             self.redactor.add(self._basic_value())
         self.new_watermark: Any | None = None
@@ -717,6 +720,9 @@ class HttpConnector:
                 time.sleep(wait)
                 attempt += 1
                 continue
+            except httpx.HTTPError as exc:  # not a network problem (a bad URL, undecodable content)
+                cause = self.redactor.text(f"{type(exc).__name__}: {exc}")
+                raise HttpError(f"{where}: {cause}", url=safe, status=None) from None
             status = response.status_code
             if status == 401 and authorise and self.auth == "oauth2" and not refreshed:
                 response.close()

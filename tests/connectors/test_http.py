@@ -802,3 +802,40 @@ def test_the_source_model_refuses_bad_specs(source: dict[str, Any], message: str
 
     with pytest.raises(ValidationError, match=message):
         source_model("http").model_validate({"kind": "http", "connection": "c", **source})
+
+
+def test_redactor_leaves_short_values_in_text_but_not_in_urls() -> None:
+    r = Redactor(["abc"], {"v"})
+    r.add("json", min_length=8)
+    assert r.text("page abc of json") == "page abc of json"
+    assert r.url("https://abc:x@h/p?v=abc&format=json") == "https://h/p?v=***&format=json"
+
+
+def test_connection_parameters_go_with_every_request_and_a_flaky_post_is_resent_whole(
+    httpserver: HTTPServer,
+) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handle(req: Request) -> Response:
+        body = json.loads(req.data)
+        bodies.append(body)
+        if len(bodies) == 2:
+            return Response("overloaded", status=503)
+        start = (body["page"] - 1) * 10
+        return _json({"rows": ROWS[start : start + 10]})
+
+    httpserver.expect_request("/api/q", method="POST").respond_with_handler(handle)
+    conn = HttpConnector(
+        base_url(httpserver, path="/api?appid=hub-01&sign=0123456789abcdef"),
+        path="q",
+        method="POST",
+        body={"filter": {"region": "330100"}},
+        records="rows",
+        pagination={"style": "page"},
+        backoff=0.01,
+    )
+    assert ids(read(conn)) == list(range(1, 24))
+    sent = requests_to(httpserver, "/api/q")
+    assert all(r.args["appid"] == "hub-01" and r.args["sign"] == "0123456789abcdef" for r in sent)
+    assert bodies[1] == bodies[2] == {"filter": {"region": "330100"}, "page": 2}  # the retry resent the body
+    assert [b["page"] for b in bodies] == [1, 2, 2, 3, 4]
