@@ -1,7 +1,7 @@
-"""connectors: department sources -> Arrow record batches (SQL via SQLAlchemy, files).
+"""connectors: department sources -> Arrow record batches (SQL via SQLAlchemy, files, HTTP).
 
 Light to import: the heavy modules (``connectors.sql``, ``connectors.files``,
-``connectors.conform``, ``connectors.drift``) are imported where they are used.
+``connectors.http``, ``connectors.conform``, ``connectors.drift``) are imported where they are used.
 """
 
 from __future__ import annotations

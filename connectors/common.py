@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from queue import Full, Queue
@@ -9,12 +10,31 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from connectors.base import ROW_COLUMN, SOURCE_COLUMN
+from connectors.base import ROW_COLUMN, SOURCE_COLUMN, ConnectorError
 
 #: the bind parameter of an incremental query's lower bound (the stored watermark)
 WATERMARK_PARAM = "sharehub_watermark"
 
 T = TypeVar("T")
+
+
+def lower_bound(watermark: Any, lookback: dt.timedelta | None) -> Any:
+    """The incremental start ``watermark - lookback`` (an ISO string watermark is parsed first).
+
+    The start is closed (rows *at* the watermark are read again; the lake upserts on the key)."""
+    if lookback is None:
+        return watermark
+    value = watermark
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ConnectorError(f"lookback needs a date/time watermark, got {watermark!r}") from None
+    if not isinstance(value, dt.date):
+        raise ConnectorError(f"lookback needs a date/time watermark, got {watermark!r}")
+    return value - lookback
+
+
 _END = object()
 
 

@@ -24,6 +24,62 @@ def value_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+class RecordColumns:
+    """The keys of JSON objects as columns: matched to declared fields as headers are.
+
+    Columns are the keys in order of first appearance (a later batch may carry more columns
+    than an earlier one); with ``columns`` (declared field -> source name) a key is matched to
+    a field as a header is (``headers.header_key``); an undeclared key that collides gets a
+    ``_<n>`` suffix. Used by JSON lines files and the ``http`` connector's records.
+    """
+
+    def __init__(self, columns: Mapping[str, str] | None, *, name: str) -> None:
+        self.columns = columns
+        self.name = name
+        self.keys: dict[str, str] = {}  # source key -> output name
+        self.taken: dict[str, str] = {}  # field -> source key
+
+    def output(self, key: str) -> str:
+        """The column a source key goes to (decided at its first appearance)."""
+        if key not in self.keys:
+            free = {t: s for t, s in (self.columns or {}).items() if t not in self.taken}
+            plan = match_columns([key], free, file=self.name)
+            out = plan.names[0]
+            if out in self.taken or out in self.keys.values():
+                out = f"{key}_{len(self.keys) + 1}"
+            elif self.columns and out in self.columns:
+                self.taken[out] = key
+            self.keys[key] = out
+        return self.keys[key]
+
+    def row(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """One object with its keys renamed to their columns."""
+        return {self.output(str(k)): v for k, v in obj.items()}
+
+    def batch(self, rows: list[dict[str, Any]], numbers: list[int]) -> pa.RecordBatch:
+        """String columns (:func:`value_text`) of every column seen so far, with ``_source``/``_row``."""
+        names = list(dict.fromkeys(self.keys.values()))
+        values = [[value_text(obj.get(k)) for k in names] for obj in rows]
+        return with_origin(strings_batch(names, values), self.name, numbers)
+
+    def missing(self, where: str) -> list[Reject]:
+        """A ``missing_column`` reject per declared column no object had (``where``: "lines")."""
+        undeclared = [k for k, v in self.keys.items() if not self.columns or v not in self.columns]
+        return [
+            Reject(
+                self.name,
+                0,
+                target,
+                None,
+                f"{self.name}: declared column {source} (field {target}) is in none of the {where}; "
+                f"columns not declared: {', '.join(undeclared) or 'none'}",
+                rule=MISSING_COLUMN,
+            )
+            for target, source in (self.columns or {}).items()
+            if target not in self.taken
+        ]
+
+
 def _lines(decoded: Utf8Lines) -> Iterator[tuple[int, str]]:
     """Numbered lines (split on line feeds only, like the line numbers an editor shows)."""
     number = 0
@@ -61,27 +117,9 @@ def read_jsonl(
     enc = choose_encoding(head, name=name, declared=encoding, complete=len(head) < 1 << 20)
     notes["encoding"] = "utf-8" if enc.codec == "utf-8-sig" else enc.codec
     decoded = Utf8Lines(stream, name=name, encoding=enc, head=head, rejects=rejects)
-    keys: dict[str, str] = {}  # source key -> output name
-    taken: dict[str, str] = {}  # field -> source key
+    record_columns = RecordColumns(columns, name=name)
     buffered: list[dict[str, Any]] = []
     numbers: list[int] = []
-
-    def output(key: str) -> str:
-        if key not in keys:
-            free = {t: s for t, s in (columns or {}).items() if t not in taken}
-            plan = match_columns([key], free, file=name)
-            out = plan.names[0]
-            if out in taken or out in keys.values():
-                out = f"{key}_{len(keys) + 1}"
-            elif columns and out in columns:
-                taken[out] = key
-            keys[key] = out
-        return keys[key]
-
-    def flush() -> pa.RecordBatch:
-        names = list(dict.fromkeys(keys.values()))
-        rows = [[value_text(obj.get(k)) for k in names] for obj in buffered]
-        return with_origin(strings_batch(names, rows), name, numbers)
 
     for number, line in _lines(decoded):
         text = line.strip()
@@ -95,24 +133,11 @@ def read_jsonl(
         if not isinstance(obj, dict):
             rejects.append(Reject(name, number, None, text[:200], f"line {number}: not a JSON object"))
             continue
-        buffered.append({output(str(k)): v for k, v in obj.items()})
+        buffered.append(record_columns.row(obj))
         numbers.append(number)
         if len(buffered) >= batch_size:
-            yield flush()
+            yield record_columns.batch(buffered, numbers)
             buffered, numbers = [], []
     if buffered:
-        yield flush()
-    undeclared = [k for k, v in keys.items() if not columns or v not in columns]
-    notes["missing"] = [
-        Reject(
-            name,
-            0,
-            target,
-            None,
-            f"{name}: declared column {source} (field {target}) is in none of the lines; "
-            f"columns not declared: {', '.join(undeclared) or 'none'}",
-            rule=MISSING_COLUMN,
-        )
-        for target, source in (columns or {}).items()
-        if target not in taken
-    ]
+        yield record_columns.batch(buffered, numbers)
+    notes["missing"] = record_columns.missing("lines")

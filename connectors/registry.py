@@ -27,8 +27,15 @@ def _file() -> ConnectorFactory:
     return FileConnector
 
 
+def _http() -> ConnectorFactory:
+    from connectors.http import HttpConnector
+
+    return HttpConnector
+
+
 _REGISTRY["sql"] = _sql
 _REGISTRY["file"] = _file
+_REGISTRY["http"] = _http
 
 
 def register_connector(kind: str, loader: Callable[[], ConnectorFactory]) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from connectors.arrow_types import from_pg_oid, from_sqlalchemy, infer_from_values, to_array
 from connectors.base import DEFAULT_BATCH_SIZE, ConnectorError, Reject
-from connectors.common import WATERMARK_PARAM, ordinal_rows, with_origin
+from connectors.common import WATERMARK_PARAM, lower_bound, ordinal_rows, with_origin
 
 QUERY_SOURCE = "query"
 # a colon that SQLAlchemy's text() would take for a bind parameter (not "::" casts)
@@ -32,21 +32,6 @@ class Plan:
     statement: sa.Select[Any]
     params: dict[str, Any]
     column_types: dict[str, pa.DataType | None]
-
-
-def lower_bound(watermark: Any, lookback: dt.timedelta | None) -> Any:
-    """The incremental start ``watermark - lookback`` (an ISO string watermark is parsed first)."""
-    if lookback is None:
-        return watermark
-    value = watermark
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ConnectorError(f"lookback needs a date/time watermark, got {watermark!r}") from None
-    if not isinstance(value, dt.date):
-        raise ConnectorError(f"lookback needs a date/time watermark, got {watermark!r}")
-    return value - lookback
 
 
 class SqlConnector:

@@ -25,7 +25,7 @@ from catalog.db.engine import engine_for
 from catalog.directory import sources, store
 from catalog.directory.loader import DirectoryFileError, load_directory_file
 from catalog.directory.model import DatasetSpec, DirectoryFile
-from catalog.directory.sources import FileSource, SourceContext, SourceModel, SqlSource
+from catalog.directory.sources import FileSource, HttpSource, SourceContext, SourceModel, SqlSource
 from catalog.runs import record as run_store
 from connectors import registry as connector_registry
 from connectors.base import Connector, Reject
@@ -34,7 +34,7 @@ from sharehub.pipeline.adapters import open_source
 from sharehub.settings import Settings
 from tests.paths import REPO
 
-BUILTIN = ["file", "sql"]
+BUILTIN = ["file", "http", "sql"]
 
 HEAD = textwrap.dedent(
     """\
@@ -77,8 +77,9 @@ def test_built_in_kinds_are_registered_and_each_has_a_connector() -> None:
     assert sources.source_model("sql") is SqlSource
     assert sources.source_model("file") is FileSource
     assert set(sources.source_kinds()) <= set(connector_registry.connector_kinds())
-    with pytest.raises(KeyError, match="unknown source kind 'http'; known kinds: file, sql"):
-        sources.source_model("http")
+    assert sources.source_model("http") is HttpSource
+    with pytest.raises(KeyError, match="unknown source kind 'ftp'; known kinds: file, http, sql"):
+        sources.source_model("ftp")
 
 
 def test_a_kind_must_be_a_one_value_literal() -> None:
@@ -130,19 +131,19 @@ def test_the_json_schema_is_a_discriminated_union_of_strict_kinds() -> None:
 
 
 def test_an_unknown_kind_names_the_line_and_lists_the_known_kinds(tmp_path: Path) -> None:
-    p = _file(tmp_path, "kind: http\nconnection: x\nurl: https://example.org\n")
+    p = _file(tmp_path, "kind: ftp\nconnection: x\nurl: ftp://example.org\n")
     assert _problems(p) == [
         (
             SOURCE_LINE,
             "datasets[0].source.kind (dataset SRC-001)",
-            "unknown kind 'http'; known kinds: file, sql",
+            "unknown kind 'ftp'; known kinds: file, http, sql",
         )
     ]
     with pytest.raises(DirectoryFileError) as exc:
         load_directory_file(p)
     assert str(exc.value) == (
         f"{p}:{SOURCE_LINE}: datasets[0].source.kind (dataset SRC-001): "
-        "unknown kind 'http'; known kinds: file, sql"
+        "unknown kind 'ftp'; known kinds: file, http, sql"
     )
 
 
@@ -152,7 +153,7 @@ def test_a_missing_kind_is_a_missing_field_that_lists_the_kinds(tmp_path: Path) 
         (
             SOURCE_LINE,
             "datasets[0].source.kind (dataset SRC-001)",
-            "required field is missing (known kinds: file, sql)",
+            "required field is missing (known kinds: file, http, sql)",
         )
     ]
 
@@ -550,7 +551,9 @@ def test_the_registry_builds_the_union_with_a_registered_kind(memory_kind: None)
         union.validate_python({"kind": "memory", "connection": "m", "table": "t", "sheet": "x"})
     # the directory's union was built when catalog.directory.model was imported: a kind is
     # registered in catalog/directory/sources.py (or a module it imports), not later
-    with pytest.raises(ValidationError, match="does not match any of the expected tags: 'file', 'sql'"):
+    with pytest.raises(
+        ValidationError, match="does not match any of the expected tags: 'file', 'http', 'sql'"
+    ):
         _spec({"kind": "memory", "connection": "m", "table": "t"})
 
 
