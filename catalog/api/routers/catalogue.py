@@ -26,9 +26,10 @@ _MEDIA = {"ttl": "text/turtle", "jsonld": "application/ld+json"}
 
 
 def _responses(media: str) -> dict[int | str, dict[str, Any]]:
+    body = {"type": "object"} if media == _MEDIA["jsonld"] else {"type": "string"}  # JSON-LD is JSON
     return {
         200: {
-            "content": {media: {"schema": {"type": "string"}}},
+            "content": {media: {"schema": body}},
             "description": "the public directory as DCAT-AP 3.0",
             "headers": {
                 "ETag": {"schema": {"type": "string"}, "description": "SHA-256 of the body"},
