@@ -230,6 +230,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "too many sign-ins are being checked right now; retry in a moment",
         "当前登录请求过多，请稍后重试",
     ),
+    "metrics_forbidden": (
+        "this token does not give access to the metrics",
+        "该令牌无权读取监控指标",
+    ),
     "audit_unavailable": (
         "the audit log could not be written; nothing was served",
         "审计日志写入失败，本次未返回数据",

@@ -7,6 +7,8 @@ manager. ``catalog.api`` itself takes its settings as an argument and never read
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog.api.server import HttpProtocol as _HubHttpProtocol
@@ -22,6 +24,21 @@ def create_app() -> FastAPI:
     from catalog.portal.app import create_app as build
 
     return build(get_settings())
+
+
+def prepare_metrics_dir(var_dir: Path, workers: int) -> Path | None:
+    """Prometheus's multiprocess mode for several workers: each worker writes its metrics to
+    files in ``PROMETHEUS_MULTIPROC_DIR`` (``<var>/prometheus`` unless set) and a scrape of any
+    worker adds them all up. The folder is emptied first (files of an earlier server would be
+    counted again). One worker: nothing to do (None)."""
+    if workers <= 1:
+        return None
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 class HttpProtocol(_HubHttpProtocol):  # type: ignore[misc,valid-type]

@@ -223,6 +223,25 @@ class Settings(BaseSettings):
     portal_password_login: bool = Field(
         default=True, description="offer password sign-in on the portal (turn off once SSO is the only way)"
     )
+    # ---- interoperability: the DCAT-AP export and /metrics (docs/interop.md) ------------------
+    dcat_base_url: str | None = Field(
+        default=None,
+        description="the base of the DCAT export's IRIs and links (https://hub.example.gov.cn); set it "
+        "for stable IRIs; unset: portal_public_url, then each request's own address",
+    )
+    dcat_title: str | None = Field(default=None, description="the catalogue's title (Chinese)")
+    dcat_description: str | None = Field(default=None, description="the catalogue's description (Chinese)")
+    dcat_publisher: str | None = Field(
+        default=None, description="the catalogue's publisher, the hub's operator (Chinese)"
+    )
+    dcat_license: str | None = Field(
+        default=None, description="licence IRI of the open data (dct:license); unset: none stated"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token /metrics asks for (keep it in the secrets file); unset: /metrics is "
+        "open to whoever reaches it (restrict it at the network)",
+    )
     # ---- request limits (catalog.api.limits, catalog.api.server) ----------------------------
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     api_max_query_params: int = Field(default=50, ge=1, description="most query parameters in one call")

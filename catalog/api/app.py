@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hmac
 import logging
 import random as _random
 import threading
@@ -24,10 +25,18 @@ from catalog.api.context import CallAudit, Hub, identify_quietly, strict_query
 from catalog.api.errors_doc import errors
 from catalog.api.limits import LimitsMiddleware
 from catalog.api.logs import install_access_log_redaction
+from catalog.api.metrics import (
+    CONTENT_TYPE,
+    METRICS_PATH,
+    MetricsMiddleware,
+    exposition,
+    observe_audit_batch,
+)
 from catalog.api.routers import (
     applications,
     audit,
     auth,
+    catalogue,
     certificates,
     directory,
     objections,
@@ -36,7 +45,7 @@ from catalog.api.routers import (
     subscriptions,
 )
 from catalog.api.schemas.common import Health
-from catalog.api.status import ApiError, headers_of, status_of
+from catalog.api.status import ApiError, decision_of, headers_of, status_of
 from catalog.auth.keys import KeyStoreError
 from catalog.db.engine import engine_for
 from catalog.errors import HubError, error_body
@@ -63,6 +72,7 @@ def _build_hub(settings: Any) -> Hub:
         calendar=Calendar.from_settings(settings),
         grade_policy=policy_of(settings),
         audit_batch_max=settings.audit_batch_max,
+        on_audit_batch=observe_audit_batch,
         db_concurrency=settings.db_pool_size,
     )
 
@@ -201,7 +211,8 @@ def create_app(settings: Any) -> FastAPI:
         body_timeout_s=s.api_body_timeout_seconds,
         max_query_params=s.api_max_query_params,
     )
-    app.add_middleware(AuditMiddleware, hub=hub)  # added last: outermost, so it audits the limits too
+    app.add_middleware(AuditMiddleware, hub=hub)  # added after the limits: it audits them too
+    app.add_middleware(MetricsMiddleware)  # outermost: counts the audit log's refusals as well
     install_access_log_redaction()
 
     @app.get("/api/v1/health", tags=["meta"], response_model=Health, responses=errors())
@@ -218,9 +229,32 @@ def create_app(settings: Any) -> FastAPI:
         audited. (``/health`` also checks the hub DB.)"""
         return {"status": "ok"}
 
+    @app.get(
+        METRICS_PATH,
+        tags=["meta"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                "description": "the Prometheus text exposition format 0.0.4",
+            },
+            **errors(401, 403),
+        },
+        openapi_extra={"security": [{}]},
+        summary="Metrics for Prometheus",
+    )
+    def metrics(request: Request) -> Response:
+        """Calls by route template, decision and status, latencies, rate-limit refusals, audit
+        batch sizes and the sync runs. Not audited and not counted. With the setting
+        ``metrics_token``, only a scrape with ``Authorization: Bearer <token>`` gets them (401
+        without a token, 403 with another)."""
+        _check_metrics_token(request, getattr(settings, "metrics_token", None))
+        return Response(exposition(hub.engine), media_type=CONTENT_TYPE)
+
     for module in (
         auth,
         directory,
+        catalogue,
         records,
         certificates,
         applications,
@@ -232,6 +266,23 @@ def create_app(settings: Any) -> FastAPI:
         app.include_router(module.router)
     app.include_router(auth.well_known)
     return app
+
+
+def _check_metrics_token(request: Request, expected: Any) -> None:
+    """401 without a bearer token, 403 with another than ``expected`` (a str or SecretStr);
+    nothing is checked when no token is configured."""
+    if expected is None:
+        return
+    want = expected.get_secret_value() if hasattr(expected, "get_secret_value") else str(expected)
+    if not want:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        err = ApiError("not_authenticated", 401)
+        err.headers = {"WWW-Authenticate": "Bearer"}
+        raise err
+    if not hmac.compare_digest(token.strip().encode(), want.encode()):
+        raise HubError("metrics_forbidden")
 
 
 def _json_safe(value: Any) -> Any:
@@ -362,7 +413,7 @@ async def _write_audit(
         method=method,
         path=path[:500],
         action=call.action,
-        decision="allow" if status < 400 else "deny",
+        decision=decision_of(status),
         status=status,
         row_count=call.row_count if status < 400 else 0,
         app_id=p.app_id,

@@ -97,6 +97,8 @@ class Hub:
     #: concurrent database sections of the async endpoints (``run_db``) per event loop; at most
     #: the pool size, so that they never open and close overflow connections under load
     db_concurrency: int = 5
+    #: told the size of each audit batch committed (the metrics' histogram)
+    on_audit_batch: Callable[[int], None] | None = None
     _datasets: dict[str, tuple[float, store.PublishedDataset]] = field(default_factory=dict)
     _audit: AuditWriter | None = None
     _audit_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -163,7 +165,9 @@ class Hub:
             if self._audit is None:
                 from catalog.audit import AuditWriter
 
-                self._audit = AuditWriter(self.engine, batch_max=self.audit_batch_max)
+                self._audit = AuditWriter(
+                    self.engine, batch_max=self.audit_batch_max, on_batch=self.on_audit_batch
+                )
             return self._audit
 
     def close(self) -> None:

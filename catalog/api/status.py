@@ -68,6 +68,7 @@ HTTP_STATUS: dict[str, int] = {
     "keys_unavailable": 503,
     "login_busy": 429,
     "method_not_allowed": 405,
+    "metrics_forbidden": 403,
     "no_grant": 403,
     "no_subject": 400,
     "not_authenticated": 401,
@@ -119,6 +120,12 @@ class ApiError(HubError):
         super().__init__(error_code, **params)
         self.status = status
         self.headers: dict[str, str] = {}
+
+
+def decision_of(status: int) -> str:
+    """The access decision a response status stands for, as the audit log records it and the
+    metrics count it: ``allow`` below 400, ``deny`` otherwise."""
+    return "allow" if status < 400 else "deny"
 
 
 def status_of(exc: HubError) -> int:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -250,8 +250,17 @@ class AuditWriter:
     seq. ``write`` returns only after the commit. Make one writer per process (after any fork).
     """
 
-    def __init__(self, engine: sa.Engine, *, batch_max: int = 256, linger_s: float = 0.002) -> None:
-        """Start the writer thread on ``engine``."""
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        batch_max: int = 256,
+        linger_s: float = 0.002,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """Start the writer thread on ``engine``; ``on_batch`` is told the size of each batch
+        committed (the API's metrics)."""
+        self._on_batch = on_batch
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         self._engine = engine
@@ -357,6 +366,9 @@ class AuditWriter:
             seqs = self._pg.append(clean) if self._pg is not None else _append_normalised(self._engine, clean)
             for p, seq in zip(batch, seqs, strict=True):
                 p.seq = seq
+            if self._on_batch is not None:
+                with contextlib.suppress(Exception):  # an observer must not fail a committed batch
+                    self._on_batch(len(batch))
         except Exception as exc:
             if len(batch) > 1:
                 # one bad record must not sink the others: try each alone

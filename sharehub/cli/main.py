@@ -500,7 +500,10 @@ def serve(
     """Serve the API (OpenAPI docs at /docs) with the hub's server limits (catalog.api.server)."""
     import uvicorn
 
+    from sharehub.serve import prepare_metrics_dir
+
     s = get_settings()
+    prepare_metrics_dir(s.var_dir, workers)  # /metrics adds up the workers' counters
     uvicorn.run(
         "sharehub.serve:create_app",
         factory=True,
