@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     run_step_gap_seconds: float = Field(
         default=3600.0, gt=0, description="time a run's next step has to start before the run is abandoned"
     )
+    # ---- OpenLineage (sharehub.pipeline.lineage; the transport is Airflow's [openlineage] section) --
+    lineage_lake_namespace: str | None = Field(
+        default=None,
+        description="OpenLineage namespace of the lake's tables (raw, quarantine, curated); "
+        "default: the warehouse URI, e.g. s3://hub-lake/warehouse",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # ---- access control --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-* An autouse fixture keeps a developer's own ``SHAREHUB_*`` settings and secrets out of tests.
+* An autouse fixture keeps a developer's own ``SHAREHUB_*`` settings and secrets, and any
+  OpenLineage configuration (``OPENLINEAGE_*``, ``AIRFLOW__OPENLINEAGE__*``), out of tests.
 * ``pg_url`` / ``mariadb_url``: the real local servers. Tests using them carry the
   ``services`` marker; when a server is missing they skip, unless
   ``SHAREHUB_REQUIRE_SERVICES=1`` (CI), where a missing service is a failure.
@@ -33,6 +34,9 @@ def service_unavailable(what: str, why: object) -> None:
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for key in list(os.environ):
         if key.startswith("SHAREHUB_") and key != "SHAREHUB_REQUIRE_SERVICES":
+            monkeypatch.delenv(key, raising=False)
+        # a developer's own lineage collector must not switch OpenLineage on in embedded Airflow runs
+        if key.startswith(("OPENLINEAGE_", "AIRFLOW__OPENLINEAGE__")):
             monkeypatch.delenv(key, raising=False)
     # the secrets/config files are looked up relative to the working directory and the var dir
     monkeypatch.setenv("SHAREHUB_SECRETS_FILE", str(tmp_path_factory.getbasetemp() / "no-secrets.toml"))

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, get_parsing_context, task
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
 from sharehub.airflow.dagspec import DagSpec
 
@@ -158,6 +159,41 @@ def _publish(code: str, run_id: str | None = None) -> Any:
     return _call("publish", code, str(run_id))
 
 
+STEP_CALLABLES: dict[str, Callable[..., Any]] = {
+    "extract_land": _extract_land,
+    "validate": _validate,
+    "publish": _publish,
+}
+
+
+class SyncStepOperator(PythonOperator):
+    """One step of a dataset sync (its task callable above) that tells OpenLineage what it read
+    and wrote: the provider calls the ``get_openlineage_facets_on_*`` methods, only when
+    OpenLineage is enabled (see ``docs/adr/0012-openlineage-sync-lineage.md``)."""
+
+    def __init__(self, *, sync_step: str, dataset_code: str, **kwargs: Any) -> None:
+        super().__init__(
+            python_callable=STEP_CALLABLES[sync_step], op_kwargs={"code": dataset_code}, **kwargs
+        )
+        self.sync_step = sync_step
+        self.dataset_code = dataset_code
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        from sharehub.airflow.lineage import operator_lineage
+
+        return operator_lineage(self.sync_step, self.dataset_code, None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from sharehub.airflow.lineage import operator_lineage
+
+        return operator_lineage(self.sync_step, self.dataset_code, str(task_instance.run_id))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        from sharehub.airflow.lineage import operator_lineage
+
+        return operator_lineage(self.sync_step, self.dataset_code, str(task_instance.run_id))
+
+
 # ---- DAGs ----------------------------------------------------------------------------------
 def _retries() -> int:
     raw = os.environ.get(RETRIES_ENV, "")
@@ -204,9 +240,11 @@ def build_dag(spec: DagSpec) -> DAG:
         params={"full": Param(False, type="boolean", description="force a full resync")},
         render_template_as_native_obj=False,
     ) as dag:
-        extract = task(task_id="extract_land")(_extract_land)(code=spec.code)
-        check = task(task_id="validate")(_validate)(code=spec.code)
-        publish = task(task_id="publish", outlets=[curated_asset(spec)])(_publish)(code=spec.code)
+        extract = SyncStepOperator(task_id="extract_land", sync_step="extract_land", dataset_code=spec.code)
+        check = SyncStepOperator(task_id="validate", sync_step="validate", dataset_code=spec.code)
+        publish = SyncStepOperator(
+            task_id="publish", sync_step="publish", dataset_code=spec.code, outlets=[curated_asset(spec)]
+        )
         extract >> check >> publish
     return dag
 

@@ -179,6 +179,7 @@ def validate(code: str, run_id: str, *, settings: Settings | None = None) -> dic
         summary = outcome.to_json()
         summary["findings"] = intake.file_findings(unlanded)  # refused files, missing columns: the report
         summary["notes"] = intake.file_notes(run["files"] or [])  # e.g. one file dropped under two names
+        summary["quarantine_rows"] = len(q_rows)  # what the quarantine table got (lineage row count)
         blocked_reason = None
         volume = [c for c in outcome.dataset_checks.values() if not c.get("success", True)]
         if spec.quality.policy is QualityPolicy.BLOCK and n_bad:
