@@ -16,7 +16,10 @@ shared and its absolute speed varies.
 * B10: :mod:`benchmarks.bulk_sharing` (a 1,000,000-row granted table read with the official
   Delta Sharing client against reading the curated Parquet files directly);
 * B11: :mod:`benchmarks.subscription_delivery` (a subscription's delivery of 1 % changed rows of
-  a 1,000,000-row table against the full copy into the same PostgreSQL target).
+  a 1,000,000-row table against the full copy into the same PostgreSQL target);
+* B12: :mod:`benchmarks.dlt_peer` (sharehub's extract+land of the 1,000,000-row licence table
+  against dlt's ``sql_table`` with the connectorx and pyarrow backends to Parquet and Iceberg,
+  and against the raw ADBC read of the table).
 
 ``--quick`` runs small sizes (10k / 20k rows, 2 s of load, 20 DAGs) and reports no pass/fail:
 it is what CI runs so the benchmarks keep working. Sizes can also be set one by one.
@@ -47,7 +50,7 @@ from benchmarks import licence_source, sync_bench  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 SERVER = os.environ.get("SHAREHUB_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GIB = 1024**3
-#: databases the run creates on SERVER: <prefix>_src, _hub, _src_big, _hub_big
+#: databases the run creates on SERVER: <prefix>_src, _hub, _src_big, _hub_big, _hub_peer
 PREFIX = os.environ.get("SHAREHUB_BENCH_DB_PREFIX", "sharehub_bench")
 
 
@@ -439,6 +442,61 @@ def delivery_figures(quick: bool) -> tuple[list[Row], dict[str, Any]]:
     return [row], res
 
 
+# ---- B12 -------------------------------------------------------------------------------------
+
+
+def peer_figures(rows: int, quick: bool, work: Path) -> tuple[list[Row], dict[str, Any]]:
+    from benchmarks import dlt_peer
+
+    src = licence_source.ensure_database(SERVER, f"{PREFIX}_src")
+    licence_source.load(src, rows)
+    raw: dict[str, Any] = {"rows": rows, "limit": dlt_peer.raw_read(src)}
+    licence_source.drop_database(SERVER, f"{PREFIX}_hub_peer")
+    hub = licence_source.ensure_database(SERVER, f"{PREFIX}_hub_peer")
+    var = work / "hub-peer"
+    sync_bench.prepare_hub(var, hub)
+    mine = sync_bench.run_child(
+        sync_bench.hub_env(var, hub, src), full=True, run_id="bench__peer", extract_only=True
+    )
+    raw["sharehub"] = mine
+    raw["dlt"] = dlt_peer.run_dlt(src, work / "dlt")
+    for got in (raw["limit"]["rows"], mine["rows_read"], *(r["rows"] for r in raw["dlt"])):
+        if got != rows:
+            raise RuntimeError(f"B12 read {got} rows of {rows}: {raw}")
+    el = mine["times"]["extract_land"]
+    limit_s = raw["limit"]["seconds"]
+    fastest = min(raw["dlt"], key=lambda r: r["seconds"])
+    check = not quick
+    out = [
+        Row(
+            "B12",
+            f"extract+land {rows:,} rows vs dlt {r['backend']} -> {r['table_format']} (s)",
+            round(el, 3),
+            round(r["seconds"], 3),
+            "s",
+            _ratio(r["seconds"], el),
+            "> 1.0 (fastest)" if r is fastest else "info",
+            (r["seconds"] / el > 1.0) if check and r is fastest else None,
+            "ratio = dlt time / sharehub time",
+        )
+        for r in raw["dlt"]
+    ]
+    out.append(
+        Row(
+            "B12",
+            f"extract+land {rows:,} rows vs raw ADBC read to Arrow, nothing written (s)",
+            round(el, 3),
+            round(limit_s, 3),
+            "s",
+            _ratio(limit_s, el),
+            ">= 0.50",
+            (limit_s / el >= 0.5) if check else None,
+            "ratio = raw read time / sharehub time (= rate ratio)",
+        )
+    )
+    return out, raw
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -475,8 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dags", type=int, help="B7's DAG count (default 200; quick 20)")
     ap.add_argument(
         "--only",
-        default="sync,access,dags,portal,anomalies,sharing,delivery",
-        help="comma-separated: sync, access, dags, portal, anomalies, sharing, delivery",
+        default="sync,access,dags,portal,anomalies,sharing,delivery,peer",
+        help="comma-separated: sync, access, dags, portal, anomalies, sharing, delivery, peer",
     )
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     ap.add_argument("--drop", action="store_true", help="drop the benchmark databases afterwards")
@@ -502,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             ("anomalies", lambda: anomaly_figures(quick)),
             ("sharing", lambda: sharing_figures(quick)),
             ("delivery", lambda: delivery_figures(quick)),
+            ("peer", lambda: peer_figures(rows, quick, work)),
         ):
             if name not in parts:
                 continue
@@ -517,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if args.drop:
-            for suffix in ("src", "hub", "src_big", "hub_big"):
+            for suffix in ("src", "hub", "src_big", "hub_big", "hub_peer"):
                 licence_source.drop_database(SERVER, f"{PREFIX}_{suffix}")
 
     print_table(table)

@@ -207,11 +207,15 @@ def prepare_hub(var_dir: Path, hub_url: str) -> None:
         engine.dispose()
 
 
-def run_child(env: dict[str, str], *, full: bool, run_id: str) -> dict[str, Any]:
-    """One sync in a child process; its step timings, counts and peak RSS."""
+def run_child(env: dict[str, str], *, full: bool, run_id: str, extract_only: bool = False) -> dict[str, Any]:
+    """One sync in a child process; its step timings, counts and peak RSS.
+
+    ``extract_only``: stop after extract+land (B12 compares that step with a peer)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "child", "--run-id", run_id]
     if full:
         cmd.append("--full")
+    if extract_only:
+        cmd += ["--steps", "extract"]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"sync child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -235,7 +239,7 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-def child(run_id: str, full: bool) -> dict[str, Any]:
+def child(run_id: str, full: bool, steps: str = "all") -> dict[str, Any]:
     from sharehub import pipeline
 
     times: dict[str, float] = {"imports": warm_up()}
@@ -244,6 +248,8 @@ def child(run_id: str, full: bool) -> dict[str, Any]:
     landed = pipeline.extract_land(CODE, run_id, full=full, trigger="bench")
     times["extract_land"] = time.perf_counter() - t0
     peak["extract_land"] = _max_rss()
+    if steps == "extract":
+        return {"times": times, "rows_read": landed["rows_read"], "max_rss_bytes": _max_rss()}
     t1 = time.perf_counter()
     checked = pipeline.validate(CODE, run_id)
     times["validate"] = time.perf_counter() - t1
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("child", help="run one sync with the SHAREHUB_* environment (internal)")
     c.add_argument("--run-id", required=True)
     c.add_argument("--full", action="store_true")
+    c.add_argument("--steps", choices=("all", "extract"), default="all")
     p = sub.add_parser("pandas", help="run the pandas baseline (internal)")
     p.add_argument("--src", required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         logging.disable(logging.WARNING)
-        print(json.dumps(child(args.run_id, args.full)))
+        print(json.dumps(child(args.run_id, args.full, args.steps)))
     return 0
 
 

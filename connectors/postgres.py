@@ -1,250 +1,290 @@
-"""PostgreSQL fast path: ``COPY (SELECT ...) TO STDOUT WITH (FORMAT csv)`` into pyarrow's CSV reader.
+"""PostgreSQL bulk path: the query read as Arrow record batches through ADBC.
 
-A reader thread joins COPY's rows into blocks of ~16 MB while the caller's thread parses the
-previous block with Arrow's multi-threaded CSV parser, so the socket, the parse and whatever
-the caller does with a batch overlap (see docs/benchmarks.md for what this buys).
+The ADBC PostgreSQL driver (``adbc_driver_postgresql``) runs ``COPY (query) TO STDOUT (FORMAT
+binary)`` and decodes the binary rows into Arrow in C; the batches stream (~16 MB each), so
+memory stays bounded whatever the table's size. Column types are described before the read
+(``adbc_execute_schema``: a prepare, nothing executed) and converted to what the generic path
+gives (int2/int4 -> int64, ``numeric(p,s)`` -> decimal128, unconstrained numeric -> text,
+uuid -> text, real -> float64 through its shortest text), so the Arrow data equals the generic
+path's. Queries with a column type not handled here fall back to the generic path.
 
-Column types come from a ``LIMIT 0`` run of the same query (psycopg's cursor.description type
-OIDs), so the Arrow data equals the generic path's. COPY takes no bind parameters: the
-watermark is quoted client-side by ``psycopg.sql.Literal``. Queries with a column type the
-fast path does not parse fall back to the generic path.
+The watermark is a bind parameter, but not of the read itself: the driver buffers a whole
+result set in memory when the query has bound parameters (it cannot use COPY then). The value
+is bound to ``set_config`` on the same session and the read compares the cursor with
+``CAST(current_setting(...) AS <type>)``: the query text holds no value and still streams.
 """
 
 from __future__ import annotations
 
-import gc
-import select
-from collections.abc import Generator, Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
-from connectors.arrow_types import PG_TIMESTAMPTZ, from_pg_oid
+from connectors.arrow_types import from_pg_oid
 from connectors.base import ConnectorError
 from connectors.common import WATERMARK_PARAM, ordinal_rows, read_ahead, slice_batches, with_origin
 
 if TYPE_CHECKING:
-    import psycopg
-    from psycopg import pq
-    from psycopg import sql as psql
+    from adbc_driver_manager import dbapi
 
     from connectors.sql import Plan, SqlConnector
 
-#: bytes of COPY output parsed at once (one record batch), and Arrow's parse block inside it
-_BLOCK = 16 << 20
-_PARSE_BLOCK = 1 << 20
+#: the session setting that carries the watermark from its bind parameter into the read
+WATERMARK_SETTING = "sharehub.watermark"
+#: bytes of binary COPY output the driver decodes into one record batch
+_BATCH_BYTES = 16 << 20
+
+# the driver's POSTGRESQL:type names of the types read here, as the OIDs arrow_types knows
+_OIDS = {
+    "bool": 16,
+    "int8": 20,
+    "int2": 21,
+    "int4": 23,
+    "float4": 700,
+    "float8": 701,
+    "numeric": 1700,
+    "name": 19,
+    "text": 25,
+    "bpchar": 1042,
+    "varchar": 1043,
+    "uuid": 2950,
+    "date": 1082,
+    "timestamp": 1114,
+    "timestamptz": 1184,
+}
+_BYTEA = "bytea"
+# the driver prints numeric NaN and infinities as C does; the generic path gives Decimal's text
+_NUMERIC_WORDS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+Convert = Callable[[pa.Array], pa.Array]
 
 
 @dataclass
-class CopyLayout:
-    """What the COPY needs: the inner SELECT, the result columns and their Arrow types."""
+class ReadLayout:
+    """What the bulk read needs: the query text, the watermark setting, the columns' conversions."""
 
-    inner: psql.Composable
+    query: str
+    watermark: tuple[str, str] | None  # (text bound to set_config, the SQL type it is cast to)
     names: list[str]
-    types: list[pa.DataType]
-    utc_columns: list[bool]
+    converts: list[Convert]
 
 
-def _connect(engine: sa.Engine) -> psycopg.Connection[Any]:
-    import psycopg
+def adbc_uri(engine: sa.Engine) -> str:
+    """The libpq URI of ``engine``'s database (UTF-8 client encoding unless the URL says otherwise)."""
+    url = engine.url.set(drivername="postgresql")
+    if "client_encoding" not in url.query:
+        url = url.update_query_dict({"client_encoding": "UTF8"})
+    return url.render_as_string(hide_password=False)
 
-    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg.connect(conninfo, client_encoding="UTF8")
-    conn.execute("SET DateStyle TO ISO, YMD")
+
+def connect(engine: sa.Engine) -> dbapi.Connection:
+    """An autocommit ADBC connection to ``engine``'s database."""
+    import adbc_driver_postgresql.dbapi
+
+    conn: dbapi.Connection = adbc_driver_postgresql.dbapi.connect(adbc_uri(engine), autocommit=True)
     return conn
 
 
-def _inner_sql(engine: sa.Engine, plan: Plan) -> psql.Composable | None:
-    from psycopg import sql as psql
+def _watermark_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
+def _watermark_sql_type(value: Any, column_type: pa.DataType | None) -> str | None:
+    """The SQL type the watermark text is cast to: the bound value's own type, as a literal of it
+    would have (an aware datetime is timestamptz, a naive one timestamp); a string takes the
+    cursor column's type (as an untyped literal would). None when neither says."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double precision"
+    if isinstance(value, Decimal):
+        return "numeric"
+    if isinstance(value, dt.datetime):
+        return "timestamptz" if value.tzinfo is not None else "timestamp"
+    if isinstance(value, dt.date):
+        return "date"
+    if not isinstance(value, str) or column_type is None:
+        return None
+    if isinstance(column_type, pa.BaseExtensionType):
+        return "numeric" if getattr(column_type, "type_name", None) == "numeric" else None
+    if isinstance(column_type, pa.TimestampType):
+        return "timestamptz" if column_type.tz is not None else "timestamp"
+    if pa.types.is_date32(column_type):
+        return "date"
+    if pa.types.is_integer(column_type):
+        return "bigint"
+    if pa.types.is_floating(column_type):
+        return "double precision"
+    if pa.types.is_boolean(column_type):
+        return "boolean"
+    if pa.types.is_string(column_type):
+        return "text"
+    return None
+
+
+def _numeric_precision_scale(field: pa.Field) -> tuple[int | None, int | None]:
+    typmod = int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod < 4:
+        return None, None
+    return ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+
+
+def _uuid_text(array: pa.Array) -> pa.Array:
+    """16-byte UUIDs as their canonical 36-character text (vectorised)."""
+    import numpy as np
+
+    storage = array.storage if isinstance(array, pa.ExtensionArray) else array
+    n = len(storage)
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + n) * 16]
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    pairs = raw.reshape(n, 16)
+    hexed = np.empty((n, 32), dtype=np.uint8)
+    hexed[:, 0::2] = digits[pairs >> 4]
+    hexed[:, 1::2] = digits[pairs & 15]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    # 8-4-4-4-12 hex digits: where each group starts in the hex digits and in the text
+    for first, at, size in ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12)):
+        text[:, at : at + size] = hexed[:, first : first + size]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    validity = storage.buffers()[0] if storage.null_count else None
+    if validity is not None and storage.offset:
+        validity = pc.is_valid(storage).buffers()[1]
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()), validity)
+
+
+def _numeric_text(array: pa.Array) -> pa.Array:
+    text = array.storage if isinstance(array, pa.ExtensionArray) else array
+    words = pc.is_in(text, value_set=pa.array(list(_NUMERIC_WORDS)))
+    if not pc.any(words).as_py():
+        return text
+    for word, name in _NUMERIC_WORDS.items():
+        text = pc.if_else(pc.equal(text, word), pa.scalar(name), text)
+    return text
+
+
+def _converter(field: pa.Field, target: pa.DataType) -> Convert | None:
+    """How a column as the driver gives it becomes ``target`` (None: not a type read here)."""
+    typname = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+    if typname == _BYTEA:
+        return (lambda a: a.cast(target)) if field.type == target or pa.types.is_binary(target) else None
+    if typname not in _OIDS:
+        return None
+    if typname == "numeric":  # text from the driver: to decimal128(p, s), or kept as text
+        return lambda a: _numeric_text(a).cast(target)
+    if typname == "uuid":
+        return lambda a: _uuid_text(a).cast(target)
+    if typname == "float4":
+        # the generic path (and COPY's text) give the float's shortest text read as a double
+        return lambda a: a.cast(pa.string()).cast(target)
+    if field.type == target:
+        return lambda a: a
+    return lambda a: a.cast(target)
+
+
+def _query_text(engine: sa.Engine, plan: Plan) -> tuple[str, bool] | None:
+    """The compiled SELECT with the watermark placeholder as ``$1``; None when it cannot be sent."""
     if engine.dialect.paramstyle != "pyformat":
         return None
     compiled = plan.statement.compile(dialect=engine.dialect)
     if set(compiled.params) - {WATERMARK_PARAM}:
         return None
     pieces = str(compiled).split(f"%({WATERMARK_PARAM})s")
-    # the compiled text escapes "%" for pyformat; COPY is sent without parameters
-    parts: list[psql.Composable] = [psql.SQL(pieces[0].replace("%%", "%"))]
-    for piece in pieces[1:]:
-        parts += [psql.Literal(plan.params[WATERMARK_PARAM]), psql.SQL(piece.replace("%%", "%"))]
-    return psql.Composed(parts)
+    # the compiled text escapes "%" for pyformat
+    return "$1".join(p.replace("%%", "%") for p in pieces), len(pieces) > 1
 
 
-def copy_supported(engine: sa.Engine, plan: Plan) -> CopyLayout | None:
-    """The COPY layout for ``plan``, or None when the generic path must read it."""
+def bulk_supported(engine: sa.Engine, plan: Plan) -> ReadLayout | None:
+    """The bulk read of ``plan``, or None when the generic path must read it."""
     try:
-        import psycopg
-        from psycopg import sql as psql
+        from adbc_driver_manager import dbapi
     except ImportError:
         return None
-    inner = _inner_sql(engine, plan)
-    if inner is None:
+    compiled = _query_text(engine, plan)
+    if compiled is None:
         return None
-    with _connect(engine) as conn:
-        try:
-            cur = conn.execute(
-                psql.Composed([psql.SQL("SELECT * FROM ("), inner, psql.SQL(") AS q LIMIT 0")])
-            )
-        except psycopg.Error:
-            return None  # let the generic path report it through SQLAlchemy
-        description = cur.description or []
-    names, types, utc = [], [], []
-    for col in description:
-        arrow_type = plan.column_types.get(col.name) or from_pg_oid(col.type_code, col.precision, col.scale)
-        if from_pg_oid(col.type_code, col.precision, col.scale) is None or arrow_type is None:
-            return None
-        names.append(col.name)
-        types.append(arrow_type)
-        utc.append(col.type_code == PG_TIMESTAMPTZ)
+    text, has_watermark = compiled
+    try:
+        with connect(engine) as conn, conn.cursor() as cur:
+            schema = cur.adbc_execute_schema(text)
+            param_schema = cur.adbc_prepare(text) if has_watermark else None
+    except dbapi.Error:
+        return None  # let the generic path report it through SQLAlchemy
+    names = list(schema.names)
     if len(set(names)) != len(names):
         return None
-    return CopyLayout(inner, names, types, utc)
+    converts: list[Convert] = []
+    for field in schema:
+        typname = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+        precision, scale = _numeric_precision_scale(field) if typname == "numeric" else (None, None)
+        natural = pa.binary() if typname == _BYTEA else from_pg_oid(_OIDS.get(typname, -1), precision, scale)
+        if natural is None:
+            return None
+        target = plan.column_types.get(field.name) or natural
+        convert = _converter(field, target)
+        if convert is None:
+            return None
+        converts.append(convert)
+    watermark = None
+    if has_watermark:
+        value = plan.params[WATERMARK_PARAM]
+        column_type = param_schema.field(0).type if param_schema is not None and len(param_schema) else None
+        sql_type = _watermark_sql_type(value, column_type)
+        if sql_type is None:
+            return None
+        watermark = (_watermark_text(value), sql_type)
+        text = text.replace("$1", f"CAST(current_setting('{WATERMARK_SETTING}') AS {sql_type})")
+    return ReadLayout(text, watermark, names, converts)
 
 
-def _row_blocks(pgconn: pq.abc.PGconn, query: bytes, size: int) -> Generator[bytes]:
-    """Run ``query`` (a COPY … TO STDOUT) on ``pgconn``; its output joined into ~``size``-byte blocks.
-
-    PostgreSQL sends one CopyData message per row, so every message ends a row: a block never
-    splits a row (quoted newlines included) and parses on its own. The rows are read through
-    libpq itself (``psycopg.pq``): psycopg's ``Copy.read()`` spends Python work on every row,
-    which at a million rows takes as long as the server needs to produce them. The socket wait is
-    a ``select`` (the GIL is free while the server works).
-    """
-    import psycopg
-    from psycopg import pq
-
-    def failed(what: str, result: Any) -> psycopg.Error:
-        message = result.error_message if result is not None else pgconn.error_message
-        return psycopg.OperationalError(f"{what}: {bytes(message).decode('utf-8', 'replace').strip()}")
-
-    pgconn.send_query(query)  # raises psycopg.OperationalError if it cannot be sent
-    pgconn.flush()
-    first = _next_result(pgconn)
-    if first is None or first.status != pq.ExecStatus.COPY_OUT:
-        _drain(pgconn)
-        raise failed("COPY refused", first)
-    parts: list[Any] = []
-    n = 0
-    fd = pgconn.socket
-    finished = False
-    # each row allocates a tuple: with the cyclic GC on, a million rows trigger ~1,400
-    # collections that scan every object the process holds (9 % of the read in a profile);
-    # it is paused while a block fills and runs between blocks
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
+def _batches(cur: Any, layout: ReadLayout) -> Iterator[pa.RecordBatch]:
+    if layout.watermark is not None:
+        cur.execute("SELECT set_config($1, $2, false)", parameters=(WATERMARK_SETTING, layout.watermark[0]))
+        cur.fetchall()
+    cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_BYTES)})
+    cur.execute(layout.query)
+    reader = cur.fetch_record_batch()
     try:
-        while True:
-            nbytes, data = pgconn.get_copy_data(1)
-            if nbytes > 0:
-                parts.append(data)
-                n += nbytes
-                if n >= size:
-                    if gc_was_enabled:
-                        gc.enable()
-                    yield b"".join(parts)
-                    gc.disable()
-                    parts, n = [], 0
-            elif nbytes == 0:
-                select.select([fd], [], [])
-                pgconn.consume_input()
-            elif nbytes == -1:
-                finished = True
-                break
-            else:
-                raise failed("COPY interrupted", None)
+        yield from reader
     finally:
-        if gc_was_enabled:
-            gc.enable()
-        if not finished:  # the reader stopped early: cancel the COPY, leave the connection idle
-            pgconn.get_cancel().cancel()
-            while pgconn.get_copy_data(0)[0] >= 0:
-                pass
-            _drain(pgconn)
-    if parts:
-        yield b"".join(parts)
-    end = _next_result(pgconn)
-    _drain(pgconn)
-    if end is None or end.status != pq.ExecStatus.COMMAND_OK:
-        raise failed("COPY failed", end)
+        reader.close()
 
 
-def _next_result(pgconn: pq.abc.PGconn) -> Any:
-    """The next result of the query in flight, waiting on the socket without holding the GIL."""
-    while pgconn.is_busy():
-        select.select([pgconn.socket], [], [])
-        pgconn.consume_input()
-    return pgconn.get_result()
-
-
-def _drain(pgconn: pq.abc.PGconn) -> None:
-    while _next_result(pgconn) is not None:
-        pass
-
-
-def copy_batches(
-    connector: SqlConnector, engine: sa.Engine, plan: Plan, layout: CopyLayout
+def bulk_batches(
+    connector: SqlConnector, engine: sa.Engine, plan: Plan, layout: ReadLayout
 ) -> Iterator[pa.RecordBatch]:
-    """Stream ``COPY (SELECT ...) TO STDOUT`` as batches typed like the generic path's."""
-    import psycopg
-    from psycopg import sql as psql
+    """Stream the read as batches typed like the generic path's, with ``_source`` and ``_row``."""
+    from adbc_driver_manager import dbapi
 
-    keys = [f"c{i}" for i in range(len(layout.names))]
-    exprs: list[psql.Composable] = []
-    for name, utc in zip(layout.names, layout.utc_columns, strict=True):
-        ident = psql.Identifier(name)
-        # timestamptz printed in UTC without an offset, then tagged UTC in Arrow
-        exprs.append(psql.SQL("({} AT TIME ZONE 'UTC')").format(ident) if utc else ident)
-    statement = psql.Composed(
-        [
-            psql.SQL("COPY (SELECT "),
-            psql.SQL(", ").join(exprs),
-            psql.SQL(" FROM ("),
-            layout.inner,
-            psql.SQL(") AS q) TO STDOUT WITH (FORMAT csv, HEADER false)"),
-        ]
-    )
-    read_types = {
-        key: pa.timestamp("us") if utc else arrow_type
-        for key, arrow_type, utc in zip(keys, layout.types, layout.utc_columns, strict=True)
-    }
     cursor_index = layout.names.index(connector.cursor) if connector.cursor in layout.names else None
-    read_options = pa_csv.ReadOptions(column_names=keys, use_threads=True, block_size=_PARSE_BLOCK)
-    parse_options = pa_csv.ParseOptions(newlines_in_values=True)
-    convert_options = pa_csv.ConvertOptions(
-        column_types=read_types,
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        true_values=["t"],
-        false_values=["f"],
-    )
     start = 1
-    with _connect(engine) as conn:
-        try:
-            query = statement.as_bytes(conn)
-            for block in read_ahead(_row_blocks(conn.pgconn, query, _BLOCK), depth=2, name="copy-reader"):
-                raw = pa_csv.read_csv(
-                    pa.py_buffer(block),
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=convert_options,
-                ).combine_chunks()
-                arrays = [
-                    col.chunk(0).cast(t) if utc else col.chunk(0)
-                    for col, t, utc in zip(raw.columns, layout.types, layout.utc_columns, strict=True)
-                ]
+    try:
+        with connect(engine) as conn, conn.cursor() as cur:
+            # the driver decodes the next batch (GIL released) while the caller works on this one
+            for raw in read_ahead(_batches(cur, layout), depth=2, name="adbc-reader"):
+                arrays = [convert(raw.column(i)) for i, convert in enumerate(layout.converts)]
                 batch = pa.RecordBatch.from_arrays(arrays, names=layout.names)
                 for part in slice_batches(batch, connector.batch_size):
                     if cursor_index is not None:
                         connector.note_cursor_max(pc.max(part.column(cursor_index)).as_py())
                     yield with_origin(part, connector.source, ordinal_rows(start, part.num_rows))
                     start += part.num_rows
-        except psycopg.Error as exc:
-            raise ConnectorError(f"{connector.source}: COPY failed: {exc}") from None
-        except pa.ArrowInvalid as exc:
-            raise ConnectorError(f"{connector.source}: COPY output near row {start}: {exc}") from None
+    except dbapi.Error as exc:
+        raise ConnectorError(f"{connector.source}: bulk read failed: {exc}") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ConnectorError(f"{connector.source}: bulk read near row {start}: {exc}") from None

@@ -2,7 +2,8 @@
 
 Incremental reads take ``cursor >= watermark - lookback`` (a closed start and no end bound):
 rows equal to the watermark are read again on purpose, since the lake upserts on the primary
-key. PostgreSQL sources go through ``COPY ... TO STDOUT`` (see ``connectors.postgres``).
+key. PostgreSQL sources are read in bulk through ADBC (``COPY ... TO STDOUT`` in binary, decoded
+into Arrow by the driver: see ``connectors.postgres``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class SqlConnector:
     """Rows of a table or a query from any SQLAlchemy URL, as Arrow batches.
 
     After iteration ``new_watermark`` is the largest cursor value seen (None when no rows were
-    read or the read is not incremental).
+    read or the read is not incremental). On PostgreSQL the bulk path (ADBC: binary ``COPY``)
+    reads unless ``copy_fast_path=False``; ``used_copy`` says whether it did (the names are
+    kept from the CSV ``COPY`` path it replaced).
     """
 
     def __init__(
@@ -130,14 +133,14 @@ class SqlConnector:
         engine = self._engine()
         try:
             if self.copy_fast_path and engine.dialect.name == "postgresql":
-                from connectors.postgres import copy_batches, copy_supported
+                from connectors.postgres import bulk_batches, bulk_supported
 
                 with engine.connect() as conn:
                     plan = self.plan(conn)
-                    layout = copy_supported(engine, plan)
+                    layout = bulk_supported(engine, plan)
                 if layout is not None:
                     self.used_copy = True
-                    yield from copy_batches(self, engine, plan, layout)
+                    yield from bulk_batches(self, engine, plan, layout)
                     return
             yield from self._generic(engine)
         except sa.exc.SQLAlchemyError as exc:

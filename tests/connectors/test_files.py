@@ -298,3 +298,141 @@ def test_empty_file_is_refused_in_every_format(tmp_path, fmt, name):
     assert list(conn.read_batches()) == []
     assert [(r.source, r.reason, r.kind) for r in conn.rejects] == [(name, f"{name}: file is empty", "file")]
     assert conn.taken == []
+
+
+def _with_cached_formula(path, cell: str, formula: str, cached: str) -> None:
+    """Rewrite ``path`` so ``cell`` holds ``formula`` and a cached value, as Excel saves it."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    xml = parts[sheet].decode()
+    start = xml.index(f'<c r="{cell}"')
+    end = xml.index("</c>", start) + len("</c>")
+    parts[sheet] = (xml[:start] + f'<c r="{cell}"><f>{formula}</f><v>{cached}</v></c>' + xml[end:]).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+
+
+def test_xlsx_calamine_reads_like_openpyxl_from_c5_with_dates_and_a_cached_formula(tmp_path):
+    """Data that starts at C5 under a title (rows numbered from the sheet's row 1), date, time,
+    datetime and duration cells, integers shown as integers, an empty cell, a formula's cached
+    value: calamine's text equals openpyxl's, and the rows keep their sheet numbers."""
+    import io
+
+    openpyxl = pytest.importorskip("openpyxl")
+    from connectors.excel import _needs_openpyxl, _read_openpyxl, read_xlsx
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["C2"] = "2026年户籍人口信息表"
+    header = ["编号", "日期", "时间", "时刻", "时长", "金额", "标志", "合计"]
+    rows = [
+        [
+            1,
+            dt.date(2020, 1, 5),
+            dt.datetime(2024, 1, 2, 3, 4, 5),
+            dt.time(10, 30),
+            dt.timedelta(hours=25),
+            2.0,
+            True,
+            0,
+        ],
+        [2, dt.datetime(2021, 2, 3), None, None, None, 1000.5, False, 0],
+        [None] * 8,
+        [
+            123456789012345,
+            dt.date(1999, 12, 31),
+            dt.datetime(2024, 1, 1, 0, 0, 1),
+            dt.time(0, 0),
+            None,
+            -0.1,
+            None,
+            0,
+        ],
+    ]
+    for j, text in enumerate(header):
+        ws.cell(row=5, column=3 + j, value=text)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if value is not None:
+                ws.cell(row=6 + i, column=3 + j, value=value)
+    path = tmp_path / "c5.xlsx"
+    wb.save(path)
+    _with_cached_formula(path, "J6", "SUM(H6:H6)", "2")
+    data = path.read_bytes()
+    assert not _needs_openpyxl(io.BytesIO(data))
+
+    def read(fn):
+        rejects: list = []
+        batches = list(
+            fn(
+                io.BytesIO(data),
+                name="c5.xlsx",
+                sheet=None,
+                rejects=rejects,
+                batch_size=2,
+                columns={h: h for h in header},
+            )
+        )
+        return pa.Table.from_batches(batches).to_pylist(), rejects
+
+    new, new_rejects = read(read_xlsx)
+    old, old_rejects = read(_read_openpyxl)
+    assert new == old and new_rejects == old_rejects == []
+    assert [r["_row"] for r in new] == [6, 7, 9]
+    first = {k: v for k, v in new[0].items() if k in header}
+    assert first == {
+        "编号": "1",
+        "日期": "2020-01-05",
+        "时间": "2024-01-02T03:04:05",
+        "时刻": "10:30:00",
+        "时长": "1 day, 1:00:00",
+        "金额": "2",
+        "标志": "true",
+        "合计": "2",
+    }
+    assert new[1]["日期"] == "2021-02-03" and new[2]["编号"] == "123456789012345"
+
+
+def test_xlsx_long_integers_and_uncached_formulas_go_to_openpyxl(tmp_path):
+    """A 16+ digit integer stored as a number (an 18-digit ID: not exact as a double) and a
+    formula without a cached value (its reject quotes the formula) are read by openpyxl."""
+    import io
+
+    openpyxl = pytest.importorskip("openpyxl")
+    from connectors.excel import _needs_openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["身份证号", "名称"])
+    ws.append([1, "甲"])
+    wb.save(tmp_path / "ids.xlsx")
+    # openpyxl itself writes it as a double; other writers keep every digit
+    _with_cached_formula(tmp_path / "ids.xlsx", "A2", "", "")
+    xml_path = "xl/worksheets/sheet1.xml"
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "ids.xlsx") as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    parts[xml_path] = parts[xml_path].replace(b"<f></f><v></v>", b"<v>110101199001011237</v>")
+    with zipfile.ZipFile(tmp_path / "ids.xlsx", "w") as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+    assert _needs_openpyxl(io.BytesIO((tmp_path / "ids.xlsx").read_bytes()))
+    conn = FileConnector(str(tmp_path), "ids.xlsx", "xlsx")
+    assert pa.Table.from_batches(list(conn.read_batches())).column("身份证号").to_pylist() == [
+        "110101199001011237"
+    ]
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["编号", "合计"])
+    ws.append([1, "=1+2.5"])
+    wb.save(tmp_path / "f.xlsx")
+    assert _needs_openpyxl(io.BytesIO((tmp_path / "f.xlsx").read_bytes()))
+    conn = FileConnector(str(tmp_path), "f.xlsx", "xlsx")
+    list(conn.read_batches())
+    assert [(r.row, r.field, r.value, r.kind) for r in conn.rejects] == [(2, "合计", "=1+2.5", "formula")]

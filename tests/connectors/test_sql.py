@@ -241,3 +241,61 @@ def test_postgresql_copy_equals_generic(pg_url):
     )
     assert qa.num_rows > 0 and qa.equals(qb)
     assert qa.schema.field("amount").type == pa.decimal128(14, 4)
+
+
+@pytest.mark.services
+def test_postgresql_bulk_path_string_watermarks_and_driver_types(pg_url):
+    """ADBC's own types (int4, real, numeric text with NaN, uuid, bytea) come out as the generic
+    path's; a watermark stored as text (a decimal, a code) is cast to the cursor column's type;
+    the watermark is bound through ``set_config``, never written into the query."""
+    from connectors.postgres import bulk_supported
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text(
+                "CREATE TABLE t (id int, n numeric(10,2), loose numeric, code varchar(5), u uuid, "
+                "b bytea, f real)"
+            )
+        )
+        c.execute(
+            sa.text(
+                "INSERT INTO t SELECT g, g * 1.5, CASE WHEN g = 4 THEN 'NaN'::numeric ELSE g / 3.0 END, "
+                "lpad(g::text, 5, '0'), CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text)::uuid END, "
+                "CASE WHEN g % 2 = 0 THEN NULL ELSE '\\x00ff'::bytea END, g / 3.0 "
+                "FROM generate_series(1, 10) g"
+            )
+        )
+    for cursor, watermark, ids in (
+        ("n", "7.50", [5, 6, 7, 8, 9, 10]),
+        ("n", Decimal("7.5"), [5, 6, 7, 8, 9, 10]),
+        ("code", "00008", [8, 9, 10]),
+        ("id", 9, [9, 10]),
+    ):
+        fast = SqlConnector(pg_url, table="t", cursor=cursor, watermark=watermark, batch_size=4)
+        slow = SqlConnector(pg_url, table="t", cursor=cursor, watermark=watermark, copy_fast_path=False)
+        a, b = read(fast), read(slow)
+        assert fast.used_copy, (cursor, watermark)
+        assert sorted(a.column("id").to_pylist()) == ids
+        assert a.equals(b), (a.to_pylist(), b.to_pylist())
+        assert fast.new_watermark == slow.new_watermark
+    assert a.schema.field("u").type == pa.string() and a.schema.field("b").type == pa.binary()
+    assert a.schema.field("f").type == pa.float64() and a.column("f").to_pylist()[0] == 3.0
+    full = read(SqlConnector(pg_url, table="t"))
+    assert full.column("loose").to_pylist()[3] == "NaN"
+    assert full.column("u").to_pylist()[0] == "c4ca4238-a0b9-2382-0dcc-509a6f75849b"
+
+    conn = SqlConnector(pg_url, table="t", cursor="code", watermark="00008")
+    with engine.connect() as c:
+        layout = bulk_supported(engine, conn.plan(c))
+    assert layout is not None and "00008" not in layout.query and "current_setting" in layout.query
+    engine.dispose()
+
+
+@pytest.mark.services
+def test_postgresql_bulk_read_stopped_early_leaves_no_error(pg_url):
+    conn = SqlConnector(pg_url, query="SELECT g FROM generate_series(1, 200000) g", batch_size=1000)
+    batches = conn.read_batches()
+    assert next(batches).num_rows == 1000
+    batches.close()
+    assert conn.used_copy
