@@ -247,9 +247,10 @@ def create_app(settings: Any) -> FastAPI:
         """Calls by route template, decision and status, latencies, rate-limit refusals, audit
         batch sizes and the sync runs. Not audited and not counted. With the setting
         ``metrics_token``, only a scrape with ``Authorization: Bearer <token>`` gets them (401
-        without a token, 403 with another)."""
-        _check_metrics_token(request, getattr(settings, "metrics_token", None))
-        return Response(exposition(hub.engine), media_type=CONTENT_TYPE)
+        without a token, 403 with another); without it the per-dataset sync series (labelled
+        with dataset codes) are left out."""
+        guarded = _check_metrics_token(request, getattr(settings, "metrics_token", None))
+        return Response(exposition(hub.engine, per_dataset=guarded), media_type=CONTENT_TYPE)
 
     for module in (
         auth,
@@ -268,14 +269,15 @@ def create_app(settings: Any) -> FastAPI:
     return app
 
 
-def _check_metrics_token(request: Request, expected: Any) -> None:
+def _check_metrics_token(request: Request, expected: Any) -> bool:
     """401 without a bearer token, 403 with another than ``expected`` (a str or SecretStr);
-    nothing is checked when no token is configured."""
+    nothing is checked when no token is configured. True when the scrape proved the token (the
+    per-dataset series are only for such a scraper)."""
     if expected is None:
-        return
+        return False
     want = expected.get_secret_value() if hasattr(expected, "get_secret_value") else str(expected)
     if not want:
-        return
+        return False
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         err = ApiError("not_authenticated", 401)
@@ -283,6 +285,7 @@ def _check_metrics_token(request: Request, expected: Any) -> None:
         raise err
     if not hmac.compare_digest(token.strip().encode(), want.encode()):
         raise HubError("metrics_forbidden")
+    return True
 
 
 def _json_safe(value: Any) -> Any:

@@ -126,8 +126,9 @@ class RunsCollector:
     Airflow's workers, so no API process sees them happen). Labels: dataset codes (bounded by
     the directory), statuses, stages and row kinds; never run ids."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, per_dataset: bool = True) -> None:
         self.engine = engine
+        self.per_dataset = per_dataset
 
     def describe(self) -> list[Metric]:
         return []  # collected only at scrape time: no description at registration
@@ -177,6 +178,8 @@ class RunsCollector:
         )
         for status, n in by_status:
             runs.add_metric([str(status)], int(n))
+        if not self.per_dataset:
+            return [runs]
         duration = GaugeMetricFamily(
             "sharehub_sync_last_run_duration_seconds",
             "seconds per stage of each dataset's latest finished run (stage total: their sum)",
@@ -226,9 +229,11 @@ def _timestamp(at: Any) -> float:
     return 0.0
 
 
-def exposition(engine: sa.Engine) -> bytes:
+def exposition(engine: sa.Engine, *, per_dataset: bool = True) -> bytes:
     """What a scrape answers: this process's metrics (all workers' in multiprocess mode) and the
-    sync runs, in the Prometheus text format 0.0.4."""
+    sync runs, in the Prometheus text format 0.0.4. ``per_dataset=False`` (an open ``/metrics``,
+    no token configured) leaves out the series labelled with dataset codes: the codes of datasets
+    the public directory does not list are not for whoever reaches the port."""
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
@@ -237,5 +242,5 @@ def exposition(engine: sa.Engine) -> bytes:
     else:
         process = REGISTRY
     runs = CollectorRegistry(auto_describe=False)
-    runs.register(RunsCollector(engine))
+    runs.register(RunsCollector(engine, per_dataset=per_dataset))
     return generate_latest(process) + generate_latest(runs)

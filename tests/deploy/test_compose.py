@@ -533,6 +533,9 @@ def test_hub_api_runs_the_app_factory_with_several_workers(
     assert protocol.load_limits.__func__ is not _HeadGuard.load_limits.__func__
     assert int(_option(argv, "--limit-concurrency")) >= 100
     assert int(_option(argv, "--workers")) >= 2
+    # several workers: /metrics must add up all of them, from a folder that starts empty
+    metrics_dir = environment(svc)["PROMETHEUS_MULTIPROC_DIR"]
+    assert metrics_dir in svc.get("tmpfs", []), "the metrics folder must be a tmpfs (empty at start)"
     port = int(_option(argv, "--port"))
     with monkeypatch.context() as mp:
         s = _settings_for(environment(svc), mp)

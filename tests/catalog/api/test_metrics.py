@@ -16,6 +16,8 @@ from catalog.db import tables
 from tests.catalog.api_hub import USCC, ApiHub, build_hub
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+TOKEN = "scrape-me-7f3a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def scrape(hub: ApiHub, headers: dict[str, str] | None = None) -> Samples:
@@ -134,7 +136,8 @@ def test_metrics_are_not_audited(hub: ApiHub) -> None:
         )
 
 
-def test_sync_runs_from_the_hub_db(hub: ApiHub) -> None:
+def test_sync_runs_from_the_hub_db(tmp_path: Path) -> None:
+    hub = build_hub(tmp_path, metrics_token=TOKEN)
     t0 = dt.datetime(2026, 11, 3, 2, 0, tzinfo=dt.UTC)
     rows: list[dict[str, Any]] = [
         {
@@ -164,7 +167,7 @@ def test_sync_runs_from_the_hub_db(hub: ApiHub) -> None:
                     dataset_code="SCJ-LIC", dataset_version=1, stage="done", full=True, trigger="cli", **row
                 )
             )
-    s = scrape(hub)
+    s = scrape(hub, AUTH)
     assert value(s, "sharehub_sync_metrics_up") == 1
     assert value(s, "sharehub_sync_runs", status="success") == 1
     assert value(s, "sharehub_sync_runs", status="failed") == 1
@@ -177,11 +180,26 @@ def test_sync_runs_from_the_hub_db(hub: ApiHub) -> None:
     )
     with hub.engine.begin() as conn:
         conn.execute(tables.sync_runs.delete().where(tables.sync_runs.c.run_id == "cli__b"))
-    s = scrape(hub)
+    s = scrape(hub, AUTH)
     assert value(s, "sharehub_sync_last_run_rows", dataset="SCJ-LIC", kind="published") == 97
     assert value(s, "sharehub_sync_last_run_duration_seconds", dataset="SCJ-LIC", stage="validate") == 5.5
     assert value(s, "sharehub_sync_last_run_duration_seconds", dataset="SCJ-LIC", stage="total") == 20.0
     assert not any("cli__" in v for _, labels in s for _, v in labels)
+
+    # an open /metrics (no token configured) leaves out every series labelled with a dataset
+    # code: hidden datasets' codes are not for whoever reaches the port
+    open_hub = build_hub(tmp_path / "open")
+    with open_hub.engine.begin() as conn:
+        for row in rows[:1]:
+            conn.execute(
+                tables.sync_runs.insert().values(
+                    dataset_code="SCJ-LIC", dataset_version=1, stage="done", full=True, trigger="cli", **row
+                )
+            )
+    s = scrape(open_hub)
+    assert value(s, "sharehub_sync_runs", status="success") == 1
+    assert not [key for key in s if any(name == "dataset" for name, _ in key[1])]
+    assert "SCJ-LIC" not in open_hub.client.get("/metrics").text
 
 
 def test_token_protection(tmp_path: Path) -> None:
