@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check sharehub connectors lake quality catalog dags tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --durations=40 $(ARGS)
 
 # issue-5 benchmarks B1-B7 against their baselines (full sizes; ARGS=--quick for a smoke run)
 bench: $(STAMP)
