@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --durations=40 $(ARGS)
 
-# issue-5 benchmarks B1-B7 against their baselines (full sizes; ARGS=--quick for a smoke run)
+# benchmarks B1-B12 against their baselines, each measured in the same run (full sizes; ARGS=--quick for a smoke run)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
