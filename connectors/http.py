@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -54,6 +55,10 @@ PAGINATION_STYLES = ("none", "page", "offset", "cursor", "next_link")
 SECRET_WORDS = ("token", "key", "secret", "password", "passwd", "pwd", "sig", "auth", "credential", "session")
 MASK = "***"
 EXCERPT_CHARS = 200
+#: the largest page body read (decoded); a larger or endless body fails the read, not the worker
+MAX_PAGE_BYTES = 64 << 20
+#: how much of an error answer's body is read for the message
+ERROR_BODY_BYTES = 64 << 10
 _LINK_NEXT = re.compile(r"""<([^>]*)>[^,]*?;\s*rel\s*=\s*"?([^",;]*)"?""", re.IGNORECASE)
 
 
@@ -73,7 +78,9 @@ class MalformedPage(HttpError):
 
 @dataclass(frozen=True)
 class Pagination:
-    """How the next page is asked for; every style stops at an empty page.
+    """How the next page is asked for; ``page``/``offset`` stop at an empty page, ``cursor`` and
+    ``next_link`` when no next cursor/link is named (or an empty page names the one it was asked
+    with: an empty page that names a new one is followed).
 
     ``page``: ``page_param`` counts from ``first_page`` (``size_param``=``page_size`` sent when
     both are given). ``offset``: ``offset_param`` advances by the records received (so a server
@@ -318,7 +325,7 @@ def _cursor_key(value: Any) -> tuple[str, Any] | None:
 
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return ("number", value)
     if isinstance(value, str):
         try:
@@ -327,6 +334,61 @@ def _cursor_key(value: Any) -> tuple[str, Any] | None:
             return None
         return ("time", when if when.tzinfo else when.replace(tzinfo=HUB_TZINFO))
     return None
+
+
+class _Unreadable(ValueError):
+    """JSON that json.loads would take but that cannot be read exactly."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Unreadable(f"{name} is not a JSON number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Unreadable(f"duplicate key {key!r} in an object")
+        obj[key] = value
+    return obj
+
+
+def loads_exact(content: bytes, charset: str | None) -> Any:
+    """A page body as JSON, read exactly or not at all.
+
+    The text is decoded strictly: with the declared ``charset``, else as UTF-8/16/32 as
+    RFC 8259 says (a byte order mark is accepted), so a GBK body never turns into U+FFFD.
+    Decimals are :class:`~decimal.Decimal` (every digit kept); ``NaN``/``Infinity`` and
+    duplicate keys raise ``ValueError`` (json.loads would take them and lose data)."""
+    if charset:
+        text = content.decode(charset)
+        text = text.removeprefix("\ufeff")
+    else:
+        text = content.decode(json.detect_encoding(content))
+    return json.loads(text, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_object)
+
+
+def _json_text(value: Any) -> str:
+    """``json.dumps`` of a nested value, decimals written with every digit."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_json_text(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _exact(obj: dict[str, Any]) -> dict[str, Any]:
+    """A record's values as :func:`connectors.jsonl.value_text` would write them, decimals exact."""
+    return {
+        k: str(v) if isinstance(v, Decimal) else _json_text(v) if isinstance(v, dict | list) else v
+        for k, v in obj.items()
+    }
 
 
 def _excerpt(response: httpx.Response) -> str:
@@ -375,6 +437,8 @@ class HttpConnector:
         max_wait: float = 300.0,
         timeout: float = 30.0,
         max_pages: int = 100_000,
+        max_page_bytes: int = MAX_PAGE_BYTES,
+        max_page_seconds: float = 600.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         method = method.upper()
@@ -390,6 +454,8 @@ class HttpConnector:
             raise ConnectorError("path is the endpoint under the connection's base URL, not a URL")
         if max_retries < 0 or batch_size < 1 or max_pages < 1 or timeout <= 0:
             raise ConnectorError("max_retries, batch_size, max_pages and timeout must be positive")
+        if max_page_bytes < 1 or max_page_seconds <= 0:
+            raise ConnectorError("max_page_bytes and max_page_seconds must be positive")
         self.creds = Credentials.parse(url, auth)
         self.path = path
         self.endpoint = self.creds.base.rstrip("/") + "/" + path.lstrip("/") if path else self.creds.base
@@ -415,14 +481,16 @@ class HttpConnector:
         self.max_wait = max_wait
         self.timeout = timeout
         self.max_pages = max_pages
+        self.max_page_bytes = max_page_bytes
+        self.max_page_seconds = max_page_seconds
         self.batch_size = batch_size
         self.source = path or "/"
         secret_params = {k for k, _ in self.creds.params} | ({api_key_param} if api_key_param else set())
         self.redactor = Redactor([s for s in (self.creds.user, self.creds.password) if s], secret_params)
         for _, value in self.creds.params:  # keys and signatures are long; format=json is not a secret
             self.redactor.add(value, min_length=8)
-        if auth == "basic":
-            self.redactor.add(self._basic_value())
+        if auth in ("basic", "oauth2"):  # the base64 of user:password is as secret as the password
+            self.redactor.add(self._basic_value().removeprefix("Basic "))
         self.new_watermark: Any | None = None
         self.pages = 0
         self.requests = 0
@@ -454,13 +522,13 @@ class HttpConnector:
                 for i, obj in enumerate(page, 1):
                     row += 1
                     if not isinstance(obj, dict):
-                        text = self.redactor.text(json.dumps(obj, ensure_ascii=False))[:EXCERPT_CHARS]
+                        text = self.redactor.text(_json_text(obj))[:EXCERPT_CHARS]
                         reason = f"page {page_no}, record {i}: not a JSON object"
                         self._rejects.append(Reject(self.source, row, None, text, reason))
                         continue
                     if self.cursor is not None:
                         self._note_cursor(obj.get(self.cursor))
-                    buffered.append(record_columns.row(obj))
+                    buffered.append(record_columns.row(_exact(obj)))
                     numbers.append(row)
                     if len(buffered) >= self.batch_size:
                         yield record_columns.batch(buffered, numbers)
@@ -513,7 +581,9 @@ class HttpConnector:
             response = self._request(client, url or self.endpoint, extra, page_no, follow=url is not None)
             data, records = self._parse(response, page_no)
             self.pages += 1
-            if not records:
+            # a cursor or a next link says itself whether there is more: an empty page that names
+            # a new one is followed (an API that filters after paging), not taken for the end
+            if not records and p.style not in ("cursor", "next_link"):
                 return
             if p.style in ("page", "offset"):
                 digest = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
@@ -526,7 +596,8 @@ class HttpConnector:
                         status=response.status_code,
                     )
                 previous = digest
-            yield page_no, records
+            if records:
+                yield page_no, records
             if p.style == "none":
                 return
             if p.style == "page":
@@ -535,18 +606,22 @@ class HttpConnector:
                 offset += len(records)
             elif p.style == "cursor":
                 assert p.cursor_path is not None
+                sent = cursor
                 try:
                     cursor = dig(data, p.cursor_path)
                 except KeyError:
                     return
-                if cursor is None or cursor == "":
-                    return
+                if cursor is None or cursor == "" or (not records and cursor == sent):
+                    return  # no cursor, or an empty page that names the one it was asked with
                 self._no_loop(str(cursor), seen, response, page_no, "cursor")
             else:
                 target = self._next_link(data, response)
                 if not target:
                     return
-                url = str(urljoin(str(response.request.url), target))
+                here = str(response.request.url)
+                url = str(urljoin(here, target))
+                if not records and url == here:
+                    return  # an empty page that links to itself
                 if urlsplit(url)[:2] != self._origin:
                     raise HttpError(
                         f"{self._where(response, page_no)}: the next link leaves the connection's "
@@ -583,11 +658,18 @@ class HttpConnector:
         where = self._where(response, page_no)
         safe = self.redactor.url(response.request.url)
         try:
-            data = json.loads(response.text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            excerpt = self.redactor.text(_excerpt(response))
+            data = loads_exact(response.content, response.charset_encoding)
+        except LookupError:
             raise MalformedPage(
-                f"{where}: the body is not JSON ({exc.__class__.__name__}: {getattr(exc, 'msg', exc)}); "
+                f"{where}: the body's charset {response.charset_encoding!r} is unknown",
+                url=safe,
+                status=response.status_code,
+            ) from None
+        except (ValueError, UnicodeError) as exc:  # JSONDecodeError, UnicodeDecodeError, _Unreadable
+            excerpt = self.redactor.text(_excerpt(response))
+            detail = getattr(exc, "msg", None) or getattr(exc, "reason", None) or exc
+            raise MalformedPage(
+                f"{where}: the body is not JSON ({exc.__class__.__name__.lstrip('_')}: {detail}); "
                 f"content-type {response.headers.get('content-type', 'none')}; body: {excerpt!r}",
                 url=safe,
                 status=response.status_code,
@@ -674,18 +756,32 @@ class HttpConnector:
             headers={"Authorization": self._basic_value(), "Accept": "application/json"},
         )
         response = self._send(client, request, None, authorise=False)
+        # a 2xx answer of the token endpoint holds the token: its body is never quoted
+        payload: Any = None
         try:
             payload = json.loads(response.text)
             token = payload["access_token"]
-            expires_in = float(payload.get("expires_in") or 3600)
+            if not isinstance(token, str) or not token:
+                raise TypeError
         except (ValueError, KeyError, TypeError):
+            keys = sorted(payload)[:10] if isinstance(payload, dict) else None
             raise HttpError(
                 f"{self._where(response, None)}: the token endpoint's answer has no access_token "
-                f"(body: {self.redactor.text(_excerpt(response))!r})",
+                f"(content-type {response.headers.get('content-type', 'none')}; "
+                f"{'keys: ' + ', '.join(map(str, keys)) if keys is not None else 'not a JSON object'})",
                 url=self.redactor.url(response.request.url),
                 status=response.status_code,
             ) from None
-        self.redactor.add(str(token))
+        self.redactor.add(token)
+        try:
+            expires_in = float(payload.get("expires_in") or 3600)
+        except (ValueError, TypeError):
+            raise HttpError(
+                f"{self._where(response, None)}: the token endpoint's expires_in is not a number "
+                f"({self.redactor.text(repr(payload.get('expires_in')))[:EXCERPT_CHARS]})",
+                url=self.redactor.url(response.request.url),
+                status=response.status_code,
+            ) from None
         self._token = str(token)
         # renew a little early: a tenth of the lifetime, at most 30 s
         self._token_expiry = time.monotonic() + expires_in - min(30.0, expires_in / 10)
@@ -708,7 +804,7 @@ class HttpConnector:
             self.limiter.wait()
             self.requests += 1
             try:
-                response = client.send(request)
+                response = self._receive(client, request, where)
             except httpx.TransportError as exc:
                 cause = self.redactor.text(f"{type(exc).__name__}: {exc}")
                 if attempt >= self.max_retries:
@@ -745,6 +841,55 @@ class HttpConnector:
             if not 200 <= status < 300:
                 raise self._failed(response, where, attempt + 1)
             return response
+
+    def _receive(self, client: httpx.Client, request: httpx.Request, where: str) -> httpx.Response:
+        """Send and read the body as it streams in: at most ``max_page_bytes`` (decoded) within
+        ``max_page_seconds``, else HttpError (an endless or huge body must not take the worker's
+        memory); an error answer's body only up to ``ERROR_BODY_BYTES`` (for its excerpt)."""
+        streamed = client.send(request, stream=True)
+        try:
+            ok = 200 <= streamed.status_code < 300
+            limit = self.max_page_bytes if ok else ERROR_BODY_BYTES
+            deadline = time.monotonic() + self.max_page_seconds
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in streamed.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    if not ok:
+                        chunks.append(chunk[: len(chunk) - (size - limit)])
+                        break
+                    raise HttpError(
+                        f"{where}: the body is larger than max_page_bytes={self.max_page_bytes}",
+                        url=self.redactor.url(request.url),
+                        status=streamed.status_code,
+                    )
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise HttpError(
+                        f"{where}: the body was still arriving after "
+                        f"max_page_seconds={self.max_page_seconds:g}",
+                        url=self.redactor.url(request.url),
+                        status=streamed.status_code,
+                    )
+        finally:
+            streamed.close()
+        # the body is decoded already: the copy must not say it is compressed
+        headers = [
+            (k, v)
+            for k, v in streamed.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        extensions: dict[str, Any] = {
+            k: streamed.extensions[k] for k in ("http_version", "reason_phrase") if k in streamed.extensions
+        }
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions=extensions,
+        )
 
     def _failed(self, response: httpx.Response, where: str, attempts: int, why: str = "") -> HttpError:
         excerpt = self.redactor.text(_excerpt(response))

@@ -284,7 +284,8 @@ _PAGINATION_KEYS: dict[str, set[str]] = {
 
 
 class HttpPagination(_Strict):
-    """How an ``http`` source asks for the next page (every style stops at an empty page).
+    """How an ``http`` source asks for the next page (``page``/``offset`` stop at an empty page,
+    ``cursor``/``next_link`` when no next cursor or link is named).
 
     Each style takes only its own keys: ``page``: ``page_param``, ``first_page``,
     ``size_param``, ``page_size``; ``offset``: ``offset_param``, ``limit_param``, ``page_size``
@@ -341,6 +342,7 @@ class HttpSource(SourceModel):
     max_rps: Annotated[float, Field(gt=0)] | None = None
     max_retries: Annotated[int, Field(ge=0, le=20)] = 5
     timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_page_mb: Annotated[int, Field(ge=1, le=4096)] = 64  # a larger (or endless) page fails the read
 
     @field_validator("lookback")
     @classmethod
@@ -400,6 +402,7 @@ class HttpSource(SourceModel):
             "max_rps": self.max_rps,
             "max_retries": self.max_retries,
             "timeout": self.timeout,
+            "max_page_bytes": self.max_page_mb << 20,
             "batch_size": ctx.batch_size,
             # JSON keys are matched to the declared fields as file headers are
             "columns": dict(ctx.columns),
