@@ -62,18 +62,18 @@ class CatalogInfo:
     description: str = DEFAULT_DESCRIPTION
     publisher: str = DEFAULT_PUBLISHER
     license: str | None = None
+    #: the base URL is the request's own (no setting): the IRIs depend on its Host header
+    from_request: bool = False
 
     @classmethod
     def of(cls, settings: Any, request_base: str) -> CatalogInfo:
         """From the hub's settings (``dcat_*``); the base URL falls back to ``portal_public_url``
         and then to the request's own address (set one for stable IRIs)."""
-        base = (
-            getattr(settings, "dcat_base_url", None)
-            or getattr(settings, "portal_public_url", None)
-            or request_base
-        )
+        configured = getattr(settings, "dcat_base_url", None) or getattr(settings, "portal_public_url", None)
+        base = configured or request_base
         return cls(
             base_url=str(base).rstrip("/"),
+            from_request=not configured,
             title=getattr(settings, "dcat_title", None) or DEFAULT_TITLE,
             description=getattr(settings, "dcat_description", None) or DEFAULT_DESCRIPTION,
             publisher=getattr(settings, "dcat_publisher", None) or DEFAULT_PUBLISHER,

@@ -52,6 +52,8 @@ def _answer(request: Request, hub: HubDep, call: CallDep, kind: str) -> Response
     call.row_count = export.datasets
     etag = '"' + hashlib.sha256(body).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "public, max-age=60"}
+    if info.from_request:  # IRIs built from the Host header: a shared cache must not mix hosts
+        headers["Vary"] = "Host, X-Forwarded-Proto"
     if export.modified is not None:
         headers["Last-Modified"] = format_datetime(export.modified, usegmt=True)
     wanted = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
