@@ -3,6 +3,7 @@ sync publishes, and a real ``airflow dags test`` run that delivers into a consum
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -21,6 +22,7 @@ from sharehub.airflow.factory import build_dag
 from sharehub.airflow.subscription_dags import (
     SubscriptionSpec,
     build_subscription_dag,
+    delivery_queue,
     register_subscriptions,
 )
 from tests.catalog.sharing.sharing_hub import CODE, build
@@ -47,6 +49,34 @@ def test_a_delivery_dag_runs_when_its_dataset_is_published() -> None:
     assert dag.params["full"] is False
     assert "tjj_db" in dag.doc_md and "SCJ-YYZZ-001" in dag.doc_md and "mirror" in dag.doc_md
     assert sorted(dag.tags) == ["TJJ", "sharehub", "subscription"]
+
+
+def test_a_delivery_runs_on_the_subscribing_department_s_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer's database is the subscriber's (TJJ's) to reach: its queue, never the dataset's
+    (SCJ-YYZZ-001's own entry, or its owner SCJ's), which route the dataset's sync."""
+    from datetime import timedelta
+
+    from airflow.configuration import conf
+
+    from sharehub.settings import Settings
+
+    for key, queue in {"TJJ": "dept_tjj", "SCJ": "dept_scj", "SCJ-YYZZ-001": "sync_heavy"}.items():
+        monkeypatch.setenv(f"SHAREHUB_AIRFLOW_QUEUES__{key}", queue)
+    monkeypatch.setenv("SHAREHUB_DAG_RETRY_DELAY", "3")
+    settings = Settings()
+    assert delivery_queue(settings, "tjj") == "dept_tjj"  # department codes match case-insensitively
+    assert delivery_queue(settings, "SPJ") is None  # no queue of its own: the default one
+    assert delivery_queue(settings, None) is None
+
+    routed = build_subscription_dag(
+        dataclasses.replace(SPEC, queue=delivery_queue(settings, SPEC.department_code))
+    )
+    (t,) = routed.tasks
+    assert (t.queue, t.retry_delay) == ("dept_tjj", timedelta(seconds=3))
+    assert "`dept_tjj`" in routed.doc_md
+    (plain,) = build_subscription_dag(SPEC).tasks
+    assert plain.queue == conf.get("operators", "default_queue")
+    assert "Celery queue" not in build_subscription_dag(SPEC).doc_md
 
 
 def test_register_builds_one_dag_per_subscription_and_survives_a_missing_hub() -> None:
