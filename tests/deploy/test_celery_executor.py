@@ -30,7 +30,7 @@ from sharehub.airflow.env import airflow_version
 from sharehub.airflow.services import AirflowServices
 from sharehub.settings import Settings, get_settings
 from tests.conftest import S3Endpoint, _fresh_schema_db, _port_open, service_unavailable
-from tests.deploy.celery_stack import CeleryStack
+from tests.deploy.celery_stack import API_ENV, COMPAT_DIR, CeleryStack, airflow_db_from_template
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.services, pytest.mark.s3, pytest.mark.airflow, pytest.mark.slow]
@@ -42,6 +42,7 @@ DEFAULT_CODES = ["SCJ-YYZZ-001", "RSJ-SBJF-001", "SGB-BSZN-001"]
 DEPT_CODE = "FY-SXBZXR-001"  # 法院 (FY): routed to its department's queue
 KILL_CODE = "SCJ-YYZZ-001"
 HOLD_POINT = "publish.after_curated_commit"
+PRELOAD = "sharehub.airflow.worker_preload"
 
 
 def celery_provider_problem() -> str | None:
@@ -81,7 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
     from sharehub.demo import DIRECTORY_DIR, generate
 
     tmp = tmp_path_factory.mktemp("celery")
-    dbs = [_fresh_schema_db(PG_ADMIN, "postgresql") for _ in range(2)]
+    dbs = [_fresh_schema_db(PG_ADMIN, "postgresql"), airflow_db_from_template(PG_ADMIN, tmp / "template")]
     hub_url, af_url = (next(gen) for gen in dbs)
     migrate.upgrade(hub_url)
     refs = generate(tmp / "sources", scale=0.1)
@@ -119,8 +120,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+        # each worker imports the pipeline once, its tasks inherit it (docs/deploy.md)
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": [PRELOAD]}),
+        **API_ENV,
         # the scheduler, workers and tasks import this work tree's code, whatever is installed
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(COMPAT_DIR), str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        ),
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -138,11 +144,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
     celery = CeleryStack(services)
     started = time.monotonic()
     try:
-        services.start()
+        # the workers need only the broker and the metadata DB to start: they boot beside the services
         celery.start_worker("w1", default_q)
         celery.start_worker("w2", default_q)
+        services.start(migrate=False)  # a copy of the migrated template
+        print(f"[celery test] services healthy after {time.monotonic() - started:.1f} s")
         services.wait_parsed([f"sync__{c}" for c in [*DEFAULT_CODES, DEPT_CODE]])
+        print(f"[celery test] DAGs parsed after {time.monotonic() - started:.1f} s")
         celery.wait_ready("w1", "w2")
+        print(f"[celery test] workers ready after {time.monotonic() - started:.1f} s")
         yield {
             "celery": celery, "settings": settings, "engine": engine, "refs": refs, "hold": hold,
             "default_q": default_q, "dept_q": dept_q, "startup_s": time.monotonic() - started,
@@ -178,7 +188,7 @@ def _wait(cond: Any, what: str, celery: CeleryStack, timeout: float) -> None:
 def test_tasks_spread_over_workers_and_a_department_queue_has_its_own(stack: dict[str, Any]) -> None:
     celery: CeleryStack = stack["celery"]
     af = celery.services
-    runs = {f"sync__{c}": af.trigger(c, full=True) for c in [*DEFAULT_CODES, DEPT_CODE]}
+    runs = {f"sync__{c}": celery.trigger(c, full=True) for c in [*DEFAULT_CODES, DEPT_CODE]}
     dept_dag = f"sync__{DEPT_CODE}"
     default_runs = {d: r for d, r in runs.items() if d != dept_dag}
 
@@ -215,7 +225,7 @@ def test_a_killed_worker_s_task_is_retried_on_the_other_worker_and_publishes_exa
     held = Path(f"{hold}.held")
     hold.touch()  # armed: the next publish to reach the point waits there
     dag_id = f"sync__{KILL_CODE}"
-    run_id = af.trigger(KILL_CODE, full=True)
+    run_id = celery.trigger(KILL_CODE, full=True)
     _wait(lambda: held.exists() and held.read_text().strip(), "no task reached the hold", celery, 240)
     task_pid = int(held.read_text())
 
