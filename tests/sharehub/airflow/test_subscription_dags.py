@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from catalog.access import applications
+from catalog.db import tables
 from catalog.directory.grades import DEFAULT_POLICY
 from catalog.sharing import subscriptions
 from sharehub.airflow.dagspec import DagSpec
@@ -96,6 +98,7 @@ import json, runpy, sys
 ns = runpy.run_path(sys.argv[1])
 print(json.dumps({
     "dags": sorted(k for k in ns if k.startswith("deliver__")),
+    "queues": sorted({ns[k].get_task("deliver").queue for k in ns if k.startswith("deliver__")}),
     "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"pandas", "pyarrow", "pyiceberg",
                                                               "great_expectations"}),
 }))
@@ -113,13 +116,21 @@ def test_the_dag_file_reads_the_active_subscriptions_and_stays_light(tmp_path: P
     subscriptions.end(hub.engine, ended.id, by="t", reason="不再需要")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHAREHUB_", "AIRFLOW"))}
     env["SHAREHUB_VAR_DIR"] = str(hub.settings.var_dir)
+    # the subscriber's department's queue routes its deliveries; the dataset's own entry does not
+    with hub.engine.connect() as conn:
+        dept = conn.execute(
+            sa.select(tables.apps.c.department_code).where(tables.apps.c.app_id == app_id)
+        ).scalar()
+    assert dept
+    env[f"SHAREHUB_AIRFLOW_QUEUES__{dept}"] = "dept_subscriber"
+    env[f"SHAREHUB_AIRFLOW_QUEUES__{CODE}"] = "sync_only"
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(REPO / "dags" / "sharehub_subscriptions.py")],
         env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == {"dags": [f"deliver__{kept.id}__{CODE}"], "heavy": []}
+    assert got == {"dags": [f"deliver__{kept.id}__{CODE}"], "queues": ["dept_subscriber"], "heavy": []}
 
 
 @pytest.mark.airflow
