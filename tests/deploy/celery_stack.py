@@ -157,8 +157,12 @@ class CeleryStack:
 
     # ---- the metadata DB -------------------------------------------------------------------
     def task_instances(self, dag_id: str, run_id: str | None = None) -> list[dict[str, object]]:
-        """task_id, state, try_number, hostname, queue of the current tries (one row per task)."""
-        q = "SELECT task_id, state, try_number, hostname, queue, run_id FROM task_instance WHERE dag_id = :d"
+        """task_id, state, try_number, hostname, queue, external_executor_id (the Celery task id, set
+        once the executor has sent it) of the current tries (one row per task)."""
+        q = (
+            "SELECT task_id, state, try_number, hostname, queue, run_id, external_executor_id "
+            "FROM task_instance WHERE dag_id = :d"
+        )
         params = {"d": dag_id}
         if run_id is not None:
             q += " AND run_id = :r"

@@ -6,8 +6,9 @@ repository's generated sync DAGs run the demo departments' data into a lake on S
 
 One stack for the module; the tests run in file order and share it:
 
-1. the sync tasks spread over both default-queue workers, and the court's (FY) syncs, routed to
-   its own queue, wait while only default workers run, then run on the queue's worker only;
+1. the court's (FY) sync, routed to its department's queue, waits there while the two idle
+   default-queue workers take the default datasets' tasks (spread over both of them); the
+   queue's own worker, started then, runs the court's tasks and nothing else;
 2. a worker is killed (``SIGKILL``, its whole process tree) while its task holds at
    ``publish.after_curated_commit``; the scheduler finds the task without heartbeat, Airflow
    retries it on the other worker, and the published state is exactly the source's good rows.
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.services, pytest.mark.s3, pytest.mark.airflow, pytest.
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 #: a Redis database of its own, and queue names of its own (below): nothing else shares the broker's keys
 BROKER = "redis://127.0.0.1:6379/13"
-DEFAULT_CODES = ["SCJ-YYZZ-001", "RSJ-SBJF-001", "SGB-BSZN-001"]
+DEFAULT_CODES = ["SCJ-YYZZ-001", "SGB-BSZN-001"]
 DEPT_CODE = "FY-SXBZXR-001"  # 法院 (FY): routed to its department's queue
 KILL_CODE = "SCJ-YYZZ-001"
 HOLD_POINT = "publish.after_curated_commit"
@@ -188,9 +189,26 @@ def _wait(cond: Any, what: str, celery: CeleryStack, timeout: float) -> None:
 def test_tasks_spread_over_workers_and_a_department_queue_has_its_own(stack: dict[str, Any]) -> None:
     celery: CeleryStack = stack["celery"]
     af = celery.services
-    runs = {f"sync__{c}": celery.trigger(c, full=True) for c in [*DEFAULT_CODES, DEPT_CODE]}
     dept_dag = f"sync__{DEPT_CODE}"
-    default_runs = {d: r for d, r in runs.items() if d != dept_dag}
+
+    # (c) the court's run first, alone: its first task goes to its department's queue (the
+    # executor has sent it: external_executor_id is the Celery task id) while both default
+    # workers sit idle
+    dept_run = celery.trigger(DEPT_CODE, full=True)
+    _wait(
+        lambda: _extract(celery, dept_dag, dept_run)["external_executor_id"],
+        "court task not sent",
+        celery,
+        120,
+    )
+    # then the default datasets: both idle workers take work queued after the court's task, not it
+    default_runs = {f"sync__{c}": celery.trigger(c, full=True) for c in DEFAULT_CODES}
+    _wait(lambda: _hosts(celery, default_runs) >= {"w1", "w2"}, "default workers took no work", celery, 240)
+    extract = _extract(celery, dept_dag, dept_run)
+    assert extract["state"] == "queued" and extract["hostname"] in (None, ""), extract
+    assert extract["queue"] == stack["dept_q"]
+    # its queue's worker boots while the default runs go on (and must take none of their tasks)
+    celery.start_worker("w3", stack["dept_q"])
 
     # (a) the default datasets run, over both workers
     states = af.wait_runs(default_runs, timeout=300)
@@ -200,20 +218,25 @@ def test_tasks_spread_over_workers_and_a_department_queue_has_its_own(stack: dic
     assert {ti["hostname"] for ti in tis} == {"w1", "w2"}, tis
     assert {ti["queue"] for ti in tis} == {stack["default_q"]}
 
-    # (c) meanwhile the court's first task waited on its queue: the idle default workers never took it
-    dept_tis = celery.task_instances(dept_dag, runs[dept_dag])
-    (extract,) = [ti for ti in dept_tis if ti["task_id"] == "extract_land"]
-    assert extract["state"] == "queued" and extract["hostname"] in (None, ""), extract
-    assert extract["queue"] == stack["dept_q"]
-    celery.start_worker("w3", stack["dept_q"])
+    # (c) the court's run ran on its queue's worker only, and that worker took nothing else
     celery.wait_ready("w3")
-    assert af.wait_runs({dept_dag: runs[dept_dag]}, timeout=300) == {dept_dag: "success"}, f"logs: {af.logs}"
-    dept_tis = celery.task_instances(dept_dag, runs[dept_dag])
+    assert af.wait_runs({dept_dag: dept_run}, timeout=300) == {dept_dag: "success"}, f"logs: {af.logs}"
+    dept_tis = celery.task_instances(dept_dag, dept_run)
     assert [(ti["hostname"], ti["queue"]) for ti in dept_tis] == [("w3", stack["dept_q"])] * 3, dept_tis
-    # and the department's worker took nothing else
     assert all(ti["hostname"] != "w3" for d in default_runs for ti in celery.task_instances(d))
 
     stack["clean_snapshot"] = _curated(stack, KILL_CODE)[1]
+
+
+def _extract(celery: CeleryStack, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The run's extract_land task instance ({} until the scheduler has created it)."""
+    found = [ti for ti in celery.task_instances(dag_id, run_id) if ti["task_id"] == "extract_land"]
+    assert len(found) <= 1, found
+    return found[0] if found else {}
+
+
+def _hosts(celery: CeleryStack, runs: dict[str, str]) -> set[object]:
+    return {ti["hostname"] for d, r in runs.items() for ti in celery.task_instances(d, r)} - {None, ""}
 
 
 def test_a_killed_worker_s_task_is_retried_on_the_other_worker_and_publishes_exactly(
