@@ -1,4 +1,4 @@
-"""Airflow on the CeleryExecutor, run for real (docs/deploy.md "Run it on Celery"): Redis as the
+"""Airflow on the CeleryExecutor, run for real (docs/deploy.md "What the Celery test proves"): Redis as the
 broker, PostgreSQL as the metadata DB and the Celery result backend, the api-server, scheduler
 and dag-processor of :class:`AirflowServices`, and three ``airflow celery worker`` processes: two
 on the default queue, one on a department's queue (``SHAREHUB_AIRFLOW_QUEUES__FY``). The
