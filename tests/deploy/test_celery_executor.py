@@ -173,7 +173,8 @@ def _forget_queues(*queues: str) -> None:
     client = redis.Redis.from_url(BROKER)
     try:
         for q in queues:
-            client.delete(q, f"_kombu.binding.{q}")
+            # kombu < 5.7 names a queue's binding _kombu.binding.<q>, 5.7 _kombu.binding_permanent.<q>
+            client.delete(q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")
     finally:
         client.close()
 
