@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         default=None, description="Airflow metadata DB; default SQLite under the Airflow home"
     )
     airflow_executor: str = Field(default="LocalExecutor", description="LocalExecutor or CeleryExecutor")
+    airflow_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "CeleryExecutor queue of a department's (or one dataset's) sync tasks: department code or "
+            "dataset code -> queue, e.g. SHAREHUB_AIRFLOW_QUEUES__GAJ=dept_gaj; others use Airflow's "
+            "[operators] default_queue"
+        ),
+    )
     presign_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 86_400)
     # ---- Delta Sharing files (catalog.sharing.links) ------------------------------------------
     sharing_links: Literal["auto", "hub", "presigned"] = Field(
@@ -342,6 +350,15 @@ class Settings(BaseSettings):
             "secret_key": self.s3.secret_key.get_secret_value() if self.s3.secret_key else None,
             "region": self.s3.region,
         }
+
+    def airflow_queue(self, department_code: str, dataset_code: str) -> str | None:
+        """The Celery queue of a dataset's sync tasks (case-insensitive keys): its own entry in
+        ``airflow_queues``, else its department's, else None (Airflow's default queue)."""
+        queues = {key.lower(): value for key, value in self.airflow_queues.items() if value.strip()}
+        for key in (dataset_code, department_code):
+            if key and key.lower() in queues:
+                return queues[key.lower()].strip()
+        return None
 
     def connection(self, ref: str) -> str:
         """Resolve a source's connection ref (case-insensitive), with a clear error when unknown."""

@@ -19,6 +19,7 @@ class DagSpec:
     fields: list[tuple[str, str, str]] = field(default_factory=list)  # (name, label, type)
     curated_table: str = ""  # Iceberg identifier, e.g. "curated.scj_yyzz_001"
     version: int = 1
+    queue: str | None = None  # CeleryExecutor queue of its tasks (settings.airflow_queues); None = default
 
     @property
     def dag_id(self) -> str:

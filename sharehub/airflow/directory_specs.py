@@ -28,6 +28,7 @@ def load_dag_specs(settings: Settings | None = None) -> list[DagSpec]:
                 fields=[(f.name, f.label, f.type) for f in spec.fields],
                 curated_table="",  # the factory derives it from the code, as the lake does
                 version=ds.version,
+                queue=s.airflow_queue(ds.department.code, spec.code),
             )
         )
     return out

@@ -13,6 +13,8 @@ Test seams (environment variables, read at call time):
   :func:`register` instead of ``sharehub.airflow.directory_specs.load_dag_specs``.
 * ``SHAREHUB_DAG_RETRIES`` -- task retries (default 2); :func:`sharehub.airflow.env.run_dag`
   sets it to 0 so a failing local run reports at once instead of waiting for retries.
+* ``SHAREHUB_DAG_RETRY_DELAY`` -- seconds before the first retry (default 60, doubling up to 15
+  minutes); the Celery test sets it short so that a lost worker's task is retried at once.
 * ``SHAREHUB_DAG_SCHEDULES=manual`` -- every DAG without a schedule: runs only when triggered
   (maintenance windows, or tests that trigger runs and must not race a scheduled one).
 """
@@ -38,6 +40,7 @@ PIPELINE_MODULE_ENV = "SHAREHUB_PIPELINE_MODULE"
 DEFAULT_PIPELINE_MODULE = "sharehub.pipeline"
 SPECS_LOADER_ENV = "SHAREHUB_DAGSPECS_LOADER"
 RETRIES_ENV = "SHAREHUB_DAG_RETRIES"
+RETRY_DELAY_ENV = "SHAREHUB_DAG_RETRY_DELAY"
 
 #: Fixed, in the past, so that a new DAG never backfills (``catchup=False`` as well).
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -106,6 +109,7 @@ def doc_md(spec: DagSpec) -> str:
         f"| 部门 | {_cell(spec.department_name)} (`{_cell(spec.department_code)}`) |",
         f"| 共享类型 | {_cell(share)} (`{_cell(spec.share_type)}`) |",
         f"| 调度 | `{_cell(spec.schedule)}` |" if spec.schedule else "| 调度 | 手动 (manual) |",
+        *([f"| 队列 (Celery queue) | `{_cell(spec.queue)}` |"] if spec.queue else []),
         f"| curated 表 | `{_cell(curated_table(spec))}` |",
         f"| 目录版本 | {spec.version} |",
         "",
@@ -200,6 +204,11 @@ def _retries() -> int:
     return int(raw) if raw.strip() else DEFAULT_RETRIES
 
 
+def _retry_delay() -> timedelta:
+    raw = os.environ.get(RETRY_DELAY_ENV, "")
+    return timedelta(seconds=float(raw)) if raw.strip() else RETRY_DELAY
+
+
 SCHEDULES_ENV = "SHAREHUB_DAG_SCHEDULES"
 
 
@@ -217,16 +226,20 @@ def check_schedule(schedule: str | None) -> None:
 def build_dag(spec: DagSpec) -> DAG:
     """The sync DAG of one dataset: ``extract_land >> validate >> publish``.
 
-    The Airflow ``run_id`` is the sync run id; the ``full`` param forces a full resync.
+    The Airflow ``run_id`` is the sync run id; the ``full`` param forces a full resync. With
+    ``spec.queue`` (``settings.airflow_queues``) every task goes to that CeleryExecutor queue, so
+    only workers started with ``airflow celery worker --queues <queue>`` run them.
     """
     check_schedule(spec.schedule)
     default_args: dict[str, Any] = {
         "owner": spec.department_code or "sharehub",
         "retries": _retries(),
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": _retry_delay(),
         "retry_exponential_backoff": RETRY_BACKOFF,
         "max_retry_delay": MAX_RETRY_DELAY,
     }
+    if spec.queue:
+        default_args["queue"] = spec.queue
     with DAG(
         dag_id=spec.dag_id,
         schedule=None if os.environ.get(SCHEDULES_ENV) == "manual" else spec.schedule,

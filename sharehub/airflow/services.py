@@ -102,8 +102,14 @@ class AirflowServices:
         return self._engine
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self, *, timeout: float = 180.0) -> AirflowServices:
-        ensure_airflow_db(self.settings)
+    def start(self, *, timeout: float = 180.0, migrate: bool = True) -> AirflowServices:
+        """Start the services and wait until the api-server is healthy.
+
+        ``migrate=False`` when the metadata DB is known to be at this Airflow's version already
+        (e.g. a copy of a migrated template database): skips ``airflow db migrate``, which
+        imports Airflow in a process of its own only to find nothing to do."""
+        if migrate:
+            ensure_airflow_db(self.settings)
         self.logs.mkdir(parents=True, exist_ok=True)
         env = self.env
         for name in SERVICES:
@@ -139,13 +145,16 @@ class AirflowServices:
                     f"airflow {name} exited with {proc.returncode}; see {self.logs / (name + '.log')}"
                 )
 
-    def stop(self) -> None:
+    def stop(self, *, grace: float = 30.0) -> None:
+        """``SIGTERM`` to every service at once; whatever has not exited ``grace`` seconds later
+        gets ``SIGKILL``."""
         for proc in self._procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
         for proc in self._procs.values():
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

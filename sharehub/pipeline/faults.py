@@ -7,6 +7,11 @@ the run's final record… A test chooses one:
 * ``SHAREHUB_FAULT=<point>:kill`` — the process kills itself there (``SIGKILL``: no ``finally``,
   no ``atexit``, exactly what the OOM killer or a pulled plug does);
 * ``SHAREHUB_FAULT=<point>:raise`` — :class:`InjectedFault` is raised there (an ordinary error);
+* ``SHAREHUB_FAULT=<point>:hold=<path>`` — once the test *arms* the hold by creating the file
+  ``<path>``, the first process to reach the point takes it (renames it to ``<path>.held``, writes
+  its pid there) and waits there, lease heartbeat running, until it is killed or the test removes
+  ``<path>.held``; every other process, and every process before the hold is armed, passes. This
+  is how a test kills a worker *while* a task is at a chosen point (tests/deploy/test_celery_executor.py);
 * in the same process, :func:`injected` runs a callable there (stop the S3 server, cut a
   database connection) for the duration of a ``with`` block.
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 
 ENV = "SHAREHUB_FAULT"
@@ -58,7 +64,29 @@ def point(name: str) -> None:
         return
     if how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if how.startswith("hold="):
+        _hold(name, how.removeprefix("hold="))
+        return
     raise InjectedFault(f"fault injected at {name}")
+
+
+#: A hold that nobody ends is given up after this long (the test has failed by then).
+HOLD_LIMIT_S = 600.0
+
+
+def _hold(name: str, armed: str) -> None:
+    held = armed + ".held"
+    try:
+        os.rename(armed, held)  # atomic: one process takes an armed hold
+    except FileNotFoundError:
+        return  # not armed, or another process took it
+    with open(held, "w", encoding="utf-8") as fh:
+        fh.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while os.path.exists(held):
+        if time.monotonic() > deadline:
+            raise InjectedFault(f"hold at {name} never ended")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -243,3 +243,52 @@ def test_curated_table_matches_the_lake_naming(code):
     from lake.tables import normalise_code
 
     assert curated_table(make_spec(code=code, curated_table="")) == f"curated.{normalise_code(code)}"
+
+
+def test_retry_delay_env_override(monkeypatch):
+    monkeypatch.setenv("SHAREHUB_DAG_RETRY_DELAY", "2")
+    assert {t.retry_delay for t in build_dag(make_spec()).tasks} == {timedelta(seconds=2)}
+
+
+def test_a_spec_with_a_queue_sends_every_task_to_it():
+    dag = build_dag(make_spec(queue="dept_scj"))
+    assert {t.queue for t in dag.tasks} == {"dept_scj"}
+    assert "`dept_scj`" in dag.doc_md
+    # without one, Airflow's [operators] default_queue, and no queue row on the DAG page
+    from airflow.configuration import conf
+
+    plain = build_dag(make_spec())
+    assert {t.queue for t in plain.tasks} == {conf.get("operators", "default_queue")}
+    assert "Celery queue" not in plain.doc_md
+
+
+def test_the_directory_loader_routes_a_department_to_its_queue(tmp_path, monkeypatch):
+    """``SHAREHUB_AIRFLOW_QUEUES__<department or dataset code>`` reaches the DAG spec."""
+    from catalog import publishing
+    from catalog.db.engine import engine_for
+    from sharehub.airflow.directory_specs import load_dag_specs
+    from sharehub.demo import DIRECTORY_DIR
+    from sharehub.settings import Settings
+
+    monkeypatch.setenv("SHAREHUB_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SHAREHUB_AIRFLOW_QUEUES__FY", "dept_fy")
+    monkeypatch.setenv("SHAREHUB_AIRFLOW_QUEUES__RSJ-SBJF-001", "heavy")  # one dataset, by its code
+    settings = Settings()
+    engine = engine_for(settings.hub_db_url)
+    for f in sorted(DIRECTORY_DIR.glob("*.yaml")):
+        publishing.publish_path(engine, f)
+    queues = {s.code: s.queue for s in load_dag_specs(settings)}
+    engine.dispose()
+    assert queues["FY-SXBZXR-001"] == "dept_fy"
+    assert queues["RSJ-SBJF-001"] == "heavy"
+    assert {q for c, q in queues.items() if c not in ("FY-SXBZXR-001", "RSJ-SBJF-001")} == {None}
+
+
+def test_airflow_queue_prefers_the_dataset_over_its_department():
+    from sharehub.settings import Settings
+
+    s = Settings(airflow_queues={"gaj": "dept_gaj", "GAJ-HJRK-001": "hjrk", "SGB": " "})
+    assert s.airflow_queue("GAJ", "GAJ-HJRK-001") == "hjrk"
+    assert s.airflow_queue("GAJ", "GAJ-OTHER-002") == "dept_gaj"
+    assert s.airflow_queue("SGB", "SGB-BSZN-001") is None  # blank: the default queue
+    assert s.airflow_queue("FY", "FY-SXBZXR-001") is None

@@ -3,6 +3,7 @@ sync publishes, and a real ``airflow dags test`` run that delivers into a consum
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -11,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from catalog.access import applications
+from catalog.db import tables
 from catalog.directory.grades import DEFAULT_POLICY
 from catalog.sharing import subscriptions
 from sharehub.airflow.dagspec import DagSpec
@@ -21,6 +24,7 @@ from sharehub.airflow.factory import build_dag
 from sharehub.airflow.subscription_dags import (
     SubscriptionSpec,
     build_subscription_dag,
+    delivery_queue,
     register_subscriptions,
 )
 from tests.catalog.sharing.sharing_hub import CODE, build
@@ -49,6 +53,34 @@ def test_a_delivery_dag_runs_when_its_dataset_is_published() -> None:
     assert sorted(dag.tags) == ["TJJ", "sharehub", "subscription"]
 
 
+def test_a_delivery_runs_on_the_subscribing_department_s_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer's database is the subscriber's (TJJ's) to reach: its queue, never the dataset's
+    (SCJ-YYZZ-001's own entry, or its owner SCJ's), which route the dataset's sync."""
+    from datetime import timedelta
+
+    from airflow.configuration import conf
+
+    from sharehub.settings import Settings
+
+    for key, queue in {"TJJ": "dept_tjj", "SCJ": "dept_scj", "SCJ-YYZZ-001": "sync_heavy"}.items():
+        monkeypatch.setenv(f"SHAREHUB_AIRFLOW_QUEUES__{key}", queue)
+    monkeypatch.setenv("SHAREHUB_DAG_RETRY_DELAY", "3")
+    settings = Settings()
+    assert delivery_queue(settings, "tjj") == "dept_tjj"  # department codes match case-insensitively
+    assert delivery_queue(settings, "SPJ") is None  # no queue of its own: the default one
+    assert delivery_queue(settings, None) is None
+
+    routed = build_subscription_dag(
+        dataclasses.replace(SPEC, queue=delivery_queue(settings, SPEC.department_code))
+    )
+    (t,) = routed.tasks
+    assert (t.queue, t.retry_delay) == ("dept_tjj", timedelta(seconds=3))
+    assert "`dept_tjj`" in routed.doc_md
+    (plain,) = build_subscription_dag(SPEC).tasks
+    assert plain.queue == conf.get("operators", "default_queue")
+    assert "Celery queue" not in build_subscription_dag(SPEC).doc_md
+
+
 def test_register_builds_one_dag_per_subscription_and_survives_a_missing_hub() -> None:
     ns: dict[str, object] = {}
     other = SubscriptionSpec(8, "app-b", "审批", "SPJ", "FY-SXBZXR-001", "spj", "debtors", "append")
@@ -66,6 +98,7 @@ import json, runpy, sys
 ns = runpy.run_path(sys.argv[1])
 print(json.dumps({
     "dags": sorted(k for k in ns if k.startswith("deliver__")),
+    "queues": sorted({ns[k].get_task("deliver").queue for k in ns if k.startswith("deliver__")}),
     "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"pandas", "pyarrow", "pyiceberg",
                                                               "great_expectations"}),
 }))
@@ -83,13 +116,21 @@ def test_the_dag_file_reads_the_active_subscriptions_and_stays_light(tmp_path: P
     subscriptions.end(hub.engine, ended.id, by="t", reason="不再需要")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHAREHUB_", "AIRFLOW"))}
     env["SHAREHUB_VAR_DIR"] = str(hub.settings.var_dir)
+    # the subscriber's department's queue routes its deliveries; the dataset's own entry does not
+    with hub.engine.connect() as conn:
+        dept = conn.execute(
+            sa.select(tables.apps.c.department_code).where(tables.apps.c.app_id == app_id)
+        ).scalar()
+    assert dept
+    env[f"SHAREHUB_AIRFLOW_QUEUES__{dept}"] = "dept_subscriber"
+    env[f"SHAREHUB_AIRFLOW_QUEUES__{CODE}"] = "sync_only"
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(REPO / "dags" / "sharehub_subscriptions.py")],
         env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == {"dags": [f"deliver__{kept.id}__{CODE}"], "heavy": []}
+    assert got == {"dags": [f"deliver__{kept.id}__{CODE}"], "queues": ["dept_subscriber"], "heavy": []}
 
 
 @pytest.mark.airflow
