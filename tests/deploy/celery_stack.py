@@ -32,8 +32,6 @@ from sharehub.settings import Settings
 
 WORKER_NAME_ENV = "CELERY_TEST_WORKER_NAME"
 HOSTNAME_CALLABLE = f"{__name__}.task_hostname"
-#: put first on the stack's PYTHONPATH: see its docstring (provider 3.26.0 vs Celery 5.7.0)
-COMPAT_DIR = Path(__file__).resolve().parent / "celery_compat"
 #: the stack's api-server lets every local request in as admin (it listens on 127.0.0.1 only), so
 #: that the test triggers runs through the REST API instead of an ``airflow dags trigger``
 #: process per run (each one imports Airflow: ~10 s of CPU on a busy 2-core machine)

@@ -32,7 +32,7 @@ from sharehub.airflow.env import airflow_version
 from sharehub.airflow.services import AirflowServices
 from sharehub.settings import Settings, get_settings
 from tests.conftest import S3Endpoint, _fresh_schema_db, _port_open, service_unavailable
-from tests.deploy.celery_stack import API_ENV, COMPAT_DIR, CeleryStack, airflow_db_from_template
+from tests.deploy.celery_stack import API_ENV, CeleryStack, airflow_db_from_template
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.services, pytest.mark.s3, pytest.mark.airflow, pytest.mark.slow]
@@ -126,9 +126,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
         "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": [PRELOAD]}),
         **API_ENV,
         # the scheduler, workers and tasks import this work tree's code, whatever is installed
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(COMPAT_DIR), str(REPO), os.environ.get("PYTHONPATH", "")) if p
-        ),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
