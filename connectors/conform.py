@@ -149,71 +149,75 @@ def _patch(array: pa.Array, fixes: dict[int, Any], target: pa.DataType) -> pa.Ar
     return pc.replace_with_mask(array, pa.array(mask), replacements)
 
 
-# UTF-8 encodings of the characters utf8_trim_whitespace removes (ASCII 09-0D and 20 aside)
-_WIDE_SPACES = (
-    b"\xc2\x85",
-    b"\xc2\xa0",
-    b"\xe1\x9a\x80",
-    b"\xe1\xa0\x8e",
-    *(b"\xe2\x80" + bytes([c]) for c in (*range(0x80, 0x8B), 0xA8, 0xA9, 0xAF)),
-    b"\xe2\x81\x9f",
-    b"\xe3\x80\x80",
-)
+def _byte_set(values: Any) -> Any:
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[list(values)] = True
+    return table
+
+
+# What utf8_trim_whitespace removes (utf8_is_space, checked over every code point): ASCII 09-0D
+# and 1C-20, and U+0085 U+00A0 U+1680 U+2000-200A U+2028 U+2029 U+202F U+205F U+3000, whose UTF-8
+# is C2 85 / C2 A0 / E1 9A 80 / E2 80 80-8A,A8,A9,AF / E2 81 9F / E3 80 80.
+_ASCII_SPACES = (*range(0x09, 0x0E), *range(0x1C, 0x21))
+_WIDE_SPACES = (0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
 
 
 def _already_clean(text: pa.Array) -> bool:
     """True when no value is empty or starts/ends with whitespace (trimming would change nothing).
 
-    Checked on the raw buffers with numpy (a few ms a million values) because trimming copies
-    every string: most database text needs no trimming, and this skips the copy."""
+    Checked on the raw buffers with numpy, a few bytes a value, because trimming copies every
+    string: most database text needs no trimming, and this skips the copy. The first and last
+    two and three bytes of a value are compared with the UTF-8 of every wide space (in valid
+    UTF-8 a match there is the whole first or last character)."""
     import numpy as np
 
     if not pa.types.is_string(text.type) or len(text) == 0:
         return len(text) == 0
     _, offsets_buf, data_buf = text.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int32)[text.offset : text.offset + len(text) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-    valid = np.asarray(text.is_valid()) if text.null_count else np.ones(len(text), dtype=bool)
-    lengths = np.where(valid, ends - starts, 1)
-    if (lengths == 0).any():
-        return False
-    starts, ends = starts[valid], ends[valid]
-    if not len(starts):
-        return True
-    first, last = data[starts], data[ends - 1]
-    ascii_space = ((first >= 9) & (first <= 13)) | (first == 32) | ((last >= 9) & (last <= 13)) | (last == 32)
-    if ascii_space.any():
-        return False
+    starts, ends = offsets[:-1], offsets[1:]
+    if text.null_count:
+        valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+        starts, ends = starts[valid], ends[valid]
+        if not len(starts):
+            return True
     length = ends - starts
-    two = np.array([int.from_bytes(w, "big") for w in _WIDE_SPACES if len(w) == 2], dtype=np.int64)
-    three = np.array([int.from_bytes(w, "big") for w in _WIDE_SPACES if len(w) == 3], dtype=np.int64)
-    # only values whose first or last character is a 2-/3-byte one with a matching lead byte
+    if not length.all():
+        return False  # an empty string becomes null
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    ascii_space = np.zeros(256, dtype=bool)
+    ascii_space[list(_ASCII_SPACES)] = True
+    if ascii_space[data[starts]].any() or ascii_space[data[ends - 1]].any():
+        return False
+    # a wide space is 2 bytes led by C2 or 3 bytes led by E1-E3: only values with such a lead
+    # byte where the first or last character would start are compared exactly
     lead = np.zeros(256, dtype=bool)
-    lead[[0xC2, 0xE1, 0xE2, 0xE3]] = True
-    ok2, ok3 = length >= 2, length >= 3
-    tail2 = np.where(ok2, ends - 2, starts)
-    tail3 = np.where(ok3, ends - 3, starts)
-    candidate = (ok2 & lead[first]) | (ok2 & (data[tail2] == 0xC2)) | (ok3 & lead[data[tail3]])
-    if not candidate.any():
-        return True
-    s0, e0, n0 = starts[candidate], ends[candidate], length[candidate]
-
-    def code(pos: Any, n: int) -> Any:
-        value = np.zeros(len(pos), dtype=np.int64)
-        for k in range(n):
-            value = (value << 8) | data[np.minimum(pos + k, len(data) - 1)]
-        return value
-
-    found = (np.isin(code(s0, 2), two) | np.isin(code(np.maximum(e0 - 2, s0), 2), two)) & (n0 >= 2)
-    found |= (np.isin(code(s0, 3), three) | np.isin(code(np.maximum(e0 - 3, s0), 3), three)) & (n0 >= 3)
-    return not bool(found.any())
+    wide = [chr(c).encode() for c in _WIDE_SPACES]
+    for size in (2, 3):
+        lead[:] = False
+        lead[[w[0] for w in wide if len(w) == size]] = True
+        codes = np.array([int.from_bytes(w, "big") for w in wide if len(w) == size], dtype=np.int32)
+        long_enough = length >= size
+        for at in (starts, ends - size):
+            at = at[long_enough]
+            at = at[lead[data[at]]]
+            if not len(at):
+                continue
+            code = np.zeros(len(at), dtype=np.int32)
+            for k in range(size):
+                code = (code << 8) | data[at + k]
+            if np.isin(code, codes).any():
+                return False
+    return True
 
 
 def _cast_strings(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
     """Cast trimmed text to ``target``; returns the array and {index: reason} of bad values."""
     text = column.cast(pa.string())
     # long text (scopes, addresses): checking is cheaper than trimming, which copies every value
+    # (short text trims as fast as it is checked)
     long_text = pa.types.is_string(text.type) and len(text) and text.nbytes >= 48 * len(text)
     if (
         (pa.types.is_string(target) or pa.types.is_large_string(target))

@@ -8,6 +8,12 @@ gives (int2/int4 -> int64, ``numeric(p,s)`` -> decimal128, unconstrained numeric
 uuid -> text, real -> float64 through its shortest text), so the Arrow data equals the generic
 path's. Queries with a column type not handled here fall back to the generic path.
 
+A constrained ``numeric(p,s)`` column with ``p <= 18`` is read as its unscaled value,
+``(x * 10^s)::int8``, and viewed as ``decimal128`` in Arrow: exact (``|x| * 10^s < 10^p``), and it
+spares the driver's per-value numeric-to-text formatting and our text-to-decimal parse (together
+a quarter of the client's CPU on the B12 table). A ``NaN`` stored in such a column fails the
+read, as it did when the text ``NaN`` failed the decimal cast.
+
 The watermark is a bind parameter, but not of the read itself: the driver buffers a whole
 result set in memory when the query has bound parameters (it cannot use COPY then). The value
 is bound to ``set_config`` on the same session and the read compares the cursor with
@@ -59,6 +65,8 @@ _OIDS = {
     "timestamptz": 1184,
 }
 _BYTEA = "bytea"
+#: widest numeric(p,s) read as its unscaled int8 (10^18 < 2^63)
+_SCALED_MAX_PRECISION = 18
 # the driver prints numeric NaN and infinities as C does; the generic path gives Decimal's text
 _NUMERIC_WORDS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -178,6 +186,18 @@ def _numeric_text(array: pa.Array) -> pa.Array:
     return text
 
 
+def _scaled_decimal(scale: int, target: pa.DataType) -> Convert:
+    """An int8 of unscaled values (``x * 10^scale``) as ``target``: viewed as decimal128(19, scale)
+    (the same 16-byte layout as an int64 cast to decimal128(19, 0)), then cast, which checks the
+    declared precision."""
+    wide = pa.decimal128(19, scale)
+    return lambda a: a.cast(pa.decimal128(19, 0)).view(wide).cast(target)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _converter(field: pa.Field, target: pa.DataType) -> Convert | None:
     """How a column as the driver gives it becomes ``target`` (None: not a type read here)."""
     typname = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
@@ -229,6 +249,7 @@ def bulk_supported(engine: sa.Engine, plan: Plan) -> ReadLayout | None:
     if len(set(names)) != len(names):
         return None
     converts: list[Convert] = []
+    scaled: dict[str, int] = {}  # numeric(p,s) columns read as their unscaled int8
     for field in schema:
         typname = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
         precision, scale = _numeric_precision_scale(field) if typname == "numeric" else (None, None)
@@ -236,10 +257,28 @@ def bulk_supported(engine: sa.Engine, plan: Plan) -> ReadLayout | None:
         if natural is None:
             return None
         target = plan.column_types.get(field.name) or natural
-        convert = _converter(field, target)
+        convert: Convert | None
+        if (
+            precision is not None
+            and scale is not None
+            and 0 <= scale <= precision <= _SCALED_MAX_PRECISION
+            and pa.types.is_decimal(target)
+        ):
+            scaled[field.name] = scale
+            convert = _scaled_decimal(scale, target)
+        else:
+            convert = _converter(field, target)
         if convert is None:
             return None
         converts.append(convert)
+    if scaled:
+        select = ", ".join(
+            f"(scaled.{_quote(n)} * 1{'0' * scaled[n]})::int8 AS {_quote(n)}"
+            if n in scaled
+            else f"scaled.{_quote(n)}"
+            for n in names
+        )
+        text = f"SELECT {select} FROM ({text}) AS scaled"
     watermark = None
     if has_watermark:
         value = plan.params[WATERMARK_PARAM]
@@ -284,7 +323,7 @@ def bulk_batches(
                         connector.note_cursor_max(pc.max(part.column(cursor_index)).as_py())
                     yield with_origin(part, connector.source, ordinal_rows(start, part.num_rows))
                     start += part.num_rows
-    except dbapi.Error as exc:
+    except (dbapi.Error, OSError) as exc:  # pyarrow raises the stream's server errors as OSError
         raise ConnectorError(f"{connector.source}: bulk read failed: {exc}") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ConnectorError(f"{connector.source}: bulk read near row {start}: {exc}") from None

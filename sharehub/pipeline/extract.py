@@ -37,6 +37,7 @@ def extract_land(
     run over — the raw rows an earlier try landed are deleted first, so they are never doubled —
     and a run that already published is refused. A serving table found behind its curated
     snapshot is reloaded before anything else."""
+    import numpy as np
     import pyarrow as pa
 
     from connectors.conform import conform
@@ -93,12 +94,13 @@ def extract_land(
                 n = conformed.batch.num_rows
                 start = counter["rows"]
                 counter["rows"] += n
-                rids = pa.array(range(start, start + n), pa.int64())
+                # built in C, not from Python ints: pa.array(range(...)) cost ~2 µs a row
+                rids = pa.array(np.arange(start, start + n, dtype=np.int64))
                 rejects.extend(_reject_record(rj) for rj in conformed.rejects)
                 out = conformed.batch
                 cols = {name: out.column(name) for name in out.schema.names}
                 cols[RID] = rids
-                cols[RUN_ID] = pa.array([run_id] * n, pa.string())
+                cols[RUN_ID] = pa.repeat(pa.scalar(run_id, pa.string()), n)
                 yield pa.RecordBatch.from_arrays([cols[f.name] for f in rschema], schema=rschema)
                 if start == 0:
                     faults.point("extract.after_first_batch")

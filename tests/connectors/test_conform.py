@@ -165,6 +165,9 @@ def test_impossible_dates_are_rejected_not_normalised():
         ["a\t", "b"],
         ["", "b"],
         ["甲。", "乙、"],
+        ["\x1c甲", "乙"],  # ASCII 1C-1F are whitespace to utf8_trim_whitespace too
+        ["甲", "乙\u3000"],
+        ["\u2028甲", "乙"],
         [None, None],
     ],
 )

@@ -293,6 +293,51 @@ def test_postgresql_bulk_path_string_watermarks_and_driver_types(pg_url):
 
 
 @pytest.mark.services
+def test_postgresql_bulk_reads_narrow_numerics_as_unscaled_integers(pg_url):
+    """numeric(p,s) with p <= 18 travels as its unscaled int8 and equals the generic path's
+    decimals (signs, nulls, the extremes of the precision, scale 0); wider ones stay text; a NaN
+    in such a column fails the read as the decimal cast of its text did."""
+    from connectors.postgres import bulk_supported
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text(
+                'CREATE TABLE nums (id int, "Amount" numeric(18,2), whole numeric(10,0), '
+                "wide numeric(30,6), tiny numeric(3,3))"
+            )
+        )
+        c.execute(
+            sa.text(
+                "INSERT INTO nums VALUES "
+                "(1, 9999999999999999.99, 9999999999, 123456789012345678901234.5, 0.999), "
+                "(2, -9999999999999999.99, -1, -1.000001, -0.001), (3, NULL, NULL, NULL, NULL), "
+                "(4, 0, 0, 0, 0), (5, -0.01, 42, 0.5, 0.5)"
+            )
+        )
+    fast = SqlConnector(pg_url, table="nums", cursor="Amount", watermark=Decimal("-1"))
+    slow = SqlConnector(pg_url, table="nums", cursor="Amount", watermark=Decimal("-1"), copy_fast_path=False)
+    a, b = read(fast), read(slow)
+    assert fast.used_copy
+    assert a.equals(b), (a.to_pylist(), b.to_pylist())
+    assert sorted(a.column("id").to_pylist()) == [1, 4, 5]
+    full = read(SqlConnector(pg_url, table="nums"))
+    assert full.equals(read(SqlConnector(pg_url, table="nums", copy_fast_path=False)))
+    assert full.schema.field("Amount").type == pa.decimal128(18, 2)
+    assert full.column("Amount").to_pylist()[1] == Decimal("-9999999999999999.99")
+    with engine.connect() as c:
+        layout = bulk_supported(engine, SqlConnector(pg_url, table="nums").plan(c))
+    assert layout is not None
+    assert '"Amount" * 100)::int8' in layout.query and 'whole" * 1)::int8' in layout.query
+    assert 'wide" *' not in layout.query
+    with engine.begin() as c:
+        c.execute(sa.text("INSERT INTO nums (id, \"Amount\") VALUES (6, 'NaN')"))
+    with pytest.raises(ConnectorError):
+        read(SqlConnector(pg_url, table="nums"))
+    engine.dispose()
+
+
+@pytest.mark.services
 def test_postgresql_bulk_read_stopped_early_leaves_no_error(pg_url):
     conn = SqlConnector(pg_url, query="SELECT g FROM generate_series(1, 200000) g", batch_size=1000)
     batches = conn.read_batches()
