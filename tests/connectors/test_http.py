@@ -512,9 +512,13 @@ def test_a_retry_after_beyond_max_wait_fails_loudly(httpserver: HTTPServer) -> N
 
 
 def test_a_permanent_5xx_names_the_url_without_secrets_the_status_and_the_body(
-    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # an earlier test in this process may have loaded Airflow's logging config, which disables
+    # the loggers that existed then: httpx's request lines must really be emitted (and redacted)
+    for name in ("httpx", "httpcore"):
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     # the server echoes the key in its error page, as some gateways do
     httpserver.expect_request("/api/x").respond_with_data(
         f"<html>Internal error for appkey={TOKEN}: upstream DB down</html>" + "x" * 500, status=500
