@@ -515,10 +515,13 @@ def test_a_permanent_5xx_names_the_url_without_secrets_the_status_and_the_body(
     httpserver: HTTPServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # an earlier test in this process may have loaded Airflow's logging config, which disables
-    # the loggers that existed then: httpx's request lines must really be emitted (and redacted)
+    # an earlier test in this process may have loaded Airflow's logging config, which sets httpx's
+    # logger to WARNING (and can disable existing loggers): httpx's request lines must really be
+    # emitted here, so that their redaction is tested
     for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=name)
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
     # the server echoes the key in its error page, as some gateways do
     httpserver.expect_request("/api/x").respond_with_data(
         f"<html>Internal error for appkey={TOKEN}: upstream DB down</html>" + "x" * 500, status=500
